@@ -1,0 +1,96 @@
+/**
+ * The Fastify application: body parsing, CORS and browser security headers, the stream routes
+ * (one file per protocol operation under ./routes), and the error mapping.
+ */
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import cors from '@fastify/cors';
+import type { HttpContext } from './context.ts';
+import { installErrorHandler } from './error-handler.ts';
+import { STREAM_PREFIX } from './stream-path.ts';
+import { createStream } from './routes/create.ts';
+import { appendToStream } from './routes/append.ts';
+import { deleteStream } from './routes/delete.ts';
+import { headStream } from './routes/head.ts';
+import { readStream } from './routes/read.ts';
+
+/** Request headers a browser may send (CORS preflight, PROTOCOL.md §13.2). */
+const ALLOWED_REQUEST_HEADERS = [
+  'Content-Type',
+  'Authorization',
+  'If-None-Match',
+  'Stream-TTL',
+  'Stream-Expires-At',
+  'Stream-Closed',
+  'Stream-Seq',
+  'Stream-Forked-From',
+  'Stream-Fork-Offset',
+  'Stream-Fork-Sub-Offset',
+  'Producer-Id',
+  'Producer-Epoch',
+  'Producer-Seq',
+];
+
+/** Response headers a browser script may read. */
+const EXPOSED_RESPONSE_HEADERS = [
+  'Stream-Next-Offset',
+  'Stream-Cursor',
+  'Stream-Up-To-Date',
+  'Stream-Closed',
+  'Stream-TTL',
+  'Stream-Expires-At',
+  'Stream-SSE-Data-Encoding',
+  'Producer-Epoch',
+  'Producer-Seq',
+  'Producer-Expected-Seq',
+  'Producer-Received-Seq',
+  'ETag',
+  'Location',
+  'Content-Type',
+  'Retry-After',
+];
+
+export interface AppOptions {
+  context: HttpContext;
+  logger?: FastifyServerOptions['logger'];
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { context } = options;
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: context.limits.maxAppendBytes,
+    // Stream paths may be long; Fastify's default of 100 characters per parameter is too small.
+    maxParamLength: 4096,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+  });
+
+  await app.register(cors, {
+    origin: '*',
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ALLOWED_REQUEST_HEADERS,
+    exposedHeaders: EXPOSED_RESPONSE_HEADERS,
+    maxAge: 86_400,
+  });
+
+  // Browser security headers on every response (PROTOCOL.md §12.7).
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('cross-origin-resource-policy', 'cross-origin');
+  });
+
+  // Bodies are bytes whatever their type; JSON mode parses them itself.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  installErrorHandler(app, context.limits.maxAppendBytes);
+
+  const route = `${STREAM_PREFIX}*`;
+  app.put(route, (request, reply) => createStream(context, request, reply));
+  app.post(route, (request, reply) => appendToStream(context, request, reply));
+  app.delete(route, (request, reply) => deleteStream(context, request, reply));
+  app.head(route, (request, reply) => headStream(context, request, reply));
+  app.get(route, { exposeHeadRoute: false }, (request, reply) => readStream(context, request, reply));
+
+  return app;
+}

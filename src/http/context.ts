@@ -1,0 +1,25 @@
+/**
+ * What every route needs: the registry, the limits, the injected clock and random source.
+ */
+import type { Clock, RandomSource } from '../clock.ts';
+import type { StreamRegistry } from '../stream/registry.ts';
+import type { LiveReaders } from './live-readers.ts';
+
+export interface HttpLimits {
+  /** Largest accepted request body (413 above). */
+  maxAppendBytes: number;
+  /** Largest catch-up response body before the response is cut (Stream-Up-To-Date absent). */
+  maxChunkBytes: number;
+  /** How long a long-poll waits for data before 204. */
+  longPollTimeoutMs: number;
+  /** How long an SSE connection stays open before the server closes it (§10.2: ~60 s). */
+  sseReconnectMs: number;
+}
+
+export interface HttpContext {
+  registry: StreamRegistry;
+  limits: HttpLimits;
+  clock: Clock;
+  random: RandomSource;
+  live: LiveReaders;
+}

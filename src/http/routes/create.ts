@@ -1,0 +1,48 @@
+/**
+ * PUT — create a stream, create-closed, or fork (PROTOCOL.md §5.1, §4.2).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { BadRequestError } from '../../protocol/errors.ts';
+import { isValidContentType } from '../../protocol/content-type.ts';
+import {
+  parseClosedFlag,
+  parseExpiresAtMs,
+  parseForkOffset,
+  parseForkSubOffset,
+  parseTtlSeconds,
+  singleHeader,
+} from '../../protocol/headers.ts';
+import type { HttpContext } from '../context.ts';
+import { streamPathOf, streamPathOfHeader } from '../stream-path.ts';
+import { setStreamMetadataHeaders } from '../stream-headers.ts';
+
+export async function createStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const path = streamPathOf(request.url);
+  const headers = request.headers;
+  const contentType = singleHeader(headers['content-type'], 'Content-Type');
+  if (contentType !== undefined && !isValidContentType(contentType)) throw new BadRequestError('Content-Type is malformed');
+  const forkedFrom = singleHeader(headers['stream-forked-from'], 'Stream-Forked-From');
+  const forkOffset = parseForkOffset(headers['stream-fork-offset']);
+  const forkSubOffset = parseForkSubOffset(headers['stream-fork-sub-offset']);
+  if (forkedFrom === undefined && (forkOffset !== undefined || forkSubOffset !== undefined)) {
+    throw new BadRequestError('Stream-Fork-Offset and Stream-Fork-Sub-Offset require Stream-Forked-From');
+  }
+  const outcome = await context.registry.create({
+    path,
+    contentType,
+    ttlSeconds: parseTtlSeconds(headers['stream-ttl']),
+    expiresAtMs: parseExpiresAtMs(headers['stream-expires-at']),
+    closed: parseClosedFlag(headers['stream-closed']),
+    body: (request.body as Buffer | undefined) ?? Buffer.alloc(0),
+    fork:
+      forkedFrom === undefined
+        ? undefined
+        : { sourcePath: streamPathOfHeader(forkedFrom), offset: forkOffset, subOffset: forkSubOffset },
+  });
+  const stream = outcome.stream;
+  setStreamMetadataHeaders(reply, stream);
+  reply.header('stream-next-offset', context.registry.offsetOf(stream, stream.tailOffset));
+  if (stream.closed) reply.header('stream-closed', 'true');
+  if (outcome.created) reply.header('location', `${request.protocol}://${request.host}${request.url.split('?')[0]}`);
+  reply.code(outcome.created ? 201 : 200).send();
+}

@@ -1,0 +1,95 @@
+/**
+ * GET — catch-up reads and long-poll (PROTOCOL.md §5.6, §5.7, §8 sentinels, §10.1 caching);
+ * `live=sse` is handed to ./sse.ts.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { BadRequestError, StreamNotFoundError } from '../../protocol/errors.ts';
+import { CACHE_CONTROL_NO_STORE, CACHE_CONTROL_SHARED, ifNoneMatchHits, readEtag } from '../../protocol/caching.ts';
+import { responseCursor } from '../../protocol/cursor.ts';
+import { jsonArrayBody } from '../../protocol/json-mode.ts';
+import { parseOffsetQuery } from '../../protocol/offset.ts';
+import type { StreamState } from '../../stream/stream-state.ts';
+import type { HttpContext } from '../context.ts';
+import { streamPathOf } from '../stream-path.ts';
+import { streamSse } from './sse.ts';
+
+type Query = Record<string, string | string[] | undefined>;
+
+/** A query parameter that must appear at most once. */
+export function queryParam(query: Query, name: string): string | undefined {
+  const value = query[name];
+  if (Array.isArray(value)) {
+    if (value.length > 1) throw new BadRequestError(`query parameter ${name} must appear once`);
+    return value[0];
+  }
+  return value;
+}
+
+/** Where a read starts: `-1`/absent → stream start, `now` → durable tail, a token → its position. */
+export function readStartPosition(context: HttpContext, stream: StreamState, offsetText: string | undefined): { position: number; now: boolean } {
+  const query = parseOffsetQuery(offsetText);
+  if (query === undefined) throw new BadRequestError('offset is malformed');
+  if (query.kind === 'start') return { position: 0, now: false };
+  if (query.kind === 'now') return { position: stream.durableOffset, now: true };
+  return { position: context.registry.resolvePosition(stream, query.token), now: false };
+}
+
+export async function readStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const path = streamPathOf(request.url);
+  const query = request.query as Query;
+  const live = queryParam(query, 'live');
+  const offsetText = queryParam(query, 'offset');
+  const cursor = queryParam(query, 'cursor');
+  if (live !== undefined && live !== 'long-poll' && live !== 'sse') throw new BadRequestError('live must be long-poll or sse');
+  if (live !== undefined && offsetText === undefined) throw new BadRequestError(`offset is required with live=${live}`);
+  const stream = context.registry.get(path, { touch: true });
+  const start = readStartPosition(context, stream, offsetText);
+
+  if (live === 'sse') return streamSse(context, request, reply, stream, start.position, cursor);
+
+  const registry = context.registry;
+  reply.header('content-type', stream.contentType);
+  if (start.now && live === undefined) {
+    reply.header('stream-next-offset', registry.offsetOf(stream, start.position));
+    reply.header('stream-up-to-date', 'true');
+    if (stream.durableClosed) reply.header('stream-closed', 'true');
+    reply.header('cache-control', CACHE_CONTROL_NO_STORE);
+    reply.code(200).send(stream.isJson ? Buffer.from('[]') : Buffer.alloc(0));
+    return;
+  }
+
+  if (live === 'long-poll' && start.position >= stream.durableOffset) {
+    if (!stream.durableClosed) {
+      const abort = new AbortController();
+      request.raw.once('close', () => abort.abort());
+      const reason = await context.live.wait(stream, context.limits.longPollTimeoutMs, abort.signal);
+      if (!registry.isCurrent(stream) || stream.softDeleted) throw new StreamNotFoundError(path);
+      if (reason === 'aborted' && abort.signal.aborted) return;
+    }
+    if (start.position >= stream.durableOffset) {
+      reply.header('stream-next-offset', registry.offsetOf(stream, stream.durableOffset));
+      reply.header('stream-up-to-date', 'true');
+      reply.header('cache-control', CACHE_CONTROL_NO_STORE);
+      if (stream.durableClosed) reply.header('stream-closed', 'true');
+      else reply.header('stream-cursor', responseCursor(cursor, context.clock, context.random));
+      reply.code(204).send();
+      return;
+    }
+  }
+
+  const { parts, end } = registry.read(stream, start.position, context.limits.maxChunkBytes);
+  const upToDate = end === stream.durableOffset;
+  const closed = upToDate && stream.durableClosed;
+  const etag = readEtag(stream.incarnation, start.position, end, closed);
+  reply.header('stream-next-offset', registry.offsetOf(stream, end));
+  reply.header('etag', etag);
+  reply.header('cache-control', CACHE_CONTROL_SHARED);
+  if (upToDate) reply.header('stream-up-to-date', 'true');
+  if (closed) reply.header('stream-closed', 'true');
+  if (live === 'long-poll' || !closed) reply.header('stream-cursor', responseCursor(cursor, context.clock, context.random));
+  if (ifNoneMatchHits(request.headers['if-none-match'], etag)) {
+    reply.code(304).send();
+    return;
+  }
+  reply.code(200).send(stream.isJson ? jsonArrayBody(parts) : parts.length === 1 ? parts[0] : Buffer.concat(parts));
+}

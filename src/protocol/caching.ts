@@ -1,0 +1,25 @@
+/**
+ * Cache validators and Cache-Control values (PROTOCOL.md §5.5, §10.1, §12.7).
+ */
+
+/** Catch-up and long-poll 200s of shared streams (§10.1). */
+export const CACHE_CONTROL_SHARED = 'public, max-age=60, stale-while-revalidate=300';
+/** HEAD, `offset=now`, 204s and anything describing the moving tail (§5.5, §8). */
+export const CACHE_CONTROL_NO_STORE = 'no-store';
+
+/**
+ * ETag of a read response: stream incarnation, start and end positions, and `:c` when the
+ * response carries the closure signal, so closing a stream changes the validator (§10.1).
+ */
+export function readEtag(incarnation: number, start: number, end: number, closed: boolean): string {
+  return `"${incarnation}:${start}:${end}${closed ? ':c' : ''}"`;
+}
+
+/** True when an `If-None-Match` header value matches `etag` (list or `*`, weak or strong). */
+export function ifNoneMatchHits(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  return header.split(',').some((candidate) => {
+    const trimmed = candidate.trim();
+    return trimmed === '*' || trimmed === etag || trimmed === `W/${etag}`;
+  });
+}

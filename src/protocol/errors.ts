@@ -1,0 +1,94 @@
+/**
+ * Typed protocol errors. Each class is one failure the protocol distinguishes; it carries the
+ * HTTP status and the headers PROTOCOL.md requires with it. The HTTP layer maps these in one
+ * error handler (src/http/error-handler.ts) — a status is never chosen by matching message text.
+ */
+
+/** Base of every error that reaches a client with a defined status. */
+export class ProtocolError extends Error {
+  /** Stable machine-readable code, e.g. `STREAM_NOT_FOUND`. */
+  readonly code: string;
+  /** HTTP status code sent to the client. */
+  readonly statusCode: number;
+  /** Extra response headers the protocol requires for this failure. */
+  readonly headers: Record<string, string>;
+
+  constructor(code: string, statusCode: number, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.statusCode = statusCode;
+    this.headers = headers;
+  }
+}
+
+/** 400: malformed header, offset, TTL, JSON body, or parameter (PROTOCOL.md §5). */
+export class BadRequestError extends ProtocolError {
+  constructor(message: string) {
+    super('BAD_REQUEST', 400, message);
+  }
+}
+
+/** 404: no stream at this path (or it expired). */
+export class StreamNotFoundError extends ProtocolError {
+  constructor(path: string) {
+    super('STREAM_NOT_FOUND', 404, `stream not found: ${path}`);
+  }
+}
+
+/** 410: the stream is soft-deleted (§4.2) or the offset is before the retained start. */
+export class GoneError extends ProtocolError {
+  constructor(message: string) {
+    super('GONE', 410, message);
+  }
+}
+
+/** 409: configuration mismatch, content-type mismatch, Stream-Seq regression (§5.1, §5.2). */
+export class ConflictError extends ProtocolError {
+  constructor(message: string, headers: Record<string, string> = {}) {
+    super('CONFLICT', 409, message, headers);
+  }
+}
+
+/** 409 with `Stream-Closed: true` and the final `Stream-Next-Offset` (§5.2). */
+export class StreamClosedError extends ProtocolError {
+  constructor(nextOffset: string) {
+    super('STREAM_CLOSED', 409, 'stream is closed', {
+      'stream-closed': 'true',
+      'stream-next-offset': nextOffset,
+    });
+  }
+}
+
+/** 403: stale producer epoch (zombie fencing), with the current epoch (§5.2.1). */
+export class StaleProducerEpochError extends ProtocolError {
+  constructor(currentEpoch: number) {
+    super('STALE_PRODUCER_EPOCH', 403, `stale producer epoch; current epoch is ${currentEpoch}`, {
+      'producer-epoch': String(currentEpoch),
+    });
+  }
+}
+
+/** 409: producer sequence gap, with expected and received sequence numbers (§5.2.1). */
+export class ProducerSequenceGapError extends ProtocolError {
+  constructor(expectedSeq: number, receivedSeq: number) {
+    super('PRODUCER_SEQUENCE_GAP', 409, `producer sequence gap: expected ${expectedSeq}, received ${receivedSeq}`, {
+      'producer-expected-seq': String(expectedSeq),
+      'producer-received-seq': String(receivedSeq),
+    });
+  }
+}
+
+/** 413: request body exceeds `--max-append-bytes`. */
+export class PayloadTooLargeError extends ProtocolError {
+  constructor(limitBytes: number) {
+    super('PAYLOAD_TOO_LARGE', 413, `request body exceeds the limit of ${limitBytes} bytes`);
+  }
+}
+
+/** 503 with `Retry-After`: a bounded resource is full or storage is failing; retry later. */
+export class ServiceUnavailableError extends ProtocolError {
+  constructor(message: string, retryAfterSeconds = 1) {
+    super('SERVICE_UNAVAILABLE', 503, message, { 'retry-after': String(retryAfterSeconds) });
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Offset tokens (PROTOCOL.md §8).
+ *
+ * A token is `<incarnation>_<position>`: the stream incarnation and the logical byte position, each
+ * 16 zero-padded decimal digits so that tokens sort lexicographically.
+ * Incarnations come from one server-wide counter that only grows, so:
+ * - a path deleted and created again mints tokens that never equal its earlier incarnation's, and
+ *   cached URLs (`?offset=…`) of the old incarnation can never be served for the new one;
+ * - a fork is always created after its source, so its own tokens sort after every inherited token.
+ * Tokens contain only digits and `_`: URL-safe, and never the sentinels `-1` or `now`.
+ *
+ * The all-zero token (incarnation 0, position 0) names the start of any stream, like `-1`: it is
+ * the zero offset of the upstream reference server's format, which clients (and the upstream
+ * conformance suite) use to fork at the very start.
+ */
+
+export const INCARNATION_DIGITS = 16;
+export const POSITION_DIGITS = 16;
+/** Largest position a token can carry (10^16 − 1 bytes, about 8.9 PiB). */
+export const POSITION_MAX = 10 ** POSITION_DIGITS - 1;
+
+const TOKEN_PATTERN = /^(\d{16})_(\d{16})$/;
+
+/** Incarnation of the universal zero offset. */
+export const ZERO_INCARNATION = 0;
+
+/** A decoded offset: which incarnation minted it and the byte position it names. */
+export interface OffsetToken {
+  incarnation: number;
+  position: number;
+}
+
+/** A parsed `offset` query value: a sentinel or a token. */
+export type OffsetQuery = { kind: 'start' } | { kind: 'now' } | { kind: 'token'; token: OffsetToken };
+
+/** Formats a token; `position` is a byte count ≥ 0. */
+export function formatOffset(incarnation: number, position: number): string {
+  return `${String(incarnation).padStart(INCARNATION_DIGITS, '0')}_${String(position).padStart(POSITION_DIGITS, '0')}`;
+}
+
+/** Parses a token; returns undefined when the text is not a well-formed token. */
+export function parseOffsetToken(text: string): OffsetToken | undefined {
+  const match = TOKEN_PATTERN.exec(text);
+  if (match === null) return undefined;
+  return { incarnation: Number(match[1]), position: Number(match[2]) };
+}
+
+/**
+ * Parses the `offset` query parameter. An absent parameter means the stream start (§5.6).
+ * Returns undefined for a malformed value (the caller answers 400).
+ */
+export function parseOffsetQuery(text: string | undefined): OffsetQuery | undefined {
+  if (text === undefined || text === '-1') return { kind: 'start' };
+  if (text === 'now') return { kind: 'now' };
+  const token = parseOffsetToken(text);
+  return token === undefined ? undefined : { kind: 'token', token };
+}

@@ -1,0 +1,93 @@
+/**
+ * The hot tail of one stream (DESIGN.md vocabulary): its unsealed bytes `[sealedOffset, tailOffset)`
+ * in memory, kept as the append entries that produced them (one Buffer per append, never copied).
+ * Entry boundaries are append boundaries, so in JSON mode they are always message boundaries.
+ */
+
+interface Entry {
+  /** Logical byte position of the entry's first byte. */
+  start: number;
+  data: Buffer;
+}
+
+export class HotTail {
+  #entries: Entry[] = [];
+  #startPosition: number;
+  #endPosition: number;
+
+  /** @param startPosition logical position of the first byte this tail will hold. */
+  constructor(startPosition: number) {
+    this.#startPosition = startPosition;
+    this.#endPosition = startPosition;
+  }
+
+  /** First position held (the sealed offset). */
+  get startPosition(): number {
+    return this.#startPosition;
+  }
+
+  /** Position after the last byte held (the tail offset). */
+  get endPosition(): number {
+    return this.#endPosition;
+  }
+
+  /** Bytes held in memory. */
+  get sizeBytes(): number {
+    return this.#endPosition - this.#startPosition;
+  }
+
+  /** Appends one entry; returns the new end position. Empty data is ignored. */
+  append(data: Buffer): number {
+    if (data.length === 0) return this.#endPosition;
+    this.#entries.push({ start: this.#endPosition, data });
+    this.#endPosition += data.length;
+    return this.#endPosition;
+  }
+
+  /**
+   * Slices of `[from, to)` in order, cut to at most `maxBytes` — at an entry boundary when
+   * `wholeEntries` is set (JSON mode), but never returning nothing when data exists.
+   * Positions must satisfy `startPosition ≤ from ≤ to ≤ endPosition`.
+   * @returns the slices (views, not copies) and the position after the last byte returned.
+   */
+  read(from: number, to: number, maxBytes: number, wholeEntries: boolean): { parts: Buffer[]; end: number } {
+    if (from < this.#startPosition || to > this.#endPosition || from > to) {
+      throw new RangeError(`hot tail read [${from}, ${to}) outside [${this.#startPosition}, ${this.#endPosition})`);
+    }
+    const parts: Buffer[] = [];
+    let at = from;
+    let budget = maxBytes;
+    for (let i = this.#indexOf(from); i < this.#entries.length && at < to; i++) {
+      const entry = this.#entries[i];
+      const sliceStart = at - entry.start;
+      const sliceEnd = Math.min(entry.data.length, to - entry.start);
+      let length = sliceEnd - sliceStart;
+      if (length > budget) {
+        if (parts.length > 0 && wholeEntries) break;
+        if (!wholeEntries) length = budget;
+      }
+      parts.push(entry.data.subarray(sliceStart, sliceStart + length));
+      at += length;
+      budget -= length;
+      if (budget <= 0) break;
+    }
+    return { parts, end: at };
+  }
+
+  /** All entries with their start positions (checkpoints and sealing). */
+  entries(): readonly Entry[] {
+    return this.#entries;
+  }
+
+  /** Index of the entry holding `position` (or the first entry at/after it). */
+  #indexOf(position: number): number {
+    let low = 0;
+    let high = this.#entries.length - 1;
+    while (low < high) {
+      const mid = (low + high + 1) >>> 1;
+      if (this.#entries[mid].start <= position) low = mid;
+      else high = mid - 1;
+    }
+    return low;
+  }
+}

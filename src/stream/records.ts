@@ -1,0 +1,41 @@
+/**
+ * WAL records of the stream layer. Every state change of a stream is one record, applied by the
+ * same function live and at replay (src/stream/registry.ts `apply`), so recovery reproduces the
+ * exact state. A producer-state change travels in the same record as its data (exactly-once
+ * across crashes, DESIGN.md invariants). Fields are short because every append carries them.
+ */
+
+/** A stream is created (with its initial bytes, already in stored form). */
+export interface CreateRecord {
+  t: 'create';
+  /** New incarnation number (server-wide, increasing). */
+  inc: number;
+  path: string;
+  contentType: string;
+  ttlSeconds?: number;
+  expiresAtMs?: number;
+  closed: boolean;
+  /** Fork source incarnation and the logical position where the fork diverges. */
+  fork?: { inc: number; position: number };
+  data?: Buffer;
+  createdAtMs: number;
+}
+
+/** Bytes appended to a stream, optionally with producer state, Stream-Seq and closure. */
+export interface AppendRecord {
+  t: 'append';
+  inc: number;
+  data?: Buffer;
+  /** `[producerId, epoch, seq]` accepted with this append. */
+  producer?: [string, number, number];
+  streamSeq?: string;
+  close?: boolean;
+}
+
+/** A stream is deleted (soft-deleted while forks reference it). */
+export interface DeleteRecord {
+  t: 'delete';
+  inc: number;
+}
+
+export type StreamRecord = CreateRecord | AppendRecord | DeleteRecord;
