@@ -2,7 +2,7 @@
  * The Fastify application: body parsing, CORS and browser security headers, the stream routes
  * (one file per protocol operation under ./routes), and the error mapping.
  */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
 import type { HttpContext } from './context.ts';
 import { installErrorHandler } from './error-handler.ts';
@@ -51,17 +51,19 @@ const EXPOSED_RESPONSE_HEADERS = [
 
 export interface AppOptions {
   context: HttpContext;
-  logger?: FastifyServerOptions['logger'];
+  /** A pino logger for request logs; none when absent. */
+  logger?: FastifyBaseLogger;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { context } = options;
   const app = Fastify({
-    logger: options.logger ?? false,
+    ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
     bodyLimit: context.limits.maxAppendBytes,
     // Stream paths may be long; Fastify's default of 100 characters per parameter is too small.
-    maxParamLength: 4096,
-    disableRequestLogging: true,
+    routerOptions: { maxParamLength: 4096 },
+    // Quiet on hot paths: no per-request log lines (errors are still logged by the error handler).
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   });
 

@@ -1,0 +1,146 @@
+/**
+ * WAL frame codec. A frame is
+ *
+ *     [u32 LE payloadBytes][u32 LE crc32(payload)][payload]
+ *
+ * where the payload is the msgpack encoding (msgpackr) of one opaque record: plain objects,
+ * arrays, strings, numbers, booleans, null and binary (Buffer / Uint8Array). Binary decodes as
+ * a Node `Buffer`. A frame is self-contained: no msgpackr shared structures, so any frame can
+ * be decoded alone. The checksum covers the payload; the length field is checked against a
+ * limit, and zero is invalid (a msgpack value is never empty, and zero-filled space at the end
+ * of a file after a crash must not decode as records).
+ */
+import { crc32 } from 'node:zlib';
+import { Packr, RESERVE_START_SPACE } from 'msgpackr';
+import { WalRecordTooLargeError } from './errors.ts';
+import { WAL_FRAME_PAYLOAD_BYTES_MAX } from './wal-limits.ts';
+
+/** Bytes of the frame header: payload length and checksum. */
+export const FRAME_HEADER_BYTES = 8;
+
+// useRecords: false — no shared structures between frames, so each frame decodes alone.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/**
+ * Encodes `record` as one frame. The payload is encoded once, straight into the returned
+ * buffer after 8 reserved header bytes, so a record's binary is copied exactly once. The
+ * result does not alias `record`: the caller may reuse its buffers afterwards.
+ *
+ * @param payloadBytesMax largest accepted payload, bytes (default `WAL_FRAME_PAYLOAD_BYTES_MAX`).
+ * @throws WalRecordTooLargeError if the payload exceeds `payloadBytesMax`.
+ * @throws Error from msgpackr for a value it cannot encode.
+ */
+export function encodeFrame(record: unknown, payloadBytesMax: number = WAL_FRAME_PAYLOAD_BYTES_MAX): Buffer {
+  const frame = packr.pack(record, RESERVE_START_SPACE | FRAME_HEADER_BYTES);
+  const payloadBytes = frame.length - FRAME_HEADER_BYTES;
+  if (payloadBytes > payloadBytesMax) throw new WalRecordTooLargeError(payloadBytes, payloadBytesMax);
+  frame.writeUInt32LE(payloadBytes, 0);
+  frame.writeUInt32LE(crc32(frame.subarray(FRAME_HEADER_BYTES)), 4);
+  return frame;
+}
+
+/**
+ * Why a frame could not be read:
+ * - `incomplete`: the buffer ends inside the header or the payload (a torn write at a file end);
+ * - `checksum-mismatch`: the payload's crc32 differs from the header;
+ * - `length-invalid`: the length field is 0 or above the limit;
+ * - `undecodable`: the checksum matched but msgpack decoding failed (never a torn write).
+ */
+export type FrameProblemKind = 'incomplete' | 'checksum-mismatch' | 'length-invalid' | 'undecodable';
+
+/** The first bad frame in a buffer. `offsetBytes` is where the frame starts. */
+export interface FrameProblem {
+  kind: FrameProblemKind;
+  offsetBytes: number;
+  detail: string;
+}
+
+/** One decoded record and the offset just past its frame. */
+export interface DecodedFrame {
+  record: unknown;
+  endOffsetBytes: number;
+}
+
+/** Result of walking a buffer: the good prefix, and the problem that ended it, if any. */
+export interface FrameScanResult {
+  frameCount: number;
+  /** End of the last good frame: the length to truncate to when discarding a torn tail. */
+  validEndBytes: number;
+  problem: FrameProblem | undefined;
+}
+
+export interface FrameDecodeResult extends FrameScanResult {
+  frames: DecodedFrame[];
+}
+
+/** Checks the frame at `offset` (< buf.length); returns its payload length or the problem. */
+function checkFrame(buf: Buffer, offset: number, payloadBytesMax: number): number | FrameProblem {
+  const remainingBytes = buf.length - offset;
+  if (remainingBytes < FRAME_HEADER_BYTES) {
+    return { kind: 'incomplete', offsetBytes: offset, detail: `header needs ${FRAME_HEADER_BYTES} bytes, ${remainingBytes} remain` };
+  }
+  const payloadBytes = buf.readUInt32LE(offset);
+  if (payloadBytes === 0 || payloadBytes > payloadBytesMax) {
+    return { kind: 'length-invalid', offsetBytes: offset, detail: `payload length ${payloadBytes} outside 1..${payloadBytesMax}` };
+  }
+  if (remainingBytes - FRAME_HEADER_BYTES < payloadBytes) {
+    return {
+      kind: 'incomplete',
+      offsetBytes: offset,
+      detail: `payload needs ${payloadBytes} bytes, ${remainingBytes - FRAME_HEADER_BYTES} remain`,
+    };
+  }
+  const payloadStart = offset + FRAME_HEADER_BYTES;
+  const expected = buf.readUInt32LE(offset + 4);
+  const actual = crc32(buf.subarray(payloadStart, payloadStart + payloadBytes));
+  if (actual !== expected) {
+    return { kind: 'checksum-mismatch', offsetBytes: offset, detail: `crc32 ${actual} != header ${expected}` };
+  }
+  return payloadBytes;
+}
+
+/**
+ * Walks `buf` checking lengths and checksums without decoding payloads (cheap; recovery uses it
+ * to find a torn tail before anything is written after it).
+ */
+export function scanFrames(buf: Buffer, payloadBytesMax: number = WAL_FRAME_PAYLOAD_BYTES_MAX): FrameScanResult {
+  let offset = 0;
+  let frameCount = 0;
+  while (offset < buf.length) {
+    const checked = checkFrame(buf, offset, payloadBytesMax);
+    if (typeof checked !== 'number') return { frameCount, validEndBytes: offset, problem: checked };
+    offset += FRAME_HEADER_BYTES + checked;
+    frameCount++;
+  }
+  return { frameCount, validEndBytes: offset, problem: undefined };
+}
+
+/**
+ * Walks `buf` and decodes every frame up to the first bad one. Each record's payload is first
+ * copied into its own allocation, so decoded Buffers never alias `buf` (a whole file) — they
+ * alias only their own record's payload, which the caller may keep for as long as it likes.
+ */
+export function decodeFrames(buf: Buffer, payloadBytesMax: number = WAL_FRAME_PAYLOAD_BYTES_MAX): FrameDecodeResult {
+  const frames: DecodedFrame[] = [];
+  let offset = 0;
+  while (offset < buf.length) {
+    const checked = checkFrame(buf, offset, payloadBytesMax);
+    if (typeof checked !== 'number') return { frames, frameCount: frames.length, validEndBytes: offset, problem: checked };
+    const payloadStart = offset + FRAME_HEADER_BYTES;
+    const endOffsetBytes = payloadStart + checked;
+    // allocUnsafeSlow: never a slice of Node's shared 8 KiB pool, which a long-lived record
+    // would otherwise pin along with its neighbours.
+    const payload = Buffer.allocUnsafeSlow(checked);
+    buf.copy(payload, 0, payloadStart, endOffsetBytes);
+    let record: unknown;
+    try {
+      record = packr.unpack(payload);
+    } catch (err) {
+      const problem: FrameProblem = { kind: 'undecodable', offsetBytes: offset, detail: `msgpack: ${(err as Error).message}` };
+      return { frames, frameCount: frames.length, validEndBytes: offset, problem };
+    }
+    frames.push({ record, endOffsetBytes });
+    offset = endOffsetBytes;
+  }
+  return { frames, frameCount: frames.length, validEndBytes: offset, problem: undefined };
+}

@@ -1,0 +1,171 @@
+/**
+ * Opening the WAL directory after a start or a crash: load the newest checkpoint, repair a torn
+ * final write, hand back the records to replay, and start a writer on a fresh file.
+ *
+ * Part of DESIGN.md "Key decisions: Acknowledge on the local WAL": an acknowledged append is in
+ * a durable frame, so it is replayed; a crash can only tear the frames of the last, unacknowledged
+ * batch, at the end of the last file. Anything else that is damaged is corruption and stops
+ * the start rather than silently losing acknowledged records.
+ */
+import { join } from 'node:path';
+import type { Clock } from '../clock.ts';
+import { readCheckpointFile, deleteObsoleteFiles } from './checkpoint.ts';
+import { WalCorruptError } from './errors.ts';
+import { decodeFrames, scanFrames } from './record-codec.ts';
+import { parseWalDir, walFilePath } from './wal-files.ts';
+import { nodeWalFs, type WalFs } from './wal-fs.ts';
+import { silentWalLogger, type WalLogger } from './wal-logger.ts';
+import { WalWriter, type WalCommitInfo, type WalDurability } from './wal-writer.ts';
+
+export interface OpenWalOptions {
+  /** WAL directory; created if absent. Holds only this WAL's files. */
+  dir: string;
+  durability: WalDurability;
+  /** See `WalWriterOptions.walFileBytesMax`. Default 64 MiB. */
+  walFileBytesMax?: number;
+  /** See `WalWriterOptions.queueBytesMax`. Default 256 MiB. */
+  queueBytesMax?: number;
+  /** Receives the torn-tail warning and the replay summary. Default: silent. */
+  logger?: WalLogger;
+  onCommit?: (info: WalCommitInfo) => void;
+  /** File-system operations (fault injection). Default: node:fs. */
+  fs?: WalFs;
+  /** Monotonic clock for durations. Default: `performance.now()`. */
+  clock?: Clock;
+}
+
+export interface OpenedWal {
+  /** Appends go to a new file, after every file that existed at open. */
+  writer: WalWriter;
+  /** The newest checkpoint's snapshot; `undefined` when there is no checkpoint (then
+   * `checkpointWalSeqStart` is `undefined` too). Apply it before the replayed records. */
+  checkpoint: unknown;
+  /** First WAL file seq the checkpoint does not cover. */
+  checkpointWalSeqStart: number | undefined;
+  /**
+   * The records after the checkpoint, in append order, reading one WAL file at a time. Covers
+   * the files that existed at open (not the new writer's). Call before appending. Throws
+   * `WalCorruptError` (file, offset) at a bad frame, before yielding any record of that file.
+   */
+  replay(): AsyncIterable<unknown>;
+}
+
+/**
+ * Opens (or creates) the WAL in `options.dir`.
+ *
+ * Steps: remove `*.tmp` leftovers of unfinished checkpoints; load the newest checkpoint
+ * `checkpoint-<S>.ckpt`; check that WAL files S, S+1, … are all present (S = 1 without a
+ * checkpoint); delete files the checkpoint made obsolete; check the last WAL file, and if its
+ * end is a torn write (incomplete frame, bad checksum, bad length), truncate it to the last
+ * good frame and log a warning with file, offset and discarded bytes; then create the writer
+ * on file max(last + 1, S), so no recovered file is ever appended to.
+ *
+ * @throws WalCorruptError if the newest checkpoint is damaged (no fallback to an older one:
+ *   the WAL files it relied on may be deleted) or a WAL file is missing.
+ * @throws the I/O error if the directory cannot be read or the new file cannot be created.
+ */
+export async function openWal(options: OpenWalOptions): Promise<OpenedWal> {
+  const { dir, durability } = options;
+  const fs = options.fs ?? nodeWalFs;
+  const logger = options.logger ?? silentWalLogger;
+  const clock = options.clock ?? { nowMs: () => performance.now() };
+
+  await fs.mkdir(dir);
+  const listing = parseWalDir(await fs.readdir(dir));
+  for (const name of listing.tmpNames) {
+    await fs.unlink(join(dir, name)).then(
+      () => logger.info({ file: join(dir, name) }, 'WAL: removed unfinished checkpoint'),
+      (err: unknown) => logger.warn({ file: join(dir, name), err }, 'WAL: could not remove unfinished checkpoint'),
+    );
+  }
+
+  const checkpointWalSeqStart = listing.checkpointSeqs.at(-1);
+  let checkpoint: unknown;
+  if (checkpointWalSeqStart !== undefined) checkpoint = await readCheckpointFile(fs, dir, checkpointWalSeqStart);
+  const walSeqStart = checkpointWalSeqStart ?? 1;
+
+  const replaySeqs = listing.walSeqs.filter((seq) => seq >= walSeqStart);
+  replaySeqs.forEach((seq, i) => {
+    if (seq !== walSeqStart + i) {
+      throw new WalCorruptError(
+        walFilePath(dir, walSeqStart + i),
+        0,
+        `WAL file missing (found ${walFilePath(dir, seq)} instead); ${checkpointWalSeqStart === undefined ? 'no checkpoint' : `checkpoint starts at ${walSeqStart}`}`,
+      );
+    }
+  });
+  // Left by a crash between writing a checkpoint and deleting what it made obsolete.
+  const staleFileCount =
+    listing.walSeqs.filter((seq) => seq < walSeqStart).length +
+    listing.checkpointSeqs.filter((seq) => seq < walSeqStart).length;
+  if (staleFileCount > 0) await deleteObsoleteFiles({ fs, dir, walSeqStart, logger });
+
+  const lastSeq = replaySeqs.at(-1);
+  let replayBytes = 0;
+  for (const seq of replaySeqs) {
+    const path = walFilePath(dir, seq);
+    replayBytes += seq === lastSeq ? await repairTornTail(fs, path, durability, logger) : await fs.fileBytes(path);
+  }
+
+  const writer = await WalWriter.create({
+    dir,
+    durability,
+    fileSeqFirst: Math.max((listing.walSeqs.at(-1) ?? 0) + 1, walSeqStart),
+    walFileBytesMax: options.walFileBytesMax,
+    queueBytesMax: options.queueBytesMax,
+    walBytesSinceCheckpoint: replayBytes,
+    onCommit: options.onCommit,
+    logger,
+    fs,
+    clock,
+  });
+
+  async function* replay(): AsyncGenerator<unknown> {
+    const startMs = clock.nowMs();
+    let recordCount = 0;
+    for (const seq of replaySeqs) {
+      const path = walFilePath(dir, seq);
+      const decoded = decodeFrames(await fs.readFile(path));
+      if (decoded.problem) {
+        const { kind, offsetBytes, detail } = decoded.problem;
+        const where = seq === lastSeq ? 'in the last file after its torn tail was repaired' : 'in a WAL file that is not the last';
+        throw new WalCorruptError(path, offsetBytes, `${kind} frame (${detail}) ${where}`);
+      }
+      for (const frame of decoded.frames) {
+        recordCount++;
+        yield frame.record;
+      }
+    }
+    logger.info(
+      { recordCount, fileCount: replaySeqs.length, durationMs: clock.nowMs() - startMs, dir },
+      'WAL replayed',
+    );
+  }
+
+  return { writer, checkpoint, checkpointWalSeqStart, replay };
+}
+
+/**
+ * Truncates a torn final write off the last WAL file. Returns the file's (new) length, bytes.
+ * Any bad frame counts as torn here: an incomplete or garbled tail is what a crash during the
+ * last, unacknowledged write leaves (including zero-filled space, caught as a bad length).
+ */
+async function repairTornTail(fs: WalFs, path: string, durability: WalDurability, logger: WalLogger): Promise<number> {
+  const buf = await fs.readFile(path);
+  const scan = scanFrames(buf);
+  if (!scan.problem) return buf.length;
+  const discardedBytes = buf.length - scan.validEndBytes;
+  await fs.truncateFile(path, scan.validEndBytes, durability === 'wal');
+  logger.warn(
+    {
+      file: path,
+      offsetBytes: scan.problem.offsetBytes,
+      discardedBytes,
+      reason: scan.problem.kind,
+      detail: scan.problem.detail,
+      framesKept: scan.frameCount,
+    },
+    'WAL: discarded torn write at the end of the last file',
+  );
+  return scan.validEndBytes;
+}

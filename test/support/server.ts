@@ -1,0 +1,52 @@
+/**
+ * Starts a real Cairn server in-process on 127.0.0.1:0 over a fresh temporary data directory.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import type { ServeConfig } from '../../src/config/serve-config.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
+import {
+  CHECKPOINT_WAL_BYTES_DEFAULT,
+  LIVE_READERS_MAX_DEFAULT,
+  MAX_APPEND_BYTES_DEFAULT,
+  MAX_CHUNK_BYTES_DEFAULT,
+} from '../../src/config/limits.ts';
+
+export interface TestServer extends RunningServer {
+  dataDir: string;
+  /** Stops the server and removes its data directory. */
+  stop(): Promise<void>;
+}
+
+/** A complete ServeConfig for tests: loopback, port 0, short long-poll. */
+export function testConfig(dataDir: string, overrides: Partial<ServeConfig> = {}): ServeConfig {
+  return {
+    host: '127.0.0.1',
+    port: 0,
+    dataDir,
+    durability: 'wal',
+    longPollTimeoutMs: 500,
+    maxAppendBytes: MAX_APPEND_BYTES_DEFAULT,
+    maxChunkBytes: MAX_CHUNK_BYTES_DEFAULT,
+    sseReconnectMs: 60_000,
+    liveReadersMax: LIVE_READERS_MAX_DEFAULT,
+    checkpointWalBytes: CHECKPOINT_WAL_BYTES_DEFAULT,
+    logLevel: 'warn',
+    ...overrides,
+  };
+}
+
+export async function startTestServer(overrides: Partial<ServeConfig> = {}): Promise<TestServer> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-test-'));
+  const server = await startServer(testConfig(dataDir, overrides), { logger: pino({ level: overrides.logLevel ?? 'warn' }) });
+  return {
+    ...server,
+    dataDir,
+    async stop() {
+      await server.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
