@@ -1,0 +1,41 @@
+-- wrk script for bench/append.ts: POST appends of a fixed-size body, rotating over N stream paths.
+--   wrk ... -s bench/lib/append.lua <url> -- <bodyBytes> <streamCount> <pathPrefix>
+-- Stream i is at <pathPrefix><i>, i = 0 .. streamCount-1. Requests are formatted once in init()
+-- so request() costs one table lookup. done() prints one line `WRK_RESULT_JSON {...}` that
+-- bench/lib/wrk.ts parses; latencies are in microseconds, cpuSeconds is wrk's own CPU time.
+
+local requests = {}
+local count = 0
+local index = 0
+
+function init(args)
+  local body_bytes = tonumber(args[1])
+  local stream_count = tonumber(args[2])
+  local prefix = args[3]
+  local body = string.rep("x", body_bytes)
+  local headers = { ["Content-Type"] = "application/octet-stream" }
+  for i = 0, stream_count - 1 do
+    requests[i + 1] = wrk.format("POST", prefix .. i, headers, body)
+  end
+  count = stream_count
+  index = 0
+end
+
+function request()
+  index = index % count + 1
+  return requests[index]
+end
+
+function done(summary, latency, _)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT_JSON {"durationUs":%d,"requests":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latencyUs":{"min":%d,"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d},' ..
+    '"cpuSeconds":%.4f}\n',
+    summary.duration, summary.requests, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency.mean, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency:percentile(99.9), latency.max,
+    os.clock()))
+end

@@ -1,0 +1,126 @@
+/**
+ * One server under test as a child process: spawned (optionally pinned with taskset), polled until
+ * it answers HTTP, sampled for CPU through /proc/<pid>/stat, and stopped by its own PID only.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const READY_TIMEOUT_MS = 20_000;
+const READY_POLL_MS = 50;
+/** Graceful stop first (Cairn closes its WAL, the reference closes LMDB); SIGKILL after this. */
+const STOP_GRACE_MS = 5_000;
+/** Server output kept for diagnostics when something goes wrong; older output is dropped. */
+const OUTPUT_TAIL_BYTES = 8_192;
+
+export interface ServerLaunch {
+  /** argv, e.g. `[process.execPath, 'src/cli/main.ts', 'serve', ...]`. */
+  command: readonly string[];
+  cwd: string;
+  /** Command prefix for CPU pinning, e.g. `['taskset', '-c', '0']`, or `[]`. */
+  pin: readonly string[];
+  /** A URL that answers (any status) once the server is listening. */
+  readyUrl: string;
+}
+
+export interface RunningServer {
+  readonly pid: number;
+  /** Total user + system CPU of the server process so far, in seconds. */
+  cpuSeconds(): number;
+  /** Whether it exited before `stop()` was called. */
+  exitedEarly(): boolean;
+  outputTail(): string;
+  /** SIGTERM, then SIGKILL after a grace period; resolves with the exit code or signal. */
+  stop(): Promise<string>;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+const CLOCK_TICKS_PER_S = clockTicksPerSecond();
+
+function clockTicksPerSecond(): number {
+  // USER_HZ, the unit of /proc/<pid>/stat times; 100 on mainstream Linux builds.
+  const probe = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const ticks = Number(probe.stdout?.trim());
+  return Number.isInteger(ticks) && ticks > 0 ? ticks : 100;
+}
+
+/** utime + stime of a live process from /proc/<pid>/stat, in seconds; NaN when unavailable. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name start at field 3 (state); utime is 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export async function startServer(launch: ServerLaunch): Promise<RunningServer> {
+  const [command, ...args] = [...launch.pin, ...launch.command] as [string, ...string[]];
+  const child: ChildProcess = spawn(command, args, { cwd: launch.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  const keep = (chunk: Buffer) => {
+    tail = (tail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let exitDescription: string | undefined;
+  let stopping = false;
+  const exited = new Promise<string>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exitDescription = signal === null ? `exit ${code}` : `signal ${signal}`;
+      resolve(exitDescription);
+    });
+  });
+  child.once('error', (error) => {
+    exitDescription = `spawn error: ${error.message}`;
+  });
+
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (exitDescription !== undefined) throw new Error(`server exited while starting (${exitDescription}):\n${tail}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`server not ready within ${READY_TIMEOUT_MS} ms:\n${tail}`);
+    }
+    try {
+      const response = await fetch(launch.readyUrl, { method: 'HEAD' });
+      await response.arrayBuffer();
+      break;
+    } catch {
+      await sleep(READY_POLL_MS);
+    }
+  }
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('server has no pid');
+
+  return {
+    pid,
+    cpuSeconds: () => processCpuSeconds(pid),
+    exitedEarly: () => exitDescription !== undefined && !stopping,
+    outputTail: () => tail,
+    async stop() {
+      stopping = true;
+      if (exitDescription !== undefined) return exitDescription;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      const description = await exited;
+      clearTimeout(timer);
+      return description;
+    },
+  };
+}
