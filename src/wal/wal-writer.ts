@@ -290,7 +290,7 @@ export class WalWriter {
 
   async #runLoop(): Promise<void> {
     // Let the rest of the current tick's appends join the first batch.
-    // await null;
+    await null;
     try {
       while (this.#queue.length > 0) {
         const batch = this.#queue.shift()!;

@@ -1,0 +1,120 @@
+import { crc32 } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { decodeFrames, encodeFrame, FRAME_HEADER_BYTES, scanFrames } from '../../src/wal/record-codec.ts';
+import { WalRecordTooLargeError } from '../../src/wal/errors.ts';
+
+const records: unknown[] = [
+  { t: 'append', inc: 7, data: Buffer.from('hello'), producer: ['p-1', 3, 42], close: false },
+  { nested: { deeper: { list: [1, 2.5, -3, null, true, 'x'], empty: {} } } },
+  { s: 'héllo wörld — 日本語 🚀', empty: '' },
+  { data: Buffer.alloc(0) },
+  { big: Buffer.alloc(70_000, 0xab) },
+  'a bare string',
+  12345678901,
+  null,
+  [Buffer.from([0, 1, 2]), Buffer.from([255])],
+];
+
+function concatFrames(values: unknown[]): Buffer {
+  return Buffer.concat(values.map((v) => encodeFrame(v)));
+}
+
+describe('WAL record codec', () => {
+  it('round-trips records, with binary as Buffers', () => {
+    const buf = concatFrames(records);
+    const decoded = decodeFrames(buf);
+    expect(decoded.problem).toBeUndefined();
+    expect(decoded.validEndBytes).toBe(buf.length);
+    expect(decoded.frames.map((f) => f.record)).toEqual(records);
+    const first = decoded.frames[0]!.record as { data: unknown };
+    expect(Buffer.isBuffer(first.data)).toBe(true);
+    expect(Buffer.isBuffer((decoded.frames[3]!.record as { data: unknown }).data)).toBe(true);
+    expect((decoded.frames[3]!.record as { data: Buffer }).data.length).toBe(0);
+  });
+
+  it('reports end offsets that match the frame sizes', () => {
+    const sizes = records.map((r) => encodeFrame(r).length);
+    const decoded = decodeFrames(concatFrames(records));
+    let end = 0;
+    decoded.frames.forEach((f, i) => {
+      end += sizes[i]!;
+      expect(f.endOffsetBytes).toBe(end);
+    });
+  });
+
+  it('writes the header as little-endian length and crc32 of the payload', () => {
+    const frame = encodeFrame({ a: 1 });
+    expect(frame.readUInt32LE(0)).toBe(frame.length - FRAME_HEADER_BYTES);
+    frame[FRAME_HEADER_BYTES + 1] ^= 0x01;
+    expect(scanFrames(frame).problem?.kind).toBe('checksum-mismatch');
+  });
+
+  it('decoded Buffers do not alias the file buffer', () => {
+    const buf = concatFrames([{ data: Buffer.from('original') }]);
+    const decoded = decodeFrames(buf);
+    buf.fill(0);
+    const data = (decoded.frames[0]!.record as { data: Buffer }).data;
+    expect(data.toString()).toBe('original');
+    expect(data.buffer).not.toBe(buf.buffer);
+  });
+
+  it('an encoded frame does not alias the caller buffer nor change on later encodes', () => {
+    const input = Buffer.from('abc');
+    const frame = encodeFrame({ data: input });
+    const copy = Buffer.from(frame);
+    input.fill(0x7a);
+    for (let i = 0; i < 100; i++) encodeFrame({ filler: Buffer.alloc(500, i) });
+    expect(frame.equals(copy)).toBe(true);
+    expect((decodeFrames(frame).frames[0]!.record as { data: Buffer }).data.toString()).toBe('abc');
+  });
+
+  it('detects a single flipped bit in the payload as a checksum mismatch', () => {
+    const good = encodeFrame({ a: 'x' });
+    const second = encodeFrame({ b: 'y' });
+    for (let bit = 0; bit < 8; bit++) {
+      const buf = Buffer.concat([good, second]);
+      buf[good.length + FRAME_HEADER_BYTES + 2] ^= 1 << bit;
+      const decoded = decodeFrames(buf);
+      expect(decoded.problem).toMatchObject({ kind: 'checksum-mismatch', offsetBytes: good.length });
+      expect(decoded.frames.map((f) => f.record)).toEqual([{ a: 'x' }]);
+      expect(decoded.validEndBytes).toBe(good.length);
+    }
+  });
+
+  it('classifies a cut frame as incomplete, at every cut position', () => {
+    const first = encodeFrame({ a: 1 });
+    const last = encodeFrame({ data: Buffer.from('payload bytes'), s: 'text' });
+    for (let cut = 1; cut < last.length; cut++) {
+      const buf = Buffer.concat([first, last.subarray(0, cut)]);
+      const scan = scanFrames(buf);
+      expect(scan.problem?.kind).toBe('incomplete');
+      expect(scan.problem?.offsetBytes).toBe(first.length);
+      expect(scan.validEndBytes).toBe(first.length);
+      expect(decodeFrames(buf).frames.map((f) => f.record)).toEqual([{ a: 1 }]);
+    }
+  });
+
+  it('treats a zero or oversized length field as invalid', () => {
+    const zeros = Buffer.alloc(64);
+    expect(scanFrames(zeros).problem?.kind).toBe('length-invalid');
+    const frame = encodeFrame({ a: 1 });
+    frame.writeUInt32LE(1000, 0);
+    expect(scanFrames(frame, 999).problem?.kind).toBe('length-invalid');
+    expect(scanFrames(frame, 1000).problem?.kind).toBe('incomplete');
+  });
+
+  it('reports a payload that passes the checksum but is not msgpack as undecodable', () => {
+    const payload = Buffer.from([0x92, 0x01]); // an array of two holding only one element
+    const header = Buffer.alloc(FRAME_HEADER_BYTES);
+    header.writeUInt32LE(payload.length, 0);
+    header.writeUInt32LE(crc32(payload), 4);
+    const buf = Buffer.concat([header, payload]);
+    expect(scanFrames(buf).problem).toBeUndefined();
+    expect(decodeFrames(buf).problem?.kind).toBe('undecodable');
+  });
+
+  it('refuses to encode a payload above the limit', () => {
+    expect(() => encodeFrame({ data: Buffer.alloc(2000) }, 1000)).toThrow(WalRecordTooLargeError);
+    expect(() => encodeFrame({ data: Buffer.alloc(900) }, 1000)).not.toThrow();
+  });
+});
