@@ -7,6 +7,7 @@ import {
   LIVE_READERS_MAX_DEFAULT,
   LONG_POLL_TIMEOUT_MS_DEFAULT,
   MAX_APPEND_BYTES_DEFAULT,
+  MAX_APPEND_BYTES_LIMIT,
   MAX_CHUNK_BYTES_DEFAULT,
   PORT_DEFAULT,
   SSE_RECONNECT_MS_DEFAULT,
@@ -46,7 +47,7 @@ export function serveCommand(): Command {
     )
     .addOption(
       option('--max-append-bytes <bytes>', 'largest request body accepted (413 above), in bytes', 'CAIRN_MAX_APPEND_BYTES')
-        .argParser(integer(1, 1024 * 1024 * 1024))
+        .argParser(integer(1, MAX_APPEND_BYTES_LIMIT))
         .default(MAX_APPEND_BYTES_DEFAULT),
     )
     .addOption(

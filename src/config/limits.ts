@@ -18,6 +18,9 @@ export const LONG_POLL_TIMEOUT_MS_DEFAULT = 20_000;
  */
 export const MAX_APPEND_BYTES_DEFAULT = 64 * 1024 * 1024;
 
+/** The highest `--max-append-bytes` accepted: one append is one WAL frame, capped at 256 MiB. */
+export const MAX_APPEND_BYTES_LIMIT = 128 * 1024 * 1024;
+
 /**
  * Largest catch-up response: 4 MiB. Big enough that small streams come back in one response (the
  * conformance suite and clients with `live: false` expect that), small enough that one slow
