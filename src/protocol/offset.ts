@@ -16,8 +16,8 @@
 
 export const INCARNATION_DIGITS = 16;
 export const POSITION_DIGITS = 16;
-/** Largest position a token can carry (10^16 − 1 bytes, about 8.9 PiB). */
-export const POSITION_MAX = 10 ** POSITION_DIGITS - 1;
+/** Largest position a token can carry exactly: 2^53 − 1 bytes (8 PiB), within 16 digits. */
+export const POSITION_MAX = Number.MAX_SAFE_INTEGER;
 
 const TOKEN_PATTERN = /^(\d{16})_(\d{16})$/;
 
