@@ -1,0 +1,132 @@
+/**
+ * A `cairn serve` child process for fault tests: started on a fixed port and data directory,
+ * killed with SIGKILL through its own ChildProcess handle, and started again on the same port and
+ * directory. Readiness is detected by polling HEAD until the server answers.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+
+const MAIN = path.resolve('src/cli/main.ts');
+const STDERR_TAIL_BYTES = 16 * 1024;
+
+/** A TCP port that was free a moment ago (listen on 0, read it, close). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
+    });
+  });
+}
+
+/** One HEAD to a path that does not exist; resolves with the status, rejects if nobody answers. */
+function probe(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      { host: '127.0.0.1', port, method: 'HEAD', path: '/v1/stream/__crash_probe__', agent: false },
+      (response) => {
+        response.resume();
+        response.on('end', () => resolve(response.statusCode ?? 0));
+      },
+    );
+    request.setTimeout(2_000, () => request.destroy(new Error('probe timed out')));
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+export interface ChildServerOptions {
+  port: number;
+  dataDir: string;
+  /** Extra `cairn serve` arguments. */
+  args?: string[];
+}
+
+export class ChildServer {
+  readonly port: number;
+  readonly dataDir: string;
+  readonly #args: string[];
+  #child: ChildProcess | undefined;
+  #exited: Promise<void> = Promise.resolve();
+  #stderr = '';
+  starts = 0;
+
+  constructor(options: ChildServerOptions) {
+    this.port = options.port;
+    this.dataDir = options.dataDir;
+    this.#args = options.args ?? [];
+  }
+
+  get running(): boolean {
+    return this.#child !== undefined;
+  }
+
+  /** The last lines the child wrote to stderr (its warn/error logs), for failure messages. */
+  get stderrTail(): string {
+    return this.#stderr;
+  }
+
+  /** Spawns the server and resolves once it answers HTTP; rejects if it exits or takes too long. */
+  async start(timeoutMs = 60_000): Promise<void> {
+    if (this.#child !== undefined) throw new Error('child server already running');
+    const child = spawn(
+      process.execPath,
+      [MAIN, 'serve', '--port', String(this.port), '--data-dir', this.dataDir, '--durability', 'wal', '--log-level', 'warn', ...this.#args],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.#child = child;
+    this.starts++;
+    let exitInfo: string | undefined;
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        exitInfo = `exit code ${code}, signal ${signal}`;
+        if (this.#child === child) this.#child = undefined;
+        resolve();
+      });
+    });
+    const keep = (chunk: Buffer) => {
+      this.#stderr = (this.#stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+    };
+    child.stdout?.on('data', keep); // warn/error log lines go to stdout (pino); keep them too
+    child.stderr?.on('data', keep);
+
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      if (exitInfo !== undefined) throw new Error(`cairn serve exited during startup (${exitInfo}):\n${this.#stderr}`);
+      try {
+        const status = await probe(this.port);
+        if (status === 404) return;
+        throw new Error(`unexpected status ${status} from the readiness probe`);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ECONNREFUSED' && code !== 'ECONNRESET') throw error;
+      }
+      if (performance.now() > deadline) {
+        this.kill();
+        throw new Error(`cairn serve did not answer within ${timeoutMs} ms:\n${this.#stderr}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** SIGKILL, synchronously sent to this child only. */
+  kill(): void {
+    this.#child?.kill('SIGKILL');
+  }
+
+  /** Resolves when the last started child has exited. */
+  waitExit(): Promise<void> {
+    return this.#exited;
+  }
+
+  /** Kills the child (if any) and waits for it to be gone. */
+  async stop(): Promise<void> {
+    this.kill();
+    await this.#exited;
+  }
+}
