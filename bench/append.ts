@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuOfOthers, snapshotAllProcessesCpu, type OthersCpu } from './lib/cpu.ts';
 import { describeMachine, type Machine } from './lib/machine.ts';
 import { freePort, startServer, type RunningServer } from './lib/server-process.ts';
 import { formatCount, formatMs, formatPercent, formatRatio, formatTable } from './lib/table.ts';
@@ -31,6 +32,11 @@ const SERVER_CORE = '0';
 const GENERATOR_CORE = '1';
 /** Generator CPU at or above this share of one core means the numbers may be the generator's limit. */
 const GENERATOR_SATURATED_PERCENT = 90;
+/**
+ * CPU used by all other processes during the window, in % of one core, above which the row is
+ * flagged: on 2 cores a neighbour this busy competes with the pinned server or generator.
+ */
+const OTHER_CPU_BUSY_PERCENT = 15;
 
 type ServerName = 'cairn' | 'ref-file' | 'ref-memory';
 const SERVER_NAMES: readonly ServerName[] = ['cairn', 'ref-file', 'ref-memory'];
@@ -87,6 +93,9 @@ interface Cell {
   socketErrorCount?: number;
   serverCpuPercent?: number;
   generatorCpuPercent?: number;
+  /** Machine busy time not used by the server or wrk, in % of one core. */
+  otherCpuPercent?: number;
+  otherCpuTop?: OthersCpu['top'];
   serverExit?: string;
 }
 
@@ -187,10 +196,12 @@ async function runCell(server: ServerName, workload: Workload, options: Options,
     };
     await runWrk({ ...load, durationS: options.warmupS });
     const cpuBeforeS = running.cpuSeconds();
+    const othersBefore = snapshotAllProcessesCpu();
     const startedMs = performance.now();
     const result = await runWrk({ ...load, durationS: options.durationS });
     const elapsedS = (performance.now() - startedMs) / 1000;
     const cpuAfterS = running.cpuSeconds();
+    const othersAfter = snapshotAllProcessesCpu();
     const measuredS = result.durationUs / 1e6;
     cell.wrk = result;
     cell.non2xxCount = result.errors.status;
@@ -198,6 +209,10 @@ async function runCell(server: ServerName, workload: Workload, options: Options,
     cell.appendsPerS = (result.requests - result.errors.status) / measuredS;
     cell.serverCpuPercent = ((cpuAfterS - cpuBeforeS) / elapsedS) * 100;
     cell.generatorCpuPercent = (result.cpuSeconds / elapsedS) * 100;
+    // The bench process itself reaps wrk, so its own (and wrk's) time is excluded with it.
+    const others = cpuOfOthers(othersBefore, othersAfter, new Set([process.pid, running.pid]));
+    cell.otherCpuPercent = (others.cpuS / elapsedS) * 100;
+    cell.otherCpuTop = others.top;
     if (running.exitedEarly()) cell.failure = `server exited during the run:\n${running.outputTail()}`;
   } catch (error) {
     cell.failure = (error as Error).message;
@@ -215,6 +230,7 @@ function flagsOf(cell: Cell): string {
   if ((cell.non2xxCount ?? 0) > 0) flags.push(`${cell.non2xxCount} non-2xx`);
   if ((cell.socketErrorCount ?? 0) > 0) flags.push(`${cell.socketErrorCount} socket errors`);
   if ((cell.generatorCpuPercent ?? 0) >= GENERATOR_SATURATED_PERCENT) flags.push('generator saturated?');
+  if ((cell.otherCpuPercent ?? 0) >= OTHER_CPU_BUSY_PERCENT) flags.push('busy machine');
   return flags.length === 0 ? 'ok' : `! ${flags.join(', ')}`;
 }
 
@@ -236,6 +252,7 @@ function report(cells: readonly Cell[], workloads: readonly Workload[]): string 
       formatMs(cell.wrk?.latencyUs.p99 ?? Number.NaN),
       formatPercent(cell.serverCpuPercent ?? Number.NaN),
       formatPercent(cell.generatorCpuPercent ?? Number.NaN),
+      formatPercent(cell.otherCpuPercent ?? Number.NaN),
       String(cell.non2xxCount ?? '-'),
       isCairn ? formatRatio(ratio(cells, cell, 'ref-file')) : '',
       isCairn ? formatRatio(ratio(cells, cell, 'ref-memory')) : '',
@@ -243,7 +260,7 @@ function report(cells: readonly Cell[], workloads: readonly Workload[]): string 
     ];
   });
   return formatTable(
-    ['server', 'workload', 'appends/s', 'p50 ms', 'p99 ms', 'srv CPU', 'gen CPU', 'non-2xx', 'cairn/ref-file', 'cairn/ref-mem', 'flags'],
+    ['server', 'workload', 'appends/s', 'p50 ms', 'p99 ms', 'srv CPU', 'gen CPU', 'other CPU', 'non-2xx', 'cairn/ref-file', 'cairn/ref-mem', 'flags'],
     rows,
     2,
   );
@@ -289,7 +306,8 @@ export async function main(args: string[]): Promise<void> {
   for (const cell of failures) process.stdout.write(`\nFAILED ${cell.server} ${cell.workload}:\n${cell.failure}\n`);
   process.stdout.write(
     '\nappends/s counts 2xx responses only; non-2xx = responses with status >= 400 (wrk does not report 3xx separately).\n' +
-      'srv CPU / gen CPU: share of one core used by the server / by wrk during the measured window.\n',
+      'srv CPU / gen CPU / other CPU: share of one core used by the server / by wrk / by everything else on the machine\n' +
+      `during the measured window; other CPU >= ${OTHER_CPU_BUSY_PERCENT}% means a neighbour competed for the cores (flagged).\n`,
   );
 
   mkdirSync(RESULTS_DIR, { recursive: true });

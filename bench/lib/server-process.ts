@@ -2,10 +2,10 @@
  * One server under test as a child process: spawned (optionally pinned with taskset), polled until
  * it answers HTTP, sampled for CPU through /proc/<pid>/stat, and stopped by its own PID only.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processCpuSeconds } from './cpu.ts';
 
 const READY_TIMEOUT_MS = 20_000;
 const READY_POLL_MS = 50;
@@ -46,27 +46,6 @@ export function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
-}
-
-const CLOCK_TICKS_PER_S = clockTicksPerSecond();
-
-function clockTicksPerSecond(): number {
-  // USER_HZ, the unit of /proc/<pid>/stat times; 100 on mainstream Linux builds.
-  const probe = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const ticks = Number(probe.stdout?.trim());
-  return Number.isInteger(ticks) && ticks > 0 ? ticks : 100;
-}
-
-/** utime + stime of a live process from /proc/<pid>/stat, in seconds; NaN when unavailable. */
-export function processCpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name start at field 3 (state); utime is 14, stime 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 export async function startServer(launch: ServerLaunch): Promise<RunningServer> {

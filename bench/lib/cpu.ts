@@ -1,0 +1,94 @@
+/**
+ * CPU accounting from /proc (Linux): one process's user + system time, and every other process's,
+ * so a benchmark can report what its server and load generator used and how much everything else
+ * on the machine used in the same window (a busy neighbour skews results). Per-process times are
+ * used rather than /proc/stat's machine totals because those are sampled per tick and, on this
+ * kind of VM, disagree with the exact per-process times by tens of percent of a core.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** USER_HZ, the unit of /proc times; 100 on mainstream Linux builds. */
+const CLOCK_TICKS_PER_S = clockTicksPerSecond();
+
+function clockTicksPerSecond(): number {
+  const probe = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const ticks = Number(probe.stdout?.trim());
+  return Number.isInteger(ticks) && ticks > 0 ? ticks : 100;
+}
+
+/** utime + stime of a live process from /proc/<pid>/stat, in seconds; NaN when unavailable. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name start at field 3 (state); utime is 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU seconds (self + reaped children) and command name of every process, keyed by pid, at one moment. */
+export type CpuSnapshot = Map<number, { cpuS: number; command: string }>;
+
+/**
+ * Reads utime + stime + cutime + cstime of every process in /proc. Children's times count once
+ * their parent reaps them, so short-lived processes (test runs, compilers) are seen through their
+ * parents. Kernel threads are included. Empty when /proc is unavailable.
+ */
+export function snapshotAllProcessesCpu(): CpuSnapshot {
+  const snapshot: CpuSnapshot = new Map();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return snapshot;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime, stime, cutime, cstime are fields 14-17 (indices 11-14 after the command name).
+      const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+      snapshot.set(Number(entry), { cpuS: ticks / CLOCK_TICKS_PER_S, command: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) });
+    } catch {
+      // exited between readdir and read
+    }
+  }
+  return snapshot;
+}
+
+/** The command line of a live process, shortened; undefined once it has exited. */
+function commandLine(pid: number): string | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+    return text === '' ? undefined : text.slice(0, 160);
+  } catch {
+    return undefined;
+  }
+}
+
+export interface OthersCpu {
+  cpuS: number;
+  /** The largest users, e.g. `[{ pid: 123, command: 'node', cpuS: 1.2 }]`, at most five. */
+  top: { pid: number; command: string; cpuS: number }[];
+}
+
+/**
+ * CPU seconds used between two snapshots by all processes except `excludedPids` (and the time
+ * they reaped from their children). Processes that exited in between without a live parent
+ * reaping them are missed, so this is a lower bound.
+ */
+export function cpuOfOthers(before: CpuSnapshot, after: CpuSnapshot, excludedPids: ReadonlySet<number>): OthersCpu {
+  const users: OthersCpu['top'] = [];
+  for (const [pid, { cpuS, command }] of after) {
+    if (excludedPids.has(pid)) continue;
+    const usedS = cpuS - (before.get(pid)?.cpuS ?? 0);
+    if (usedS > 0) users.push({ pid, command, cpuS: Math.round(usedS * 100) / 100 });
+  }
+  users.sort((left, right) => right.cpuS - left.cpuS);
+  const top = users.slice(0, 5).map((user) => ({ ...user, command: commandLine(user.pid) ?? user.command }));
+  return { cpuS: users.reduce((sum, user) => sum + user.cpuS, 0), top };
+}
