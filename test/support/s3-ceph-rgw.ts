@@ -40,6 +40,8 @@ export interface CephRgw {
   startMs: number;
   /** When each start phase ended, in ms since the call (mon, osd, rgw, user). */
   phaseEndMs: Record<string, number>;
+  /** Admin commands that failed once and succeeded when tried again, with their errors. */
+  retriedCommands: string[];
   dir: string;
   /** The PIDs of the daemons started here (mon, osd, rgw). */
   pids: number[];
@@ -73,6 +75,7 @@ const STOP_GRACE_MS = 10_000;
 const COMMAND_TIMEOUT_MS = 30_000;
 const POLL_INTERVAL_MS = 250;
 const LOG_TAIL_LINES = 25;
+const CLI_ATTEMPTS_MAX = 3;
 
 export async function startCephRgw(options: CephRgwOptions = {}): Promise<CephRgw> {
   const binaries = findCephBinaries();
@@ -85,6 +88,7 @@ export async function startCephRgw(options: CephRgwOptions = {}): Promise<CephRg
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-ceph-'));
   const children: { name: string; child: ChildProcess }[] = [];
   const phaseEndMs: Record<string, number> = {};
+  const retriedCommands: string[] = [];
   const phaseDone = (phase: string): void => void (phaseEndMs[phase] = Date.now() - startedAtMs);
 
   const stop = async (): Promise<void> => {
@@ -115,6 +119,18 @@ export async function startCephRgw(options: CephRgwOptions = {}): Promise<CephRg
       children.push({ name, child });
     };
     const ceph = (...args: string[]): Promise<string> => run('ceph', ['-c', conf, '--connect-timeout', '5', ...args]);
+    /** For idempotent admin commands: the CLI now and then fails on a fresh cluster; try again. */
+    const cephRetried = async (...args: string[]): Promise<string> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await ceph(...args);
+        } catch (error) {
+          if (attempt >= CLI_ATTEMPTS_MAX || Date.now() > deadlineMs) throw error;
+          retriedCommands.push(`ceph ${args.join(' ')}: ${error instanceof Error ? error.message : String(error)}`);
+          await sleep(POLL_INTERVAL_MS);
+        }
+      }
+    };
     const waitFor = async (what: string, probe: () => Promise<boolean>): Promise<void> => {
       for (;;) {
         const exited = children.find(({ child }) => child.exitCode !== null || child.signalCode !== null);
@@ -138,8 +154,9 @@ export async function startCephRgw(options: CephRgwOptions = {}): Promise<CephRg
     phaseDone('mon');
 
     const osdUuid = randomUUID();
-    const osdId = (await ceph('osd', 'new', osdUuid)).trim();
+    const osdId = (await cephRetried('osd', 'new', osdUuid)).trim();
     if (osdId !== '0') throw new Error(`expected OSD id 0, got "${osdId}"`);
+    await cephRetried('osd', 'crush', 'add', 'osd.0', '1.0', 'root=default');
     await run('ceph-osd', ['-c', conf, '-i', '0', '--mkfs', '--osd-uuid', osdUuid]);
     daemon('ceph-osd', ['-i', '0']);
     await waitFor('the OSD to be up', async () => {
@@ -172,6 +189,7 @@ export async function startCephRgw(options: CephRgwOptions = {}): Promise<CephRg
       secretAccessKey,
       startMs: Date.now() - startedAtMs,
       phaseEndMs,
+      retriedCommands,
       dir,
       pids: children.map(({ child }) => child.pid!),
       stop,
@@ -225,6 +243,10 @@ function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, o
     `pid file = ${dir}/run/$name.pid`,
     `keyring = ${dir}/keyring`,
     'log to stderr = false',
+    // An OSD that updates its own CRUSH entry at start may send that command before it knows the
+    // cluster's fsid and exit ("wrong fsid"; about 1 start in 8 here). The harness places it instead.
+    'osd crush update on start = false',
+    'osd class update on start = false',
     ...store,
     '',
     '[mon.a]',

@@ -69,6 +69,7 @@ export async function startS3Server(source: S3ServerSource): Promise<S3TestServe
     };
   } else {
     const rgw = await startCephRgw();
+    if (rgw.retriedCommands.length > 0) console.warn(`Ceph admin commands retried:\n${rgw.retriedCommands.join('\n')}`);
     startMs = rgw.startMs;
     stop = rgw.stop;
     base = {
