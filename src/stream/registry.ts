@@ -82,7 +82,6 @@ interface SnapshotStream {
   lastStreamSeq?: string;
   softDeleted: boolean;
   producers: [string, number, number][];
-  base: number;
   entries: Buffer[];
 }
 
@@ -115,24 +114,9 @@ export class StreamRegistry {
   apply(record: StreamRecord): StreamState | undefined {
     switch (record.t) {
       case 'create': {
-        const source = record.fork === undefined ? undefined : this.#byIncarnation.get(record.fork.inc);
-        if (record.fork !== undefined && source === undefined) {
-          throw new Error(`create record for ${record.path} names missing fork source ${record.fork.inc}`);
-        }
-        const stream = new StreamState({
-          path: record.path,
-          incarnation: record.inc,
-          contentType: record.contentType,
-          ttlSeconds: record.ttlSeconds,
-          expiresAtMs: record.expiresAtMs,
-          fork: source === undefined || record.fork === undefined ? undefined : { source, position: record.fork.position },
-          nowMs: this.#clock.nowMs(),
-        });
-        if (source !== undefined) source.forkCount++;
+        const stream = this.#register(record);
         if (record.data !== undefined) stream.hotTail.append(record.data);
         stream.closed = record.closed;
-        this.#byPath.set(record.path, stream);
-        this.#byIncarnation.set(record.inc, stream);
         this.#nextIncarnation = Math.max(this.#nextIncarnation, record.inc + 1);
         return stream;
       }
@@ -160,6 +144,27 @@ export class StreamRegistry {
         return stream;
       }
     }
+  }
+
+  /** Creates the state of a new incarnation (from a create record or a checkpoint) and indexes it. */
+  #register(meta: Pick<CreateRecord, 'path' | 'inc' | 'contentType' | 'ttlSeconds' | 'expiresAtMs' | 'fork'>): StreamState {
+    const source = meta.fork === undefined ? undefined : this.#byIncarnation.get(meta.fork.inc);
+    if (meta.fork !== undefined && source === undefined) {
+      throw new Error(`stream ${meta.path} names missing fork source incarnation ${meta.fork.inc}`);
+    }
+    const stream = new StreamState({
+      path: meta.path,
+      incarnation: meta.inc,
+      contentType: meta.contentType,
+      ttlSeconds: meta.ttlSeconds,
+      expiresAtMs: meta.expiresAtMs,
+      fork: source === undefined || meta.fork === undefined ? undefined : { source, position: meta.fork.position },
+      nowMs: this.#clock.nowMs(),
+    });
+    if (source !== undefined) source.forkCount++;
+    this.#byPath.set(meta.path, stream);
+    this.#byIncarnation.set(meta.inc, stream);
+    return stream;
   }
 
   /** Marks everything applied so far as durable (after WAL replay). */
@@ -522,7 +527,6 @@ export class StreamRegistry {
         closed: stream.closed,
         softDeleted: stream.softDeleted,
         producers: [...stream.producers].map(([id, state]) => [id, state.epoch, state.lastSeq]),
-        base: stream.hotTail.startPosition,
         entries: stream.hotTail.entries().map((e) => e.data),
       };
       if (stream.ttlSeconds !== undefined) entry.ttlSeconds = stream.ttlSeconds;
@@ -539,25 +543,13 @@ export class StreamRegistry {
   restore(snapshot: RegistrySnapshot): void {
     this.#nextIncarnation = snapshot.nextIncarnation;
     for (const s of snapshot.streams) {
-      const source = s.fork === undefined ? undefined : this.#byIncarnation.get(s.fork.inc);
-      const stream = new StreamState({
-        path: s.path,
-        incarnation: s.inc,
-        contentType: s.contentType,
-        ttlSeconds: s.ttlSeconds,
-        expiresAtMs: s.expiresAtMs,
-        fork: source === undefined || s.fork === undefined ? undefined : { source, position: s.fork.position },
-        nowMs: this.#clock.nowMs(),
-      });
-      if (source !== undefined) source.forkCount++;
+      const stream = this.#register(s);
       for (const data of s.entries) stream.hotTail.append(data);
       stream.closed = s.closed;
       stream.closedBy = s.closedBy;
       stream.lastStreamSeq = s.lastStreamSeq;
       stream.softDeleted = s.softDeleted;
       for (const [id, epoch, lastSeq] of s.producers) stream.producers.set(id, { epoch, lastSeq });
-      this.#byIncarnation.set(s.inc, stream);
-      this.#byPath.set(s.path, stream);
     }
   }
 }
