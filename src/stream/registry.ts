@@ -186,19 +186,22 @@ export class StreamRegistry {
     }
   }
 
-  /** Applies a record now and resolves when it is durable; readers see it from then on. */
-  #commit(record: StreamRecord): Promise<void> {
+  /**
+   * Applies a record now and resolves when it is durable; readers see it from then on.
+   * @returns the stream's tail position right after this record (what becomes durable with it).
+   */
+  async #commit(record: StreamRecord): Promise<number> {
     const stream = this.apply(record);
+    // apply() is synchronous, so the tail and closure right now are exactly this record's effect.
+    const end = stream?.tailOffset ?? 0;
+    const closed = stream?.closed ?? false;
     const durable = this.#log.append(record).then(
       () => {
         if (stream === undefined) return;
-        if (record.t === 'create') {
+        if (record.t !== 'delete') {
           stream.createDurable = true;
-          stream.durableOffset = Math.max(stream.durableOffset, stream.basePosition + (record.data?.length ?? 0));
-          stream.durableClosed ||= record.closed;
-        } else if (record.t === 'append') {
-          stream.durableOffset = Math.max(stream.durableOffset, this.#endAfter(stream, record));
-          stream.durableClosed ||= record.close === true;
+          stream.durableOffset = Math.max(stream.durableOffset, end);
+          stream.durableClosed ||= closed;
         }
         stream.notify();
       },
@@ -209,15 +212,9 @@ export class StreamRegistry {
       },
     );
     if (stream !== undefined && record.t !== 'delete') stream.lastCommit = durable;
-    return durable;
+    await durable;
+    return end;
   }
-
-  /** The tail position right after an append record, remembered when the record was applied. */
-  #endAfter(stream: StreamState, record: AppendRecord): number {
-    return this.#appendEnds.get(record) ?? stream.tailOffset;
-  }
-
-  readonly #appendEnds = new WeakMap<AppendRecord, number>();
 
   // ---------------------------------------------------------------------------------------------
   // Lookups
@@ -408,7 +405,7 @@ export class StreamRegistry {
       const p = request.producer;
       const sameCloser = p !== undefined && by !== undefined && by[0] === p.producerId && by[1] === p.epoch && by[2] === p.seq;
       if (sameCloser || (!hasBody && request.close)) {
-        await this.#durable(stream);
+        await stream.lastCommit;
         return { stream, kind: 'duplicate', position: stream.tailOffset, producer: p && { epoch: p.epoch, seq: p.seq } };
       }
       throw new StreamClosedError(this.offsetOf(stream, stream.tailOffset));
@@ -431,7 +428,7 @@ export class StreamRegistry {
           throw new BadRequestError('a new producer epoch must start at Producer-Seq 0');
         }
       } else if (seq <= state.lastSeq) {
-        await this.#durable(stream);
+        await stream.lastCommit;
         return { stream, kind: 'duplicate', position: stream.tailOffset, producer: { epoch, seq: state.lastSeq } };
       } else if (seq !== state.lastSeq + 1) {
         throw new ProducerSequenceGapError(state.lastSeq + 1, seq);
@@ -459,19 +456,13 @@ export class StreamRegistry {
     }
     if (request.streamSeq !== undefined) record.streamSeq = request.streamSeq;
     if (request.close) record.close = true;
-    this.#appendEnds.set(record, stream.tailOffset + (data?.length ?? 0));
-    await this.#commit(record);
+    const position = await this.#commit(record);
     return {
       stream,
       kind: 'appended',
-      position: this.#appendEnds.get(record) ?? stream.tailOffset,
+      position,
       producer: request.producer && { epoch: request.producer.epoch, seq: request.producer.seq },
     };
-  }
-
-  /** Waits until everything accepted for `stream` so far is durable. */
-  async #durable(stream: StreamState): Promise<void> {
-    await stream.lastCommit;
   }
 
   /**
