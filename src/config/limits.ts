@@ -50,3 +50,60 @@ export const EXPIRY_REAP_INTERVAL_MS = 1_000;
 
 /** How often the checkpoint condition is checked. */
 export const CHECKPOINT_CHECK_INTERVAL_MS = 1_000;
+
+// -------------------------------------------------------------------------------------------------
+// Tiering (DESIGN.md: seal policy, caching, backpressure)
+
+/**
+ * Segment size: 8 MiB. Each seal costs two PUTs (segment + manifest), so 8 MiB segments cost
+ * 256 PUTs per GiB ingested (about $0.0013/GiB on S3 Standard); smaller segments multiply that,
+ * larger ones hold more unsealed bytes in memory and in the WAL per stream.
+ */
+export const SEGMENT_SIZE_BYTES_DEFAULT = 8 * 1024 * 1024;
+
+/**
+ * Seal a stream's hot tail after 30 s without appends: a finished LLM response or agent session
+ * moves to the object store (and out of memory) half a minute after its last token, while a
+ * stream that writes every few seconds still fills large segments.
+ */
+export const SEAL_IDLE_MS_DEFAULT = 30_000;
+
+/**
+ * Seal bytes that have been unsealed for 5 minutes even if the stream keeps trickling: bounds how
+ * long data exists only on the local disk and how much WAL a slow stream pins.
+ */
+export const SEAL_MAX_AGE_MS_DEFAULT = 5 * 60_000;
+
+/**
+ * Hot-tail budget: 512 MiB of unsealed bytes across all streams. Past 3/4 of it the largest hot
+ * tails are sealed first; at the budget appends get 503 + Retry-After (object store down or too
+ * slow) instead of memory growing without bound. 512 MiB is 64 full segments, and at 300 MB/s of
+ * ingest it gives the store more than a second of slack.
+ */
+export const HOT_TAIL_BUDGET_BYTES_DEFAULT = 512 * 1024 * 1024;
+
+/** Fraction of the hot-tail budget above which the largest hot tails are sealed early. */
+export const HOT_TAIL_PRESSURE_FRACTION = 0.75;
+
+/**
+ * Segment cache: 256 MiB of segment chunks read from the object store (lru-cache, by bytes). A
+ * hit saves one GET (tens of ms on S3); 256 MiB keeps the 64 most recent 4 MiB chunks, enough for
+ * many readers catching up on the same recent history.
+ */
+export const SEGMENT_CACHE_BYTES_DEFAULT = 256 * 1024 * 1024;
+
+/**
+ * Segment uploads in flight at once: 4. Enough to keep an S3 connection pool busy (an 8 MiB PUT
+ * takes ~100 ms) without letting a backlog of seals take all sockets and memory at once.
+ */
+export const SEAL_UPLOADS_MAX = 4;
+
+/** First pause before a failed seal of a stream is tried again; doubles up to the maximum. */
+export const SEAL_RETRY_BACKOFF_BASE_MS = 500;
+export const SEAL_RETRY_BACKOFF_MAX_MS = 30_000;
+
+/** How often the sealer looks at idle/old hot tails, budget pressure and retention. */
+export const SEAL_CHECK_INTERVAL_MS = 100;
+
+/** Pause between attempts to delete the objects of a removed stream (retried until done). */
+export const OBJECT_DELETE_RETRY_MS = 5_000;

@@ -18,5 +18,31 @@ export interface ServeConfig {
   sseReconnectMs: number;
   liveReadersMax: number;
   checkpointWalBytes: number;
+  /** Where segments and manifests go: `fs` (embedded, under `<dataDir>/objects`) or `s3`. */
+  objectStore: 'fs' | 's3';
+  /** S3 bucket (required with `objectStore: 's3'`). */
+  s3Bucket?: string;
+  /** Key prefix inside the bucket, e.g. `cairn/prod`. */
+  s3Prefix?: string;
+  /** Endpoint of an S3-compatible store (MinIO, Ceph RGW); default AWS. */
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3ForcePathStyle?: boolean;
+  /** Start even if the store does not refuse overwrites (create-if-absent unenforced). */
+  unsafeAllowOverwrites?: boolean;
+  /** Seal a hot tail when it reaches this many bytes. */
+  segmentSizeBytes: number;
+  /** Seal a hot tail after this long without appends, in ms (0 = as soon as it is durable). */
+  sealIdleMs: number;
+  /** Seal bytes unsealed for this long even if appends continue, in ms. */
+  sealMaxAgeMs: number;
+  /** Unsealed bytes across all streams before appends get 503. */
+  hotTailBudgetBytes: number;
+  /** Bytes of segment data kept in memory for reads. */
+  segmentCacheBytes: number;
+  /** Default retention by age of sealed data, in ms (per-stream `Cairn-Retention-Ms` overrides). */
+  retentionMs?: number;
+  /** Default retention by size: keep at least this many newest bytes (per-stream `Cairn-Retention-Bytes`). */
+  retentionBytes?: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }

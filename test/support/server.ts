@@ -9,9 +9,14 @@ import type { ServeConfig } from '../../src/config/serve-config.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import {
   CHECKPOINT_WAL_BYTES_DEFAULT,
+  HOT_TAIL_BUDGET_BYTES_DEFAULT,
   LIVE_READERS_MAX_DEFAULT,
   MAX_APPEND_BYTES_DEFAULT,
   MAX_CHUNK_BYTES_DEFAULT,
+  SEAL_IDLE_MS_DEFAULT,
+  SEAL_MAX_AGE_MS_DEFAULT,
+  SEGMENT_CACHE_BYTES_DEFAULT,
+  SEGMENT_SIZE_BYTES_DEFAULT,
 } from '../../src/config/limits.ts';
 
 export interface TestServer extends RunningServer {
@@ -33,6 +38,12 @@ export function testConfig(dataDir: string, overrides: Partial<ServeConfig> = {}
     sseReconnectMs: 60_000,
     liveReadersMax: LIVE_READERS_MAX_DEFAULT,
     checkpointWalBytes: CHECKPOINT_WAL_BYTES_DEFAULT,
+    objectStore: 'fs',
+    segmentSizeBytes: SEGMENT_SIZE_BYTES_DEFAULT,
+    sealIdleMs: SEAL_IDLE_MS_DEFAULT,
+    sealMaxAgeMs: SEAL_MAX_AGE_MS_DEFAULT,
+    hotTailBudgetBytes: HOT_TAIL_BUDGET_BYTES_DEFAULT,
+    segmentCacheBytes: SEGMENT_CACHE_BYTES_DEFAULT,
     logLevel: 'warn',
     ...overrides,
   };
