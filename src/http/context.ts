@@ -2,6 +2,7 @@
  * What every route needs: the registry, the limits, the injected clock and random source.
  */
 import type { Clock, RandomSource } from '../clock.ts';
+import type { ReadPath } from '../read-path/read-path.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { LiveReaders } from './live-readers.ts';
 
@@ -18,6 +19,7 @@ export interface HttpLimits {
 
 export interface HttpContext {
   registry: StreamRegistry;
+  reads: ReadPath;
   limits: HttpLimits;
   clock: Clock;
   random: RandomSource;

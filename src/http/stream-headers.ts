@@ -9,4 +9,6 @@ export function setStreamMetadataHeaders(reply: FastifyReply, stream: StreamStat
   reply.header('content-type', stream.contentType);
   if (stream.ttlSeconds !== undefined) reply.header('stream-ttl', String(stream.ttlSeconds));
   if (stream.expiresAtMs !== undefined) reply.header('stream-expires-at', new Date(stream.expiresAtMs).toISOString());
+  if (stream.retentionMs !== undefined) reply.header('cairn-retention-ms', String(stream.retentionMs));
+  if (stream.retentionBytes !== undefined) reply.header('cairn-retention-bytes', String(stream.retentionBytes));
 }

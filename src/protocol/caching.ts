@@ -4,6 +4,11 @@
 
 /** Catch-up and long-poll 200s of shared streams (§10.1). */
 export const CACHE_CONTROL_SHARED = 'public, max-age=60, stale-while-revalidate=300';
+/**
+ * Catch-up responses wholly in sealed data that end on a deterministic boundary: their bytes and
+ * headers can never change (DESIGN.md "Caching").
+ */
+export const CACHE_CONTROL_IMMUTABLE = 'public, max-age=31536000, immutable';
 /** HEAD, `offset=now`, 204s and anything describing the moving tail (§5.5, §8). */
 export const CACHE_CONTROL_NO_STORE = 'no-store';
 

@@ -35,6 +35,17 @@ export function parseTtlSeconds(value: HeaderValue): number | undefined {
   return Number(text.trim());
 }
 
+/**
+ * Cairn's retention extension headers on create (`Cairn-Retention-Ms`, `Cairn-Retention-Bytes`):
+ * a positive integer. Not part of the protocol; other servers ignore them.
+ */
+export function parseRetention(value: HeaderValue, name: string): number | undefined {
+  const text = singleHeader(value, name);
+  if (text === undefined) return undefined;
+  if (!/^[1-9]\d{0,14}$/.test(text.trim())) throw new BadRequestError(`${name} must be a positive integer without sign or leading zeros`);
+  return Number(text.trim());
+}
+
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** `Stream-Expires-At`: an RFC 3339 timestamp; returns milliseconds since the epoch (§5.1). */

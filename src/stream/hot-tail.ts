@@ -74,6 +74,29 @@ export class HotTail {
     return { parts, end: at };
   }
 
+  /**
+   * Frees everything below `position` once it is sealed; the new start is `position`. An entry cut
+   * in two keeps a copy of its rest, so the sealed part's memory is released.
+   * An empty tail may also be moved forward (restoring a checkpoint of a sealed stream).
+   */
+  dropBefore(position: number): void {
+    if (this.#entries.length === 0 && position >= this.#endPosition) {
+      this.#startPosition = this.#endPosition = position;
+      return;
+    }
+    if (position < this.#startPosition || position > this.#endPosition) {
+      throw new RangeError(`hot tail cannot drop below ${position}: holds [${this.#startPosition}, ${this.#endPosition})`);
+    }
+    let keep = 0;
+    while (keep < this.#entries.length && this.#entries[keep].start + this.#entries[keep].data.length <= position) keep++;
+    this.#entries = this.#entries.slice(keep);
+    const first = this.#entries[0];
+    if (first !== undefined && first.start < position) {
+      this.#entries[0] = { start: position, data: Buffer.from(first.data.subarray(position - first.start)) };
+    }
+    this.#startPosition = position;
+  }
+
   /** All entries with their start positions (checkpoints and sealing). */
   entries(): readonly Entry[] {
     return this.#entries;

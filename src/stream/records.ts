@@ -4,6 +4,7 @@
  * exact state. A producer-state change travels in the same record as its data (exactly-once
  * across crashes, DESIGN.md invariants). Fields are short because every append carries them.
  */
+import type { SegmentRef } from '../manifest/manifest.ts';
 
 /** A stream is created (with its initial bytes, already in stored form). */
 export interface CreateRecord {
@@ -19,6 +20,9 @@ export interface CreateRecord {
   fork?: { inc: number; position: number };
   data?: Buffer;
   createdAtMs: number;
+  /** Per-stream retention (the `Cairn-Retention-*` create headers); absent = server default. */
+  retentionMs?: number;
+  retentionBytes?: number;
 }
 
 /** Bytes appended to a stream, optionally with producer state, Stream-Seq and closure. */
@@ -38,4 +42,24 @@ export interface DeleteRecord {
   inc: number;
 }
 
-export type StreamRecord = CreateRecord | AppendRecord | DeleteRecord;
+/**
+ * `[start, end)` of a stream was sealed into a segment and manifest `version` listing it is stored
+ * (src/tiering/sealer.ts). Written after the manifest; until it is replayed, a restart finds the
+ * bytes in the WAL again and the sealer adopts the stored manifest.
+ */
+export interface SealRecord {
+  t: 'seal';
+  inc: number;
+  segment: SegmentRef;
+  version: number;
+}
+
+/** Retention dropped the segments below `retainedStart`; manifest `version` no longer lists them. */
+export interface TrimRecord {
+  t: 'trim';
+  inc: number;
+  retainedStart: number;
+  version: number;
+}
+
+export type StreamRecord = CreateRecord | AppendRecord | DeleteRecord | SealRecord | TrimRecord;

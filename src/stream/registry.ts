@@ -21,6 +21,7 @@ import { DEFAULT_CONTENT_TYPE, isJsonContentType, sameMediaType } from '../proto
 import { encodeJsonMessages, storedMessagesLength } from '../protocol/json-mode.ts';
 import { formatOffset, ZERO_INCARNATION, type OffsetToken } from '../protocol/offset.ts';
 import type { ProducerHeaders } from '../protocol/headers.ts';
+import type { SegmentRef } from '../manifest/manifest.ts';
 import type { AppendRecord, CreateRecord, StreamRecord } from './records.ts';
 import { StreamState } from './stream-state.ts';
 
@@ -28,6 +29,24 @@ import { StreamState } from './stream-state.ts';
 export interface RecordLog {
   /** Resolves once the record is durable; rejects if it cannot be made durable. */
   append(record: StreamRecord): Promise<void>;
+}
+
+/** What other layers hear about from the registry (the sealer, the object collector). */
+export interface RegistryListener {
+  /** New bytes or closure of `stream` are durable (live writes only, not replay). */
+  durable(stream: StreamState): void;
+  /** An incarnation is gone for good (deleted, expired, last fork gone): its objects may go. */
+  removed(stream: StreamState): void;
+  /** Retention dropped these segments of `stream`: their objects may go. */
+  segmentsDropped(stream: StreamState, segments: readonly SegmentRef[]): void;
+}
+
+/** Reads the rest of the sealed read unit holding `position` of `stream` (fork points in cold data). */
+export type SealedUnitReader = (stream: StreamState, position: number) => Promise<Buffer>;
+
+export interface RegistryOptions {
+  /** Unsealed bytes across all streams before writes get 503 (DESIGN.md backpressure). */
+  hotTailBudgetBytes: number;
 }
 
 export interface CreateRequest {
@@ -38,6 +57,9 @@ export interface CreateRequest {
   closed: boolean;
   body: Buffer;
   fork?: { sourcePath: string; offset: OffsetToken | undefined; subOffset: number | undefined };
+  /** Cairn extension headers `Cairn-Retention-Ms` / `Cairn-Retention-Bytes`. */
+  retentionMs?: number;
+  retentionBytes?: number;
 }
 
 export interface CreateOutcome {
@@ -83,25 +105,46 @@ interface SnapshotStream {
   softDeleted: boolean;
   producers: [string, number, number][];
   entries: Buffer[];
+  retentionMs?: number;
+  retentionBytes?: number;
+  segments?: SegmentRef[];
+  manifestVersion?: number;
+  retainedStart?: number;
 }
 
 export class StreamRegistry {
   readonly #log: RecordLog;
   readonly #clock: Clock;
+  readonly #hotTailBudgetBytes: number;
   readonly #byPath = new Map<string, StreamState>();
   readonly #byIncarnation = new Map<number, StreamState>();
   #nextIncarnation = 1;
+  #hotTailBytes = 0;
   /** Called when a commit fails in the background (expiry deletes); for logging. */
   onBackgroundError: (error: unknown) => void = () => {};
+  listener: RegistryListener | undefined;
+  /** Set by the read path; needed to fork at an offset inside sealed data. */
+  sealedUnitReader: SealedUnitReader | undefined;
 
-  constructor(log: RecordLog, clock: Clock) {
+  constructor(log: RecordLog, clock: Clock, options: RegistryOptions = { hotTailBudgetBytes: Number.MAX_SAFE_INTEGER }) {
     this.#log = log;
     this.#clock = clock;
+    this.#hotTailBudgetBytes = options.hotTailBudgetBytes;
   }
 
   /** Number of live (not soft-deleted) streams. */
   get streamCount(): number {
     return this.#byPath.size;
+  }
+
+  /** Unsealed bytes held by all hot tails. */
+  get hotTailBytes(): number {
+    return this.#hotTailBytes;
+  }
+
+  /** Every stream incarnation still held, soft-deleted ones included (the sealer walks them). */
+  allStreams(): IterableIterator<StreamState> {
+    return this.#byIncarnation.values();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -115,7 +158,7 @@ export class StreamRegistry {
     switch (record.t) {
       case 'create': {
         const stream = this.#register(record);
-        if (record.data !== undefined) stream.hotTail.append(record.data);
+        if (record.data !== undefined) this.#addHot(stream, record.data);
         stream.closed = record.closed;
         this.#nextIncarnation = Math.max(this.#nextIncarnation, record.inc + 1);
         return stream;
@@ -123,7 +166,7 @@ export class StreamRegistry {
       case 'append': {
         const stream = this.#byIncarnation.get(record.inc);
         if (stream === undefined) throw new Error(`append record names missing incarnation ${record.inc}`);
-        if (record.data !== undefined) stream.hotTail.append(record.data);
+        if (record.data !== undefined) this.#addHot(stream, record.data);
         if (record.producer !== undefined) {
           const [id, epoch, seq] = record.producer;
           stream.producers.set(id, { epoch, lastSeq: seq });
@@ -143,11 +186,58 @@ export class StreamRegistry {
         stream.notify();
         return stream;
       }
+      case 'seal': {
+        // A seal of a removed stream (deleted while its upload ran) changes nothing.
+        const stream = this.#byIncarnation.get(record.inc);
+        if (stream === undefined || record.segment.end <= stream.sealedOffset) return stream;
+        if (record.segment.start !== stream.sealedOffset || record.segment.end > stream.tailOffset) {
+          throw new Error(
+            `seal [${record.segment.start}, ${record.segment.end}) of ${stream.path} does not continue [.., ${stream.sealedOffset}) within tail ${stream.tailOffset}`,
+          );
+        }
+        stream.segments.push(record.segment);
+        stream.manifestVersion = record.version;
+        this.#hotTailBytes -= record.segment.end - record.segment.start;
+        stream.hotTail.dropBefore(record.segment.end);
+        stream.unsealedSinceMs = this.#clock.nowMs();
+        return stream;
+      }
+      case 'trim': {
+        const stream = this.#byIncarnation.get(record.inc);
+        if (stream === undefined) return stream;
+        stream.manifestVersion = Math.max(stream.manifestVersion, record.version);
+        if (record.retainedStart <= stream.retainedStart) return stream;
+        const keep = stream.segments.findIndex((segment) => segment.end > record.retainedStart);
+        const dropped = keep === -1 ? stream.segments : stream.segments.slice(0, keep);
+        stream.segments = keep === -1 ? [] : stream.segments.slice(keep);
+        stream.retainedStart = record.retainedStart;
+        if (dropped.length > 0) this.listener?.segmentsDropped(stream, dropped);
+        return stream;
+      }
+    }
+  }
+
+  #addHot(stream: StreamState, data: Buffer): void {
+    if (data.length === 0) return;
+    if (stream.hotTail.sizeBytes === 0) stream.unsealedSinceMs = this.#clock.nowMs();
+    stream.hotTail.append(data);
+    stream.lastAppendMs = this.#clock.nowMs();
+    this.#hotTailBytes += data.length;
+  }
+
+  /** Refuses a write whose bytes would take the hot tails past their budget (503, DESIGN.md). */
+  #admitHotBytes(length: number): void {
+    if (length > 0 && this.#hotTailBytes + length > this.#hotTailBudgetBytes) {
+      throw new ServiceUnavailableError(
+        `hot-tail budget of ${this.#hotTailBudgetBytes} bytes is full: the object store is not keeping up with sealing; retry later`,
+      );
     }
   }
 
   /** Creates the state of a new incarnation (from a create record or a checkpoint) and indexes it. */
-  #register(meta: Pick<CreateRecord, 'path' | 'inc' | 'contentType' | 'ttlSeconds' | 'expiresAtMs' | 'fork'>): StreamState {
+  #register(
+    meta: Pick<CreateRecord, 'path' | 'inc' | 'contentType' | 'ttlSeconds' | 'expiresAtMs' | 'fork' | 'retentionMs' | 'retentionBytes'>,
+  ): StreamState {
     const source = meta.fork === undefined ? undefined : this.#byIncarnation.get(meta.fork.inc);
     if (meta.fork !== undefined && source === undefined) {
       throw new Error(`stream ${meta.path} names missing fork source incarnation ${meta.fork.inc}`);
@@ -159,6 +249,8 @@ export class StreamRegistry {
       ttlSeconds: meta.ttlSeconds,
       expiresAtMs: meta.expiresAtMs,
       fork: source === undefined || meta.fork === undefined ? undefined : { source, position: meta.fork.position },
+      retentionMs: meta.retentionMs,
+      retentionBytes: meta.retentionBytes,
       nowMs: this.#clock.nowMs(),
     });
     if (source !== undefined) source.forkCount++;
@@ -173,12 +265,15 @@ export class StreamRegistry {
       stream.durableOffset = stream.tailOffset;
       stream.durableClosed = stream.closed;
       stream.createDurable = true;
+      stream.needsProbe = true;
     }
   }
 
   #remove(stream: StreamState): void {
     if (this.#byPath.get(stream.path) === stream) this.#byPath.delete(stream.path);
     this.#byIncarnation.delete(stream.incarnation);
+    this.#hotTailBytes -= stream.hotTail.sizeBytes;
+    this.listener?.removed(stream);
     const source = stream.fork?.source;
     if (source !== undefined) {
       source.forkCount--;
@@ -195,13 +290,15 @@ export class StreamRegistry {
     // apply() is synchronous, so the tail and closure right now are exactly this record's effect.
     const end = stream?.tailOffset ?? 0;
     const closed = stream?.closed ?? false;
+    const writes = record.t === 'create' || record.t === 'append';
     const durable = this.#log.append(record).then(
       () => {
-        if (stream === undefined) return;
-        if (record.t !== 'delete') {
+        if (stream === undefined || record.t === 'seal' || record.t === 'trim') return;
+        if (writes) {
           stream.createDurable = true;
           stream.durableOffset = Math.max(stream.durableOffset, end);
           stream.durableClosed ||= closed;
+          this.listener?.durable(stream);
         }
         stream.notify();
       },
@@ -211,7 +308,7 @@ export class StreamRegistry {
           : new ServiceUnavailableError(`write-ahead log unavailable: ${(error as Error).message}`);
       },
     );
-    if (stream !== undefined && record.t !== 'delete') stream.lastCommit = durable;
+    if (stream !== undefined && writes) stream.lastCommit = durable;
     await durable;
     return end;
   }
@@ -272,11 +369,14 @@ export class StreamRegistry {
    *   stream; GoneError when it belongs to an earlier incarnation of the path.
    */
   resolvePosition(stream: StreamState, token: OffsetToken): number {
-    if (token.incarnation === ZERO_INCARNATION && token.position === 0) return 0;
+    if (token.incarnation === ZERO_INCARNATION && token.position === 0) return this.earliestPosition(stream);
     let limit = stream.durableOffset;
     for (const at of this.lineage(stream)) {
       if (token.incarnation === at.incarnation) {
         if (token.position > limit) throw new BadRequestError('offset is beyond the tail of the stream');
+        if (token.position < this.earliestPosition(stream)) {
+          throw new GoneError('offset is before the earliest retained position of the stream (retention)');
+        }
         return token.position;
       }
       if (at.fork !== undefined) limit = Math.min(limit, at.fork.position);
@@ -285,6 +385,22 @@ export class StreamRegistry {
       throw new GoneError('offset belongs to an earlier incarnation of this stream');
     }
     throw new BadRequestError('offset does not belong to this stream');
+  }
+
+  /**
+   * First readable position of `stream` (what offset `-1` means): its own retained start, or, while
+   * it has dropped none of its own bytes, the earliest position its fork source still retains.
+   */
+  earliestPosition(stream: StreamState): number {
+    if (stream.fork === undefined || stream.retainedStart > stream.basePosition) return stream.retainedStart;
+    return Math.min(this.earliestPosition(stream.fork.source), stream.basePosition);
+  }
+
+  /** The stream in `stream`'s lineage whose own bytes hold `position` (forks read their sources below the fork point). */
+  ownerOf(stream: StreamState, position: number): StreamState {
+    let owner = stream;
+    while (owner.fork !== undefined && position < owner.basePosition) owner = owner.fork.source;
+    return owner;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -303,7 +419,7 @@ export class StreamRegistry {
     if (existing !== undefined && !this.#expireIfDue(existing)) {
       if (existing.softDeleted) throw new ConflictError('a deleted stream still referenced by forks holds this path');
       await existing.lastCommit.catch(() => {});
-      if (!this.#sameConfig(existing, request)) {
+      if (!(await this.#sameConfig(existing, request))) {
         throw new ConflictError('stream already exists with a different configuration');
       }
       existing.lastAccessMs = this.#clock.nowMs();
@@ -324,7 +440,9 @@ export class StreamRegistry {
         throw new ConflictError('fork Content-Type differs from the source stream');
       }
       contentType = source.contentType;
-      const position = this.#forkPosition(source, request.fork.offset, request.fork.subOffset ?? 0);
+      const position = await this.#forkPosition(source, request.fork.offset, request.fork.subOffset ?? 0);
+      // The fork point may have needed a read from the object store: look at the world again.
+      if (this.#byPath.has(request.path) || !this.isCurrent(source) || source.softDeleted) return this.create(request);
       fork = { inc: source.incarnation, position };
       if (ttlSeconds === undefined && expiresAtMs === undefined) {
         ttlSeconds = source.ttlSeconds;
@@ -338,6 +456,7 @@ export class StreamRegistry {
       data = isJsonContentType(contentType) ? encodeJsonMessages(request.body).bytes : request.body;
       if (data.length === 0) data = undefined;
     }
+    this.#admitHotBytes(data?.length ?? 0);
     const record: CreateRecord = {
       t: 'create',
       inc: this.#nextIncarnation,
@@ -350,13 +469,17 @@ export class StreamRegistry {
     if (expiresAtMs !== undefined) record.expiresAtMs = expiresAtMs;
     if (fork !== undefined) record.fork = fork;
     if (data !== undefined) record.data = data;
+    if (request.retentionMs !== undefined) record.retentionMs = request.retentionMs;
+    if (request.retentionBytes !== undefined) record.retentionBytes = request.retentionBytes;
     await this.#commit(record);
     const stream = this.#byIncarnation.get(record.inc);
     if (stream === undefined) throw new StreamNotFoundError(request.path);
     return { created: true, stream };
   }
 
-  #sameConfig(stream: StreamState, request: CreateRequest): boolean {
+  async #sameConfig(stream: StreamState, request: CreateRequest): Promise<boolean> {
+    if (request.retentionMs !== undefined && request.retentionMs !== stream.retentionMs) return false;
+    if (request.retentionBytes !== undefined && request.retentionBytes !== stream.retentionBytes) return false;
     if (request.contentType !== undefined && !sameMediaType(request.contentType, stream.contentType)) return false;
     if (request.contentType === undefined && request.fork === undefined && !sameMediaType(DEFAULT_CONTENT_TYPE, stream.contentType)) {
       return false;
@@ -368,7 +491,7 @@ export class StreamRegistry {
       if (request.fork.offset !== undefined) {
         let position: number;
         try {
-          position = this.#forkPosition(stream.fork.source, request.fork.offset, request.fork.subOffset ?? 0);
+          position = await this.#forkPosition(stream.fork.source, request.fork.offset, request.fork.subOffset ?? 0);
         } catch {
           return false;
         }
@@ -380,11 +503,12 @@ export class StreamRegistry {
   }
 
   /** Resolves a fork point: the offset (default: the source's tail) plus the sub-offset. */
-  #forkPosition(source: StreamState, offset: OffsetToken | undefined, subOffset: number): number {
+  async #forkPosition(source: StreamState, offset: OffsetToken | undefined, subOffset: number): Promise<number> {
     const anchor = offset === undefined ? source.durableOffset : this.resolvePosition(source, offset);
     if (subOffset === 0) return anchor;
-    // The sub-offset may not run past the next data boundary: the end of the append entry at the anchor.
-    const entry = this.#entryRest(source, anchor);
+    // The sub-offset may not run past the next data boundary: the end of the append entry at the
+    // anchor, or of the read unit when the anchor lies in sealed data.
+    const entry = await this.#entryRest(source, anchor);
     const length = source.isJson ? storedMessagesLength(entry, subOffset) : subOffset <= entry.length ? subOffset : undefined;
     if (length === undefined) throw new BadRequestError('Stream-Fork-Sub-Offset is past the next data boundary');
     return anchor + length;
@@ -449,6 +573,7 @@ export class StreamRegistry {
         data = request.body;
       }
     }
+    this.#admitHotBytes(data?.length ?? 0);
     const record: AppendRecord = { t: 'append', inc: stream.incarnation };
     if (data !== undefined) record.data = data;
     if (producerAccepted && request.producer !== undefined) {
@@ -474,34 +599,37 @@ export class StreamRegistry {
     await this.#commit({ t: 'delete', inc: stream.incarnation });
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Reads
-
-  /**
-   * Reads durable bytes of `stream` from `from`, at most `maxBytes` (whole append entries in JSON
-   * mode, at least one), stitching fork sources (§4.2).
-   * @returns the parts (views into the hot tails) and the position after them.
-   */
-  read(stream: StreamState, from: number, maxBytes: number): { parts: Buffer[]; end: number } {
-    return this.#readParts(stream, from, stream.durableOffset, maxBytes, stream.isJson);
-  }
-
-  #readParts(stream: StreamState, from: number, to: number, maxBytes: number, wholeEntries: boolean): { parts: Buffer[]; end: number } {
-    const base = stream.basePosition;
-    if (stream.fork === undefined || from >= base) return stream.hotTail.read(from, to, maxBytes, wholeEntries);
-    const inherited = this.#readParts(stream.fork.source, from, Math.min(to, base), maxBytes, wholeEntries);
-    const budget = maxBytes - (inherited.end - from);
-    if (inherited.end < base || budget <= 0 || to <= base) return inherited;
-    const own = stream.hotTail.read(base, to, budget, wholeEntries);
-    return { parts: [...inherited.parts, ...own.parts], end: own.end };
-  }
-
-  /** The rest of the append entry holding `position` in the stream's lineage (a data boundary, §4.2). */
-  #entryRest(stream: StreamState, position: number): Buffer {
-    let owner = stream;
-    while (owner.fork !== undefined && position < owner.basePosition) owner = owner.fork.source;
+  /** The rest of the data boundary holding `position` in the stream's lineage (§4.2 sub-offsets). */
+  async #entryRest(stream: StreamState, position: number): Promise<Buffer> {
+    const owner = this.ownerOf(stream, position);
+    if (position < owner.sealedOffset) {
+      if (this.sealedUnitReader === undefined) throw new Error('no sealed-unit reader: cannot fork inside sealed data');
+      return this.sealedUnitReader(owner, position);
+    }
     const { parts } = owner.hotTail.read(position, owner.tailOffset, 1, true);
     return parts[0] ?? Buffer.alloc(0);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Tiering
+
+  /**
+   * Publishes a seal: the segment and the manifest listing it as `version` are stored. Applied at
+   * once (reads below the segment's end go to the object store from now on); resolves when the
+   * record is in the WAL.
+   */
+  async commitSeal(stream: StreamState, segment: SegmentRef, version: number): Promise<void> {
+    await this.#commit({ t: 'seal', inc: stream.incarnation, segment, version });
+  }
+
+  /** Publishes a retention trim: manifest `version` no longer lists segments below `retainedStart`. */
+  async commitTrim(stream: StreamState, retainedStart: number, version: number): Promise<void> {
+    await this.#commit({ t: 'trim', inc: stream.incarnation, retainedStart, version });
+  }
+
+  /** True while the incarnation is held (live or soft-deleted): its objects must stay. */
+  holds(stream: StreamState): boolean {
+    return this.#byIncarnation.get(stream.incarnation) === stream;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -525,6 +653,11 @@ export class StreamRegistry {
       if (stream.fork !== undefined) entry.fork = { inc: stream.fork.source.incarnation, position: stream.fork.position };
       if (stream.closedBy !== undefined) entry.closedBy = stream.closedBy;
       if (stream.lastStreamSeq !== undefined) entry.lastStreamSeq = stream.lastStreamSeq;
+      if (stream.retentionMs !== undefined) entry.retentionMs = stream.retentionMs;
+      if (stream.retentionBytes !== undefined) entry.retentionBytes = stream.retentionBytes;
+      if (stream.segments.length > 0) entry.segments = stream.segments;
+      if (stream.manifestVersion > 0) entry.manifestVersion = stream.manifestVersion;
+      if (stream.retainedStart > stream.basePosition) entry.retainedStart = stream.retainedStart;
       streams.push(entry);
     }
     return { nextIncarnation: this.#nextIncarnation, streams };
@@ -535,7 +668,11 @@ export class StreamRegistry {
     this.#nextIncarnation = snapshot.nextIncarnation;
     for (const s of snapshot.streams) {
       const stream = this.#register(s);
-      for (const data of s.entries) stream.hotTail.append(data);
+      stream.segments = s.segments ?? [];
+      stream.manifestVersion = s.manifestVersion ?? 0;
+      stream.retainedStart = s.retainedStart ?? stream.basePosition;
+      stream.hotTail.dropBefore(stream.segments.at(-1)?.end ?? stream.basePosition);
+      for (const data of s.entries) this.#addHot(stream, data);
       stream.closed = s.closed;
       stream.closedBy = s.closedBy;
       stream.lastStreamSeq = s.lastStreamSeq;

@@ -5,6 +5,7 @@
  * Invariant: `sealedOffset ≤ durableOffset ≤ tailOffset`.
  */
 import { HotTail } from './hot-tail.ts';
+import type { SegmentRef } from '../manifest/manifest.ts';
 import { isJsonContentType } from '../protocol/content-type.ts';
 
 export interface ProducerState {
@@ -23,6 +24,24 @@ export class StreamState {
   readonly fork: { source: StreamState; position: number } | undefined;
   readonly hotTail: HotTail;
   readonly producers = new Map<string, ProducerState>();
+  /** Per-stream retention from the create request; undefined = the server default. */
+  readonly retentionMs: number | undefined;
+  readonly retentionBytes: number | undefined;
+  /** Sealed segments of this stream's own bytes, contiguous, ending at `sealedOffset`. */
+  segments: SegmentRef[] = [];
+  /** Latest stored manifest version (0 = none yet). */
+  manifestVersion = 0;
+  /** First position of this stream's own bytes still kept (retention); below it reads get 410. */
+  retainedStart: number;
+  /** Last append (ms, injected clock): the seal policy's idle timer. Not persisted. */
+  lastAppendMs: number;
+  /** When the hot tail last went from empty to holding bytes (ms): the seal policy's age timer. */
+  unsealedSinceMs: number;
+  /**
+   * Set for streams recovered from the WAL: a seal may have reached the object store without its
+   * seal record reaching the WAL, so the sealer looks before sealing again.
+   */
+  needsProbe = false;
 
   /** Last read or write (sliding TTL); not persisted — restart counts as access. */
   lastAccessMs: number;
@@ -49,6 +68,8 @@ export class StreamState {
     ttlSeconds?: number;
     expiresAtMs?: number;
     fork?: { source: StreamState; position: number };
+    retentionMs?: number;
+    retentionBytes?: number;
     nowMs: number;
   }) {
     this.path = options.path;
@@ -61,7 +82,12 @@ export class StreamState {
     const base = options.fork?.position ?? 0;
     this.hotTail = new HotTail(base);
     this.durableOffset = base;
+    this.retainedStart = base;
+    this.retentionMs = options.retentionMs;
+    this.retentionBytes = options.retentionBytes;
     this.lastAccessMs = options.nowMs;
+    this.lastAppendMs = options.nowMs;
+    this.unsealedSinceMs = options.nowMs;
   }
 
   /** Next position to be assigned. */
@@ -69,7 +95,7 @@ export class StreamState {
     return this.hotTail.endPosition;
   }
 
-  /** End of the bytes stored in segments (the next issue seals; until then the hot tail start). */
+  /** End of the bytes stored in segments: the hot tail starts here. */
   get sealedOffset(): number {
     return this.hotTail.startPosition;
   }
@@ -77,6 +103,18 @@ export class StreamState {
   /** First position held by this stream itself (the fork point, or 0). */
   get basePosition(): number {
     return this.fork?.position ?? 0;
+  }
+
+  /** Index in `segments` of the segment holding `position` (which must be in `[retainedStart, sealedOffset)`). */
+  segmentIndexAt(position: number): number {
+    let low = 0;
+    let high = this.segments.length - 1;
+    while (low < high) {
+      const mid = (low + high + 1) >>> 1;
+      if (this.segments[mid].start <= position) low = mid;
+      else high = mid - 1;
+    }
+    return low;
   }
 
   /** Absolute expiry instant in ms, from Stream-Expires-At or the sliding TTL; undefined = never. */

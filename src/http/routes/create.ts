@@ -9,6 +9,7 @@ import {
   parseExpiresAtMs,
   parseForkOffset,
   parseForkSubOffset,
+  parseRetention,
   parseTtlSeconds,
   singleHeader,
 } from '../../protocol/headers.ts';
@@ -33,6 +34,8 @@ export async function createStream(context: HttpContext, request: FastifyRequest
     ttlSeconds: parseTtlSeconds(headers['stream-ttl']),
     expiresAtMs: parseExpiresAtMs(headers['stream-expires-at']),
     closed: parseClosedFlag(headers['stream-closed']),
+    retentionMs: parseRetention(headers['cairn-retention-ms'], 'Cairn-Retention-Ms'),
+    retentionBytes: parseRetention(headers['cairn-retention-bytes'], 'Cairn-Retention-Bytes'),
     body: (request.body as Buffer | undefined) ?? Buffer.alloc(0),
     fork:
       forkedFrom === undefined

@@ -1,5 +1,7 @@
 /**
  * HEAD — stream metadata without a body (PROTOCOL.md §5.5). Does not reset a sliding TTL.
+ * Cairn adds `Cairn-Sealed-Offset` (the end of the bytes stored in segments) and
+ * `Cairn-Earliest-Offset` (the first offset retention keeps) for operators and tools.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CACHE_CONTROL_NO_STORE } from '../../protocol/caching.ts';
@@ -11,6 +13,8 @@ export async function headStream(context: HttpContext, request: FastifyRequest, 
   const stream = context.registry.get(streamPathOf(request.url), { touch: false });
   setStreamMetadataHeaders(reply, stream);
   reply.header('stream-next-offset', context.registry.offsetOf(stream, stream.durableOffset));
+  reply.header('cairn-sealed-offset', context.registry.offsetOf(stream, Math.min(stream.sealedOffset, stream.durableOffset)));
+  reply.header('cairn-earliest-offset', context.registry.offsetOf(stream, context.registry.earliestPosition(stream)));
   if (stream.durableClosed) reply.header('stream-closed', 'true');
   reply.header('cache-control', CACHE_CONTROL_NO_STORE);
   reply.code(200).send();

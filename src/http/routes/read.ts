@@ -4,9 +4,14 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BadRequestError, StreamNotFoundError } from '../../protocol/errors.ts';
-import { CACHE_CONTROL_NO_STORE, CACHE_CONTROL_SHARED, ifNoneMatchHits, readEtag } from '../../protocol/caching.ts';
+import {
+  CACHE_CONTROL_IMMUTABLE,
+  CACHE_CONTROL_NO_STORE,
+  CACHE_CONTROL_SHARED,
+  ifNoneMatchHits,
+  readEtag,
+} from '../../protocol/caching.ts';
 import { responseCursor } from '../../protocol/cursor.ts';
-import { jsonArrayBody } from '../../protocol/json-mode.ts';
 import { parseOffsetQuery } from '../../protocol/offset.ts';
 import type { StreamState } from '../../stream/stream-state.ts';
 import type { HttpContext } from '../context.ts';
@@ -25,11 +30,11 @@ export function queryParam(query: Query, name: string): string | undefined {
   return value;
 }
 
-/** Where a read starts: `-1`/absent → stream start, `now` → durable tail, a token → its position. */
+/** Where a read starts: `-1`/absent → earliest retained position, `now` → durable tail, a token → its position. */
 export function readStartPosition(context: HttpContext, stream: StreamState, offsetText: string | undefined): { position: number; now: boolean } {
   const query = parseOffsetQuery(offsetText);
   if (query === undefined) throw new BadRequestError('offset is malformed');
-  if (query.kind === 'start') return { position: 0, now: false };
+  if (query.kind === 'start') return { position: context.registry.earliestPosition(stream), now: false };
   if (query.kind === 'now') return { position: stream.durableOffset, now: true };
   return { position: context.registry.resolvePosition(stream, query.token), now: false };
 }
@@ -77,13 +82,13 @@ export async function readStream(context: HttpContext, request: FastifyRequest, 
     }
   }
 
-  const { parts, end } = registry.read(stream, start.position, context.limits.maxChunkBytes);
+  const { body, end, immutable } = await context.reads.read(stream, start.position);
   const upToDate = end === stream.durableOffset;
   const closed = upToDate && stream.durableClosed;
   const etag = readEtag(stream.incarnation, start.position, end, closed);
   reply.header('stream-next-offset', registry.offsetOf(stream, end));
   reply.header('etag', etag);
-  reply.header('cache-control', CACHE_CONTROL_SHARED);
+  reply.header('cache-control', immutable ? CACHE_CONTROL_IMMUTABLE : CACHE_CONTROL_SHARED);
   if (upToDate) reply.header('stream-up-to-date', 'true');
   if (closed) reply.header('stream-closed', 'true');
   if (live === 'long-poll' || !closed) reply.header('stream-cursor', responseCursor(cursor, context.clock, context.random));
@@ -91,5 +96,5 @@ export async function readStream(context: HttpContext, request: FastifyRequest, 
     reply.code(304).send();
     return;
   }
-  reply.code(200).send(stream.isJson ? jsonArrayBody(parts) : parts.length === 1 ? parts[0] : Buffer.concat(parts));
+  reply.code(200).send(body);
 }

@@ -8,7 +8,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { once } from 'node:events';
 import { isSseTextContentType } from '../../protocol/content-type.ts';
 import { responseCursor } from '../../protocol/cursor.ts';
-import { jsonArrayBody } from '../../protocol/json-mode.ts';
 import type { StreamState } from '../../stream/stream-state.ts';
 import type { HttpContext } from '../context.ts';
 
@@ -59,8 +58,7 @@ export async function streamSse(
   try {
     while (!abort.signal.aborted && !stream.softDeleted && registry.isCurrent(stream)) {
       if (position < stream.durableOffset) {
-        const { parts, end } = registry.read(stream, position, context.limits.maxChunkBytes);
-        const payload = stream.isJson ? jsonArrayBody(parts) : Buffer.concat(parts);
+        const { body: payload, end } = await context.reads.read(stream, position);
         position = end;
         const upToDate = position === stream.durableOffset;
         const closed = upToDate && stream.durableClosed;
@@ -79,6 +77,9 @@ export async function streamSse(
       const reason = await context.live.wait(stream, remainingMs, abort.signal);
       if (reason !== 'changed') break;
     }
+  } catch (error) {
+    // Headers are sent: end the connection and let the client reconnect (it then gets the status).
+    request.log.warn({ err: error }, 'SSE read failed; closing the connection');
   } finally {
     raw.end();
   }

@@ -1,0 +1,70 @@
+/**
+ * The per-stream manifest (DESIGN.md vocabulary): the list of a stream incarnation's segments plus
+ * its metadata, stored as JSON under `manifest-<version>.json` (object-keys.ts). Each seal or
+ * retention trim writes the next version create-if-absent, so the manifest doubles as a fence: a
+ * version that already exists with other content means another writer (DESIGN.md invariants).
+ */
+
+/** One sealed segment `[start, end)` of a stream, in logical byte positions. */
+export interface SegmentRef {
+  start: number;
+  end: number;
+  /**
+   * Ends of the segment's read units, ascending, the last equal to `end`. A catch-up response
+   * only ends on a unit end (or the hot tail), so every reader walks the same URLs: fixed steps
+   * of the maximum chunk size in byte streams, whole messages in JSON streams.
+   */
+  unitEnds: number[];
+  /** When the segment was sealed (ms since the epoch); retention by age uses it. */
+  sealedAtMs: number;
+}
+
+export interface Manifest {
+  format: 1;
+  path: string;
+  incarnation: number;
+  nodeId: string;
+  contentType: string;
+  version: number;
+  /** First retained position: reads below it answer 410 Gone (retention). */
+  retainedStart: number;
+  /** Fork source incarnation and fork position; the source's own manifest lists those bytes. */
+  fork?: { incarnation: number; position: number };
+  segments: SegmentRef[];
+}
+
+/** A stored manifest could not be decoded. A bug or a foreign writer: never guessed around. */
+export class ManifestCorruptError extends Error {
+  readonly key: string;
+  constructor(key: string, reason: string) {
+    super(`manifest ${key} is corrupt: ${reason}`);
+    this.name = 'ManifestCorruptError';
+    this.key = key;
+  }
+}
+
+export function encodeManifest(manifest: Manifest): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(manifest));
+}
+
+/** @throws ManifestCorruptError when `bytes` is not a format-1 manifest with contiguous segments. */
+export function decodeManifest(key: string, bytes: Uint8Array): Manifest {
+  let value: Manifest;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes)) as Manifest;
+  } catch (error) {
+    throw new ManifestCorruptError(key, (error as Error).message);
+  }
+  if (value === null || typeof value !== 'object' || value.format !== 1 || !Array.isArray(value.segments)) {
+    throw new ManifestCorruptError(key, 'not a format-1 manifest');
+  }
+  for (let i = 1; i < value.segments.length; i++) {
+    if (value.segments[i].start !== value.segments[i - 1].end) throw new ManifestCorruptError(key, 'segments are not contiguous');
+  }
+  return value;
+}
+
+/** True when two manifests say the same thing (a refused put of an identical manifest is ours). */
+export function sameManifest(a: Manifest, b: Manifest): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

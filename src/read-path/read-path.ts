@@ -1,0 +1,144 @@
+/**
+ * The read path (DESIGN.md layers: resolve offset → hot tail or segment): builds catch-up
+ * responses across a stream's lineage, its sealed segments and its hot tail.
+ *
+ * Boundaries are deterministic (issue 3 §3): a response starting in sealed data takes the rest of
+ * the read unit holding its offset, then whole following units while they fit in
+ * `maxChunkBytes`, and may run on into the hot tail. A response that never touched the hot tail
+ * and stopped because the next (existing) unit did not fit, or at the end of a closed stream, can
+ * never change: it is `immutable`. Identical concurrent reads that start in sealed data (same
+ * incarnation and offset) share one in-flight response.
+ */
+import { GoneError, ServiceUnavailableError } from '../protocol/errors.ts';
+import { jsonArrayBody } from '../protocol/json-mode.ts';
+import { ObjectNotFoundError, ObjectStoreError } from '../object-store/index.ts';
+import type { SegmentRef } from '../manifest/manifest.ts';
+import type { StreamRegistry } from '../stream/registry.ts';
+import type { StreamState } from '../stream/stream-state.ts';
+import type { ObjectNaming } from '../tiering/object-naming.ts';
+import type { SegmentCache } from './segment-cache.ts';
+
+export interface ReadResult {
+  /** The response body: raw bytes, or a JSON array in JSON mode. */
+  body: Buffer;
+  /** Position after the last byte returned (Stream-Next-Offset). */
+  end: number;
+  /** Wholly sealed and ending on a deterministic boundary: `Cache-Control: immutable`. */
+  immutable: boolean;
+}
+
+export interface ReadPathOptions {
+  registry: StreamRegistry;
+  cache: SegmentCache;
+  naming: ObjectNaming;
+  maxChunkBytes: number;
+}
+
+export class ReadPath {
+  readonly #o: ReadPathOptions;
+  readonly #inFlight = new Map<string, Promise<ReadResult>>();
+  /** Reads answered by joining an identical one in flight. */
+  collapsedReads = 0;
+
+  constructor(options: ReadPathOptions) {
+    this.#o = options;
+  }
+
+  /**
+   * A catch-up response of `stream` from `from` (a resolved position ≤ durableOffset).
+   * @throws GoneError when `from` (or a segment under it) fell to retention meanwhile;
+   *   ServiceUnavailableError when the object store cannot be reached.
+   */
+  read(stream: StreamState, from: number): Promise<ReadResult> {
+    if (from >= this.#o.registry.ownerOf(stream, from).sealedOffset) return this.#read(stream, from);
+    const key = `${stream.incarnation}:${from}`;
+    const joined = this.#inFlight.get(key);
+    if (joined !== undefined) {
+      this.collapsedReads++;
+      return joined;
+    }
+    const read = this.#read(stream, from).finally(() => this.#inFlight.delete(key));
+    this.#inFlight.set(key, read);
+    return read;
+  }
+
+  /** The rest of the sealed read unit holding `position` of `owner` (fork sub-offsets, §4.2). */
+  async unitRest(owner: StreamState, position: number): Promise<Buffer> {
+    const segment = owner.segments[owner.segmentIndexAt(position)];
+    const unit = unitAt(segment, position);
+    return (await this.#unit(owner, segment, unit.start, unit.end)).subarray(position - unit.start);
+  }
+
+  async #read(stream: StreamState, from: number): Promise<ReadResult> {
+    const registry = this.#o.registry;
+    const to = stream.durableOffset;
+    const closed = stream.durableClosed;
+    const wholeEntries = stream.isJson;
+    const parts: Buffer[] = [];
+    let at = from;
+    let budget = this.#o.maxChunkBytes;
+    let touchedHot = false;
+    let full = false;
+    while (at < to && !full) {
+      const owner = registry.ownerOf(stream, at);
+      const ownerEnd = Math.min(to, childBase(stream, owner));
+      if (at < owner.retainedStart) throw new GoneError('offset is before the earliest retained position of the stream (retention)');
+      if (at < owner.sealedOffset) {
+        const segment = owner.segments[owner.segmentIndexAt(at)];
+        const unit = unitAt(segment, at);
+        const end = Math.min(unit.end, ownerEnd);
+        if (parts.length > 0 && end - at > budget) break;
+        const bytes = await this.#unit(owner, segment, unit.start, unit.end);
+        parts.push(bytes.subarray(at - unit.start, end - unit.start));
+        budget -= end - at;
+        at = end;
+        full = budget <= 0;
+        continue;
+      }
+      touchedHot = true;
+      const hot = owner.hotTail.read(at, ownerEnd, budget, wholeEntries);
+      if (parts.length > 0 && hot.end - at > budget) break; // a whole JSON entry that does not fit
+      parts.push(...hot.parts);
+      budget -= hot.end - at;
+      full = hot.end < ownerEnd || budget <= 0;
+      at = hot.end;
+    }
+    const immutable = !touchedHot && at > from && (full || (at === to && closed));
+    const body = wholeEntries ? jsonArrayBody(parts) : parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    return { body, end: at, immutable };
+  }
+
+  /** One read unit of a segment, through the cache. */
+  async #unit(owner: StreamState, segment: SegmentRef, start: number, end: number): Promise<Buffer> {
+    const key = this.#o.naming.segment(owner, segment);
+    const whole = start === segment.start && end === segment.end;
+    try {
+      return await this.#o.cache.read(key, whole ? undefined : { startByte: start - segment.start, endByte: end - segment.start });
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError && start < owner.retainedStart) {
+        throw new GoneError('offset is before the earliest retained position of the stream (retention)');
+      }
+      if (error instanceof ObjectStoreError && error.retryable) {
+        throw new ServiceUnavailableError(`object store unavailable: ${error.message}`, 5);
+      }
+      throw error;
+    }
+  }
+}
+
+/** The read unit `[start, end)` of `segment` holding `position`. */
+export function unitAt(segment: SegmentRef, position: number): { start: number; end: number } {
+  let start = segment.start;
+  for (const end of segment.unitEnds) {
+    if (position < end) return { start, end };
+    start = end;
+  }
+  throw new RangeError(`position ${position} is not inside segment [${segment.start}, ${segment.end})`);
+}
+
+/** Where `owner`'s bytes stop being `stream`'s: the lowest fork point between them (∞ for the stream itself). */
+function childBase(stream: StreamState, owner: StreamState): number {
+  let limit = Number.POSITIVE_INFINITY;
+  for (let at = stream; at !== owner && at.fork !== undefined; at = at.fork.source) limit = Math.min(limit, at.basePosition);
+  return limit;
+}

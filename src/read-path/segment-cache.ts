@@ -1,0 +1,62 @@
+/**
+ * The segment cache (DESIGN.md "Collapsing at three layers"): read units of segments, kept by
+ * bytes in an `lru-cache` whose `fetch()` makes concurrent misses of one unit a single object-store
+ * GET. A unit is a whole small segment (one plain GET) or a fixed slice of a larger one (a ranged
+ * GET), so every reader of a unit shares one cache entry.
+ */
+import { LRUCache } from 'lru-cache';
+import type { ByteRange, ObjectStore } from '../object-store/index.ts';
+
+export interface SegmentCacheStats {
+  /** Units served from memory. */
+  hits: number;
+  /** Units fetched from the object store (one GET each). */
+  misses: number;
+  /** Units requested while the same unit's GET was in flight (no GET of their own). */
+  collapsed: number;
+  /** Bytes held now. */
+  bytes: number;
+}
+
+interface FetchContext {
+  key: string;
+  range: ByteRange | undefined;
+}
+
+export class SegmentCache {
+  readonly #lru: LRUCache<string, Buffer, FetchContext>;
+  #hits = 0;
+  #misses = 0;
+  #collapsed = 0;
+
+  /** @param maxBytes memory for cached units; 0 keeps nothing (GETs are still collapsed while in flight). */
+  constructor(store: ObjectStore, maxBytes: number) {
+    this.#lru = new LRUCache<string, Buffer, FetchContext>({
+      maxSize: Math.max(1, maxBytes),
+      sizeCalculation: (value) => Math.max(1, value.length),
+      fetchMethod: async (_cacheKey, _stale, { context }) => {
+        const result = await store.get(context.key, context.range);
+        return Buffer.from(result.body.buffer, result.body.byteOffset, result.body.byteLength);
+      },
+    });
+  }
+
+  /**
+   * Bytes `[range.startByte, range.endByte)` of object `key` (the whole object when `range` is
+   * undefined), from memory or with one GET shared by all concurrent callers.
+   * Errors: the object store's (`ObjectNotFoundError`, `ObjectStoreUnavailableError`, …).
+   */
+  async read(key: string, range: ByteRange | undefined): Promise<Buffer> {
+    const status: LRUCache.Status<string, Buffer, FetchContext> = {};
+    const value = await this.#lru.fetch(range === undefined ? key : `${key}@${range.startByte}`, { context: { key, range }, status });
+    if (status.fetch === 'hit') this.#hits++;
+    else if (status.fetch === 'inflight') this.#collapsed++;
+    else this.#misses++;
+    if (value === undefined) throw new Error(`segment cache fetch of ${key} returned nothing`);
+    return value;
+  }
+
+  stats(): SegmentCacheStats {
+    return { hits: this.#hits, misses: this.#misses, collapsed: this.#collapsed, bytes: this.#lru.calculatedSize };
+  }
+}

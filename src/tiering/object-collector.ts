@@ -1,0 +1,108 @@
+/**
+ * Deletes objects nobody references any more (DESIGN.md lifecycle): every object of a removed
+ * stream incarnation (deleted, expired, or the last fork of a soft-deleted source gone), segments
+ * dropped by retention, superseded manifest versions. Deletes run in the background, one job at a
+ * time, retried until they succeed, and never block a request. Pending jobs travel in WAL
+ * checkpoints, and replaying a delete record queues its job again, so a restart does not forget
+ * them (deleting an absent key succeeds, so a job may safely run twice).
+ */
+import type { Logger } from 'pino';
+import { OBJECT_DELETE_RETRY_MS } from '../config/limits.ts';
+import type { ObjectStore } from '../object-store/index.ts';
+
+/** One delete job: every object under `prefix`, or the listed `keys`. */
+export type DeleteJob = { prefix: string; incarnation: number } | { keys: string[] };
+
+export interface ObjectCollectorOptions {
+  store: ObjectStore;
+  logger: Logger;
+  /** Resolves when no seal of the incarnation is running (so no upload lands after the delete). */
+  sealIdle: (incarnation: number) => Promise<void>;
+}
+
+export class ObjectCollector {
+  readonly #options: ObjectCollectorOptions;
+  readonly #jobs: DeleteJob[] = [];
+  #running: Promise<void> | undefined;
+  #closed = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  /** Objects deleted so far (keys handed to the store). */
+  deletedCount = 0;
+
+  constructor(options: ObjectCollectorOptions) {
+    this.#options = options;
+  }
+
+  /** Queues the deletion of every object under a removed incarnation's prefix. */
+  deletePrefix(prefix: string, incarnation: number): void {
+    this.#enqueue({ prefix, incarnation });
+  }
+
+  deleteKeys(keys: readonly string[]): void {
+    if (keys.length > 0) this.#enqueue({ keys: [...keys] });
+  }
+
+  /** Jobs not yet done, for a checkpoint. */
+  pending(): DeleteJob[] {
+    return this.#jobs.map((job) => ('keys' in job ? { keys: [...job.keys] } : { ...job }));
+  }
+
+  /** Resolves when the queue is empty (tests, shutdown of short runs). */
+  async drained(): Promise<void> {
+    while (this.#running !== undefined) await this.#running;
+  }
+
+  /** Stops starting jobs; the pending ones stay for the next checkpoint or restart. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    await this.#running;
+  }
+
+  #enqueue(job: DeleteJob): void {
+    this.#jobs.push(job);
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (this.#running !== undefined || this.#closed || this.#jobs.length === 0 || this.#retryTimer !== undefined) return;
+    this.#running = this.#drain().finally(() => {
+      this.#running = undefined;
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (!this.#closed && this.#jobs.length > 0) {
+      const job = this.#jobs[0];
+      try {
+        await this.#run(job);
+        this.#jobs.shift();
+      } catch (error) {
+        this.#options.logger.warn({ err: error, retryInMs: OBJECT_DELETE_RETRY_MS }, 'object delete failed; will retry');
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = undefined;
+          this.#kick();
+        }, OBJECT_DELETE_RETRY_MS);
+        this.#retryTimer.unref();
+        return;
+      }
+    }
+  }
+
+  async #run(job: DeleteJob): Promise<void> {
+    const store = this.#options.store;
+    if ('keys' in job) {
+      await store.deleteMany(job.keys);
+      this.deletedCount += job.keys.length;
+      return;
+    }
+    await this.#options.sealIdle(job.incarnation);
+    // Each page is deleted before the next is listed, so paging never skips a key.
+    for (;;) {
+      const page = await store.list({ prefix: job.prefix });
+      if (page.objects.length === 0) return;
+      await store.deleteMany(page.objects.map((object) => object.key));
+      this.deletedCount += page.objects.length;
+    }
+  }
+}

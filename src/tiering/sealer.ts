@@ -1,0 +1,346 @@
+/**
+ * The sealer (DESIGN.md "The shape in one paragraph", issue 3 §2): moves durable hot-tail bytes
+ * into immutable segments. One seal of a stream, in this order:
+ *
+ *   upload segment (create-if-absent) → store manifest version n+1 (create-if-absent)
+ *   → commit a seal record (sealed offset advances, reads of those bytes go to the segment,
+ *     hot-tail memory is freed) → the next WAL checkpoint no longer carries the bytes.
+ *
+ * A crash anywhere leaves the WAL holding the bytes; after restart the first seal of each stream
+ * probes its prefix, adopts a stored manifest the WAL did not learn about, and deletes segment
+ * objects no manifest lists (never served: reads route only through the manifest's segments).
+ * A create-if-absent put refused with other content means a second writer: the stream is fenced
+ * and never sealed again by this process (DESIGN.md invariants). Retention trims run in the same
+ * per-stream slot, so manifest versions are written one at a time.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.ts';
+import {
+  HOT_TAIL_PRESSURE_FRACTION,
+  SEAL_CHECK_INTERVAL_MS,
+  SEAL_RETRY_BACKOFF_BASE_MS,
+  SEAL_RETRY_BACKOFF_MAX_MS,
+} from '../config/limits.ts';
+import { decodeManifest, encodeManifest, sameManifest, type Manifest, type SegmentRef } from '../manifest/manifest.ts';
+import { parseStreamObjectKey } from '../manifest/object-keys.ts';
+import { ObjectAlreadyExistsError, type ObjectInfo, type ObjectStore } from '../object-store/index.ts';
+import type { StreamRegistry } from '../stream/registry.ts';
+import type { StreamState } from '../stream/stream-state.ts';
+import type { ObjectCollector } from './object-collector.ts';
+import type { ObjectNaming } from './object-naming.ts';
+import { retainedStartAfter, type RetentionLimits } from './retention.ts';
+import { chooseCut, pressureVictims, sealReason, type SealPolicy } from './seal-policy.ts';
+
+/** How often (in sealer ticks) retention is evaluated: about once a second. */
+const RETENTION_CHECK_EVERY_TICKS = Math.max(1, Math.round(1_000 / SEAL_CHECK_INTERVAL_MS));
+
+export interface SealerOptions {
+  registry: StreamRegistry;
+  store: ObjectStore;
+  naming: ObjectNaming;
+  collector: ObjectCollector;
+  clock: Clock;
+  logger: Logger;
+  policy: SealPolicy;
+  /** Read-unit size inside segments (`--max-chunk-bytes`). */
+  maxChunkBytes: number;
+  hotTailBudgetBytes: number;
+  /** Server-wide retention; a stream's own `Cairn-Retention-*` values override it. */
+  retention: RetentionLimits;
+  /** Segment uploads in flight at once. */
+  uploadsMax: number;
+}
+
+export interface SealerStats {
+  /** Segments this process stored and published. */
+  segmentsWritten: number;
+  sealedBytes: number;
+  /** Segments published by an earlier process whose seal records were lost in a crash. */
+  segmentsAdopted: number;
+  /** Uploaded segment objects no manifest listed, deleted by the restart probe. */
+  orphansDeleted: number;
+  /** Seal or trim attempts that failed (and will be retried). */
+  failures: number;
+  trims: number;
+}
+
+/** A create-if-absent put was refused and the stored object differs: another writer exists. */
+export class SealFencedError extends Error {
+  constructor(key: string, reason: string) {
+    super(`object ${key} ${reason}: another writer is using this stream's keys; sealing of the stream stops`);
+    this.name = 'SealFencedError';
+  }
+}
+
+export class Sealer {
+  readonly #o: SealerOptions;
+  readonly #running = new Map<StreamState, Promise<void>>();
+  readonly #retry = new Map<StreamState, { atMs: number; delayMs: number }>();
+  readonly #fenced = new Set<StreamState>();
+  /** Streams that may hold sealable bytes. */
+  readonly #candidates = new Set<StreamState>();
+  readonly #slotWaiters: (() => void)[] = [];
+  #uploads = 0;
+  #ticks = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  readonly stats: SealerStats = { segmentsWritten: 0, sealedBytes: 0, segmentsAdopted: 0, orphansDeleted: 0, failures: 0, trims: 0 };
+
+  constructor(options: SealerOptions) {
+    this.#o = options;
+  }
+
+  /** Starts the periodic checks (after recovery: every stream with a hot tail is a candidate). */
+  start(): void {
+    for (const stream of this.#o.registry.allStreams()) if (stream.hotTail.sizeBytes > 0) this.#candidates.add(stream);
+    this.#timer = setInterval(() => this.#tick(), SEAL_CHECK_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  /** New durable bytes or closure of `stream` (registry listener): seal at once if the policy says so. */
+  durable(stream: StreamState): void {
+    this.#candidates.add(stream);
+    this.#consider(stream, this.#o.clock.nowMs());
+  }
+
+  /** Resolves when no seal or trim of `incarnation` is running. */
+  async idle(incarnation: number): Promise<void> {
+    for (const [stream, running] of this.#running) if (stream.incarnation === incarnation) await running;
+  }
+
+  /** Stops starting work and waits for running seals. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await Promise.allSettled(this.#running.values());
+  }
+
+  #tick(): void {
+    const now = this.#o.clock.nowMs();
+    const registry = this.#o.registry;
+    for (const stream of this.#candidates) {
+      if (!registry.holds(stream) || (stream.hotTail.sizeBytes === 0 && !this.#running.has(stream))) {
+        this.#candidates.delete(stream);
+        continue;
+      }
+      this.#consider(stream, now);
+    }
+    this.#relievePressure(now);
+    if (++this.#ticks % RETENTION_CHECK_EVERY_TICKS === 0) this.#applyRetention(now);
+  }
+
+  /** Above 3/4 of the hot-tail budget, seal the largest hot tails first (DESIGN.md backpressure). */
+  #relievePressure(now: number): void {
+    const targetBytes = this.#o.hotTailBudgetBytes * HOT_TAIL_PRESSURE_FRACTION;
+    let totalBytes = this.#o.registry.hotTailBytes;
+    if (totalBytes <= targetBytes) return;
+    const idle: [StreamState, number][] = [];
+    for (const stream of this.#candidates) {
+      const sealable = stream.durableOffset - stream.sealedOffset;
+      if (this.#running.has(stream)) totalBytes -= sealable;
+      else if (this.#mayStart(stream, now)) idle.push([stream, sealable]);
+    }
+    for (const stream of pressureVictims(idle, totalBytes, targetBytes)) this.#launch(stream, () => this.#seal(stream));
+  }
+
+  #applyRetention(now: number): void {
+    const defaults = this.#o.retention;
+    for (const stream of this.#o.registry.allStreams()) {
+      if (stream.segments.length === 0) continue;
+      const limits: RetentionLimits = {
+        retentionMs: stream.retentionMs ?? defaults.retentionMs,
+        retentionBytes: stream.retentionBytes ?? defaults.retentionBytes,
+      };
+      if (limits.retentionMs === undefined && limits.retentionBytes === undefined) continue;
+      const retainedStart = retainedStartAfter(stream.segments, stream.retainedStart, stream.durableOffset, limits, now);
+      if (retainedStart > stream.retainedStart && this.#mayStart(stream, now)) {
+        this.#launch(stream, () => this.#trim(stream, retainedStart));
+      }
+    }
+  }
+
+  #mayStart(stream: StreamState, now: number): boolean {
+    if (this.#closed || this.#running.has(stream) || this.#fenced.has(stream)) return false;
+    const retry = this.#retry.get(stream);
+    return retry === undefined || now >= retry.atMs;
+  }
+
+  #consider(stream: StreamState, now: number): void {
+    if (!this.#mayStart(stream, now)) return;
+    const reason = sealReason(
+      {
+        sealableBytes: stream.durableOffset - stream.sealedOffset,
+        idleMs: now - stream.lastAppendMs,
+        unsealedAgeMs: now - stream.unsealedSinceMs,
+        closed: stream.durableClosed,
+      },
+      this.#o.policy,
+    );
+    if (reason !== undefined) this.#launch(stream, () => this.#seal(stream));
+  }
+
+  #launch(stream: StreamState, work: () => Promise<void>): void {
+    const run = (async () => {
+      try {
+        await work();
+        this.#retry.delete(stream);
+      } catch (error) {
+        this.stats.failures++;
+        if (error instanceof SealFencedError) {
+          this.#fenced.add(stream);
+          this.#o.logger.error({ err: error, stream: stream.path }, 'stream fenced: sealing stopped');
+          return;
+        }
+        const delayMs = Math.min(SEAL_RETRY_BACKOFF_MAX_MS, (this.#retry.get(stream)?.delayMs ?? SEAL_RETRY_BACKOFF_BASE_MS / 2) * 2);
+        this.#retry.set(stream, { atMs: this.#o.clock.nowMs() + delayMs, delayMs });
+        this.#o.logger.warn({ err: error, stream: stream.path, retryInMs: delayMs }, 'seal failed; will retry');
+      }
+    })().finally(() => {
+      this.#running.delete(stream);
+      // More may have become sealable meanwhile (a fast writer, a second segment's worth).
+      if (this.#o.registry.holds(stream)) this.#consider(stream, this.#o.clock.nowMs());
+    });
+    this.#running.set(stream, run);
+  }
+
+  /** One seal of `stream` (see the module doc). */
+  async #seal(stream: StreamState): Promise<void> {
+    const { registry, naming, store, policy } = this.#o;
+    if (stream.needsProbe) await this.#probe(stream);
+    const from = stream.sealedOffset;
+    const cut = chooseCut(stream.hotTail.entries(), from, stream.durableOffset, policy.segmentSizeBytes, this.#o.maxChunkBytes, stream.isJson);
+    if (cut === undefined) return;
+    const { parts } = stream.hotTail.read(from, cut.end, Number.MAX_SAFE_INTEGER, false);
+    const body = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    const segment: SegmentRef = { start: from, end: cut.end, unitEnds: cut.unitEnds, sealedAtMs: this.#o.clock.nowMs() };
+    const segmentKey = naming.segment(stream, segment);
+    await this.#withUploadSlot(() => this.#putOnce(segmentKey, body));
+
+    const version = stream.manifestVersion + 1;
+    const manifestKey = naming.manifest(stream, version);
+    const manifest = this.#manifest(stream, version, [...stream.segments, segment], stream.retainedStart);
+    await this.#putOnce(manifestKey, encodeManifest(manifest), (stored) => sameManifest(decodeManifest(manifestKey, stored), manifest));
+    if (!registry.holds(stream)) {
+      // Deleted while uploading: nothing will reference these objects.
+      await store.deleteMany([segmentKey, manifestKey]);
+      return;
+    }
+    await registry.commitSeal(stream, segment, version);
+    if (version > 1) this.#o.collector.deleteKeys([naming.manifest(stream, version - 1)]);
+    this.stats.segmentsWritten++;
+    this.stats.sealedBytes += segment.end - segment.start;
+  }
+
+  /** A retention trim: manifest n+1 without the dropped head segments, then the trim record. */
+  async #trim(stream: StreamState, retainedStart: number): Promise<void> {
+    const { registry, naming } = this.#o;
+    if (stream.needsProbe) await this.#probe(stream);
+    if (retainedStart <= stream.retainedStart) return;
+    const version = stream.manifestVersion + 1;
+    const manifestKey = naming.manifest(stream, version);
+    const manifest = this.#manifest(stream, version, stream.segments.filter((s) => s.end > retainedStart), retainedStart);
+    await this.#putOnce(manifestKey, encodeManifest(manifest), (stored) => sameManifest(decodeManifest(manifestKey, stored), manifest));
+    if (!registry.holds(stream)) return;
+    await registry.commitTrim(stream, retainedStart, version); // its segments go to the collector
+    this.#o.collector.deleteKeys([naming.manifest(stream, version - 1)]);
+    this.stats.trims++;
+  }
+
+  #manifest(stream: StreamState, version: number, segments: SegmentRef[], retainedStart: number): Manifest {
+    const manifest: Manifest = {
+      format: 1,
+      path: stream.path,
+      incarnation: stream.incarnation,
+      nodeId: this.#o.naming.nodeId,
+      contentType: stream.contentType,
+      version,
+      retainedStart,
+      segments,
+    };
+    if (stream.fork !== undefined) manifest.fork = { incarnation: stream.fork.source.incarnation, position: stream.fork.position };
+    return manifest;
+  }
+
+  /**
+   * Create-if-absent put. A refusal is accepted only when the stored object is exactly what we
+   * meant to write (our own earlier attempt whose answer was lost); otherwise the stream is fenced.
+   */
+  async #putOnce(key: string, body: Uint8Array, same: (stored: Uint8Array) => boolean = (stored) => Buffer.from(stored).equals(body)): Promise<void> {
+    try {
+      await this.#o.store.put(key, body);
+    } catch (error) {
+      if (!(error instanceof ObjectAlreadyExistsError)) throw error;
+      const stored = await this.#o.store.get(key);
+      if (!same(stored.body)) throw new SealFencedError(key, 'already exists with other content');
+    }
+  }
+
+  async #withUploadSlot<T>(work: () => Promise<T>): Promise<T> {
+    while (this.#uploads >= this.#o.uploadsMax) await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+    this.#uploads++;
+    try {
+      return await work();
+    } finally {
+      this.#uploads--;
+      this.#slotWaiters.shift()?.();
+    }
+  }
+
+  /**
+   * First seal after a restart: reconcile the stream's objects with what the WAL knows. A newer
+   * stored manifest is adopted (its seal records were lost in a crash); segment objects above the
+   * sealed offset that no manifest lists are orphans of an interrupted seal and are deleted before
+   * anything is uploaded again.
+   */
+  async #probe(stream: StreamState): Promise<void> {
+    const { store, naming, registry, logger } = this.#o;
+    const prefix = naming.prefix(stream);
+    const objects: ObjectInfo[] = [];
+    for (let startAfter: string | undefined; ; ) {
+      const page = await store.list({ prefix, startAfter });
+      objects.push(...page.objects);
+      if (page.nextStartAfter === undefined) break;
+      startAfter = page.nextStartAfter;
+    }
+    let newest: { version: number; key: string } | undefined;
+    const newerManifests: string[] = [];
+    for (const object of objects) {
+      const parsed = parseStreamObjectKey(prefix, object.key);
+      if (parsed?.kind === 'manifest' && parsed.version > stream.manifestVersion) {
+        newerManifests.push(object.key);
+        if (newest === undefined || parsed.version > newest.version) newest = { version: parsed.version, key: object.key };
+      }
+    }
+    if (newest !== undefined) {
+      const manifest = decodeManifest(newest.key, (await store.get(newest.key)).body);
+      if (manifest.incarnation !== stream.incarnation || manifest.nodeId !== naming.nodeId) {
+        throw new SealFencedError(newest.key, 'belongs to another incarnation or node');
+      }
+      const adoptable = manifest.segments.filter((segment) => segment.start >= stream.sealedOffset);
+      const fits =
+        adoptable.length === 0 ||
+        (adoptable[0].start === stream.sealedOffset && adoptable[adoptable.length - 1].end <= stream.durableOffset);
+      if (fits) {
+        for (const segment of adoptable) await registry.commitSeal(stream, segment, manifest.version);
+        await registry.commitTrim(stream, manifest.retainedStart, manifest.version);
+        this.stats.segmentsAdopted += adoptable.length;
+        this.#o.collector.deleteKeys(newerManifests.filter((key) => key !== newest.key));
+        if (adoptable.length > 0) logger.info({ stream: stream.path, segments: adoptable.length }, 'adopted segments sealed before a crash');
+      } else {
+        // The store holds bytes the WAL never made durable (only possible with --durability memory).
+        logger.warn({ stream: stream.path, manifest: newest.key }, 'stored manifest is ahead of the WAL; discarding it');
+        await store.deleteMany(newerManifests);
+      }
+    }
+    const orphans = objects
+      .map((object) => ({ key: object.key, parsed: parseStreamObjectKey(prefix, object.key) }))
+      .filter(({ parsed }) => parsed?.kind === 'segment' && parsed.end > stream.sealedOffset)
+      .map(({ key }) => key);
+    if (orphans.length > 0) {
+      await store.deleteMany(orphans);
+      this.stats.orphansDeleted += orphans.length;
+      logger.info({ stream: stream.path, objects: orphans.length }, 'deleted segment objects of an interrupted seal');
+    }
+    stream.needsProbe = false;
+  }
+}
