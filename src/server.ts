@@ -20,6 +20,7 @@ import {
   verifyStoreRefusesOverwrite,
   type ObjectStore,
   type ObjectStoreMetricsSnapshot,
+  type RetryPolicy,
 } from './object-store/index.ts';
 import { ReadPath } from './read-path/read-path.ts';
 import { SegmentCache, type SegmentCacheStats } from './read-path/segment-cache.ts';
@@ -68,6 +69,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Replaces the store chosen by `config.objectStore` (tests: memory or fault-injecting stores). */
   objectStore?: ObjectStore;
+  /** Object-store retry policy; default `RETRY_POLICY_DEFAULT` (outage tests shorten it). */
+  retryPolicy?: Partial<RetryPolicy>;
 }
 
 /** The configured store, unwrapped: the filesystem under the data directory, or S3. */
@@ -95,6 +98,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   const store = new RetryingObjectStore(metered, {
     random,
     clock,
+    policy: options.retryPolicy,
     onRetry: (event) => logger.warn({ ...event }, 'object store request failed; retrying'),
   });
   const { enforced } = await verifyStoreRefusesOverwrite(store, { random, unsafeAllowOverwrites: config.unsafeAllowOverwrites });

@@ -87,7 +87,10 @@ export class ReadPath {
         const segment = owner.segments[owner.segmentIndexAt(at)];
         const unit = unitAt(segment, at);
         const end = Math.min(unit.end, ownerEnd);
-        if (parts.length > 0 && end - at > budget) break;
+        if (parts.length > 0 && end - at > budget) {
+          full = true; // the next unit exists and does not fit: a deterministic end
+          break;
+        }
         const bytes = await this.#unit(owner, segment, unit.start, unit.end);
         parts.push(bytes.subarray(at - unit.start, end - unit.start));
         budget -= end - at;

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import type { ServeConfig } from '../../src/config/serve-config.ts';
-import { startServer, type RunningServer } from '../../src/server.ts';
+import { startServer, type RunningServer, type StartOptions } from '../../src/server.ts';
 import {
   CHECKPOINT_WAL_BYTES_DEFAULT,
   HOT_TAIL_BUDGET_BYTES_DEFAULT,
@@ -49,9 +49,9 @@ export function testConfig(dataDir: string, overrides: Partial<ServeConfig> = {}
   };
 }
 
-export async function startTestServer(overrides: Partial<ServeConfig> = {}): Promise<TestServer> {
+export async function startTestServer(overrides: Partial<ServeConfig> = {}, options: StartOptions = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-test-'));
-  const server = await startServer(testConfig(dataDir, overrides), { logger: pino({ level: overrides.logLevel ?? 'warn' }) });
+  const server = await startServer(testConfig(dataDir, overrides), { logger: pino({ level: overrides.logLevel ?? 'warn' }), ...options });
   return {
     ...server,
     dataDir,
