@@ -2,8 +2,8 @@
  * The persisted key layout of the object store, in one place (DESIGN.md "Object keys").
  *
  * ```
- * <hash2>/<stream-id>/<incarnation:016x>-<node-id>/<start:020>-<end:020>.seg   a segment
- * <hash2>/<stream-id>/<incarnation:016x>-<node-id>/manifest-<version:020>.json a manifest version
+ * <hash2>/<stream-id>/<incarnation:016>-<node-id>/<start:020>-<end:020>.seg   a segment
+ * <hash2>/<stream-id>/<incarnation:016>-<node-id>/manifest-<version:020>.json a manifest version
  * ```
  * - `stream-id` is the first 32 hex digits of SHA-256 of the stream path (paths may hold any
  *   character and be long; the manifest records the path itself); `hash2` is its first two
@@ -12,6 +12,7 @@
  *   `<data-dir>/node-id`): two data directories sharing a bucket never write the same key, so a
  *   refused create-if-absent put always means this node's own earlier attempt, or a second
  *   process on the same data directory.
+ * - The incarnation is written as in offset tokens (16 decimal digits).
  * - Numbers are zero-padded so a LIST returns segments in offset order, then manifests in
  *   version order ('0'–'9' sort before 'm').
  * The S3 key prefix (`--s3-prefix`) is added by the store, not here.
@@ -21,7 +22,7 @@ import { createHash } from 'node:crypto';
 /** Key prefix of everything one stream incarnation stores, ending in '/'. */
 export function streamObjectPrefix(path: string, incarnation: number, nodeId: string): string {
   const streamId = createHash('sha256').update(path).digest('hex').slice(0, 32);
-  return `${streamId.slice(0, 2)}/${streamId}/${incarnation.toString(16).padStart(16, '0')}-${nodeId}/`;
+  return `${streamId.slice(0, 2)}/${streamId}/${String(incarnation).padStart(16, '0')}-${nodeId}/`;
 }
 
 /** Key of the segment `[start, end)` under a stream prefix. */

@@ -1,0 +1,75 @@
+/**
+ * The object store goes away and comes back (issue 3 §5): appends keep landing in the WAL and the
+ * hot tails until the hot-tail budget is used, then get 503 with Retry-After; cold reads get 503;
+ * when the store returns, sealing catches up and every acknowledged byte reads back exactly once.
+ */
+import { expect, test } from 'vitest';
+import { FaultInjectingObjectStore, injectedUnavailable, MemoryObjectStore } from '../../src/object-store/index.ts';
+import { startTestServer } from '../support/server.ts';
+
+const BUDGET_BYTES = 64 * 1024;
+
+test('store outage: backpressure at the budget, 503 on cold reads, catch-up after, nothing lost', async () => {
+  const store = new FaultInjectingObjectStore(new MemoryObjectStore());
+  const server = await startTestServer(
+    { sealIdleMs: 0, segmentSizeBytes: 4096, hotTailBudgetBytes: BUDGET_BYTES, logLevel: 'error' },
+    { objectStore: store, retryPolicy: { attemptsMax: 2, backoffBaseMs: 5, backoffMaxMs: 20, elapsedMsMax: 200 } },
+  );
+  try {
+    const url = `${server.url}/v1/stream/outage`;
+    expect((await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' } })).status).toBe(201);
+    const acked: Buffer[] = [];
+    const appendOnce = async (i: number): Promise<Response> => {
+      const body = Buffer.alloc(1024, i % 251);
+      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body });
+      if (response.status === 204) acked.push(body);
+      return response;
+    };
+
+    // Healthy: 8 KiB sealed.
+    for (let i = 0; i < 8; i++) expect((await appendOnce(i)).status).toBe(204);
+    await waitFor(() => server.registry.get('outage', { touch: false }).sealedOffset === 8192);
+
+    // Outage: every object-store call fails.
+    const outage = store.inject({ when: () => true, action: { kind: 'fail', error: injectedUnavailable } });
+    const cold = await fetch(`${url}?offset=-1`);
+    expect(cold.status).toBe(503);
+    expect(cold.headers.get('retry-after')).toMatch(/^\d+$/);
+    let refused: Response | undefined;
+    for (let i = 8; i < 8 + 200 && refused === undefined; i++) {
+      const response = await appendOnce(i);
+      if (response.status !== 204) refused = response;
+    }
+    expect(refused?.status).toBe(503);
+    expect(refused?.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(await refused?.text()).toContain('hot-tail budget');
+    expect(server.registry.hotTailBytes).toBeLessThanOrEqual(BUDGET_BYTES);
+    expect(acked.length).toBeGreaterThan(8 + 40);
+    expect(server.tiering.stats().failures).toBeGreaterThan(0);
+
+    // The store returns: sealing catches up and appends are accepted again.
+    outage.remove();
+    await waitFor(() => server.registry.hotTailBytes < BUDGET_BYTES / 2, 60_000);
+    for (let i = 1000; i < 1010; i++) expect((await appendOnce(i)).status).toBe(204);
+
+    const chunks: Buffer[] = [];
+    for (let offset = '-1'; ; ) {
+      const response = await fetch(`${url}?offset=${offset}`);
+      expect(response.status).toBe(200);
+      chunks.push(Buffer.from(await response.arrayBuffer()));
+      if (response.headers.get('stream-up-to-date') === 'true') break;
+      offset = response.headers.get('stream-next-offset') ?? '';
+    }
+    expect(Buffer.concat(chunks).equals(Buffer.concat(acked))).toBe(true);
+  } finally {
+    await server.stop();
+  }
+}, 90_000);
+
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Restart paths of tiering on the embedded filesystem store, with real restarts of the server
+ * over one data directory:
+ * - a seal whose manifest reached the store but whose seal record never reached the WAL (a crash
+ *   between the two) is adopted, and a segment object no manifest lists is deleted, never served;
+ * - seals published before a restart are read from segments afterwards without being uploaded again.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterEach, expect, test } from 'vitest';
+import type { ServeConfig } from '../../src/config/serve-config.ts';
+import { encodeManifest, type Manifest } from '../../src/manifest/manifest.ts';
+import { manifestKey, segmentKey, streamObjectPrefix } from '../../src/manifest/object-keys.ts';
+import { FsObjectStore } from '../../src/object-store/index.ts';
+import { parseOffsetToken } from '../../src/protocol/offset.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
+import { testConfig } from '../support/server.ts';
+
+const cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+async function serve(dataDir: string, overrides: Partial<ServeConfig>): Promise<RunningServer> {
+  const server = await startServer(testConfig(dataDir, overrides), { logger: pino({ level: 'warn' }) });
+  cleanup.push(() => server.close());
+  return server;
+}
+
+async function readAll(server: RunningServer, name: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for (let offset = '-1'; ; ) {
+    const response = await fetch(`${server.url}/v1/stream/${name}?offset=${offset}`);
+    expect(response.status).toBe(200);
+    chunks.push(Buffer.from(await response.arrayBuffer()));
+    if (response.headers.get('stream-up-to-date') === 'true') return Buffer.concat(chunks);
+    offset = response.headers.get('stream-next-offset') ?? '';
+  }
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+test('after a crash between manifest and seal record, the manifest is adopted and an unlisted segment is never served', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-adopt-'));
+  cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
+  const data = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7) % 256));
+
+  // 1. Three appends, nothing sealed (long idle and age limits), clean stop.
+  const first = await serve(dataDir, { sealIdleMs: 3_600_000, sealMaxAgeMs: 3_600_000 });
+  let next = '';
+  expect((await fetch(`${first.url}/v1/stream/adopt`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' } })).status).toBe(201);
+  for (let i = 0; i < 3; i++) {
+    const response = await fetch(`${first.url}/v1/stream/adopt`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: data.subarray(i * 100, i * 100 + 100),
+    });
+    expect(response.status).toBe(204);
+    next = response.headers.get('stream-next-offset') ?? '';
+  }
+  await first.close();
+
+  // 2. What a crashed seal leaves behind: segment [0, 200) and manifest 1 listing it, stored;
+  //    plus segment [200, 300) uploaded by a later seal that died before its manifest — with
+  //    wrong bytes, so serving it would show.
+  const incarnation = parseOffsetToken(next)?.incarnation ?? 0;
+  const nodeId = (await readFile(path.join(dataDir, 'node-id'), 'utf8')).trim();
+  const prefix = streamObjectPrefix('adopt', incarnation, nodeId);
+  const store = new FsObjectStore({ rootDir: path.join(dataDir, 'objects') });
+  const manifest: Manifest = {
+    format: 1,
+    path: 'adopt',
+    incarnation,
+    nodeId,
+    contentType: 'application/octet-stream',
+    version: 1,
+    retainedStart: 0,
+    segments: [{ start: 0, end: 200, unitEnds: [200], sealedAtMs: Date.now() }],
+  };
+  await store.put(segmentKey(prefix, 0, 200), data.subarray(0, 200));
+  await store.put(manifestKey(prefix, 1), encodeManifest(manifest));
+  await store.put(segmentKey(prefix, 200, 300), Buffer.alloc(100, 0xee));
+
+  // 3. Restart with immediate sealing: adopt [0, 200), drop the orphan, seal [200, 300) anew.
+  const second = await serve(dataDir, { sealIdleMs: 0 });
+  await waitFor(() => second.registry.get('adopt', { touch: false }).sealedOffset === 300);
+  expect(second.tiering.stats().segmentsAdopted).toBe(1);
+  expect(second.tiering.stats().orphansDeleted).toBe(1);
+  expect(second.tiering.stats().segmentsWritten).toBe(1);
+  expect((await readAll(second, 'adopt')).equals(data)).toBe(true);
+  expect(Buffer.from((await store.get(segmentKey(prefix, 200, 300))).body).equals(data.subarray(200))).toBe(true);
+  const stored = JSON.parse(Buffer.from((await store.get(manifestKey(prefix, 2))).body).toString()) as Manifest;
+  expect(stored.segments.map((segment) => [segment.start, segment.end])).toEqual([
+    [0, 200],
+    [200, 300],
+  ]);
+  await second.tiering.deletesDrained();
+  await expect(store.head(manifestKey(prefix, 1))).rejects.toThrow(/not found/);
+  await second.close();
+
+  // 4. Another restart: the seals are known from the WAL; nothing is uploaded or adopted again,
+  //    and the bytes now come from segments.
+  const third = await serve(dataDir, { sealIdleMs: 0 });
+  expect((await readAll(third, 'adopt')).equals(data)).toBe(true);
+  const stats = third.tiering.stats();
+  expect(stats.segmentsWritten + stats.segmentsAdopted).toBe(0);
+  expect(stats.cache.misses).toBeGreaterThan(0);
+  expect(third.registry.get('adopt', { touch: false }).sealedOffset).toBe(300);
+  await store.close();
+});
