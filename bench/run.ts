@@ -12,6 +12,10 @@ const BENCHES: Record<string, Bench> = {
     description: 'append throughput/latency: cairn (wal) vs the reference server (file, memory)',
     load: () => import('./append.ts'),
   },
+  'cold-read': {
+    description: 'catch-up of a 256 MiB stream: cairn hot tail / segments (cache cold, warm) vs the reference server; object-store requests per GiB',
+    load: () => import('./cold-read.ts'),
+  },
   'profile-top': {
     description: 'top self-time functions of a .cpuprofile (e.g. from `append --cpu-prof`)',
     load: () => import('./profile-top.ts'),

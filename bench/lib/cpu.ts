@@ -29,8 +29,8 @@ export function processCpuSeconds(pid: number): number {
   }
 }
 
-/** CPU seconds (self + reaped children) and command name of every process, keyed by pid, at one moment. */
-export type CpuSnapshot = Map<number, { cpuS: number; command: string }>;
+/** CPU seconds (self + reaped children), parent pid and command name of every process, keyed by pid, at one moment. */
+export type CpuSnapshot = Map<number, { cpuS: number; parentPid: number; command: string }>;
 
 /**
  * Reads utime + stime + cutime + cstime of every process in /proc. Children's times count once
@@ -52,7 +52,11 @@ export function snapshotAllProcessesCpu(): CpuSnapshot {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       // utime, stime, cutime, cstime are fields 14-17 (indices 11-14 after the command name).
       const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-      snapshot.set(Number(entry), { cpuS: ticks / CLOCK_TICKS_PER_S, command: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) });
+      snapshot.set(Number(entry), {
+        cpuS: ticks / CLOCK_TICKS_PER_S,
+        parentPid: Number(fields[1]),
+        command: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+      });
     } catch {
       // exited between readdir and read
     }
@@ -78,14 +82,21 @@ export interface OthersCpu {
 
 /**
  * CPU seconds used between two snapshots by all processes except `excludedPids` (and the time
- * they reaped from their children). Processes that exited in between without a live parent
- * reaping them are missed, so this is a lower bound.
+ * they reaped from their children). A child that exited in between moves its whole lifetime into
+ * its parent's reaped time; what it had used before the first snapshot is taken off again, so a
+ * long test run ending inside the window is not charged to it. Processes that exited in between
+ * without a live parent reaping them are missed, so this is close to a lower bound.
  */
 export function cpuOfOthers(before: CpuSnapshot, after: CpuSnapshot, excludedPids: ReadonlySet<number>): OthersCpu {
+  const usedBeforeByExitedChildrenS = new Map<number, number>();
+  for (const [pid, { cpuS, parentPid }] of before) {
+    if (after.has(pid)) continue;
+    usedBeforeByExitedChildrenS.set(parentPid, (usedBeforeByExitedChildrenS.get(parentPid) ?? 0) + cpuS);
+  }
   const users: OthersCpu['top'] = [];
   for (const [pid, { cpuS, command }] of after) {
     if (excludedPids.has(pid)) continue;
-    const usedS = cpuS - (before.get(pid)?.cpuS ?? 0);
+    const usedS = cpuS - (before.get(pid)?.cpuS ?? 0) - (usedBeforeByExitedChildrenS.get(pid) ?? 0);
     if (usedS > 0) users.push({ pid, command, cpuS: Math.round(usedS * 100) / 100 });
   }
   users.sort((left, right) => right.cpuS - left.cpuS);

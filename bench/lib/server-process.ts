@@ -22,6 +22,8 @@ export interface ServerLaunch {
   pin: readonly string[];
   /** A URL that answers (any status) once the server is listening. */
   readyUrl: string;
+  /** Extra environment variables for the server (e.g. S3 credentials), on top of this process's. */
+  env?: Readonly<Record<string, string>>;
 }
 
 export interface RunningServer {
@@ -50,7 +52,11 @@ export function freePort(): Promise<number> {
 
 export async function startServer(launch: ServerLaunch): Promise<RunningServer> {
   const [command, ...args] = [...launch.pin, ...launch.command] as [string, ...string[]];
-  const child: ChildProcess = spawn(command, args, { cwd: launch.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(command, args, {
+    cwd: launch.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: launch.env === undefined ? process.env : { ...process.env, ...launch.env },
+  });
   let tail = '';
   const keep = (chunk: Buffer) => {
     tail = (tail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
