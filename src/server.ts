@@ -59,6 +59,8 @@ export interface RunningServer {
     /** Resolves when queued object deletes are done (tests). */
     deletesDrained(): Promise<void>;
   };
+  /** Writes a WAL checkpoint now (normally written every `checkpointWalBytes`). */
+  checkpoint(): Promise<void>;
   /** Graceful shutdown; resolves when the WAL is fsynced and closed. */
   close(): Promise<void>;
 }
@@ -178,17 +180,19 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   });
 
   const reaper = setInterval(() => registry.reapExpired(), EXPIRY_REAP_INTERVAL_MS);
-  let checkpointing = false;
-  const checkpointer = setInterval(() => {
-    if (checkpointing || writer.walBytesSinceCheckpoint < config.checkpointWalBytes) return;
-    checkpointing = true;
-    writer
+  let checkpointing: Promise<void> | undefined;
+  const checkpoint = (): Promise<void> => {
+    checkpointing ??= writer
       .checkpoint({ ...registry.snapshot(), pendingObjectDeletes: collector.pending() } satisfies CheckpointState)
       .then(() => logger.info('checkpoint written'))
-      .catch((error: unknown) => logger.warn({ err: error }, 'checkpoint failed'))
       .finally(() => {
-        checkpointing = false;
+        checkpointing = undefined;
       });
+    return checkpointing;
+  };
+  const checkpointer = setInterval(() => {
+    if (checkpointing !== undefined || writer.walBytesSinceCheckpoint < config.checkpointWalBytes) return;
+    checkpoint().catch((error: unknown) => logger.warn({ err: error }, 'checkpoint failed'));
   }, CHECKPOINT_CHECK_INTERVAL_MS);
   reaper.unref();
   checkpointer.unref();
@@ -204,6 +208,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     url: address,
     app,
     registry,
+    checkpoint,
     tiering: {
       stats: () => ({
         ...sealer.stats,

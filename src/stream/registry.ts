@@ -108,6 +108,8 @@ interface SnapshotStream {
   retentionMs?: number;
   retentionBytes?: number;
   segments?: SegmentRef[];
+  /** End of the sealed bytes (retention may have dropped every segment below it). */
+  sealedOffset?: number;
   manifestVersion?: number;
   retainedStart?: number;
 }
@@ -656,6 +658,7 @@ export class StreamRegistry {
       if (stream.retentionMs !== undefined) entry.retentionMs = stream.retentionMs;
       if (stream.retentionBytes !== undefined) entry.retentionBytes = stream.retentionBytes;
       if (stream.segments.length > 0) entry.segments = stream.segments;
+      if (stream.sealedOffset > stream.basePosition) entry.sealedOffset = stream.sealedOffset;
       if (stream.manifestVersion > 0) entry.manifestVersion = stream.manifestVersion;
       if (stream.retainedStart > stream.basePosition) entry.retainedStart = stream.retainedStart;
       streams.push(entry);
@@ -671,7 +674,7 @@ export class StreamRegistry {
       stream.segments = s.segments ?? [];
       stream.manifestVersion = s.manifestVersion ?? 0;
       stream.retainedStart = s.retainedStart ?? stream.basePosition;
-      stream.hotTail.dropBefore(stream.segments.at(-1)?.end ?? stream.basePosition);
+      stream.hotTail.dropBefore(s.sealedOffset ?? stream.basePosition);
       for (const data of s.entries) this.#addHot(stream, data);
       stream.closed = s.closed;
       stream.closedBy = s.closedBy;

@@ -116,3 +116,31 @@ test('after a crash between manifest and seal record, the manifest is adopted an
   expect(third.registry.get('adopt', { touch: false }).sealedOffset).toBe(300);
   await store.close();
 });
+
+test('a checkpoint taken after retention dropped every segment restores the sealed offset', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-trim-'));
+  cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
+  let skewMs = 0;
+  const clock = { nowMs: () => Date.now() + skewMs };
+  const config = testConfig(dataDir, { sealIdleMs: 0, segmentSizeBytes: 1000, retentionMs: 60_000 });
+  const first = await startServer(config, { logger: pino({ level: 'warn' }), clock });
+  cleanup.push(() => first.close());
+  const url = `${first.url}/v1/stream/trimmed`;
+  expect((await fetch(url, { method: 'PUT', headers: { 'content-type': 'text/plain' } })).status).toBe(201);
+  for (let i = 0; i < 3; i++) {
+    expect((await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(1000) })).status).toBe(204);
+  }
+  await waitFor(() => first.registry.get('trimmed', { touch: false }).sealedOffset === 3000);
+  skewMs = 120_000;
+  await waitFor(() => first.registry.get('trimmed', { touch: false }).retainedStart === 3000);
+  expect(first.registry.get('trimmed', { touch: false }).segments).toEqual([]);
+  await first.checkpoint();
+  await first.close();
+
+  const second = await serve(dataDir, { sealIdleMs: 0, segmentSizeBytes: 1000 });
+  const stream = second.registry.get('trimmed', { touch: false });
+  expect([stream.sealedOffset, stream.retainedStart, stream.durableOffset]).toEqual([3000, 3000, 3000]);
+  const append = await fetch(`${second.url}/v1/stream/trimmed`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'after' });
+  expect(append.headers.get('stream-next-offset')).toMatch(/_0000000000003005$/);
+  expect((await readAll(second, 'trimmed')).toString()).toBe('after');
+});
