@@ -58,10 +58,26 @@ export function decodeManifest(key: string, bytes: Uint8Array): Manifest {
   if (value === null || typeof value !== 'object' || value.format !== 1 || !Array.isArray(value.segments)) {
     throw new ManifestCorruptError(key, 'not a format-1 manifest');
   }
-  for (let i = 1; i < value.segments.length; i++) {
-    if (value.segments[i].start !== value.segments[i - 1].end) throw new ManifestCorruptError(key, 'segments are not contiguous');
-  }
+  value.segments.forEach((segment, i) => {
+    const problem = segmentProblem(segment);
+    if (problem !== undefined) throw new ManifestCorruptError(key, `segment ${i}: ${problem}`);
+    if (i > 0 && segment.start !== value.segments[i - 1].end) throw new ManifestCorruptError(key, 'segments are not contiguous');
+  });
   return value;
+}
+
+function segmentProblem(segment: SegmentRef): string | undefined {
+  if (segment === null || typeof segment !== 'object') return 'not an object';
+  const { start, end, unitEnds, sealedAtMs } = segment;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start >= end) return 'bad range';
+  if (!Number.isSafeInteger(sealedAtMs)) return 'bad sealedAtMs';
+  if (!Array.isArray(unitEnds) || unitEnds.length === 0 || unitEnds.at(-1) !== end) return 'unit ends must finish at the segment end';
+  let previous = start;
+  for (const unitEnd of unitEnds) {
+    if (!Number.isSafeInteger(unitEnd) || unitEnd <= previous) return 'unit ends must increase inside the segment';
+    previous = unitEnd;
+  }
+  return undefined;
 }
 
 /** True when two manifests say the same thing (a refused put of an identical manifest is ours). */

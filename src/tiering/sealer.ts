@@ -6,8 +6,8 @@
  *   → commit a seal record (sealed offset advances, reads of those bytes go to the segment,
  *     hot-tail memory is freed) → the next WAL checkpoint no longer carries the bytes.
  *
- * A crash anywhere leaves the WAL holding the bytes; after restart the first seal of each stream
- * probes its prefix, adopts a stored manifest the WAL did not learn about, and deletes segment
+ * A crash anywhere leaves the WAL holding the bytes; after restart (or a failed attempt, whose
+ * put may have landed with its answer lost) the next seal of the stream probes its prefix, adopts a stored manifest the WAL did not learn about, and deletes segment
  * objects no manifest lists (never served: reads route only through the manifest's segments).
  * A create-if-absent put refused with other content means a second writer: the stream is fenced
  * and never sealed again by this process (DESIGN.md invariants). Retention trims run in the same
@@ -191,6 +191,8 @@ export class Sealer {
           this.#o.logger.error({ err: error, stream: stream.path }, 'stream fenced: sealing stopped');
           return;
         }
+        // A put may have landed although its answer was lost: look before writing again.
+        stream.needsProbe = true;
         const delayMs = Math.min(SEAL_RETRY_BACKOFF_MAX_MS, (this.#retry.get(stream)?.delayMs ?? SEAL_RETRY_BACKOFF_BASE_MS / 2) * 2);
         this.#retry.set(stream, { atMs: this.#o.clock.nowMs() + delayMs, delayMs });
         this.#o.logger.warn({ err: error, stream: stream.path, retryInMs: delayMs }, 'seal failed; will retry');

@@ -6,6 +6,7 @@
 import { expect, test } from 'vitest';
 import { FaultInjectingObjectStore, injectedUnavailable, MemoryObjectStore } from '../../src/object-store/index.ts';
 import { startTestServer } from '../support/server.ts';
+import { readToEnd, waitFor } from '../support/streams.ts';
 
 const BUDGET_BYTES = 64 * 1024;
 
@@ -52,24 +53,36 @@ test('store outage: backpressure at the budget, 503 on cold reads, catch-up afte
     await waitFor(() => server.registry.hotTailBytes < BUDGET_BYTES / 2, 60_000);
     for (let i = 1000; i < 1010; i++) expect((await appendOnce(i)).status).toBe(204);
 
-    const chunks: Buffer[] = [];
-    for (let offset = '-1'; ; ) {
-      const response = await fetch(`${url}?offset=${offset}`);
-      expect(response.status).toBe(200);
-      chunks.push(Buffer.from(await response.arrayBuffer()));
-      if (response.headers.get('stream-up-to-date') === 'true') break;
-      offset = response.headers.get('stream-next-offset') ?? '';
-    }
-    expect(Buffer.concat(chunks).equals(Buffer.concat(acked))).toBe(true);
+    expect((await readToEnd(url)).equals(Buffer.concat(acked))).toBe(true);
   } finally {
     await server.stop();
   }
 }, 90_000);
 
-async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+
+test('a manifest put that landed but whose answer was lost is adopted on the next attempt, not fenced', async () => {
+  const store = new FaultInjectingObjectStore(new MemoryObjectStore());
+  const server = await startTestServer(
+    { sealIdleMs: 0, segmentSizeBytes: 1 << 20, logLevel: 'error' },
+    { objectStore: store, retryPolicy: { attemptsMax: 1 } },
+  );
+  try {
+    const lost = store.inject({
+      when: (call) => call.operation === 'put' && call.key.endsWith('.json'),
+      action: { kind: 'fail', error: injectedUnavailable, phase: 'after' },
+      times: 1,
+    });
+    const url = `${server.url}/v1/stream/lost`;
+    expect((await fetch(url, { method: 'PUT', headers: { 'content-type': 'text/plain' } })).status).toBe(201);
+    expect((await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'first' })).status).toBe(204);
+    await waitFor(() => lost.hitCount === 1);
+    expect((await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: ' second' })).status).toBe(204);
+    await waitFor(() => server.registry.get('lost', { touch: false }).sealedOffset === 12, 20_000);
+    const stats = server.tiering.stats();
+    expect(stats.segmentsAdopted).toBe(1);
+    expect(stats.failures).toBe(1);
+    expect(await (await fetch(`${url}?offset=-1`)).text()).toBe('first second');
+  } finally {
+    await server.stop();
   }
-}
+}, 30_000);

@@ -17,6 +17,7 @@ import { FsObjectStore } from '../../src/object-store/index.ts';
 import { parseOffsetToken } from '../../src/protocol/offset.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import { testConfig } from '../support/server.ts';
+import { readToEnd, waitFor } from '../support/streams.ts';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -27,25 +28,6 @@ async function serve(dataDir: string, overrides: Partial<ServeConfig>): Promise<
   const server = await startServer(testConfig(dataDir, overrides), { logger: pino({ level: 'warn' }) });
   cleanup.push(() => server.close());
   return server;
-}
-
-async function readAll(server: RunningServer, name: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for (let offset = '-1'; ; ) {
-    const response = await fetch(`${server.url}/v1/stream/${name}?offset=${offset}`);
-    expect(response.status).toBe(200);
-    chunks.push(Buffer.from(await response.arrayBuffer()));
-    if (response.headers.get('stream-up-to-date') === 'true') return Buffer.concat(chunks);
-    offset = response.headers.get('stream-next-offset') ?? '';
-  }
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 test('after a crash between manifest and seal record, the manifest is adopted and an unlisted segment is never served', async () => {
@@ -95,7 +77,7 @@ test('after a crash between manifest and seal record, the manifest is adopted an
   expect(second.tiering.stats().segmentsAdopted).toBe(1);
   expect(second.tiering.stats().orphansDeleted).toBe(1);
   expect(second.tiering.stats().segmentsWritten).toBe(1);
-  expect((await readAll(second, 'adopt')).equals(data)).toBe(true);
+  expect((await readToEnd(`${second.url}/v1/stream/adopt`)).equals(data)).toBe(true);
   expect(Buffer.from((await store.get(segmentKey(prefix, 200, 300))).body).equals(data.subarray(200))).toBe(true);
   const stored = JSON.parse(Buffer.from((await store.get(manifestKey(prefix, 2))).body).toString()) as Manifest;
   expect(stored.segments.map((segment) => [segment.start, segment.end])).toEqual([
@@ -109,7 +91,7 @@ test('after a crash between manifest and seal record, the manifest is adopted an
   // 4. Another restart: the seals are known from the WAL; nothing is uploaded or adopted again,
   //    and the bytes now come from segments.
   const third = await serve(dataDir, { sealIdleMs: 0 });
-  expect((await readAll(third, 'adopt')).equals(data)).toBe(true);
+  expect((await readToEnd(`${third.url}/v1/stream/adopt`)).equals(data)).toBe(true);
   const stats = third.tiering.stats();
   expect(stats.segmentsWritten + stats.segmentsAdopted).toBe(0);
   expect(stats.cache.misses).toBeGreaterThan(0);
@@ -142,5 +124,5 @@ test('a checkpoint taken after retention dropped every segment restores the seal
   expect([stream.sealedOffset, stream.retainedStart, stream.durableOffset]).toEqual([3000, 3000, 3000]);
   const append = await fetch(`${second.url}/v1/stream/trimmed`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'after' });
   expect(append.headers.get('stream-next-offset')).toMatch(/_0000000000003005$/);
-  expect((await readAll(second, 'trimmed')).toString()).toBe('after');
+  expect((await readToEnd(`${second.url}/v1/stream/trimmed`)).toString()).toBe('after');
 });

@@ -10,6 +10,7 @@ import { MemoryObjectStore } from '../../src/object-store/index.ts';
 import type { ServeConfig } from '../../src/config/serve-config.ts';
 import type { StartOptions } from '../../src/server.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
+import { waitFor } from '../support/streams.ts';
 
 const servers: TestServer[] = [];
 afterEach(async () => {
@@ -306,10 +307,3 @@ describe('retention', () => {
   });
 });
 
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
