@@ -83,15 +83,19 @@ export interface OthersCpu {
 /**
  * CPU seconds used between two snapshots by all processes except `excludedPids` (and the time
  * they reaped from their children). A child that exited in between moves its whole lifetime into
- * its parent's reaped time; what it had used before the first snapshot is taken off again, so a
- * long test run ending inside the window is not charged to it. Processes that exited in between
+ * its reaper's time; what it had used before the first snapshot is taken off again, so a long
+ * test run ending inside the window is not charged to the window. Processes that exited in between
  * without a live parent reaping them are missed, so this is close to a lower bound.
  */
 export function cpuOfOthers(before: CpuSnapshot, after: CpuSnapshot, excludedPids: ReadonlySet<number>): OthersCpu {
+  // An exited process's time ends up with its nearest ancestor still alive (npm reaps tsc, then
+  // bash reaps npm): take its pre-window time off there.
   const usedBeforeByExitedChildrenS = new Map<number, number>();
-  for (const [pid, { cpuS, parentPid }] of before) {
+  for (const [pid, { cpuS }] of before) {
     if (after.has(pid)) continue;
-    usedBeforeByExitedChildrenS.set(parentPid, (usedBeforeByExitedChildrenS.get(parentPid) ?? 0) + cpuS);
+    let reaper = before.get(pid)?.parentPid ?? 0;
+    for (let hops = 0; reaper > 1 && !after.has(reaper) && hops < 64; hops++) reaper = before.get(reaper)?.parentPid ?? 0;
+    if (after.has(reaper)) usedBeforeByExitedChildrenS.set(reaper, (usedBeforeByExitedChildrenS.get(reaper) ?? 0) + cpuS);
   }
   const users: OthersCpu['top'] = [];
   for (const [pid, { cpuS, command }] of after) {
