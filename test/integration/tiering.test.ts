@@ -162,6 +162,68 @@ describe('deterministic boundaries and caching', () => {
   });
 });
 
+describe('live readers starting in sealed history', () => {
+  test('SSE from -1 streams through segments and continues live without gap or duplicate', async () => {
+    const { server } = await start({ sealIdleMs: 0, segmentSizeBytes: 300, maxChunkBytes: 1024 });
+    await create(server, 'sse', 'text/plain');
+    let expected = '';
+    for (let i = 0; i < 30; i++) {
+      const line = `history line ${i}\n`;
+      expected += line;
+      await append(server, 'sse', 'text/plain', line);
+    }
+    await waitSealed(server, 'sse');
+    const abort = new AbortController();
+    const response = await fetch(`${server.url}/v1/stream/sse?offset=-1&live=sse`, { signal: abort.signal });
+    const reader = response.body!.getReader();
+    let received = '';
+    let buffer = '';
+    const decoder = new TextDecoder();
+    const readUntil = async (length: number) => {
+      while (received.replaceAll('\n', '').length < length) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error('SSE ended early');
+        buffer += decoder.decode(value, { stream: true });
+        for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
+          const event = buffer.slice(0, end).split('\n');
+          buffer = buffer.slice(end + 2);
+          if (event[0] !== 'event: data') continue;
+          received += event.slice(1).map((line) => line.slice('data:'.length)).join('\n');
+        }
+      }
+    };
+    // History arrives as several events (chunks of at most 1024 bytes across segments); lines
+    // end in '\n', which SSE splits into data lines, so compare without the newlines.
+    await readUntil(expected.replaceAll('\n', '').length);
+    for (let i = 0; i < 5; i++) {
+      const line = `live line ${i}\n`;
+      expected += line;
+      await append(server, 'sse', 'text/plain', line);
+    }
+    await readUntil(expected.replaceAll('\n', '').length);
+    abort.abort();
+    expect(received.replaceAll('\n', '')).toBe(expected.replaceAll('\n', ''));
+    expect(server.tiering.stats().cache.misses).toBeGreaterThan(0);
+  });
+
+  test('long-poll from a sealed offset returns history at once, then waits for live data', async () => {
+    const { server } = await start({ sealIdleMs: 0, segmentSizeBytes: 100 });
+    await create(server, 'lp', 'application/octet-stream');
+    const data = bytes(500, 8);
+    await append(server, 'lp', 'application/octet-stream', data);
+    await waitSealed(server, 'lp');
+    const history = await fetch(`${server.url}/v1/stream/lp?offset=-1&live=long-poll`);
+    expect(Buffer.from(await history.arrayBuffer()).equals(data)).toBe(true);
+    const next = history.headers.get('stream-next-offset') ?? '';
+    const waiting = fetch(`${server.url}/v1/stream/lp?offset=${next}&live=long-poll`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await append(server, 'lp', 'application/octet-stream', 'live');
+    const live = await waiting;
+    expect(live.status).toBe(200);
+    expect(await live.text()).toBe('live');
+  });
+});
+
 describe('byte-exactness across the hot/cold boundary', () => {
   test('byte streams: random append sizes read back from random offsets', async () => {
     const { server } = await start({ sealIdleMs: 3_600_000, segmentSizeBytes: 2048, maxChunkBytes: 1024 });
