@@ -16,13 +16,14 @@
  * must be idle (CPU below 5% of a core for 2 × 750 ms), so a checkpoint or seal still running after
  * ingest is not timed.
  *
- * Setups: `ref-memory`, `ref-file` (page cache warm): `--repeat` reads each. `cairn hot`: nothing
- * sealed (segment size 1 GiB, seal timers a day, hot-tail budget ≥ 1 GiB): `--repeat` reads.
+ * Setups: `ref-memory`, `ref-file` (page cache warm): one read per round. `cairn hot`: nothing
+ * sealed (segment size 1 GiB, seal timers a day, hot-tail budget ≥ 1 GiB): one read per round.
  * `cairn segments` on the filesystem store (and on S3 when one is available): ingest, wait until
- * HEAD's `Cairn-Sealed-Offset` equals `Stream-Next-Offset`, stop; then `--repeat` times: restart
- * on the same data (the segment cache starts empty), read once (cache cold), read again (warm),
- * stop. Object-store requests are counted by the server itself (`RunningServer.tiering.stats()`,
- * served by bench/lib/cairn-with-stats.ts), read between phases only.
+ * HEAD's `Cairn-Sealed-Offset` equals `Stream-Next-Offset`, stop; each round: start again on the
+ * same data (the segment cache starts empty), read once (cache cold), read again (warm), stop.
+ * All setups are prepared first, then `--repeat` rounds run each setup in turn, so load from a
+ * neighbour spreads over all rows. Object-store requests are counted by the server itself
+ * (`RunningServer.tiering.stats()`, served by bench/lib/cairn-with-stats.ts), read between phases.
  * Prints two tables and writes raw results to bench/results/cold-read-<timestamp>.json.
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -383,8 +384,26 @@ function failureText(error: unknown, launched: Launched | undefined): string {
 // ------------------------------------------------------------------------------------------------
 // Setups
 
-/** The reference server or Cairn's hot tail: one server, ingest, `repeat` reads. */
-async function runSimpleSetup(server: ServerName, options: Options, machine: Machine): Promise<{ row: Row; ingest?: IngestResult }> {
+/**
+ * One server configuration under test. `prepare` starts it and writes the stream; `round(i)` takes
+ * read i of each of its rows; `finish` stops it and removes its data. Rounds of all setups are
+ * interleaved (round 1 of every setup, then round 2, …), so a neighbour that loads the machine for
+ * a while spreads over every row instead of skewing one of them.
+ */
+interface Setup {
+  title: string;
+  rows: Row[];
+  prepare(): Promise<void>;
+  round(index: number): Promise<void>;
+  finish(): Promise<void>;
+}
+
+function failRows(rows: readonly Row[], text: string): void {
+  for (const row of rows) row.failure ??= text;
+}
+
+/** The reference server or Cairn's hot tail: one server for the whole run, one read per round. */
+function simpleSetup(server: ServerName, options: Options, machine: Machine, ingests: Record<string, IngestResult | undefined>): Setup {
   const row: Row = { server, case: server === 'ref-memory' ? 'memory' : server === 'ref-file' ? 'file' : 'hot', samples: [], warnings: [] };
   const dataDir = mkdtempSync(join(options.dataRoot, `cairn-bench-cold-read-${server}-`));
   const hotFlags = [
@@ -399,23 +418,38 @@ async function runSimpleSetup(server: ServerName, options: Options, machine: Mac
     ...chunkFlags(options),
   ];
   let launched: Launched | undefined;
-  let ingested: IngestResult | undefined;
-  try {
-    launched = await launch(server, dataDir, machine, hotFlags);
-    ingested = await writeStream(launched, options);
-    for (let index = 0; index < options.repeatCount; index++) {
-      record(row, await measureRead(launched, options, machine, []), index, options);
-    }
-    const stats = await tieringStats(launched);
-    if (stats !== undefined && stats.segmentsWritten > 0) row.warnings.push(`partly sealed (${stats.segmentsWritten} segments)`);
-    if (launched.running.exitedEarly()) row.failure = `server exited during the run:\n${launched.running.outputTail()}`;
-  } catch (error) {
-    row.failure = failureText(error, launched);
-  } finally {
-    if (launched !== undefined) await launched.running.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-  return { row, ingest: ingested };
+  return {
+    title: `${SERVER_LABELS[server]}, ${CASE_LABELS[row.case]}`,
+    rows: [row],
+    async prepare() {
+      try {
+        launched = await launch(server, dataDir, machine, hotFlags);
+        ingests[server] = await writeStream(launched, options);
+      } catch (error) {
+        failRows([row], failureText(error, launched));
+      }
+    },
+    async round(index) {
+      if (launched === undefined || row.failure !== undefined) return;
+      try {
+        record(row, await measureRead(launched, options, machine, []), index, options);
+        if (launched.running.exitedEarly()) throw new Error('server exited during the run');
+      } catch (error) {
+        failRows([row], failureText(error, launched));
+      }
+    },
+    async finish() {
+      try {
+        const stats = launched === undefined || launched.running.exitedEarly() ? undefined : await tieringStats(launched);
+        if (stats !== undefined && stats.segmentsWritten > 0) row.warnings.push(`partly sealed (${stats.segmentsWritten} segments)`);
+      } catch (error) {
+        failRows([row], failureText(error, launched));
+      } finally {
+        if (launched !== undefined) await launched.running.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+  };
 }
 
 function chunkFlags(options: Options): string[] {
@@ -435,13 +469,13 @@ function countFiles(dir: string): { count: number; bytes: number } {
 }
 
 /**
- * Cairn from segments on one object store: ingest and seal (counting PUTs), then `repeat`
- * restarts, each with one read from a cold segment cache and one from the warm cache.
+ * Cairn from segments on one object store. `prepare`: ingest and seal (counting PUTs), stop.
+ * Each round: start again on the same data (empty segment cache), one cold read, one warm read, stop.
  */
-async function runSegmentsSetup(store: StoreName, s3: BenchS3 | undefined, options: Options, machine: Machine): Promise<{ rows: Row[]; cost: StoreCost }> {
+function segmentsSetup(store: StoreName, s3: BenchS3 | undefined, options: Options, machine: Machine, cost: StoreCost): Setup {
   const cold: Row = { server: 'cairn', store, case: 'cold', samples: [], warnings: [] };
   const warm: Row = { server: 'cairn', store, case: 'warm', samples: [], warnings: [] };
-  const cost: StoreCost = { store, restarts: [] };
+  const rows = [cold, warm];
   const dataDir = mkdtempSync(join(options.dataRoot, `cairn-bench-cold-read-${store}-`));
   const flags = [
     '--segment-size-bytes',
@@ -454,62 +488,70 @@ async function runSegmentsSetup(store: StoreName, s3: BenchS3 | undefined, optio
     ...(s3 === undefined ? [] : s3.cairnFlags(store)),
   ];
   const storePids = s3?.pids ?? [];
-  const fail = (text: string) => {
+  const fail = (error: unknown, launched: Launched | undefined) => {
+    const text = failureText(error, launched);
     cost.failure ??= text;
-    cold.failure ??= text;
-    warm.failure ??= text;
+    failRows(rows, text);
   };
-  let launched: Launched | undefined;
-  try {
-    launched = await launch('cairn', dataDir, machine, flags, s3?.cairnEnv);
-    const before = await tieringStats(launched);
-    if (before === undefined) throw new Error('no tiering stats from the launcher');
-    cost.ingest = await writeStream(launched, options);
-    cost.sealWaitMs = await waitUntilSealed(launched.streamUrl, SEALED_WAIT_MS);
-    const after = await tieringStats(launched);
-    if (after === undefined) throw new Error('tiering stats disappeared');
-    cost.requestsDuringIngest = requestCountsBetween(before, after);
-    cost.putsPerGiB = cost.requestsDuringIngest.put / (cost.ingest.bytes / GIB);
-    cost.segmentsWritten = after.segmentsWritten - before.segmentsWritten;
-    cost.sealedBytes = after.sealedBytes - before.sealedBytes;
-    cost.objects = s3 === undefined ? countFiles(join(dataDir, 'objects')) : await s3.countObjects(store);
-    process.stdout.write(
-      `  sealed after ${(cost.sealWaitMs / 1000).toFixed(1)} s: ${cost.segmentsWritten} segments, ` +
-        `${cost.requestsDuringIngest.put} PUTs (${cost.putsPerGiB.toFixed(0)} per GiB), ${cost.objects.count} objects stored\n`,
-    );
-    await launched.running.stop();
-    launched = undefined;
-
-    for (let index = 0; index < options.repeatCount; index++) {
-      launched = await launch('cairn', dataDir, machine, flags, s3?.cairnEnv);
-      const restart: Restart = { startMs: launched.startMs };
-      cost.restarts.push(restart);
-      const startup = await tieringStats(launched);
-      if (startup !== undefined) restart.startupRequests = requestCountsOf(startup);
-      const coldSample = await measureRead(launched, options, machine, storePids);
-      record(cold, coldSample, index, options);
-      const warmSample = await measureRead(launched, options, machine, storePids);
-      record(warm, warmSample, index, options);
-      // Checked after the reads, so that no request before the cold read warms anything up.
-      const offsets = await headOffsets(launched.streamUrl);
-      restart.allSealed = offsets.sealed !== undefined && offsets.sealed === offsets.next;
-      if (launched.running.exitedEarly()) throw new Error(`server exited during the run:\n${launched.running.outputTail()}`);
-      await launched.running.stop();
-      launched = undefined;
-    }
-    if (cold.samples.some((sample) => sample.objectStoreRequests?.get === 0)) cold.warnings.push('cold read made no GETs');
-    if (warm.samples.some((sample) => (sample.objectStoreRequests?.get ?? 0) > 0)) warm.warnings.push('warm read made GETs');
-    if (cost.restarts.some((restart) => restart.allSealed === false)) {
-      cold.warnings.push('not all sealed after restart');
-      warm.warnings.push('not all sealed after restart');
-    }
-  } catch (error) {
-    fail(failureText(error, launched));
-  } finally {
-    if (launched !== undefined) await launched.running.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-  return { rows: [cold, warm], cost };
+  return {
+    title: `cairn (wal, ${store}), segments`,
+    rows,
+    async prepare() {
+      let launched: Launched | undefined;
+      try {
+        launched = await launch('cairn', dataDir, machine, flags, s3?.cairnEnv);
+        const before = await tieringStats(launched);
+        if (before === undefined) throw new Error('no tiering stats from the launcher');
+        cost.ingest = await writeStream(launched, options);
+        cost.sealWaitMs = await waitUntilSealed(launched.streamUrl, SEALED_WAIT_MS);
+        const after = await tieringStats(launched);
+        if (after === undefined) throw new Error('no tiering stats from the launcher');
+        cost.requestsDuringIngest = requestCountsBetween(before, after);
+        cost.putsPerGiB = cost.requestsDuringIngest.put / (cost.ingest.bytes / GIB);
+        cost.segmentsWritten = after.segmentsWritten - before.segmentsWritten;
+        cost.sealedBytes = after.sealedBytes - before.sealedBytes;
+        cost.objects = s3 === undefined ? countFiles(join(dataDir, 'objects')) : await s3.countObjects(store);
+        process.stdout.write(
+          `  sealed after ${(cost.sealWaitMs / 1000).toFixed(1)} s: ${cost.segmentsWritten} segments, ` +
+            `${cost.requestsDuringIngest.put} PUTs (${cost.putsPerGiB.toFixed(0)} per GiB), ${cost.objects.count} objects stored\n`,
+        );
+      } catch (error) {
+        fail(error, launched);
+      } finally {
+        await launched?.running.stop();
+      }
+    },
+    async round(index) {
+      if (cost.failure !== undefined) return;
+      let launched: Launched | undefined;
+      try {
+        launched = await launch('cairn', dataDir, machine, flags, s3?.cairnEnv);
+        const restart: Restart = { startMs: launched.startMs };
+        cost.restarts.push(restart);
+        const startup = await tieringStats(launched);
+        if (startup !== undefined) restart.startupRequests = requestCountsOf(startup);
+        record(cold, await measureRead(launched, options, machine, storePids), index, options);
+        record(warm, await measureRead(launched, options, machine, storePids), index, options);
+        // Checked after the reads, so that no request before the cold read warms anything up.
+        const offsets = await headOffsets(launched.streamUrl);
+        restart.allSealed = offsets.sealed !== undefined && offsets.sealed === offsets.next;
+        if (launched.running.exitedEarly()) throw new Error('server exited during the run');
+      } catch (error) {
+        fail(error, launched);
+      } finally {
+        await launched?.running.stop();
+      }
+    },
+    async finish() {
+      if (cold.samples.some((sample) => sample.objectStoreRequests?.get === 0)) cold.warnings.push('cold read made no GETs');
+      if (warm.samples.some((sample) => (sample.objectStoreRequests?.get ?? 0) > 0)) warm.warnings.push('warm read made GETs');
+      if (cost.restarts.some((restart) => restart.allSealed === false)) {
+        cold.warnings.push('not all sealed after restart');
+        warm.warnings.push('not all sealed after restart');
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -654,43 +696,45 @@ export async function main(args: string[]): Promise<void> {
     ].join('\n'),
   );
 
-  const rows: Row[] = [];
   const costs: StoreCost[] = [];
   const ingests: Record<string, IngestResult | undefined> = {};
-  for (const server of ['ref-memory', 'ref-file', 'cairn'] as const) {
-    if (!options.servers.includes(server)) continue;
-    process.stdout.write(`${SERVER_LABELS[server]}, ${server === 'cairn' ? CASE_LABELS.hot : server === 'ref-file' ? CASE_LABELS.file : CASE_LABELS.memory}:\n`);
-    const { row, ingest: ingested } = await runSimpleSetup(server, options, machine);
-    rows.push(row);
-    ingests[server] = ingested;
-    if (row.failure !== undefined && row.samples.length === 0) process.stdout.write(`  FAILED: ${row.failure.split('\n')[0]}\n`);
-  }
-
-  let s3Description: string | undefined;
-  if (wantsCairn) {
-    const stores: StoreName[] = s3From.kind === 'off' ? ['fs'] : ['fs', 's3'];
-    for (const store of stores) {
-      process.stdout.write(`cairn (wal, ${store}), segments:\n`);
-      let s3: BenchS3 | undefined;
-      try {
-        if (store === 's3' && s3From.kind !== 'off') {
+  const setups: Setup[] = [];
+  let s3: BenchS3 | undefined;
+  try {
+    for (const server of ['ref-memory', 'ref-file', 'cairn'] as const) {
+      if (options.servers.includes(server)) setups.push(simpleSetup(server, options, machine, ingests));
+    }
+    if (wantsCairn) {
+      const fsCost: StoreCost = { store: 'fs', restarts: [] };
+      costs.push(fsCost);
+      setups.push(segmentsSetup('fs', undefined, options, machine, fsCost));
+      if (s3From.kind !== 'off') {
+        const s3Cost: StoreCost = { store: 's3', restarts: [] };
+        costs.push(s3Cost);
+        try {
           s3 = await startBenchS3(s3From);
-          s3Description = s3.description;
-          process.stdout.write(`  S3: ${s3.description}${s3.startMs > 0 ? `, started in ${(s3.startMs / 1000).toFixed(1)} s` : ''}\n`);
+          process.stdout.write(`S3: ${s3.description}${s3.startMs > 0 ? `, started in ${(s3.startMs / 1000).toFixed(1)} s` : ''}\n`);
+          setups.push(segmentsSetup('s3', s3, options, machine, s3Cost));
+        } catch (error) {
+          s3Cost.failure = `S3 store unavailable: ${(error as Error).message}`;
+          process.stdout.write(`S3 FAILED: ${s3Cost.failure.split('\n')[0]}\n`);
         }
-        const { rows: storeRows, cost } = await runSegmentsSetup(store, s3, options, machine);
-        rows.push(...storeRows);
-        costs.push(cost);
-        if (cost.failure !== undefined) process.stdout.write(`  FAILED: ${cost.failure.split('\n')[0]}\n`);
-      } catch (error) {
-        const failure = `S3 store unavailable: ${(error as Error).message}`;
-        process.stdout.write(`  FAILED: ${failure.split('\n')[0]}\n`);
-        costs.push({ store, restarts: [], failure });
-      } finally {
-        await s3?.stop();
       }
     }
+    for (const setup of setups) {
+      process.stdout.write(`${setup.title}: prepare\n`);
+      await setup.prepare();
+      for (const row of setup.rows) if (row.failure !== undefined) process.stdout.write(`  FAILED: ${row.failure.split('\n')[0]}\n`);
+    }
+    for (let index = 0; index < options.repeatCount; index++) {
+      process.stdout.write(`round ${index + 1}/${options.repeatCount}\n`);
+      for (const setup of setups) await setup.round(index);
+    }
+  } finally {
+    for (const setup of setups) await setup.finish();
+    await s3?.stop();
   }
+  const rows = setups.flatMap((setup) => setup.rows);
 
   process.stdout.write(`\n${readsTable(rows)}\n`);
   if (costs.length > 0) process.stdout.write(`\nobject-store requests (counted by the server, per GiB = 2^30 bytes):\n${costTable(costs, rows)}\n`);
@@ -713,7 +757,7 @@ export async function main(args: string[]): Promise<void> {
 
   mkdirSync(RESULTS_DIR, { recursive: true });
   const resultsPath = join(RESULTS_DIR, `cold-read-${timestamp}.json`);
-  writeFileSync(resultsPath, `${JSON.stringify({ machine, config: options, s3: s3Description, ingests, rows, costs }, null, 2)}\n`);
+  writeFileSync(resultsPath, `${JSON.stringify({ machine, config: options, s3: s3?.description, ingests, rows, costs }, null, 2)}\n`);
   process.stdout.write(`raw results: ${resultsPath}\n`);
   if (failures.size > 0) process.exitCode = 1;
 }
