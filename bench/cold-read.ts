@@ -285,6 +285,20 @@ async function launch(
   return { running, streamUrl: `${baseUrl}${STREAM_PATH}`, statsPort, startMs };
 }
 
+/** Temporary data directories still in use; removed on exit even if the run dies halfway. */
+const liveDataDirs = new Set<string>();
+
+function makeDataDir(options: Options, name: string): string {
+  const dir = mkdtempSync(join(options.dataRoot, `cairn-bench-cold-read-${name}-`));
+  liveDataDirs.add(dir);
+  return dir;
+}
+
+function removeDataDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  liveDataDirs.delete(dir);
+}
+
 /** Cairn's tiering counters; undefined for the reference server. */
 async function tieringStats(launched: Launched): Promise<TieringStats | undefined> {
   if (launched.statsPort === undefined) return undefined;
@@ -405,7 +419,7 @@ function failRows(rows: readonly Row[], text: string): void {
 /** The reference server or Cairn's hot tail: one server for the whole run, one read per round. */
 function simpleSetup(server: ServerName, options: Options, machine: Machine, ingests: Record<string, IngestResult | undefined>): Setup {
   const row: Row = { server, case: server === 'ref-memory' ? 'memory' : server === 'ref-file' ? 'file' : 'hot', samples: [], warnings: [] };
-  const dataDir = mkdtempSync(join(options.dataRoot, `cairn-bench-cold-read-${server}-`));
+  const dataDir = makeDataDir(options, server);
   const hotFlags = [
     '--segment-size-bytes',
     String(HOT_SEGMENT_SIZE_BYTES),
@@ -446,7 +460,7 @@ function simpleSetup(server: ServerName, options: Options, machine: Machine, ing
         failRows([row], failureText(error, launched));
       } finally {
         if (launched !== undefined) await launched.running.stop();
-        rmSync(dataDir, { recursive: true, force: true });
+        removeDataDir(dataDir);
       }
     },
   };
@@ -476,7 +490,7 @@ function segmentsSetup(store: StoreName, s3: BenchS3 | undefined, options: Optio
   const cold: Row = { server: 'cairn', store, case: 'cold', samples: [], warnings: [] };
   const warm: Row = { server: 'cairn', store, case: 'warm', samples: [], warnings: [] };
   const rows = [cold, warm];
-  const dataDir = mkdtempSync(join(options.dataRoot, `cairn-bench-cold-read-${store}-`));
+  const dataDir = makeDataDir(options, store);
   const flags = [
     '--segment-size-bytes',
     String(options.segmentSizeBytes),
@@ -549,7 +563,7 @@ function segmentsSetup(store: StoreName, s3: BenchS3 | undefined, options: Optio
         cold.warnings.push('not all sealed after restart');
         warm.warnings.push('not all sealed after restart');
       }
-      rmSync(dataDir, { recursive: true, force: true });
+      removeDataDir(dataDir);
     },
   };
 }
@@ -679,6 +693,12 @@ function costTable(costs: readonly StoreCost[], rows: readonly Row[]): string {
 export async function main(args: string[]): Promise<void> {
   const timestamp = new Date().toISOString().replace(/[:.]/g, '-');
   const options = parseOptions(args);
+  process.once('exit', () => {
+    for (const dir of liveDataDirs) rmSync(dir, { recursive: true, force: true });
+  });
+  // Ctrl-C: exit normally so the exit hooks stop the servers (bench/lib/server-process.ts) and remove the data.
+  process.once('SIGINT', () => process.exit(130));
+  process.once('SIGTERM', () => process.exit(143));
   const machine = describeMachine(options.dataRoot);
   const wantsCairn = options.servers.includes('cairn');
   const s3From = wantsCairn ? s3Source(options.s3) : ({ kind: 'off', reason: 'cairn not selected' } as const);
@@ -713,6 +733,7 @@ export async function main(args: string[]): Promise<void> {
         costs.push(s3Cost);
         try {
           s3 = await startBenchS3(s3From);
+          if (s3.tempDir !== undefined) liveDataDirs.add(s3.tempDir);
           process.stdout.write(`S3: ${s3.description}${s3.startMs > 0 ? `, started in ${(s3.startMs / 1000).toFixed(1)} s` : ''}\n`);
           setups.push(segmentsSetup('s3', s3, options, machine, s3Cost));
         } catch (error) {

@@ -21,6 +21,8 @@ export interface BenchS3 {
   startMs: number;
   /** PIDs of the store's processes started here (Ceph mon, osd, rgw); empty for `env`. */
   pids: number[];
+  /** The Ceph cluster's temporary directory (`stop()` removes it; an interrupted run must too). */
+  tempDir: string | undefined;
   /** `cairn serve` flags for a new key prefix under this run's prefix. */
   cairnFlags(name: string): string[];
   /** Environment for the Cairn process: credentials and region for the SDK's provider chain. */
@@ -53,6 +55,7 @@ export async function startBenchS3(source: { kind: 'env' | 'ceph-rgw' }): Promis
   let endpoint: Endpoint;
   let startMs = 0;
   let pids: number[] = [];
+  let tempDir: string | undefined;
   let stopStore = async (): Promise<void> => {};
   if (source.kind === 'env') {
     const accessKeyId = process.env.S3_ACCESS_KEY_ID;
@@ -67,6 +70,7 @@ export async function startBenchS3(source: { kind: 'env' | 'ceph-rgw' }): Promis
     const rgw = await startCephRgw();
     startMs = rgw.startMs;
     pids = rgw.pids;
+    tempDir = rgw.dir;
     stopStore = rgw.stop;
     endpoint = {
       endpoint: rgw.endpoint,
@@ -112,6 +116,7 @@ export async function startBenchS3(source: { kind: 'env' | 'ceph-rgw' }): Promis
     description: `${source.kind} ${endpoint.endpoint} bucket ${endpoint.bucket} prefix ${runPrefix}/`,
     startMs,
     pids,
+    tempDir,
     cairnFlags: (name) => [
       '--object-store',
       's3',

@@ -75,6 +75,13 @@ export async function startServer(launch: ServerLaunch): Promise<RunningServer> 
     exitDescription = `spawn error: ${error.message}`;
   });
 
+  // If the benchmark dies (Ctrl-C, a closed pipe, a crash), do not leave the server running.
+  const killOnExit = () => {
+    if (exitDescription === undefined) child.kill('SIGKILL');
+  };
+  process.on('exit', killOnExit);
+  void exited.then(() => process.off('exit', killOnExit));
+
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     if (exitDescription !== undefined) throw new Error(`server exited while starting (${exitDescription}):\n${tail}`);
