@@ -9,7 +9,8 @@
  *     204 if it survived or 200 if it did not, after which it is present exactly once;
  *   - producers continue with the next seq and never see 409 or 403;
  *   - the closed stream stays closed (HEAD/GET Stream-Closed, 409 on append, idempotent close).
- * A last restart verifies everything once more.
+ * A last restart verifies everything once more. The cycle loop is support/crash-cycles.ts;
+ * crash-seal.test.ts runs the same cycles with sealing forced (segments, manifests, orphans).
  *
  * Replay a failure with the printed seed: CRASH_SEED=<seed> [CRASH_CYCLES=<n>] npx vitest run
  * test/fault/crash.test.ts (the data and the kill times are seeded; the interleaving is not).
@@ -19,17 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, test } from 'vitest';
 import { ChildServer, freePort } from './support/child-server.ts';
-import { HttpClient } from './support/http-client.ts';
-import { ByteStream, CheckFailure, deriveSeed, FramedStream, JsonStream, Rng, type Run, type Stats, type Subject } from './support/crash-model.ts';
-
-function envInteger(name: string, fallback: number, min: number, max: number): number {
-  const text = process.env[name];
-  if (text === undefined || text.trim() === '') return fallback;
-  if (!/^\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
-    throw new Error(`${name} must be a whole number from ${min} to ${max}, got "${text}"`);
-  }
-  return Number(text);
-}
+import { envInteger, runCrashCycles } from './support/crash-cycles.ts';
+import { ByteStream, deriveSeed, FramedStream, JsonStream, Rng, type Stats, type Subject } from './support/crash-model.ts';
 
 const SEED = envInteger('CRASH_SEED', (Date.now() ^ (process.pid << 12)) >>> 0, 0, 0xffff_ffff);
 const CYCLES = envInteger('CRASH_CYCLES', 20, 1, 10_000);
@@ -76,69 +68,7 @@ test(
       closer,
     ];
     const stats: Stats = { acked: 0, inFlightAtKill: 0, plainPresent: 0, plainLost: 0, retried200: 0, retried204: 0, closedProbes: 0 };
-    const cycleLog: string[] = [];
-    const where = (cycle: number) => `seed ${SEED}, cycle ${cycle} of ${CYCLES}`;
-
-    for (let cycle = 0; cycle <= CYCLES; cycle++) {
-      await server.start();
-      const client = new HttpClient(server.port);
-      const failures: string[] = [];
-      let stopped = false;
-      let fire: () => void = () => {};
-      const run: Run = {
-        cycle,
-        client,
-        get stopped() {
-          return stopped;
-        },
-        failures,
-        stats,
-        requestKill: (delayMs) => setTimeout(() => fire(), delayMs),
-      };
-      try {
-        if (cycle === 0) {
-          for (const subject of subjects) await subject.create(run);
-        } else {
-          for (const subject of subjects) await subject.recover(run);
-          for (const subject of subjects) await subject.verify(run);
-        }
-      } catch (error) {
-        if (error instanceof CheckFailure) {
-          throw new Error(`[${where(cycle)}] after restart: ${error.message}\n${cycleLog.join('\n')}\nserver output:\n${server.stderrTail}`);
-        }
-        throw error;
-      }
-      if (cycle === CYCLES) {
-        client.destroy();
-        break;
-      }
-
-      // Load, then SIGKILL at a random moment (or right after the close request when planned).
-      const loadMs = driver.int(LOAD_MS_MIN, LOAD_MS_MAX);
-      const ackedBefore = stats.acked;
-      const inFlightBefore = stats.inFlightAtKill;
-      const killed = new Promise<number>((resolve) => {
-        const loadStarted = performance.now();
-        const timer = setTimeout(() => fire(), loadMs);
-        fire = () => {
-          if (stopped) return;
-          stopped = true; // writers see this before any rejection caused by the kill
-          server?.kill();
-          clearTimeout(timer);
-          resolve(performance.now() - loadStarted);
-        };
-      });
-      const loops = subjects.flatMap((subject) => subject.writers(run));
-      const killedAfterMs = await killed;
-      await Promise.all(loops);
-      await server.waitExit();
-      client.destroy();
-      cycleLog.push(
-        `cycle ${cycle}: killed after ${Math.round(killedAfterMs)} ms, ${stats.acked - ackedBefore} acked, ` +
-          `${stats.inFlightAtKill - inFlightBefore} in flight${closer.closedInCycle === cycle ? ', closer closed' : ''}`,
-      );
-      expect(failures, `[${where(cycle)}] during load\n${cycleLog.join('\n')}\nserver output:\n${server.stderrTail}`).toEqual([]);
-    }
+    await runCrashCycles({ seed: SEED, cycles: CYCLES, driver, server, subjects, closer, stats, loadMsMin: LOAD_MS_MIN, loadMsMax: LOAD_MS_MAX });
     await server.stop();
 
     const seconds = ((performance.now() - startedMs) / 1000).toFixed(1);

@@ -45,12 +45,16 @@ export interface ChildServerOptions {
   dataDir: string;
   /** Extra `cairn serve` arguments. */
   args?: string[];
+  /** Called with every whole line the child writes (its pino log lines are JSON). */
+  onLine?: (line: string) => void;
 }
 
 export class ChildServer {
   readonly port: number;
   readonly dataDir: string;
-  readonly #args: string[];
+  /** Extra `cairn serve` arguments for the next start (may change between starts). */
+  args: string[];
+  readonly #onLine: ((line: string) => void) | undefined;
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #stderr = '';
@@ -59,7 +63,8 @@ export class ChildServer {
   constructor(options: ChildServerOptions) {
     this.port = options.port;
     this.dataDir = options.dataDir;
-    this.#args = options.args ?? [];
+    this.args = options.args ?? [];
+    this.#onLine = options.onLine;
   }
 
   get running(): boolean {
@@ -76,7 +81,7 @@ export class ChildServer {
     if (this.#child !== undefined) throw new Error('child server already running');
     const child = spawn(
       process.execPath,
-      [MAIN, 'serve', '--port', String(this.port), '--data-dir', this.dataDir, '--durability', 'wal', '--log-level', 'warn', ...this.#args],
+      [MAIN, 'serve', '--port', String(this.port), '--data-dir', this.dataDir, '--durability', 'wal', '--log-level', 'warn', ...this.args],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.#child = child;
@@ -89,11 +94,19 @@ export class ChildServer {
         resolve();
       });
     });
-    const keep = (chunk: Buffer) => {
-      this.#stderr = (this.#stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+    const keeper = () => {
+      let partial = '';
+      return (chunk: Buffer) => {
+        const text = chunk.toString('utf8');
+        this.#stderr = (this.#stderr + text).slice(-STDERR_TAIL_BYTES);
+        if (this.#onLine === undefined) return;
+        const lines = (partial + text).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) this.#onLine(line);
+      };
     };
-    child.stdout?.on('data', keep); // warn/error log lines go to stdout (pino); keep them too
-    child.stderr?.on('data', keep);
+    child.stdout?.on('data', keeper()); // log lines go to stdout (pino); keep them too
+    child.stderr?.on('data', keeper());
 
     const deadline = performance.now() + timeoutMs;
     for (;;) {

@@ -11,6 +11,7 @@
  * `verify` then requires the stream to be exactly the acked items.
  */
 import { seededRandom, type RandomSource } from '../../../src/clock.ts';
+import { parseOffsetToken } from '../../../src/protocol/offset.ts';
 import { header, type HttpClient, type Response } from './http-client.ts';
 
 // -------------------------------------------------------------------------------------------------
@@ -82,6 +83,10 @@ export interface Run {
 
 export interface Subject {
   readonly name: string;
+  /** The stream path as the server knows it (the URL path without `/v1/stream/`). */
+  readonly streamPath: string;
+  /** JSON mode: stored as whole messages, each followed by ','. */
+  readonly json: boolean;
   create(run: Run): Promise<void>;
   /** The writer loops for one load phase; they return once `run.stopped` (or on a failure). */
   writers(run: Run): Promise<void>[];
@@ -90,6 +95,23 @@ export interface Subject {
   /** Strict check: exactly the acked data. */
   verify(run: Run): Promise<void>;
   readonly ackedCount: number;
+  /** Offsets seen by the last `recover` or `verify` (undefined before the first). */
+  readonly observed: Observation | undefined;
+  /**
+   * The stream's bytes in stored form (what segments hold; byte streams: the bodies, JSON: each
+   * message followed by ','), as of the last `verify`, which proved them equal to the acked data.
+   */
+  stored(): Buffer;
+}
+
+/** Positions (logical bytes) around one full read of a stream. */
+export interface Observation {
+  /** `Cairn-Sealed-Offset` from a HEAD right before the read: bytes below it were read from segments. */
+  sealedBefore: number;
+  /** `Cairn-Sealed-Offset` from the HEAD after the read. */
+  sealedAfter: number;
+  /** The tail (`Stream-Next-Offset`), equal for the read and the HEAD after it. */
+  tail: number;
 }
 
 /** A broken expectation found while the server is up and idle (recovery or verification). */
@@ -141,10 +163,31 @@ interface FullRead {
   bodies: Buffer[];
   closed: boolean;
   nextOffset: string;
+  /** Sealed position from a HEAD right before the first GET. */
+  sealedBefore: number;
 }
 
-/** Reads a stream from the start, following Stream-Next-Offset until Stream-Up-To-Date. */
+/** The position named by an offset token header; `what` names it in the failure. */
+function positionOf(token: string, what: string): number {
+  const parsed = parseOffsetToken(token);
+  if (parsed === undefined) throw new CheckFailure(`${what}: '${token}' is not an offset token`);
+  return parsed.position;
+}
+
+/** `Cairn-Sealed-Offset` of a HEAD response as a position (0 when the server sends none). */
+function sealedPositionOf(response: Response, path: string): number {
+  const token = header(response, 'cairn-sealed-offset');
+  return token === '' ? 0 : positionOf(token, `HEAD ${path}: Cairn-Sealed-Offset`);
+}
+
+/**
+ * Reads a stream from the start, following Stream-Next-Offset until Stream-Up-To-Date (after a
+ * HEAD that tells how much of it is sealed, so callers know the read crossed into segments).
+ */
 async function readAll(client: HttpClient, path: string): Promise<FullRead> {
+  const head = await client.request('HEAD', path);
+  demand(head, { status: 200 }, `HEAD ${path} before reading`);
+  const sealedBefore = sealedPositionOf(head, path);
   const bodies: Buffer[] = [];
   let offset = '-1';
   for (let i = 0; i < 100_000; i++) {
@@ -154,7 +197,7 @@ async function readAll(client: HttpClient, path: string): Promise<FullRead> {
     const next = header(response, 'stream-next-offset');
     if (next === '') throw new CheckFailure(`GET ${path} at offset ${offset}: no Stream-Next-Offset`);
     if (header(response, 'stream-up-to-date') === 'true') {
-      return { bodies, closed: header(response, 'stream-closed') === 'true', nextOffset: next };
+      return { bodies, closed: header(response, 'stream-closed') === 'true', nextOffset: next, sealedBefore };
     }
     if (next === offset) throw new CheckFailure(`GET ${path}: no progress at offset ${offset} without Stream-Up-To-Date`);
     offset = next;
@@ -162,8 +205,11 @@ async function readAll(client: HttpClient, path: string): Promise<FullRead> {
   throw new CheckFailure(`GET ${path}: never up to date`);
 }
 
-/** HEAD agrees with the read: 200, same tail offset, same closure, the stream's content type. */
-async function checkHead(client: HttpClient, path: string, read: FullRead, contentType: string, closed: boolean): Promise<void> {
+/**
+ * HEAD agrees with the read: 200, same tail offset, same closure, the stream's content type, and
+ * a sealed offset that did not go back during the read and is at most the tail.
+ */
+async function checkHead(client: HttpClient, path: string, read: FullRead, contentType: string, closed: boolean): Promise<Observation> {
   const response = await client.request('HEAD', path);
   demand(
     response,
@@ -174,7 +220,19 @@ async function checkHead(client: HttpClient, path: string, read: FullRead, conte
     throw new CheckFailure(`HEAD ${path}: Content-Type '${header(response, 'content-type')}' (expected ${contentType})`);
   }
   if (read.closed !== closed) throw new CheckFailure(`GET ${path}: Stream-Closed ${read.closed} on the last read (expected ${closed})`);
+  const tail = positionOf(read.nextOffset, `GET ${path}: Stream-Next-Offset`);
+  const sealedAfter = sealedPositionOf(response, path);
+  if (sealedAfter < read.sealedBefore || sealedAfter > tail) {
+    throw new CheckFailure(`HEAD ${path}: sealed position ${sealedAfter} after the read, ${read.sealedBefore} before it, tail ${tail}`);
+  }
+  return { sealedBefore: read.sealedBefore, sealedAfter, tail };
 }
+
+/** The stored form of JSON read bodies: each `[m1,m2]` becomes `m1,m2,` (`[]` nothing). */
+function jsonStoredForm(bodies: Buffer[]): Buffer {
+  return Buffer.concat(bodies.filter((body) => body.length > 2).map((body) => Buffer.concat([body.subarray(1, body.length - 1), COMMA])));
+}
+const COMMA = Buffer.from(',');
 
 async function createStream(client: HttpClient, path: string, contentType: string): Promise<void> {
   const response = await client.request('PUT', path, { headers: { 'content-type': contentType } });
@@ -238,7 +296,10 @@ interface BytePending {
 export class ByteStream implements Subject {
   readonly name: string;
   readonly path: string;
+  readonly streamPath: string;
+  readonly json = false;
   readonly #rng: Rng;
+  readonly #maxAppendBytes: number;
   readonly #producerId: string | undefined;
   readonly #closePlan: ClosePlan | undefined;
   readonly #acked: Buffer[] = [];
@@ -248,11 +309,15 @@ export class ByteStream implements Subject {
   #closeSeq: number | undefined;
   closed = false;
   closedInCycle: number | undefined;
+  observed: Observation | undefined;
 
-  constructor(options: { name: string; seed: number; producerId?: string; closePlan?: ClosePlan }) {
+  /** `maxAppendBytes`: largest random append (default 64 KiB); sizes are log-uniform. */
+  constructor(options: { name: string; seed: number; producerId?: string; closePlan?: ClosePlan; maxAppendBytes?: number }) {
     this.name = options.name;
-    this.path = `/v1/stream/crash/${options.name}`;
+    this.streamPath = `crash/${options.name}`;
+    this.path = `/v1/stream/${this.streamPath}`;
     this.#rng = new Rng(options.seed);
+    this.#maxAppendBytes = options.maxAppendBytes ?? MAX_BINARY_APPEND;
     this.#producerId = options.producerId;
     this.#closePlan = options.closePlan;
   }
@@ -321,7 +386,7 @@ export class ByteStream implements Subject {
       const close = plan !== undefined && run.cycle >= plan.cycle && performance.now() - started >= plan.afterMs;
       const body = close
         ? Buffer.concat([Buffer.from(`final append of ${this.name}:`), this.#rng.bytes(this.#rng.int(0, 1024))])
-        : this.#rng.bytes(this.#rng.size(MAX_BINARY_APPEND));
+        : this.#rng.bytes(this.#rng.size(this.#maxAppendBytes));
       const seq = this.#producerId === undefined ? undefined : this.#nextSeq;
       const pending: BytePending = { body, seq, close };
       this.#pending = pending;
@@ -362,7 +427,7 @@ export class ByteStream implements Subject {
       throw new CheckFailure(`${this.name}: the ${pending.body.length} B after the acked appends differ from the in-flight append`);
     }
     const closed = this.closed || (present && pending.close);
-    await checkHead(run.client, this.path, read, BINARY, closed);
+    this.observed = await checkHead(run.client, this.path, read, BINARY, closed);
 
     if (pending !== undefined) {
       if (pending.seq === undefined) {
@@ -433,7 +498,14 @@ export class ByteStream implements Subject {
   async verify(run: Run): Promise<void> {
     const read = await readAll(run.client, this.path);
     this.#checkBytes(Buffer.concat(read.bodies), undefined);
-    await checkHead(run.client, this.path, read, BINARY, this.closed);
+    this.observed = await checkHead(run.client, this.path, read, BINARY, this.closed);
+    if (this.observed.tail !== this.#ackedBytes) {
+      throw new CheckFailure(`${this.name}: the tail is at ${this.observed.tail}, but ${this.#ackedBytes} B were acked`);
+    }
+  }
+
+  stored(): Buffer {
+    return Buffer.concat(this.#acked);
   }
 }
 
@@ -458,11 +530,19 @@ interface FrameWriter {
 export class FramedStream implements Subject {
   readonly name: string;
   readonly path: string;
+  readonly streamPath: string;
+  readonly json = false;
   readonly #writers: FrameWriter[];
+  readonly #maxAppendBytes: number;
+  #stored: Buffer = Buffer.alloc(0);
+  observed: Observation | undefined;
 
-  constructor(options: { name: string; seed: number; writers: number }) {
+  /** `maxAppendBytes`: largest frame (default 64 KiB). */
+  constructor(options: { name: string; seed: number; writers: number; maxAppendBytes?: number }) {
     this.name = options.name;
-    this.path = `/v1/stream/crash/${options.name}`;
+    this.streamPath = `crash/${options.name}`;
+    this.path = `/v1/stream/${this.streamPath}`;
+    this.#maxAppendBytes = Math.max(FRAME_HEADER + 1, options.maxAppendBytes ?? MAX_BINARY_APPEND);
     this.#writers = Array.from({ length: options.writers }, (_, id) => ({
       id,
       rng: new Rng(deriveSeed(options.seed, id)),
@@ -486,7 +566,7 @@ export class FramedStream implements Subject {
 
   async #write(run: Run, writer: FrameWriter): Promise<void> {
     while (!run.stopped) {
-      const payload = writer.rng.bytes(writer.rng.size(MAX_BINARY_APPEND - FRAME_HEADER));
+      const payload = writer.rng.bytes(writer.rng.size(this.#maxAppendBytes - FRAME_HEADER));
       const frame = Buffer.allocUnsafe(FRAME_HEADER + payload.length);
       frame.writeUInt32BE(FRAME_MAGIC, 0);
       frame.writeUInt32BE(writer.id, 4);
@@ -528,7 +608,7 @@ export class FramedStream implements Subject {
   async recover(run: Run): Promise<void> {
     const read = await readAll(run.client, this.path);
     const byWriter = this.#parse(Buffer.concat(read.bodies));
-    await checkHead(run.client, this.path, read, BINARY, false);
+    this.observed = await checkHead(run.client, this.path, read, BINARY, false);
     for (const writer of this.#writers) {
       const present = matchSequence(
         `${this.name}/w${writer.id}`,
@@ -553,11 +633,21 @@ export class FramedStream implements Subject {
 
   async verify(run: Run): Promise<void> {
     const read = await readAll(run.client, this.path);
-    const byWriter = this.#parse(Buffer.concat(read.bodies));
-    await checkHead(run.client, this.path, read, BINARY, false);
+    const data = Buffer.concat(read.bodies);
+    const byWriter = this.#parse(data);
+    this.observed = await checkHead(run.client, this.path, read, BINARY, false);
     for (const writer of this.#writers) {
       matchSequence(`${this.name}/w${writer.id}`, byWriter[writer.id], writer.acked, undefined, (a, b) => a.equals(b), frameLabel);
     }
+    if (data.length !== this.observed.tail) {
+      throw new CheckFailure(`${this.name}: the reads hold ${data.length} B, but the tail is at ${this.observed.tail}`);
+    }
+    this.#stored = data;
+  }
+
+  /** The interleaving of the writers is the server's choice: the last verified read (frames checked per writer). */
+  stored(): Buffer {
+    return this.#stored;
   }
 }
 
@@ -587,12 +677,20 @@ interface JsonWriter {
 export class JsonStream implements Subject {
   readonly name: string;
   readonly path: string;
+  readonly streamPath: string;
+  readonly json = true;
   readonly #writers: JsonWriter[];
+  readonly #padMax: number;
   #ackedAppends = 0;
+  #stored: Buffer = Buffer.alloc(0);
+  observed: Observation | undefined;
 
-  constructor(options: { name: string; seed: number; producers: number; plainWriters: number }) {
+  /** `padMax`: longest random padding of a message, in characters (default 300). */
+  constructor(options: { name: string; seed: number; producers: number; plainWriters: number; padMax?: number }) {
     this.name = options.name;
-    this.path = `/v1/stream/crash/${options.name}`;
+    this.#padMax = options.padMax ?? 300;
+    this.streamPath = `crash/${options.name}`;
+    this.path = `/v1/stream/${this.streamPath}`;
     const ids = [
       ...Array.from({ length: options.producers }, (_, i) => ({ id: `producer-${i}`, producer: true })),
       ...Array.from({ length: options.plainWriters }, (_, i) => ({ id: `plain-${i}`, producer: false })),
@@ -640,7 +738,7 @@ export class JsonStream implements Subject {
     const count = rng.int(1, 4);
     for (let i = 0; i < count; i++) {
       let pad = '';
-      const padLength = rng.int(0, 300);
+      const padLength = rng.int(0, this.#padMax);
       for (let j = 0; j < padLength; j++) pad += PAD_ALPHABET[rng.int(0, PAD_ALPHABET.length - 1)];
       messages.push(JSON.stringify({ w: writer.id, n: writer.counter++, seq: seq ?? null, pad }));
     }
@@ -693,7 +791,7 @@ export class JsonStream implements Subject {
         list.push(text);
       }
     }
-    await checkHead(run.client, this.path, read, JSON_TYPE, false);
+    this.observed = await checkHead(run.client, this.path, read, JSON_TYPE, false);
     return { read, byWriter };
   }
 
@@ -733,9 +831,19 @@ export class JsonStream implements Subject {
   }
 
   async verify(run: Run): Promise<void> {
-    const { byWriter } = await this.#readMessages(run);
+    const { read, byWriter } = await this.#readMessages(run);
     for (const writer of this.#writers) {
       matchSequence(`${this.name}/${writer.id}`, byWriter.get(writer.id) ?? [], writer.acked, undefined, (a, b) => a === b, (text) => text.slice(0, 120));
     }
+    const stored = jsonStoredForm(read.bodies);
+    if (stored.length !== this.observed?.tail) {
+      throw new CheckFailure(`${this.name}: the reads hold ${stored.length} stored bytes, but the tail is at ${this.observed?.tail}`);
+    }
+    this.#stored = stored;
+  }
+
+  /** The last verified read in stored form (messages checked per writer; the interleaving is the server's). */
+  stored(): Buffer {
+    return this.#stored;
   }
 }
