@@ -8,11 +8,12 @@
  * `a/b` (directory `a~`, file `b`) never collide, and names starting with '.' are free for
  * temporary files. Example: `ab/stream-1/3/0000-0100.seg` → `ab~/stream-1~/3~/0000-0100.seg`.
  *
- * Durability and atomicity. A put writes a temporary file in the target directory, fsyncs it,
- * then publishes it with `link()` (create-if-absent: fails with EEXIST, never replaces) or
- * `rename()` (overwrite), then fsyncs the directory, and every directory it had to create. A
- * reader therefore sees either no object or the whole object, also after a crash. A crash can
- * leave a `.tmp-*` file behind; it is never listed or read.
+ * Durability and atomicity. A put writes a temporary file in `<root>/.tmp/`, fsyncs it, then
+ * publishes it with `link()` (create-if-absent: fails with EEXIST, never replaces) or `rename()`
+ * (overwrite), then fsyncs the target directory, and every directory it had to create. A reader
+ * therefore sees either no object or the whole object, also after a crash. A crash can leave a
+ * temporary file behind; it is never listed or read, and the first put of a later process
+ * removes the temporary files of other processes.
  *
  * Hard links are required for create-if-absent: on a filesystem without them the put fails
  * (`ObjectStoreRequestError`, e.g. EPERM), which the startup overwrite check reports.
@@ -51,6 +52,8 @@ export interface FsObjectStoreOptions {
 const FILE_NAME_BYTES_MAX = 255;
 const DIRECTORY_SUFFIX = '~';
 const TEMP_PREFIX = '.tmp-';
+/** Directory of temporary files, under the root; a leading '.' cannot come from a key. */
+const TEMP_DIR = '.tmp';
 /**
  * A put whose directory vanishes under it (a concurrent delete pruned it while empty) starts
  * again; more than a few such races in a row would mean something else is removing files.
@@ -64,6 +67,7 @@ export class FsObjectStore implements ObjectStore {
   readonly description: string;
   readonly rootDir: string;
   #tempCounter = 0;
+  #tempDirReady: Promise<string> | undefined;
 
   constructor(options: FsObjectStoreOptions) {
     this.rootDir = path.resolve(options.rootDir);
@@ -178,8 +182,9 @@ export class FsObjectStore implements ObjectStore {
   async close(): Promise<void> {}
 
   async #putOnce(key: string, dir: string, file: string, body: Uint8Array, overwrite: boolean): Promise<void> {
+    const tempDir = await (this.#tempDirReady ??= this.#prepareTempDir());
     const firstCreatedDir = await mkdir(dir, { recursive: true });
-    const temp = path.join(dir, `${TEMP_PREFIX}${process.pid}-${++this.#tempCounter}-${randomBytes(6).toString('hex')}`);
+    const temp = path.join(tempDir, `${TEMP_PREFIX}${process.pid}-${++this.#tempCounter}-${randomBytes(6).toString('hex')}`);
     const handle = await open(temp, 'wx');
     let published = false;
     try {
@@ -209,6 +214,17 @@ export class FsObjectStore implements ObjectStore {
       // Each directory created here is an entry in its parent: make those entries durable too.
       for (let d = dir; d !== path.dirname(firstCreatedDir); d = path.dirname(d)) await syncDir(path.dirname(d));
     }
+  }
+
+  /** Creates `<root>/.tmp` and removes what interrupted puts of other processes left there. */
+  async #prepareTempDir(): Promise<string> {
+    const tempDir = path.join(this.rootDir, TEMP_DIR);
+    await mkdir(tempDir, { recursive: true });
+    const mine = `${TEMP_PREFIX}${process.pid}-`;
+    for (const name of await readdir(tempDir)) {
+      if (!name.startsWith(mine)) await unlink(path.join(tempDir, name)).catch(() => {});
+    }
+    return tempDir;
   }
 
   async #deleteOne(key: string): Promise<void> {

@@ -304,15 +304,13 @@ export class Sealer {
       if (page.nextStartAfter === undefined) break;
       startAfter = page.nextStartAfter;
     }
-    let newest: { version: number; key: string } | undefined;
-    const newerManifests: string[] = [];
+    const manifests: { key: string; version: number }[] = [];
     for (const object of objects) {
       const parsed = parseStreamObjectKey(prefix, object.key);
-      if (parsed?.kind === 'manifest' && parsed.version > stream.manifestVersion) {
-        newerManifests.push(object.key);
-        if (newest === undefined || parsed.version > newest.version) newest = { version: parsed.version, key: object.key };
-      }
+      if (parsed?.kind === 'manifest') manifests.push({ key: object.key, version: parsed.version });
     }
+    const newer = manifests.filter((m) => m.version > stream.manifestVersion);
+    const newest = newer.reduce<(typeof newer)[number] | undefined>((a, b) => (a === undefined || b.version > a.version ? b : a), undefined);
     if (newest !== undefined) {
       const manifest = decodeManifest(newest.key, (await store.get(newest.key)).body);
       if (manifest.incarnation !== stream.incarnation || manifest.nodeId !== naming.nodeId) {
@@ -326,14 +324,16 @@ export class Sealer {
         for (const segment of adoptable) await registry.commitSeal(stream, segment, manifest.version);
         await registry.commitTrim(stream, manifest.retainedStart, manifest.version);
         this.stats.segmentsAdopted += adoptable.length;
-        this.#o.collector.deleteKeys(newerManifests.filter((key) => key !== newest.key));
         if (adoptable.length > 0) logger.info({ stream: stream.path, segments: adoptable.length }, 'adopted segments sealed before a crash');
       } else {
         // The store holds bytes the WAL never made durable (only possible with --durability memory).
         logger.warn({ stream: stream.path, manifest: newest.key }, 'stored manifest is ahead of the WAL; discarding it');
-        await store.deleteMany(newerManifests);
+        await store.deleteMany(newer.map((m) => m.key));
       }
     }
+    // Every other version is superseded: its deletion may have been queued only in memory when a
+    // crash came (the collector's queue is kept in checkpoints, not per seal).
+    this.#o.collector.deleteKeys(manifests.filter((m) => m.version < stream.manifestVersion).map((m) => m.key));
     const orphans = objects
       .map((object) => ({ key: object.key, parsed: parseStreamObjectKey(prefix, object.key) }))
       .filter(({ parsed }) => parsed?.kind === 'segment' && parsed.end > stream.sealedOffset)

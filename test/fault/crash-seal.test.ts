@@ -222,13 +222,17 @@ test(
           throw new CheckFailure(`${subject.name}: sealed ${observed.sealedBefore} of ${observed.tail} B when wholly sealed before`);
         }
       }
-      // Every segment object is listed in its stream's newest manifest, or is collected soon.
+      // Every segment object is listed in its stream's newest manifest, or is collected soon; so
+      // are superseded manifest versions and the temporary files of interrupted uploads.
       const orphanDeadline = performance.now() + ORPHAN_WAIT_MS;
       let final = await audit();
-      while (final.streams.some((s) => s.unlisted.length > 0)) {
+      while (final.streams.some((s) => s.unlisted.length > 0) || final.staleManifests > 0 || final.scan.temps.length > 0) {
         if (performance.now() > orphanDeadline) {
           const orphans = final.streams.flatMap((s) => s.unlisted.map((o) => `${s.subject.name} ${o.key}`));
-          throw new CheckFailure(`${orphans.length} segment object(s) listed in no manifest ${ORPHAN_WAIT_MS} ms after every stream sealed: ${orphans.slice(0, 5).join(', ')}`);
+          throw new CheckFailure(
+            `${ORPHAN_WAIT_MS} ms after every stream sealed: ${orphans.length} segment object(s) listed in no manifest (${orphans.slice(0, 5).join(', ')}), ` +
+              `${final.staleManifests} superseded manifest versions, ${final.scan.temps.length} temporary files left`,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, 100));
         final = await audit();
@@ -243,7 +247,7 @@ test(
       const checked = await checkSegmentBytes(final);
       console.log(
         `crash-seal test (seed ${SEED}): final store: ${checked.segments} segments, ${checked.bytes} B, all listed and byte-exact; ` +
-          `${final.staleManifests} superseded manifest versions and ${final.scan.temps.length} unpublished temp files left behind`,
+          'no superseded manifest versions or temporary files left behind',
       );
     };
 

@@ -55,10 +55,20 @@ describe('FsObjectStore', () => {
     await store.put('a/b/c/one', bytes('1'));
     await store.put('a/other', bytes('2'));
     await store.delete('a/b/c/one');
-    expect(await readdir(rootDir)).toEqual(['a~']);
+    expect(await readdir(rootDir)).toEqual(['.tmp', 'a~']);
     expect(await readdir(path.join(rootDir, 'a~'))).toEqual(['other']);
     await store.deleteMany(['a/other']);
-    expect(await readdir(rootDir)).toEqual([]);
+    expect(await readdir(rootDir)).toEqual(['.tmp']);
+    expect(await readdir(path.join(rootDir, '.tmp'))).toEqual([]);
+  });
+
+  test('the first put removes temporary files another process left in .tmp, and only those', async () => {
+    await mkdir(path.join(rootDir, '.tmp'), { recursive: true });
+    await writeFile(path.join(rootDir, '.tmp', '.tmp-999999999-1-abcdef'), 'interrupted upload');
+    await writeFile(path.join(rootDir, '.tmp', `.tmp-${process.pid}-0-abcdef`), 'this process, in flight');
+    await store.put('x', bytes('x'));
+    expect(await readdir(path.join(rootDir, '.tmp'))).toEqual([`.tmp-${process.pid}-0-abcdef`]);
+    expect((await store.list({ prefix: '' })).objects.map((object) => object.key)).toEqual(['x']);
   });
 
   test('puts and deletes racing in one directory never lose a put', async () => {

@@ -3,11 +3,11 @@
  * own, without Cairn's code, and checks it against the documented layout (src/manifest/
  * object-keys.ts, src/object-store/fs-store.ts) and the data the test knows was acknowledged:
  *
- *   objects/<hash2>~/<stream-id>~/<incarnation:016x>-<node-id>~/<start:020>-<end:020>.seg
- *   objects/<hash2>~/<stream-id>~/<incarnation:016x>-<node-id>~/manifest-<version:020>.json
+ *   objects/<hash2>~/<stream-id>~/<incarnation:016>-<node-id>~/<start:020>-<end:020>.seg
+ *   objects/<hash2>~/<stream-id>~/<incarnation:016>-<node-id>~/manifest-<version:020>.json
  *
- * (directories carry a `~` suffix, names are percent-encoded; `.tmp-*` files are unpublished
- * puts; `_cairn/` holds the startup overwrite probe). The scan may run while the server seals:
+ * (directories carry a `~` suffix, names are percent-encoded; files in `objects/.tmp/` are
+ * unpublished puts; `_cairn/` holds the startup overwrite probe). The scan may run while the server seals:
  * objects that vanish between the listing and the read are looked at again.
  */
 import { createHash } from 'node:crypto';
@@ -17,8 +17,8 @@ import { CheckFailure, type Subject } from './crash-model.ts';
 
 const SEGMENT_NAME = /^(\d{20})-(\d{20})\.seg$/;
 const MANIFEST_NAME = /^manifest-(\d{20})\.json$/;
-const STREAM_DIR = /^([0-9a-f]{2})\/([0-9a-f]{32})\/([0-9a-f]{16})-([0-9a-f]{12})\/$/;
-const TEMP_PREFIX = '.tmp-';
+const STREAM_DIR = /^([0-9a-f]{2})\/([0-9a-f]{32})\/(\d{16})-([0-9a-f]{12})\/$/;
+const TEMP_DIR = '.tmp';
 const PROBE_PREFIX = '_cairn/';
 
 export interface SegmentObject {
@@ -62,14 +62,16 @@ export async function scanObjects(objectsDir: string): Promise<ObjectScan> {
     }
     for (const entry of entries) {
       const full = path.join(dir, entry.name);
+      if (entry.isDirectory() && keyPrefix === '' && entry.name === TEMP_DIR) {
+        for (const temp of await readdir(full).catch(() => [])) scan.temps.push(`${TEMP_DIR}/${temp}`);
+        continue;
+      }
       if (entry.isDirectory()) {
         if (!entry.name.endsWith('~')) {
           scan.foreign.push(`${keyPrefix}${entry.name}/ (directory without the ~ suffix)`);
           continue;
         }
         await walk(full, `${keyPrefix}${decodeURIComponent(entry.name.slice(0, -1))}/`);
-      } else if (entry.name.startsWith(TEMP_PREFIX)) {
-        scan.temps.push(`${keyPrefix}${entry.name}`);
       } else {
         record(scan, `${keyPrefix}${decodeURIComponent(entry.name)}`, full);
       }
@@ -95,7 +97,7 @@ function record(scan: ObjectScan, key: string, file: string): void {
   }
   let objects = scan.prefixes.get(prefix);
   if (objects === undefined) {
-    objects = { prefix, streamId: dir[2], incarnation: Number.parseInt(dir[3], 16), nodeId: dir[4], segments: [], manifests: [] };
+    objects = { prefix, streamId: dir[2], incarnation: Number(dir[3]), nodeId: dir[4], segments: [], manifests: [] };
     scan.prefixes.set(prefix, objects);
   }
   const segment = SEGMENT_NAME.exec(name);
