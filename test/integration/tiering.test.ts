@@ -369,3 +369,13 @@ describe('retention', () => {
   });
 });
 
+
+describe('startup overwrite check', () => {
+  test('a store that accepts overwrites stops the start with the store and the remedy named, unless overridden', async () => {
+    const unsafe = () => new MemoryObjectStore({ enforceCreateIfAbsent: false });
+    await expect(startTestServer({}, { objectStore: unsafe() })).rejects.toThrow(/memory.*--unsafe-allow-overwrites|--unsafe-allow-overwrites/s);
+    const server = await startTestServer({ unsafeAllowOverwrites: true, logLevel: 'error' }, { objectStore: unsafe() });
+    servers.push(server);
+    expect((await fetch(`${server.url}/v1/stream/ok`, { method: 'PUT' })).status).toBe(201);
+  });
+});
