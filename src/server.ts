@@ -16,6 +16,7 @@ import { LiveReaders } from './http/live-readers.ts';
 import {
   FsObjectStore,
   MeteredObjectStore,
+  ObjectStoreOverwriteUnsafeError,
   RetryingObjectStore,
   verifyStoreRefusesOverwrite,
   type ObjectStore,
@@ -30,6 +31,14 @@ import { ObjectCollector, type DeleteJob } from './tiering/object-collector.ts';
 import { loadNodeId, ObjectNaming } from './tiering/object-naming.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
 import { openWal } from './wal/index.ts';
+
+/** The server cannot start for a reason the operator must fix; the message says which. */
+export class StartupError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}
 
 /** What a checkpoint holds: the registry plus the object deletes not yet done. */
 interface CheckpointState extends RegistrySnapshot {
@@ -103,7 +112,12 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     policy: options.retryPolicy,
     onRetry: (event) => logger.warn({ ...event }, 'object store request failed; retrying'),
   });
-  const { enforced } = await verifyStoreRefusesOverwrite(store, { random, unsafeAllowOverwrites: config.unsafeAllowOverwrites });
+  const { enforced } = await verifyStoreRefusesOverwrite(store, { random, unsafeAllowOverwrites: config.unsafeAllowOverwrites }).catch(
+    (error: unknown) => {
+      if (error instanceof ObjectStoreOverwriteUnsafeError) throw error;
+      throw new StartupError(`object store ${store.description} is not usable: ${(error as Error).message}`, { cause: error });
+    },
+  );
   if (!enforced) {
     logger.warn({ store: store.description }, 'object store does not refuse overwrites: create-if-absent is NOT enforced (--unsafe-allow-overwrites)');
   }

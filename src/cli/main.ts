@@ -2,6 +2,8 @@
  * The `cairn` command line. Invalid flags or values print a clear message and exit with code 2.
  */
 import { Command, CommanderError } from 'commander';
+import { ObjectStoreError } from '../object-store/index.ts';
+import { StartupError } from '../server.ts';
 import { serveCommand } from './serve-command.ts';
 
 /** Exit code for usage errors (invalid flag or value), as most Unix tools use. */
@@ -21,7 +23,9 @@ export async function main(argv: string[]): Promise<void> {
       const helpOrVersion = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
       process.exit(helpOrVersion ? 0 : EXIT_USAGE);
     }
-    process.stderr.write(`cairn: ${(error as Error).stack ?? String(error)}\n`);
+    // Failures an operator must fix get their message; anything else is a bug: show the stack.
+    const known = error instanceof StartupError || error instanceof ObjectStoreError;
+    process.stderr.write(`cairn: ${known ? (error as Error).message : ((error as Error).stack ?? String(error))}\n`);
     process.exit(1);
   }
 }
