@@ -594,7 +594,7 @@ function summary(row: Row) {
     storeCpuPercent: of((sample) => sample.storeCpuPercent),
     getsPerGiB: of((sample) => sample.getsPerGiB),
     getBytesPerReadByte: of((sample) => sample.getBytesPerReadByte),
-    maxOtherCpuPercent: Math.max(0, ...ok.map((sample) => sample.otherCpuPercent)),
+    busyReadCount: ok.filter((sample) => sample.otherCpuPercent >= OTHER_CPU_BUSY_PERCENT).length,
     maxGeneratorCpuPercent: Math.max(0, ...ok.map((sample) => sample.generatorCpuPercent)),
     unsettled: ok.filter((sample) => !sample.settled).length,
   };
@@ -606,7 +606,7 @@ function flagsOf(row: Row): string {
   if (row.failure !== undefined) flags.push('FAILED');
   flags.push(...row.warnings);
   if (stats.maxGeneratorCpuPercent >= GENERATOR_SATURATED_PERCENT) flags.push('generator saturated?');
-  if (stats.maxOtherCpuPercent >= OTHER_CPU_BUSY_PERCENT) flags.push('busy machine');
+  if (stats.busyReadCount > 0) flags.push(`busy machine (${stats.busyReadCount}/${stats.readCount} reads)`);
   if (stats.unsettled > 0) flags.push(`server not idle before ${stats.unsettled} read(s)`);
   return flags.length === 0 ? 'ok' : `! ${flags.join(', ')}`;
 }
