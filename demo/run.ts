@@ -5,6 +5,7 @@
  * the server. Failures are collected, not thrown, so the summary always says what went wrong.
  */
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -111,6 +112,14 @@ export async function runDemo(options: DemoOptions, progress: (line: string) => 
   const s3Prefix = ownDataDir ? [options.s3Prefix?.replace(/\/+$/, ''), `cairn-demo-${runId}`].filter(Boolean).join('/') : options.s3Prefix;
   const objectStore = options.objectStore === 's3' ? `s3://${options.s3Bucket}/${s3Prefix ?? ''}` : `fs under ${path.join(dataDir, 'objects')}`;
 
+  // Ctrl-C skips the `finally` below: remove the temporary data directory on the way out.
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
+    process.stderr.write(`demo: ${signal}, stopped\n`);
+    process.exit(128 + os.constants.signals[signal]);
+  };
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+
   let server: RunningServer | undefined;
   const tailers: LiveTailer[] = [];
   try {
@@ -121,6 +130,7 @@ export async function runDemo(options: DemoOptions, progress: (line: string) => 
     for (const tailer of tailers) tailer.abort(); // a no-op for tailers that ended at EOF
     await server?.close();
     if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
   }
 }
 
