@@ -209,28 +209,40 @@ export class Sealer {
   async #seal(stream: StreamState): Promise<void> {
     const { registry, naming, store, policy } = this.#o;
     if (stream.needsProbe) await this.#probe(stream);
-    const from = stream.sealedOffset;
-    const cut = chooseCut(stream.hotTail.entries(), from, stream.durableOffset, policy.segmentSizeBytes, this.#o.maxChunkBytes, stream.isJson);
-    if (cut === undefined) return;
-    const { parts } = stream.hotTail.read(from, cut.end, Number.MAX_SAFE_INTEGER, false);
-    const body = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-    const segment: SegmentRef = { start: from, end: cut.end, unitEnds: cut.unitEnds, sealedAtMs: this.#o.clock.nowMs() };
-    const segmentKey = naming.segment(stream, segment);
-    await this.#withUploadSlot(() => this.#putOnce(segmentKey, body));
+    // A backlog of whole segments (a fast writer, or a store that was away) goes up in parallel
+    // under one manifest version, so sealing keeps pace with ingest even at S3 latencies.
+    const segments: SegmentRef[] = [];
+    const sealedAtMs = this.#o.clock.nowMs();
+    for (let at = stream.sealedOffset; segments.length < this.#o.uploadsMax; ) {
+      if (segments.length > 0 && stream.durableOffset - at < policy.segmentSizeBytes) break;
+      const cut = chooseCut(stream.hotTail.entries(), at, stream.durableOffset, policy.segmentSizeBytes, this.#o.maxChunkBytes, stream.isJson);
+      if (cut === undefined) break;
+      segments.push({ start: at, end: cut.end, unitEnds: cut.unitEnds, sealedAtMs });
+      at = cut.end;
+    }
+    if (segments.length === 0) return;
+    const segmentKeys = segments.map((segment) => naming.segment(stream, segment));
+    await Promise.all(
+      segments.map((segment, i) => {
+        const { parts } = stream.hotTail.read(segment.start, segment.end, Number.MAX_SAFE_INTEGER, false);
+        return this.#withUploadSlot(() => this.#putOnce(segmentKeys[i], parts.length === 1 ? parts[0] : Buffer.concat(parts)));
+      }),
+    );
 
     const version = stream.manifestVersion + 1;
     const manifestKey = naming.manifest(stream, version);
-    const manifest = this.#manifest(stream, version, [...stream.segments, segment], stream.retainedStart);
+    const manifest = this.#manifest(stream, version, [...stream.segments, ...segments], stream.retainedStart);
     await this.#putOnce(manifestKey, encodeManifest(manifest), (stored) => sameManifest(decodeManifest(manifestKey, stored), manifest));
     if (!registry.holds(stream)) {
       // Deleted while uploading: nothing will reference these objects.
-      await store.deleteMany([segmentKey, manifestKey]);
+      await store.deleteMany([...segmentKeys, manifestKey]);
       return;
     }
-    await registry.commitSeal(stream, segment, version);
+    // Applied in call order at once; resolved when the records are in the WAL.
+    await Promise.all(segments.map((segment) => registry.commitSeal(stream, segment, version)));
     if (version > 1) this.#o.collector.deleteKeys([naming.manifest(stream, version - 1)]);
-    this.stats.segmentsWritten++;
-    this.stats.sealedBytes += segment.end - segment.start;
+    this.stats.segmentsWritten += segments.length;
+    for (const segment of segments) this.stats.sealedBytes += segment.end - segment.start;
   }
 
   /** A retention trim: manifest n+1 without the dropped head segments, then the trim record. */
