@@ -38,7 +38,12 @@ const SEALER_CATCH_UP_TIMEOUT_MS = 120_000;
 const SEALER_POLL_MS = 50;
 const SEALER_PROGRESS_MS = 2_000;
 
-export interface DemoOptions {
+/** The demo's own settings, plus the object-store and log settings of `cairn serve`. */
+export interface DemoOptions
+  extends Pick<
+    ServeConfig,
+    'objectStore' | 's3Bucket' | 's3Prefix' | 's3Endpoint' | 's3Region' | 's3ForcePathStyle' | 'unsafeAllowOverwrites' | 'logLevel'
+  > {
   /** Replay only the first `limit` mails; all when undefined. */
   limit?: number;
   segmentSizeBytes: number;
@@ -47,14 +52,6 @@ export interface DemoOptions {
   catchUpReaders: number;
   /** Data directory; a fresh temporary one (removed at the end) when undefined. */
   dataDir?: string;
-  objectStore: 'fs' | 's3';
-  s3Bucket?: string;
-  s3Prefix?: string;
-  s3Endpoint?: string;
-  s3Region?: string;
-  s3ForcePathStyle?: boolean;
-  unsafeAllowOverwrites?: boolean;
-  logLevel: ServeConfig['logLevel'];
 }
 
 export interface VerifyPassSummary extends ReadPass {

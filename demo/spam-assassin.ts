@@ -18,7 +18,8 @@
  * not, 2 for a bad flag. `npm run demo -- --help` lists the flags; `npm run demo -- --limit 300`
  * replays the first 300 mails only.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
+import { integer } from '../src/cli/serve-command.ts';
 import { SEAL_IDLE_MS_DEFAULT } from '../src/config/limits.ts';
 import { runDemo, type DemoOptions } from './run.ts';
 import { formatSummary } from './summary.ts';
@@ -29,15 +30,6 @@ export const DEMO_SEGMENT_SIZE_BYTES_DEFAULT = 256 * 1024;
 /** Exit code for usage errors, as for `cairn`. */
 const EXIT_USAGE = 2;
 
-/** An integer argument in [min, max]; commander reports the error and we exit 2. */
-function integer(min: number, max: number) {
-  return (text: string): number => {
-    if (!/^\d+$/.test(text.trim())) throw new InvalidArgumentError(`expected a whole number, got "${text}"`);
-    const value = Number(text.trim());
-    if (value < min || value > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got ${value}`);
-    return value;
-  };
-}
 
 export function demoCommand(): Command {
   return new Command('demo')

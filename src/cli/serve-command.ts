@@ -20,8 +20,8 @@ import {
 import type { ServeConfig } from '../config/serve-config.ts';
 import { startServer } from '../server.ts';
 
-/** An integer argument in [min, max]; commander reports the error and we exit 2. */
-function integer(min: number, max: number) {
+/** An integer argument in [min, max]; commander reports the error and the command exits 2. */
+export function integer(min: number, max: number) {
   return (text: string): number => {
     if (!/^\d+$/.test(text.trim())) throw new InvalidArgumentError(`expected a whole number, got "${text}"`);
     const value = Number(text.trim());
