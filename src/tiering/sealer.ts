@@ -238,11 +238,13 @@ export class Sealer {
       await store.deleteMany([...segmentKeys, manifestKey]);
       return;
     }
-    // Applied in call order at once; resolved when the records are in the WAL.
-    await Promise.all(segments.map((segment) => registry.commitSeal(stream, segment, version)));
-    if (version > 1) this.#o.collector.deleteKeys([naming.manifest(stream, version - 1)]);
+    // Applied in call order at once (counted now, as readers already see them); resolved when
+    // the records are in the WAL.
+    const committed = Promise.all(segments.map((segment) => registry.commitSeal(stream, segment, version)));
     this.stats.segmentsWritten += segments.length;
     for (const segment of segments) this.stats.sealedBytes += segment.end - segment.start;
+    await committed;
+    if (version > 1) this.#o.collector.deleteKeys([naming.manifest(stream, version - 1)]);
   }
 
   /** A retention trim: manifest n+1 without the dropped head segments, then the trim record. */
