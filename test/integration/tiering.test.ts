@@ -294,6 +294,16 @@ describe('object lifecycle', () => {
     expect(await countObjects(store)).toBe(0);
   });
 
+  test('an expired stream loses its objects too', async () => {
+    const { server, store } = await start({ sealIdleMs: 0, segmentSizeBytes: 100 });
+    await create(server, 'brief-life', 'application/octet-stream', { 'stream-ttl': '1' });
+    await append(server, 'brief-life', 'application/octet-stream', bytes(500, 3));
+    await waitSealed(server, 'brief-life');
+    expect(await countObjects(store)).toBeGreaterThan(1);
+    await waitFor(async () => (await countObjects(store)) === 0, 15_000);
+    expect((await get(server, 'brief-life', '-1')).status).toBe(404);
+  });
+
   test('a fork reads its source segments; a soft-deleted source keeps them; the last fork cascades', async () => {
     const { server, store } = await start({ sealIdleMs: 0, segmentSizeBytes: 100 });
     await create(server, 'source', 'application/octet-stream');
