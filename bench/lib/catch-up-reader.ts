@@ -16,7 +16,7 @@
  *
  * `runCatchUpReader()` spawns it and parses the result.
  */
-import { spawn } from 'node:child_process';
+import { runForResultLine } from './child-result.ts';
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { RawHttpClient } from './raw-http-client.ts';
 import { fileURLToPath } from 'node:url';
@@ -191,7 +191,7 @@ export interface CatchUpRun extends ReaderArgs {
 }
 
 /** Runs one catch-up read in a child process; resolves with its result (failures inside the result). */
-export function runCatchUpReader(run: CatchUpRun): Promise<CatchUpResult & { pid: number }> {
+export async function runCatchUpReader(run: CatchUpRun): Promise<CatchUpResult & { pid: number }> {
   const args = [
     ...run.pin,
     process.execPath,
@@ -205,25 +205,10 @@ export function runCatchUpReader(run: CatchUpRun): Promise<CatchUpResult & { pid
     '--client',
     run.client,
   ];
-  const [command, ...rest] = args as [string, ...string[]];
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => (output += text));
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (output += text));
-    child.once('error', reject);
-    // Bounded even if the child hangs outside its own deadline (e.g. a stuck socket on exit).
-    const killer = setTimeout(() => child.kill('SIGKILL'), READ_TIMEOUT_MS + 30_000);
-    child.once('close', (code) => {
-      clearTimeout(killer);
-      const line = output.split('\n').find((candidate) => candidate.startsWith(RESULT_PREFIX));
-      if (line === undefined) {
-        reject(new Error(`catch-up reader exited with ${code} and no result:\n${output.slice(-2000)}`));
-        return;
-      }
-      resolve({ ...(JSON.parse(line.slice(RESULT_PREFIX.length)) as CatchUpResult), pid: child.pid ?? 0 });
-    });
-  });
+  // Bounded even if the child hangs outside its own deadline (e.g. a stuck socket on exit).
+  const { code, pid, result, output } = await runForResultLine(args, RESULT_PREFIX, READ_TIMEOUT_MS + 30_000);
+  if (result === undefined) throw new Error(`catch-up reader exited with ${code} and no result:\n${output.slice(-2000)}`);
+  return { ...(result as CatchUpResult), pid };
 }
 
 if (import.meta.main) {

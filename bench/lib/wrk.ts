@@ -2,7 +2,8 @@
  * Runs `wrk` (a C HTTP load generator; one thread, epoll) with bench/lib/append.lua and returns
  * its counts, latency percentiles and its own CPU use, so a reader can tell when it saturates.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { runForResultLine } from './child-result.ts';
 import { fileURLToPath } from 'node:url';
 
 const APPEND_SCRIPT_PATH = fileURLToPath(new URL('./append.lua', import.meta.url));
@@ -45,7 +46,7 @@ export function wrkVersion(): string | undefined {
 export const WRK_INSTALL_HINT = 'wrk is not installed. On Debian/Ubuntu: apt-get install -y wrk (as root, after apt-get update).';
 
 /** Runs wrk for `durationS` whole seconds; rejects if wrk fails or prints no result line. */
-export function runWrk(run: WrkRun): Promise<WrkResult> {
+export async function runWrk(run: WrkRun): Promise<WrkResult> {
   const args = [
     ...run.pin,
     'wrk',
@@ -62,20 +63,7 @@ export function runWrk(run: WrkRun): Promise<WrkResult> {
     String(run.streamCount),
     run.pathPrefix,
   ];
-  const [command, ...rest] = args as [string, ...string[]];
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => (output += text));
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (output += text));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      const line = output.split('\n').find((candidate) => candidate.startsWith('WRK_RESULT_JSON '));
-      if (code !== 0 || line === undefined) {
-        reject(new Error(`wrk exited with ${code}:\n${output}`));
-        return;
-      }
-      resolve(JSON.parse(line.slice('WRK_RESULT_JSON '.length)) as WrkResult);
-    });
-  });
+  const { code, result, output } = await runForResultLine(args, 'WRK_RESULT_JSON ');
+  if (code !== 0 || result === undefined) throw new Error(`wrk exited with ${code}:\n${output}`);
+  return result as WrkResult;
 }
