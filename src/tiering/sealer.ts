@@ -23,7 +23,7 @@ import {
 } from '../config/limits.ts';
 import { decodeManifest, encodeManifest, sameManifest, type Manifest, type SegmentRef } from '../manifest/manifest.ts';
 import { parseStreamObjectKey } from '../manifest/object-keys.ts';
-import { ObjectAlreadyExistsError, type ObjectInfo, type ObjectStore } from '../object-store/index.ts';
+import { listAll, ObjectAlreadyExistsError, type ObjectInfo, type ObjectStore } from '../object-store/index.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { StreamState } from '../stream/stream-state.ts';
 import type { ObjectCollector } from './object-collector.ts';
@@ -229,10 +229,7 @@ export class Sealer {
       }),
     );
 
-    const version = stream.manifestVersion + 1;
-    const manifestKey = naming.manifest(stream, version);
-    const manifest = this.#manifest(stream, version, [...stream.segments, ...segments], stream.retainedStart);
-    await this.#putOnce(manifestKey, encodeManifest(manifest), (stored) => sameManifest(decodeManifest(manifestKey, stored), manifest));
+    const { version, manifestKey } = await this.#storeNextManifest(stream, [...stream.segments, ...segments], stream.retainedStart);
     if (!registry.holds(stream)) {
       // Deleted while uploading: nothing will reference these objects.
       await store.deleteMany([...segmentKeys, manifestKey]);
@@ -252,17 +249,17 @@ export class Sealer {
     const { registry, naming } = this.#o;
     if (stream.needsProbe) await this.#probe(stream);
     if (retainedStart <= stream.retainedStart) return;
-    const version = stream.manifestVersion + 1;
-    const manifestKey = naming.manifest(stream, version);
-    const manifest = this.#manifest(stream, version, stream.segments.filter((s) => s.end > retainedStart), retainedStart);
-    await this.#putOnce(manifestKey, encodeManifest(manifest), (stored) => sameManifest(decodeManifest(manifestKey, stored), manifest));
+    const { version } = await this.#storeNextManifest(stream, stream.segments.filter((s) => s.end > retainedStart), retainedStart);
     if (!registry.holds(stream)) return;
     await registry.commitTrim(stream, retainedStart, version); // its segments go to the collector
     this.#o.collector.deleteKeys([naming.manifest(stream, version - 1)]);
     this.stats.trims++;
   }
 
-  #manifest(stream: StreamState, version: number, segments: SegmentRef[], retainedStart: number): Manifest {
+  /** Stores manifest version n+1 of `stream` listing `segments` (create-if-absent, see `#putOnce`). */
+  async #storeNextManifest(stream: StreamState, segments: SegmentRef[], retainedStart: number): Promise<{ version: number; manifestKey: string }> {
+    const version = stream.manifestVersion + 1;
+    const manifestKey = this.#o.naming.manifest(stream, version);
     const manifest: Manifest = {
       format: 1,
       path: stream.path,
@@ -274,7 +271,8 @@ export class Sealer {
       segments,
     };
     if (stream.fork !== undefined) manifest.fork = { incarnation: stream.fork.source.incarnation, position: stream.fork.position };
-    return manifest;
+    await this.#putOnce(manifestKey, encodeManifest(manifest), (stored) => sameManifest(decodeManifest(manifestKey, stored), manifest));
+    return { version, manifestKey };
   }
 
   /**
@@ -312,12 +310,7 @@ export class Sealer {
     const { store, naming, registry, logger } = this.#o;
     const prefix = naming.prefix(stream);
     const objects: ObjectInfo[] = [];
-    for (let startAfter: string | undefined; ; ) {
-      const page = await store.list({ prefix, startAfter });
-      objects.push(...page.objects);
-      if (page.nextStartAfter === undefined) break;
-      startAfter = page.nextStartAfter;
-    }
+    for await (const object of listAll(store, prefix)) objects.push(object);
     const manifests: { key: string; version: number }[] = [];
     for (const object of objects) {
       const parsed = parseStreamObjectKey(prefix, object.key);
