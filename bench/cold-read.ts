@@ -40,6 +40,7 @@ import { createStream, headOffsets, ingest, waitUntilSealed, type IngestResult }
 import { describeMachine, type Machine } from './lib/machine.ts';
 import { freePort, startServer, type RunningServer } from './lib/server-process.ts';
 import { formatPercent, formatRatio, formatTable } from './lib/table.ts';
+import { checkTarget, type BenchOutcome, type TargetCheck } from './lib/targets.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
@@ -172,7 +173,8 @@ const CASE_LABELS: Record<CaseName, string> = {
   warm: 'segments, cache warm',
 };
 
-function parseOptions(args: string[]): Options {
+/** The options, or undefined when `--help` asked for the usage text. */
+function parseOptions(args: string[]): Options | undefined {
   const { values } = parseArgs({
     args,
     strict: true,
@@ -187,8 +189,10 @@ function parseOptions(args: string[]): Options {
       'max-chunk-bytes': { type: 'string' },
       'data-root': { type: 'string', default: tmpdir() },
       reader: { type: 'string', default: 'raw' },
+      help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  if (values.help) return undefined;
   const integer = (flag: string, text: string, min: number, max: number): number => {
     const value = Number(text);
     if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${flag} must be a whole number from ${min} to ${max}`);
@@ -690,9 +694,41 @@ function costTable(costs: readonly StoreCost[], rows: readonly Row[]): string {
 
 // ------------------------------------------------------------------------------------------------
 
-export async function main(args: string[]): Promise<void> {
+/**
+ * Issue 4's targets for workloads 5 and 10: catch-up hot ≥ 1 GB/s with first byte ≤ 5 ms, warm
+ * segments ≥ 800 MB/s, cold from the object store ≥ 200 MB/s (S3 when it ran, else the fs store,
+ * named in the note); ≤ 260 PUTs per GiB ingested.
+ */
+function targetChecks(rows: readonly Row[], costs: readonly StoreCost[]): TargetCheck[] {
+  const find = (store: StoreName | undefined, kase: CaseName) =>
+    rows.find((row) => row.server === 'cairn' && row.store === store && row.case === kase && row.failure === undefined);
+  const rate = (row: Row | undefined) => (row === undefined ? Number.NaN : summary(row).megabytesPerS);
+  const coldStore: StoreName = find('s3', 'cold') === undefined ? 'fs' : 's3';
+  const cost = costs.find((candidate) => candidate.store === coldStore && candidate.failure === undefined);
+  const hot = find(undefined, 'hot');
+  const workload = '5. catch-up, 256 MiB from -1';
+  return [
+    checkTarget(workload, 'hot MB/s', rate(hot), 'at-least', 1000),
+    checkTarget(workload, 'hot first byte ms', hot === undefined ? Number.NaN : summary(hot).firstByteMs, 'at-most', 5),
+    checkTarget(workload, 'warm segments MB/s', rate(find(coldStore, 'warm')), 'at-least', 800, `${coldStore} store`),
+    checkTarget(workload, 'cold object store MB/s', rate(find(coldStore, 'cold')), 'at-least', 200, `${coldStore} store${coldStore === 'fs' ? ' (no S3 ran)' : ''}`),
+    checkTarget('10. cost, 8 MiB segments', 'PUTs per GiB ingested', cost?.putsPerGiB ?? Number.NaN, 'at-most', PUTS_PER_GIB_TARGET, `${coldStore} store`),
+  ];
+}
+
+const USAGE = `npm run bench -- cold-read [--stream-mib 256] [--append-bytes 1048576] [--repeat 5]
+    [--servers cairn,ref-file,ref-memory] [--s3 auto|env|ceph|off] [--segment-size-bytes 8388608]
+    [--seal-idle-ms 2000] [--max-chunk-bytes N] [--data-root DIR] [--reader raw|node]
+about 2 minutes with the defaults; see bench/README.md (cold-read) for what each row means.
+`;
+
+export async function main(args: string[]): Promise<BenchOutcome | undefined> {
   const timestamp = new Date().toISOString().replace(/[:.]/g, '-');
   const options = parseOptions(args);
+  if (options === undefined) {
+    process.stdout.write(USAGE);
+    return undefined;
+  }
   process.once('exit', () => {
     for (const dir of liveDataDirs) rmSync(dir, { recursive: true, force: true });
   });
@@ -781,4 +817,5 @@ export async function main(args: string[]): Promise<void> {
   writeFileSync(resultsPath, `${JSON.stringify({ machine, config: options, s3: s3?.description, ingests, rows, costs }, null, 2)}\n`);
   process.stdout.write(`raw results: ${resultsPath}\n`);
   if (failures.size > 0) process.exitCode = 1;
+  return { resultsPath, targets: targetChecks(rows, costs) };
 }
