@@ -1,15 +1,43 @@
 /**
- * Runs `wrk` (a C HTTP load generator; one thread, epoll) with bench/lib/append.lua and returns
- * its counts, latency percentiles and its own CPU use, so a reader can tell when it saturates.
+ * Runs `wrk` (a C HTTP load generator; one thread, epoll) with one of the Lua scripts next to this
+ * file and returns its counts, latency percentiles and its own CPU use, so a reader can tell when
+ * it saturates.
+ *
+ * Scripts: bench/lib/append.lua (POSTs of a fixed body over N streams, {@link appendScript}) and
+ * bench/lib/create.lua (a PUT to a new stream path per request, {@link createScript}). Each prints
+ * one `WRK_RESULT_JSON {...}` line from its `done()` hook.
  */
 import { spawnSync } from 'node:child_process';
-import { runForResultLine } from './child-result.ts';
 import { fileURLToPath } from 'node:url';
-
-const APPEND_SCRIPT_PATH = fileURLToPath(new URL('./append.lua', import.meta.url));
+import { runForResultLine } from './child-result.ts';
 
 /** wrk's default 2 s timeout would count fsync-bound queues as errors; appends are not that slow. */
 const WRK_TIMEOUT_S = 10;
+/** wrk stops itself after its duration; kill it if it is still running this long after that. */
+const WRK_OVERRUN_KILL_MS = 30_000;
+
+/** A wrk Lua script and the arguments after `--` on wrk's command line. */
+export interface WrkScript {
+  path: string;
+  args: readonly string[];
+}
+
+/**
+ * bench/lib/append.lua: POSTs of `bodyBytes` (application/octet-stream), request k going to stream
+ * `${pathPrefix}${k mod streamCount}` (each connection takes the next request in turn).
+ */
+export function appendScript(bodyBytes: number, streamCount: number, pathPrefix: string): WrkScript {
+  return { path: fileURLToPath(new URL('./append.lua', import.meta.url)), args: [String(bodyBytes), String(streamCount), pathPrefix] };
+}
+
+/**
+ * bench/lib/create.lua: a `PUT` without body (application/octet-stream) to a new path per request,
+ * `${pathPrefix}${thread}-${counter}`; use a different prefix for every wrk run against one server.
+ * The result carries `statusCounts`.
+ */
+export function createScript(pathPrefix: string): WrkScript {
+  return { path: fileURLToPath(new URL('./create.lua', import.meta.url)), args: [pathPrefix] };
+}
 
 export interface WrkResult {
   durationUs: number;
@@ -21,16 +49,15 @@ export interface WrkResult {
   latencyUs: { min: number; mean: number; p50: number; p90: number; p99: number; p999: number; max: number };
   /** wrk's process CPU time (user + system) over its whole run, in seconds. */
   cpuSeconds: number;
+  /** Responses per HTTP status, e.g. `{ "201": 51234 }`; only from scripts that count them (create.lua). */
+  statusCounts?: Record<string, number>;
 }
 
 export interface WrkRun {
   baseUrl: string;
   connectionCount: number;
   durationS: number;
-  bodyBytes: number;
-  streamCount: number;
-  /** Stream i is at `${pathPrefix}${i}`. */
-  pathPrefix: string;
+  script: WrkScript;
   /** Command prefix for CPU pinning, e.g. `['taskset', '-c', '1']`, or `[]`. */
   pin: readonly string[];
 }
@@ -45,7 +72,10 @@ export function wrkVersion(): string | undefined {
 
 export const WRK_INSTALL_HINT = 'wrk is not installed. On Debian/Ubuntu: apt-get install -y wrk (as root, after apt-get update).';
 
-/** Runs wrk for `durationS` whole seconds; rejects if wrk fails or prints no result line. */
+/**
+ * Runs wrk for `durationS` whole seconds with one thread and `connectionCount` connections;
+ * rejects if wrk fails, prints no result line, or overruns its duration by 30 s (then it is killed).
+ */
 export async function runWrk(run: WrkRun): Promise<WrkResult> {
   const args = [
     ...run.pin,
@@ -56,14 +86,12 @@ export async function runWrk(run: WrkRun): Promise<WrkResult> {
     `--timeout`,
     `${WRK_TIMEOUT_S}s`,
     '-s',
-    APPEND_SCRIPT_PATH,
+    run.script.path,
     run.baseUrl,
     '--',
-    String(run.bodyBytes),
-    String(run.streamCount),
-    run.pathPrefix,
+    ...run.script.args,
   ];
-  const { code, result, output } = await runForResultLine(args, 'WRK_RESULT_JSON ');
+  const { code, result, output } = await runForResultLine(args, 'WRK_RESULT_JSON ', run.durationS * 1000 + WRK_OVERRUN_KILL_MS);
   if (code !== 0 || result === undefined) throw new Error(`wrk exited with ${code}:\n${output}`);
   return result as WrkResult;
 }

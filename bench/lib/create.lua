@@ -1,0 +1,55 @@
+-- wrk script for bench/create.ts: every request creates a new stream.
+--   wrk ... -s bench/lib/create.lua <url> -- <pathPrefix>
+-- Request k of thread t is `PUT <pathPrefix><t>-<k>` with Content-Type application/octet-stream and
+-- no body, so every path is new as long as each wrk run uses its own prefix. response() counts
+-- statuses (201 = created, 200 = already existed, anything else is a failure); done() prints one
+-- line `WRK_RESULT_JSON {...}` that bench/lib/wrk.ts parses, with the counts of every thread.
+
+local threads = {}
+local prefix = ""
+local counter = 0
+local headers = { ["Content-Type"] = "application/octet-stream", ["Content-Length"] = "0" }
+statuses = {}
+
+-- setup() runs in wrk's main Lua state once per thread, before the threads start.
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("thread_id", #threads)
+end
+
+function init(args)
+  prefix = args[1] .. thread_id .. "-"
+end
+
+function request()
+  counter = counter + 1
+  return wrk.format("PUT", prefix .. counter, headers)
+end
+
+function response(status, _, _)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, _)
+  local totals = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("statuses")) do
+      totals[status] = (totals[status] or 0) + count
+    end
+  end
+  local parts = {}
+  for status, count in pairs(totals) do
+    table.insert(parts, string.format('"%d":%d', status, count))
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT_JSON {"durationUs":%d,"requests":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latencyUs":{"min":%d,"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d},' ..
+    '"cpuSeconds":%.4f,"statusCounts":{%s}}\n',
+    summary.duration, summary.requests, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency.mean, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency:percentile(99.9), latency.max,
+    os.clock(), table.concat(parts, ",")))
+end
