@@ -19,8 +19,13 @@ import type { ObjectNaming } from '../tiering/object-naming.ts';
 import type { SegmentCache } from './segment-cache.ts';
 
 export interface ReadResult {
-  /** The response body: raw bytes, or a JSON array in JSON mode. */
-  body: Buffer;
+  /**
+   * The response body in order, as views of the hot tail and cached segment units (not copies):
+   * raw bytes, or in JSON mode one buffer holding the JSON array. At least one element.
+   */
+  body: Buffer[];
+  /** Total length of `body` in bytes. */
+  bodyBytes: number;
   /** Position after the last byte returned (Stream-Next-Offset). */
   end: number;
   /** Wholly sealed and ending on a deterministic boundary: `Cache-Control: immutable`. */
@@ -107,8 +112,11 @@ export class ReadPath {
       at = hot.end;
     }
     const immutable = !touchedHot && at > from && (full || (at === to && closed));
-    const body = wholeEntries ? jsonArrayBody(parts) : parts.length === 1 ? parts[0] : Buffer.concat(parts);
-    return { body, end: at, immutable };
+    if (wholeEntries) {
+      const json = jsonArrayBody(parts);
+      return { body: [json], bodyBytes: json.length, end: at, immutable };
+    }
+    return { body: parts.length === 0 ? [Buffer.alloc(0)] : coalesceSmallParts(parts), bodyBytes: at - from, end: at, immutable };
   }
 
   /** One read unit of a segment, through the cache. */
@@ -127,6 +135,34 @@ export class ReadPath {
       throw error;
     }
   }
+}
+
+/**
+ * Parts of at least this many bytes are sent as they are (views); runs of smaller ones (small
+ * appends in the hot tail) are joined into one buffer each, so a response is a few large writes
+ * rather than thousands of tiny ones.
+ */
+const SMALL_PART_BYTES = 64 * 1024;
+
+/** `parts` with each run of consecutive parts smaller than SMALL_PART_BYTES joined into one buffer. */
+function coalesceSmallParts(parts: Buffer[]): Buffer[] {
+  if (parts.length === 1) return parts;
+  const out: Buffer[] = [];
+  let run: Buffer[] = [];
+  const flush = () => {
+    if (run.length > 0) out.push(run.length === 1 ? run[0] : Buffer.concat(run));
+    run = [];
+  };
+  for (const part of parts) {
+    if (part.length >= SMALL_PART_BYTES) {
+      flush();
+      out.push(part);
+    } else {
+      run.push(part);
+    }
+  }
+  flush();
+  return out;
 }
 
 /** The read unit `[start, end)` of `segment` holding `position`. */

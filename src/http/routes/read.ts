@@ -2,6 +2,7 @@
  * GET — catch-up reads and long-poll (PROTOCOL.md §5.6, §5.7, §8 sentinels, §10.1 caching);
  * `live=sse` is handed to ./sse.ts.
  */
+import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BadRequestError, StreamNotFoundError } from '../../protocol/errors.ts';
 import {
@@ -39,7 +40,7 @@ export function readStartPosition(context: HttpContext, stream: StreamState, off
   return { position: context.registry.resolvePosition(stream, query.token), now: false };
 }
 
-export async function readStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export async function readStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
   const path = streamPathOf(request.url);
   const query = request.query as Query;
   const live = queryParam(query, 'live');
@@ -82,7 +83,7 @@ export async function readStream(context: HttpContext, request: FastifyRequest, 
     }
   }
 
-  const { body, end, immutable } = await context.reads.read(stream, start.position);
+  const { body, bodyBytes, end, immutable } = await context.reads.read(stream, start.position);
   const upToDate = end === stream.durableOffset;
   const closed = upToDate && stream.durableClosed;
   const etag = readEtag(stream.incarnation, start.position, end, closed);
@@ -96,5 +97,12 @@ export async function readStream(context: HttpContext, request: FastifyRequest, 
     reply.code(304).send();
     return;
   }
-  reply.code(200).send(body);
+  if (body.length === 1) {
+    reply.code(200).send(body[0]);
+    return;
+  }
+  // Several views (hot-tail appends, segment units): streamed one after another, never joined.
+  // Returning the reply tells Fastify the async handler has answered (else it would end the stream empty).
+  reply.header('content-length', bodyBytes);
+  return reply.code(200).send(Readable.from(body, { objectMode: false }));
 }

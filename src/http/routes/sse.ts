@@ -58,7 +58,8 @@ export async function streamSse(
   try {
     while (!abort.signal.aborted && !stream.softDeleted && registry.isCurrent(stream)) {
       if (position < stream.durableOffset) {
-        const { body: payload, end } = await context.reads.read(stream, position);
+        const { body, end } = await context.reads.read(stream, position);
+        const payload = body.length === 1 ? body[0] : Buffer.concat(body);
         position = end;
         const upToDate = position === stream.durableOffset;
         const closed = upToDate && stream.durableClosed;
