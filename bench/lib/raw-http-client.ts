@@ -9,6 +9,9 @@
  * chunked` (the reference server), bodies ending at connection close, no body for 204/304, and
  * `Connection: close`. Not a general client: no redirects, no pipelining, no TLS, no 1xx.
  * Body bytes are handed to `onBody` as views into the reused buffer, valid only during the call.
+ * `post()` sends a body the same way (e.g. one append); the live benchmarks hold thousands of
+ * clients in one process, so a client may connect from a given loopback source address and share
+ * its read buffer with others (`RawHttpClientOptions`).
  */
 import { connect, type Socket } from 'node:net';
 
@@ -17,6 +20,16 @@ const READ_BUFFER_BYTES = 1024 * 1024;
 const HEAD_BYTES_MAX = 64 * 1024;
 /** Head bytes decoded per step while looking for its end, so a body behind it is not decoded. */
 const HEAD_STEP_BYTES = 8 * 1024;
+
+export interface RawHttpClientOptions {
+  /** Source address to connect from, e.g. `127.0.0.2`, to spread many connections over loopback addresses. */
+  localAddress?: string;
+  /**
+   * The buffer socket reads land in. Clients in one process may share one: bytes are consumed
+   * synchronously in the read callback. Default: a 1 MiB buffer of the client's own.
+   */
+  readBuffer?: Buffer;
+}
 
 export interface RawResponse {
   status: number;
@@ -44,20 +57,37 @@ interface Pending {
 export class RawHttpClient {
   readonly #host: string;
   readonly #port: number;
-  readonly #buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  readonly #localAddress: string | undefined;
+  readonly #buffer: Buffer;
   #socket: Socket | undefined;
   #connected: Promise<void> | undefined;
   #pending: Pending | undefined;
   /** Set after `Connection: close` or a failure: the next request opens a new connection. */
   #reusable = false;
 
-  constructor(host: string, port: number) {
+  constructor(host: string, port: number, options: RawHttpClientOptions = {}) {
     this.#host = host;
     this.#port = port;
+    this.#localAddress = options.localAddress;
+    this.#buffer = options.readBuffer ?? Buffer.allocUnsafe(READ_BUFFER_BYTES);
   }
 
   /** GET `pathAndQuery` (e.g. `/v1/stream/x?offset=-1`); resolves when the whole body was read. */
-  async get(pathAndQuery: string, onBody: (chunk: Uint8Array) => void): Promise<RawResponse> {
+  get(pathAndQuery: string, onBody: (chunk: Uint8Array) => void): Promise<RawResponse> {
+    return this.#request(`GET ${pathAndQuery} HTTP/1.1\r\n`, undefined, onBody);
+  }
+
+  /**
+   * POST `body` to `pathAndQuery` with `Content-Type: contentType`; resolves when the whole
+   * response was read. `beforeWrite` runs right before the request is written to the connected
+   * socket (where a latency measurement starts).
+   */
+  post(pathAndQuery: string, contentType: string, body: Uint8Array, onBody: (chunk: Uint8Array) => void, beforeWrite?: () => void): Promise<RawResponse> {
+    const head = `POST ${pathAndQuery} HTTP/1.1\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n`;
+    return this.#request(head, body, onBody, beforeWrite);
+  }
+
+  async #request(requestLine: string, body: Uint8Array | undefined, onBody: (chunk: Uint8Array) => void, beforeWrite?: () => void): Promise<RawResponse> {
     if (this.#pending !== undefined) throw new Error('RawHttpClient: one request at a time');
     if (!this.#reusable) this.#open();
     await this.#connected;
@@ -65,7 +95,15 @@ export class RawHttpClient {
     if (socket === undefined) throw new Error('RawHttpClient: not connected');
     return new Promise<RawResponse>((resolve, reject) => {
       this.#pending = { onBody, resolve, reject, head: '', chunkState: 'size', line: '', chunkRemaining: 0 };
-      socket.write(`GET ${pathAndQuery} HTTP/1.1\r\nHost: ${this.#host}:${this.#port}\r\nAccept-Encoding: identity\r\nConnection: keep-alive\r\n\r\n`);
+      const head = `${requestLine}Host: ${this.#host}:${this.#port}\r\nAccept-Encoding: identity\r\nConnection: keep-alive\r\n\r\n`;
+      beforeWrite?.();
+      if (body === undefined) socket.write(head);
+      else {
+        socket.cork();
+        socket.write(head);
+        socket.write(body);
+        socket.uncork();
+      }
     });
   }
 
@@ -80,6 +118,7 @@ export class RawHttpClient {
     const socket = connect({
       host: this.#host,
       port: this.#port,
+      ...(this.#localAddress === undefined ? {} : { localAddress: this.#localAddress }),
       noDelay: true,
       onread: {
         buffer: this.#buffer,
