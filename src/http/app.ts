@@ -70,6 +70,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 4096 },
     // Quiet on hot paths: no per-request log lines (errors are still logged by the error handler).
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log is the server's logger itself, not a per-request child (a pino child per request
+    // cost about 1.5% of the CPU of an append); error logs name the method and URL instead.
+    childLoggerFactory: (logger) => logger,
     return503OnClosing: true,
   });
 
@@ -82,9 +85,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   // Browser security headers on every response (PROTOCOL.md §12.7).
-  app.addHook('onRequest', async (_request, reply) => {
+  app.addHook('onRequest', (_request, reply, done) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('cross-origin-resource-policy', 'cross-origin');
+    done();
   });
 
   // Bodies are bytes whatever their type; JSON mode parses them itself.

@@ -80,7 +80,7 @@ export async function streamSse(
     }
   } catch (error) {
     // Headers are sent: end the connection and let the client reconnect (it then gets the status).
-    request.log.warn({ err: error }, 'SSE read failed; closing the connection');
+    request.log.warn({ err: error, url: request.url }, 'SSE read failed; closing the connection');
   } finally {
     raw.end();
   }
