@@ -3,7 +3,7 @@
  * fsync before ack) against the upstream reference server file-backed (fsync per append) and in
  * memory, under the same load in the same run.
  *
- *   npm run bench -- append [--duration-ms 4000] [--warmup-ms 1000] [--servers cairn,ref-file,ref-memory]
+ *   npm run bench -- append [--duration-ms 5000] [--warmup-ms 1000] [--servers cairn,ref-file,ref-memory]
  *                           [--workloads 1x1,1x16,1x64,1x256,1000x64] [--body-bytes 100]
  *                           [--data-root DIR] [--cpu-prof]
  *
@@ -278,10 +278,10 @@ function targetChecks(cells: readonly AppendCell[]): TargetCheck[] {
 
 const WORKLOADS_DEFAULT = '1x1,1x16,1x64,1x256,1000x64';
 
-const USAGE = `npm run bench -- append [--duration-ms 4000] [--warmup-ms 1000] [--servers cairn,ref-file,ref-memory]
+const USAGE = `npm run bench -- append [--duration-ms 5000] [--warmup-ms 1000] [--servers cairn,ref-file,ref-memory]
     [--workloads ${WORKLOADS_DEFAULT}] [--body-bytes 100] [--data-root DIR] [--cpu-prof]
 Small appends (workload 1): wrk POSTs --body-bytes bodies to <streams>x<writers> workloads, each server
-in a fresh process and data directory per cell. About 2.5 minutes with the defaults (15 cells of ~10 s).
+in a fresh process and data directory per cell. About 1.75 minutes with the defaults (15 cells of ~7 s).
 --cpu-prof writes a V8 CPU profile of every Cairn cell (read it with: npm run bench -- profile-top <file>).
 See bench/README.md (append).
 `;
@@ -298,7 +298,7 @@ function parseOptions(args: string[], timestamp: string): Options | undefined {
     args,
     strict: true,
     options: {
-      'duration-ms': { type: 'string', default: '4000' },
+      'duration-ms': { type: 'string', default: '5000' },
       'warmup-ms': { type: 'string', default: '1000' },
       servers: { type: 'string', default: SERVER_NAMES.join(',') },
       workloads: { type: 'string', default: WORKLOADS_DEFAULT },

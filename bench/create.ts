@@ -159,7 +159,7 @@ function targetChecks(cells: readonly CreateCell[]): TargetCheck[] {
 const USAGE = `npm run bench -- create [--duration-ms 4000] [--warmup-ms 1000] [--servers cairn,ref-file,ref-memory]
     [--connections 64] [--data-root DIR] [--cpu-prof]
 Stream creation (workload 4): wrk PUTs new stream paths from --connections clients; creates/s = 201s per second.
-A fresh server per row; about 25 s with the defaults. See bench/README.md (create).
+A fresh server per row; about 20 s with the defaults. See bench/README.md (create).
 `;
 
 function parseOptions(args: string[], timestamp: string): Options | undefined {

@@ -66,7 +66,7 @@ function targetChecks(cells: readonly AppendCell[]): TargetCheck[] {
 const USAGE = `npm run bench -- large-append [--duration-ms 4000] [--warmup-ms 1000] [--servers cairn,ref-file,ref-memory]
     [--workloads ${WORKLOADS_DEFAULT}] [--body-bytes ${MIB}] [--data-root DIR] [--cpu-prof]
 Large appends (workload 3): wrk POSTs --body-bytes bodies to <streams>x<writers> workloads (default: one
-stream, 4 writers), a fresh server per cell; MB/s = 10^6 bytes/s acknowledged. About 30 s with the defaults.
+stream, 4 writers), a fresh server per cell; MB/s = 10^6 bytes/s acknowledged. About 20 s with the defaults.
 Each cell writes up to ~2 GB into its temporary data directory (deleted after the cell). See bench/README.md.
 `;
 

@@ -269,7 +269,7 @@ const USAGE = `npm run bench -- producer [--duration-ms 5000] [--warmup-ms 1000]
     [--data-root DIR] [--cpu-prof]
 Batched JSON appends (workload 2): IdempotentProducer (@durable-streams/client, its default batching unless
 overridden) in a Node process pinned to core 1; messages/s acknowledged, the stream read back and checked.
-A fresh server per row; about 30 s with the defaults. See bench/README.md (producer).
+A fresh server per row; about 40 s with the defaults. See bench/README.md (producer).
 `;
 
 function parseOptions(args: string[], timestamp: string): Options | undefined {

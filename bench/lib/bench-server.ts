@@ -5,7 +5,7 @@
  * in a fresh temporary data directory, pinned to the server core, and always stops it (by PID) and
  * deletes the directory, also when the benchmark is interrupted.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Machine } from './machine.ts';
@@ -95,19 +95,44 @@ function serverCommand(server: ServerName, port: number, dataDir: string, settin
 }
 
 const liveDataDirs = new Set<string>();
+const liveServerPids = new Set<number>();
 let interruptHooksInstalled = false;
+/** Removing a directory a just-killed server may still be writing into: attempts and pause between them. */
+const EXIT_REMOVE_ATTEMPTS = 5;
+const EXIT_REMOVE_PAUSE_MS = 50;
+
+/** Kills the servers of running cells, then removes their data directories (runs inside an 'exit' hook: synchronous only). */
+function removeLeftoversOnExit(): void {
+  // Kill first: a live server (its sealer) would re-create files while the directory is removed.
+  for (const pid of liveServerPids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (const dir of liveDataDirs) {
+    for (let attempt = 0; attempt < EXIT_REMOVE_ATTEMPTS && existsSync(dir); attempt++) {
+      if (attempt > 0) Atomics.wait(pause, 0, 0, EXIT_REMOVE_PAUSE_MS);
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // a dying server created a file meanwhile: try again
+      }
+    }
+  }
+}
 
 /**
- * Makes Ctrl-C / SIGTERM exit through `process.exit`, so the exit hooks stop the servers
- * (bench/lib/server-process.ts) and remove the data directories of cells still running.
+ * Makes Ctrl-C / SIGTERM exit through `process.exit`, so the exit hooks stop the servers (here
+ * and in bench/lib/server-process.ts) and remove the data directories of cells still running.
  * Call once from a benchmark's `main`; later calls do nothing.
  */
 export function installInterruptCleanup(): void {
   if (interruptHooksInstalled) return;
   interruptHooksInstalled = true;
-  process.once('exit', () => {
-    for (const dir of liveDataDirs) rmSync(dir, { recursive: true, force: true });
-  });
+  process.once('exit', removeLeftoversOnExit);
   process.once('SIGINT', () => process.exit(130));
   process.once('SIGTERM', () => process.exit(143));
 }
@@ -151,13 +176,17 @@ export async function withServer<T>(
       pin: pinTo(machine, SERVER_CORE),
       readyUrl: `${baseUrl}${STREAM_PATH_ROOT}ready-probe`,
     });
+    liveServerPids.add(running.pid);
     outcome.value = await use({ baseUrl, running });
     if (running.exitedEarly()) outcome.failure = `server exited during the run:\n${running.outputTail()}`;
   } catch (error) {
     outcome.failure = (error as Error).message;
     if (running !== undefined) outcome.failure += `\n--- server output (tail) ---\n${running.outputTail()}`;
   } finally {
-    if (running !== undefined) outcome.serverExit = await running.stop();
+    if (running !== undefined) {
+      outcome.serverExit = await running.stop();
+      liveServerPids.delete(running.pid);
+    }
     rmSync(dataDir, { recursive: true, force: true });
     liveDataDirs.delete(dataDir);
   }
