@@ -24,6 +24,8 @@ export interface ServerLaunch {
   readyUrl: string;
   /** Extra environment variables for the server (e.g. S3 credentials), on top of this process's. */
   env?: Readonly<Record<string, string>>;
+  /** How long the server may take to answer `readyUrl` before it is killed; default 20 s (restarts with much data need more). */
+  readyTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -82,12 +84,13 @@ export async function startServer(launch: ServerLaunch): Promise<RunningServer> 
   process.on('exit', killOnExit);
   void exited.then(() => process.off('exit', killOnExit));
 
-  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const readyTimeoutMs = launch.readyTimeoutMs ?? READY_TIMEOUT_MS;
+  const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
     if (exitDescription !== undefined) throw new Error(`server exited while starting (${exitDescription}):\n${tail}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`server not ready within ${READY_TIMEOUT_MS} ms:\n${tail}`);
+      throw new Error(`server not ready within ${readyTimeoutMs} ms:\n${tail}`);
     }
     try {
       const response = await fetch(launch.readyUrl, { method: 'HEAD' });

@@ -1,0 +1,229 @@
+/**
+ * Starting, stopping and crashing a server on a data directory that outlives it, for the
+ * benchmarks that time restarts (bench/scale.ts, bench/recovery.ts): Cairn through
+ * bench/lib/cairn-with-stats.ts (the same flags and `startServer` as `cairn serve`, plus its
+ * tiering counters), or the reference server in file or memory mode. The server is pinned to the
+ * server core when taskset works; restarts are timed from spawn until the server answers HTTP.
+ * Servers are stopped by PID only, and an interrupted run kills them before removing their data.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { pinTo, SERVER_CORE, type ServerName } from './bench-server.ts';
+import { fetchCairnStats } from './cairn-stats.ts';
+import type { Machine } from './machine.ts';
+import { freePort, startServer, type RunningServer } from './server-process.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The stats listener opens just after the server itself; it never takes long. */
+const STATS_READY_TIMEOUT_MS = 5_000;
+/** Removing a directory a just-killed server may still be writing into: attempts and pause between them. */
+const EXIT_REMOVE_ATTEMPTS = 5;
+const EXIT_REMOVE_PAUSE_MS = 50;
+
+const liveServerPids = new Set<number>();
+const liveDataDirs = new Set<string>();
+let cleanupInstalled = false;
+
+/** Kills the servers still running, then removes the data directories still in use (an 'exit' hook: synchronous only). */
+function removeLeftoversOnExit(): void {
+  // Kill first: a live server (its sealer) would re-create files while the directory is removed.
+  for (const pid of liveServerPids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (const dir of liveDataDirs) {
+    for (let attempt = 0; attempt < EXIT_REMOVE_ATTEMPTS && existsSync(dir); attempt++) {
+      if (attempt > 0) Atomics.wait(pause, 0, 0, EXIT_REMOVE_PAUSE_MS);
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // a dying server created a file meanwhile: try again
+      }
+    }
+  }
+}
+
+/**
+ * Makes Ctrl-C / SIGTERM exit through `process.exit`, whose hook kills the servers started by
+ * {@link launch} and removes the directories made by {@link makeDataDir}. Call from a benchmark's
+ * `main`; later calls do nothing.
+ */
+export function installRestartCleanup(): void {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  process.once('exit', removeLeftoversOnExit);
+  process.once('SIGINT', () => process.exit(130));
+  process.once('SIGTERM', () => process.exit(143));
+}
+
+/** A fresh temporary directory `<dataRoot>/cairn-bench-<name>-XXXXXX`, removed on exit if still there. */
+export function makeDataDir(dataRoot: string, name: string): string {
+  const dir = mkdtempSync(join(dataRoot, `cairn-bench-${name}-`));
+  liveDataDirs.add(dir);
+  return dir;
+}
+
+/** Removes a directory from {@link makeDataDir}; resolves with how long that took, in ms (millions of files take a while). */
+export function removeDataDir(dir: string): number {
+  const startedMs = performance.now();
+  rmSync(dir, { recursive: true, force: true });
+  liveDataDirs.delete(dir);
+  return performance.now() - startedMs;
+}
+
+export interface LaunchOptions {
+  server: ServerName;
+  /** Data directory (ignored by ref-memory). */
+  dataDir: string;
+  machine: Machine;
+  /** Extra `cairn serve` flags (Cairn only), e.g. `['--seal-idle-ms', '0']`. */
+  cairnFlags?: readonly string[];
+  /** Spawn to answering HTTP may take this long before the start counts as failed, in ms. */
+  readyTimeoutMs: number;
+  /** A path on the server that answers (any status) once it listens, e.g. `/v1/stream/x-ready-probe`. */
+  readyPath: string;
+  /** When set, Cairn runs under `node --cpu-prof` and writes `<dir>/<name>` when it exits gracefully. */
+  cpuProfile?: { dir: string; name: string };
+}
+
+/** What Cairn logs once it has loaded its checkpoint and replayed its WAL (log line `recovered`). */
+export interface CairnRecoveryLog {
+  streams: number;
+  replayedRecords: number;
+  /** From opening the object store to the end of WAL replay, in ms (inside the process; excludes Node's own start). */
+  recoveryMs: number;
+  /** Log line `WAL replayed`: time spent reading and decoding WAL files, in ms. */
+  walReplayMs?: number;
+}
+
+export interface Launched {
+  server: ServerName;
+  running: RunningServer;
+  baseUrl: string;
+  /** Cairn's side listener for tiering counters (bench/lib/cairn-stats.ts); undefined for the reference. */
+  statsPort: number | undefined;
+  /** From spawn until the server answered HTTP, in ms. */
+  startMs: number;
+  /** Cairn's own recovery report, when its log line was seen. */
+  recovery?: CairnRecoveryLog;
+}
+
+function command(options: LaunchOptions, port: number, statsPort: number): string[] {
+  const node = process.execPath;
+  switch (options.server) {
+    case 'cairn': {
+      const profile =
+        options.cpuProfile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfile.dir}`, `--cpu-prof-name=${options.cpuProfile.name}`];
+      return [
+        node,
+        ...profile,
+        'bench/lib/cairn-with-stats.ts',
+        '--stats-port',
+        String(statsPort),
+        '--',
+        '--port',
+        String(port),
+        '--data-dir',
+        options.dataDir,
+        '--durability',
+        'wal',
+        // info, not warn: Cairn logs its recovery summary at info (no per-request logs at that level).
+        '--log-level',
+        'info',
+        ...(options.cairnFlags ?? []),
+      ];
+    }
+    case 'ref-file':
+      return [node, 'bench/reference-server.ts', '--port', String(port), '--data-dir', options.dataDir];
+    case 'ref-memory':
+      return [node, 'bench/reference-server.ts', '--port', String(port)];
+  }
+}
+
+/** Picks Cairn's `recovered` and `WAL replayed` log lines (pino JSON) out of its output. */
+export function parseCairnRecoveryLog(output: string): CairnRecoveryLog | undefined {
+  let recovery: CairnRecoveryLog | undefined;
+  let walReplayMs: number | undefined;
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry.msg === 'recovered') {
+        recovery = { streams: Number(entry.streams), replayedRecords: Number(entry.replayedRecords), recoveryMs: Number(entry.recoveryMs) };
+      } else if (entry.msg === 'WAL replayed') {
+        walReplayMs = Number(entry.durationMs);
+      }
+    } catch {
+      // a partial line at the start of the kept output tail
+    }
+  }
+  if (recovery !== undefined && walReplayMs !== undefined) recovery.walReplayMs = walReplayMs;
+  return recovery;
+}
+
+/**
+ * Starts a server on `options.dataDir` and waits until it answers HTTP (and, for Cairn, until its
+ * stats listener does). Rejects when it exits or is not ready within `readyTimeoutMs` (it is then killed).
+ */
+export async function launch(options: LaunchOptions): Promise<Launched> {
+  const port = await freePort();
+  const statsPort = options.server === 'cairn' ? await freePort() : undefined;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const startedMs = performance.now();
+  const running = await startServer({
+    command: command(options, port, statsPort ?? 0),
+    cwd: REPO_ROOT,
+    pin: pinTo(options.machine, SERVER_CORE),
+    readyUrl: `${baseUrl}${options.readyPath}`,
+    readyTimeoutMs: options.readyTimeoutMs,
+  });
+  const startMs = performance.now() - startedMs;
+  liveServerPids.add(running.pid);
+  const launched: Launched = { server: options.server, running, baseUrl, statsPort, startMs };
+  if (statsPort !== undefined) {
+    const deadline = performance.now() + STATS_READY_TIMEOUT_MS;
+    for (;;) {
+      try {
+        await fetchCairnStats(statsPort);
+        break;
+      } catch (error) {
+        if (performance.now() > deadline) {
+          await stopTimed(launched);
+          throw new Error(`stats endpoint did not answer: ${(error as Error).message}`);
+        }
+        await sleep(50);
+      }
+    }
+    const recovery = parseCairnRecoveryLog(running.outputTail());
+    if (recovery !== undefined) launched.recovery = recovery;
+  }
+  return launched;
+}
+
+/** `kill -9` by PID, then waits until the process is gone (reaped). Resolves with its exit description. */
+export async function crash(launched: Launched): Promise<string> {
+  try {
+    process.kill(launched.running.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  // The child is not reaped before its exit event, so its PID cannot have been reused; stop() then
+  // only waits for that event.
+  const exit = await launched.running.stop();
+  liveServerPids.delete(launched.running.pid);
+  return exit;
+}
+
+/** Graceful stop (SIGTERM; SIGKILL after server-process.ts's grace period); resolves with its duration and how it ended. */
+export async function stopTimed(launched: Launched): Promise<{ stopMs: number; exit: string }> {
+  const startedMs = performance.now();
+  const exit = await launched.running.stop();
+  liveServerPids.delete(launched.running.pid);
+  return { stopMs: performance.now() - startedMs, exit };
+}
