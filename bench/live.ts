@@ -244,7 +244,11 @@ function targets(cells: readonly Cell[], options: Options, resultsPath: string):
   const checks: TargetCheck[] = [];
   const add = (kind: Kind, workload: string, thresholdMs: number, readerCount: number) => {
     if (readerCount === 0) return;
-    const notes = [`${formatRatio(ratio(cells, kind, 'ref-file'))} ref-file p99`, `${formatRatio(ratio(cells, kind, 'ref-memory'))} ref-memory p99`];
+    const notes: string[] = [];
+    for (const against of ['ref-file', 'ref-memory'] as const) {
+      const times = ratio(cells, kind, against);
+      if (!Number.isNaN(times)) notes.push(`${formatRatio(times)} ${against} p99`);
+    }
     if (cairn !== undefined) {
       const flags = flagsOf(cairn);
       if (flags !== 'ok') notes.push(flags.replace(/^! /, ''));

@@ -4,7 +4,7 @@
  * single appends, each timed until every reader has it.
  *
  *   node bench/lib/fan-out-generator.ts --base-url http://127.0.0.1:P --stream-path /v1/stream/x
- *        --server-pid N --kind sse|long-poll [--readers 10000] [--appends 5] [--append-gap-ms 500]
+ *        --server-pid N --kind sse|long-poll [--readers 10000] [--appends 3] [--append-gap-ms 500]
  *        [--connect-concurrency 256] [--source-addresses 4] [--message-bytes 100]
  *        [--connect-timeout-ms 60000] [--delivery-timeout-ms 10000]
  *
@@ -384,7 +384,7 @@ if (import.meta.main) {
       'server-pid': { type: 'string' },
       kind: { type: 'string' },
       readers: { type: 'string', default: '10000' },
-      appends: { type: 'string', default: '5' },
+      appends: { type: 'string', default: '3' },
       'append-gap-ms': { type: 'string', default: '500' },
       'connect-concurrency': { type: 'string', default: '256' },
       'source-addresses': { type: 'string', default: '4' },
@@ -421,7 +421,7 @@ if (import.meta.main) {
     args.messageBytes >= MESSAGE_BYTES_MIN;
   if (!valid) {
     process.stderr.write(
-      'usage: fan-out-generator.ts --base-url URL --stream-path /path --server-pid N --kind sse|long-poll [--readers 10000] [--appends 5] [--append-gap-ms 500]\n' +
+      'usage: fan-out-generator.ts --base-url URL --stream-path /path --server-pid N --kind sse|long-poll [--readers 10000] [--appends 3] [--append-gap-ms 500]\n' +
         '       [--connect-concurrency 256] [--source-addresses 4 (at most 250)] [--message-bytes 100] [--connect-timeout-ms 60000] [--delivery-timeout-ms 10000]\n',
     );
     process.exit(2);
