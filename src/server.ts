@@ -53,6 +53,8 @@ export interface TieringStats extends SealerStats {
   cache: SegmentCacheStats;
   /** Catch-up reads answered by joining an identical read in flight. */
   collapsedReads: number;
+  /** Responses (and SSE data events) the read path assembled; joined and shared ones excluded. */
+  responsesBuilt: number;
   objectsDeleted: number;
 }
 
@@ -230,6 +232,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         objectStore: metered.snapshot(),
         cache: cache.stats(),
         collapsedReads: reads.collapsedReads,
+        responsesBuilt: reads.responsesBuilt,
         objectsDeleted: collector.deletedCount,
       }),
       store,

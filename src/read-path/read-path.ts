@@ -44,6 +44,8 @@ export class ReadPath {
   readonly #inFlight = new Map<string, Promise<ReadResult>>();
   /** Reads answered by joining an identical one in flight. */
   collapsedReads = 0;
+  /** Responses assembled (each collapsed group counts once). */
+  responsesBuilt = 0;
 
   constructor(options: ReadPathOptions) {
     this.#o = options;
@@ -75,6 +77,7 @@ export class ReadPath {
   }
 
   async #read(stream: StreamState, from: number): Promise<ReadResult> {
+    this.responsesBuilt++;
     const registry = this.#o.registry;
     const to = stream.durableOffset;
     const closed = stream.durableClosed;

@@ -40,8 +40,10 @@ export async function streamSse(
   let position = startPosition;
   let sentControl = false;
 
-  const write = async (text: string) => {
-    if (!raw.write(text)) await once(raw, 'drain', { signal: abort.signal }).catch(() => {});
+  /** A data event (if any) and its control event in one write, so readers see them together; then backpressure. */
+  const write = async (data: Buffer | undefined, control: string) => {
+    const flushed = raw.write(data === undefined ? control : Buffer.concat([data, Buffer.from(control)]));
+    if (!flushed) await once(raw, 'drain', { signal: abort.signal }).catch(() => {});
   };
   const controlEvent = (upToDate: boolean, closed: boolean): string => {
     const event: Record<string, unknown> = { streamNextOffset: registry.offsetOf(stream, position) };
@@ -58,21 +60,19 @@ export async function streamSse(
   try {
     while (!abort.signal.aborted && !stream.softDeleted && registry.isCurrent(stream)) {
       if (position < stream.durableOffset) {
-        const { body, end } = await context.reads.read(stream, position);
-        const payload = body.length === 1 ? body[0] : Buffer.concat(body);
+        const { event, end } = await sharedDataEvent(context, stream, position, base64);
         position = end;
         const upToDate = position === stream.durableOffset;
         const closed = upToDate && stream.durableClosed;
-        // One write per data event and its control event: readers see them together.
-        await write(dataEvent(payload, base64) + controlEvent(upToDate, closed));
+        await write(event, controlEvent(upToDate, closed));
         if (closed) break;
         continue;
       }
       if (stream.durableClosed) {
-        await write(controlEvent(true, true));
+        await write(undefined, controlEvent(true, true));
         break;
       }
-      if (!sentControl) await write(controlEvent(true, false));
+      if (!sentControl) await write(undefined, controlEvent(true, false));
       const remainingMs = deadline - context.clock.nowMs();
       if (remainingMs <= 0) break;
       const reason = await context.live.wait(stream, remainingMs, abort.signal);
@@ -84,6 +84,38 @@ export async function streamSse(
   } finally {
     raw.end();
   }
+}
+
+interface EncodedDataEvent {
+  /** The `data` event, UTF-8. */
+  event: Buffer;
+  /** Position after the bytes it carries. */
+  end: number;
+}
+
+/**
+ * The newest data event encoded per stream, by start position and encoding. Every SSE reader woken
+ * by one append asks for the same range: the first builds it, the rest share its bytes (DESIGN.md,
+ * collapsing on the live tail: one encoded body per append). Valid while `durableOffset` is unchanged.
+ */
+const latestDataEvents = new WeakMap<StreamState, { from: number; durableOffset: number; base64: boolean; encoded: Promise<EncodedDataEvent> }>();
+
+/** The data event for a read of `stream` from `from`, built once per append for all readers at `from`. */
+function sharedDataEvent(context: HttpContext, stream: StreamState, from: number, base64: boolean): Promise<EncodedDataEvent> {
+  const latest = latestDataEvents.get(stream);
+  if (latest !== undefined && latest.from === from && latest.durableOffset === stream.durableOffset && latest.base64 === base64) {
+    return latest.encoded;
+  }
+  const encoded = context.reads.read(stream, from).then(({ body, end }) => ({
+    event: Buffer.from(dataEvent(body.length === 1 ? body[0] : Buffer.concat(body), base64)),
+    end,
+  }));
+  latestDataEvents.set(stream, { from, durableOffset: stream.durableOffset, base64, encoded });
+  // A failed read is not shared with later readers.
+  encoded.catch(() => {
+    if (latestDataEvents.get(stream)?.encoded === encoded) latestDataEvents.delete(stream);
+  });
+  return encoded;
 }
 
 /** One `data` event: text split into `data:` lines, or base64 on one line. */
