@@ -45,6 +45,14 @@ export const LIVE_READERS_MAX_DEFAULT = 100_000;
  */
 export const CHECKPOINT_WAL_BYTES_DEFAULT = 256 * 1024 * 1024;
 
+/**
+ * How long an idempotent producer's request that arrives ahead of its predecessor waits for it
+ * before answering 409 (sequence gap): 1 s. Pipelined batches (the upstream IdempotentProducer
+ * keeps 5 in flight) travel on separate connections and overtake each other by milliseconds; a
+ * predecessor that is really lost costs the client one second more before its 409.
+ */
+export const PRODUCER_SEQUENCE_GAP_WAIT_MS = 1_000;
+
 /** How often expired streams are reaped in the background (expiry is also checked on access). */
 export const EXPIRY_REAP_INTERVAL_MS = 1_000;
 

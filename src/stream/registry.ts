@@ -6,6 +6,7 @@
  * for the WAL record to be durable.
  */
 import type { Clock } from '../clock.ts';
+import { PRODUCER_SEQUENCE_GAP_WAIT_MS } from '../config/limits.ts';
 import {
   BadRequestError,
   ConflictError,
@@ -172,6 +173,7 @@ export class StreamRegistry {
         if (record.producer !== undefined) {
           const [id, epoch, seq] = record.producer;
           stream.producers.set(id, { epoch, lastSeq: seq });
+          stream.notifyProducerWaiters();
         }
         if (record.streamSeq !== undefined) stream.lastStreamSeq = record.streamSeq;
         if (record.close === true) {
@@ -521,7 +523,7 @@ export class StreamRegistry {
    * @throws StreamNotFoundError, GoneError, BadRequestError, StreamClosedError, ConflictError,
    *   StaleProducerEpochError, ProducerSequenceGapError, ServiceUnavailableError.
    */
-  async append(request: AppendRequest): Promise<AppendOutcome> {
+  async append(request: AppendRequest, gapWaited = false): Promise<AppendOutcome> {
     const stream = this.get(request.path, { touch: true });
     const hasBody = request.body.length > 0;
     if (!hasBody && !request.close) throw new BadRequestError('append body is empty');
@@ -548,16 +550,22 @@ export class StreamRegistry {
       const { producerId, epoch, seq } = request.producer;
       const state = stream.producers.get(producerId);
       if (state !== undefined && epoch < state.epoch) throw new StaleProducerEpochError(state.epoch);
+      // A request ahead of its predecessor (pipelined batches overtaking each other, §5.2.1
+      // concurrency) first waits a moment for it; only a gap that remains is a 409.
+      const gap = (expected: number) =>
+        gapWaited
+          ? Promise.reject(new ProducerSequenceGapError(expected, seq))
+          : this.#awaitProducerSeq(stream, producerId, epoch, seq - 1).then(() => this.append(request, true));
       if (state === undefined || epoch > state.epoch) {
         if (seq !== 0) {
-          if (state === undefined) throw new ProducerSequenceGapError(0, seq);
+          if (state === undefined) return gap(0);
           throw new BadRequestError('a new producer epoch must start at Producer-Seq 0');
         }
       } else if (seq <= state.lastSeq) {
         await stream.lastCommit;
         return { stream, kind: 'duplicate', position: stream.tailOffset, producer: { epoch, seq: state.lastSeq } };
       } else if (seq !== state.lastSeq + 1) {
-        throw new ProducerSequenceGapError(state.lastSeq + 1, seq);
+        return gap(state.lastSeq + 1);
       }
       producerAccepted = true;
     }
@@ -590,6 +598,28 @@ export class StreamRegistry {
       position,
       producer: request.producer && { epoch: request.producer.epoch, seq: request.producer.seq },
     };
+  }
+
+  /**
+   * Resolves when producer `producerId` of `stream` has accepted `seq` in `epoch` (or moved to another
+   * epoch), or after PRODUCER_SEQUENCE_GAP_WAIT_MS; the caller validates again either way.
+   */
+  #awaitProducerSeq(stream: StreamState, producerId: string, epoch: number, seq: number): Promise<void> {
+    return new Promise((resolve) => {
+      const waiters = (stream.producerWaiters ??= new Set());
+      const finish = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+        if (waiters.size === 0 && stream.producerWaiters === waiters) stream.producerWaiters = undefined;
+        resolve();
+      };
+      const check = () => {
+        const state = stream.producers.get(producerId);
+        if (state !== undefined && (state.epoch !== epoch || state.lastSeq >= seq)) finish();
+      };
+      const timer = setTimeout(finish, PRODUCER_SEQUENCE_GAP_WAIT_MS);
+      waiters.add(check);
+    });
   }
 
   /**

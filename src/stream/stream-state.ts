@@ -60,6 +60,8 @@ export class StreamState {
   lastCommit: Promise<void> = Promise.resolve();
   /** Live readers waiting for bytes past `durableOffset` or for closure. */
   readonly waiters = new Set<() => void>();
+  /** Appends holding a producer sequence gap, woken when any producer's state changes (created on demand). */
+  producerWaiters: Set<() => void> | undefined;
 
   constructor(options: {
     path: string;
@@ -122,6 +124,11 @@ export class StreamState {
     if (this.expiresAtMs !== undefined) return this.expiresAtMs;
     if (this.ttlSeconds !== undefined) return this.lastAccessMs + this.ttlSeconds * 1000;
     return undefined;
+  }
+
+  /** Wakes every append waiting for a producer's earlier sequence number. */
+  notifyProducerWaiters(): void {
+    if (this.producerWaiters !== undefined) for (const wake of [...this.producerWaiters]) wake();
   }
 
   /** Wakes every live reader waiting on this stream. */
