@@ -45,10 +45,15 @@ export async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { limit: { type: 'string', default: '25' } },
+    options: { limit: { type: 'string', default: '25' }, help: { type: 'boolean', short: 'h', default: false } },
   });
+  const usage = 'usage: npm run bench -- profile-top <file.cpuprofile> [--limit 25]';
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    return;
+  }
   const file = positionals[0];
-  if (file === undefined) throw new Error('usage: profile-top <file.cpuprofile> [--limit N]');
+  if (file === undefined) throw new Error(usage);
   const limit = Number(values.limit);
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
