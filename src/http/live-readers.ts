@@ -3,10 +3,12 @@
  * stream at once (StreamState.notify). The number of waiting readers is limited; past the limit
  * the request is refused with 503 + Retry-After instead of growing memory without bound.
  */
+import type { EventEmitter } from 'node:events';
 import { ServiceUnavailableError } from '../protocol/errors.ts';
 import type { StreamState } from '../stream/stream-state.ts';
 
-export type WakeReason = 'changed' | 'timeout' | 'aborted';
+/** Why a wait ended: the stream changed, the time ran out, the client's connection closed, or the server is stopping. */
+export type WakeReason = 'changed' | 'timeout' | 'disconnected' | 'shutdown';
 
 export class LiveReaders {
   readonly #maxWaiters: number;
@@ -31,34 +33,38 @@ export class LiveReaders {
   }
 
   /**
-   * Waits until the stream changes (data durable, closed, deleted), `timeoutMs` passes, or `signal`
-   * aborts or the server shuts down (reported as `aborted`).
+   * Waits until the stream changes (data durable, closed, deleted), `timeoutMs` passes, `connection`
+   * emits `close` (the client went away), or the server shuts down. Per wait: one promise, one
+   * timer and three small closures, and nothing left behind (no AbortController, whose abort would
+   * also build a DOMException with a stack for every finished request).
+   * @param connection the request's or response's emitter; a destroyed one ends the wait at once.
    */
-  wait(stream: StreamState, timeoutMs: number, signal: AbortSignal): Promise<WakeReason> {
+  wait(stream: StreamState, timeoutMs: number, connection: EventEmitter & { destroyed: boolean }): Promise<WakeReason> {
     this.admit();
     this.#waiting++;
     return new Promise<WakeReason>((resolve) => {
       const finish = (reason: WakeReason) => {
         clearTimeout(timer);
         stream.waiters.delete(onChange);
-        this.#all.delete(onAbort);
-        signal.removeEventListener('abort', onAbort);
+        this.#all.delete(onShutdown);
+        connection.off('close', onClose);
         this.#waiting--;
         resolve(reason);
       };
       const onChange = () => finish('changed');
-      const onAbort = () => finish('aborted');
-      const timer = setTimeout(() => finish('timeout'), timeoutMs);
+      const onClose = () => finish('disconnected');
+      const onShutdown = () => finish('shutdown');
+      const timer = setTimeout(finish, timeoutMs, 'timeout');
       stream.waiters.add(onChange);
-      this.#all.add(onAbort);
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
+      this.#all.add(onShutdown);
+      connection.once('close', onClose);
+      if (connection.destroyed) onClose();
     });
   }
 
   /** Ends every wait (graceful shutdown) and refuses new ones. */
   closeAll(): void {
     this.#closing = true;
-    for (const abort of [...this.#all]) abort();
+    for (const shutdown of [...this.#all]) shutdown();
   }
 }

@@ -304,7 +304,7 @@ export class StreamRegistry {
           stream.durableClosed ||= closed;
           this.listener?.durable(stream);
         }
-        stream.notify();
+        stream.notifySoon();
       },
       (error: unknown) => {
         throw error instanceof ProtocolError

@@ -135,4 +135,20 @@ export class StreamState {
   notify(): void {
     for (const wake of [...this.waiters]) wake();
   }
+
+  #notifyScheduled = false;
+
+  /**
+   * Wakes the live readers once the current turn of the event loop is done (setImmediate), at most
+   * once per turn: the appends that made the bytes durable answer their writers first, and a
+   * group commit of many appends to this stream wakes its readers once.
+   */
+  notifySoon(): void {
+    if (this.#notifyScheduled || this.waiters.size === 0) return;
+    this.#notifyScheduled = true;
+    setImmediate(() => {
+      this.#notifyScheduled = false;
+      this.notify();
+    });
+  }
 }

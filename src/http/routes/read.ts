@@ -66,11 +66,9 @@ export async function readStream(context: HttpContext, request: FastifyRequest, 
 
   if (live === 'long-poll' && start.position >= stream.durableOffset) {
     if (!stream.durableClosed) {
-      const abort = new AbortController();
-      request.raw.once('close', () => abort.abort());
-      const reason = await context.live.wait(stream, context.limits.longPollTimeoutMs, abort.signal);
+      const reason = await context.live.wait(stream, context.limits.longPollTimeoutMs, request.raw);
       if (!registry.isCurrent(stream) || stream.softDeleted) throw new StreamNotFoundError(path);
-      if (reason === 'aborted' && abort.signal.aborted) return;
+      if (reason === 'disconnected') return;
     }
     if (start.position >= stream.durableOffset) {
       reply.header('stream-next-offset', registry.offsetOf(stream, stream.durableOffset));

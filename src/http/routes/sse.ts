@@ -5,7 +5,6 @@
  * right after the closure signal.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { once } from 'node:events';
 import { isSseTextContentType } from '../../protocol/content-type.ts';
 import { responseCursor } from '../../protocol/cursor.ts';
 import type { StreamState } from '../../stream/stream-state.ts';
@@ -32,9 +31,10 @@ export async function streamSse(
   reply.hijack();
   raw.writeHead(200, headers);
 
-  const abort = new AbortController();
-  request.raw.once('close', () => abort.abort());
-  raw.once('close', () => abort.abort());
+  let disconnected = false;
+  raw.once('close', () => {
+    disconnected = true;
+  });
   const deadline = context.clock.nowMs() + context.limits.sseReconnectMs;
   let cursor = clientCursor;
   let position = startPosition;
@@ -43,7 +43,17 @@ export async function streamSse(
   /** A data event (if any) and its control event in one write, so readers see them together; then backpressure. */
   const write = async (data: Buffer | undefined, control: string) => {
     const flushed = raw.write(data === undefined ? control : Buffer.concat([data, Buffer.from(control)]));
-    if (!flushed) await once(raw, 'drain', { signal: abort.signal }).catch(() => {});
+    if (!flushed && !disconnected) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          raw.off('drain', done);
+          raw.off('close', done);
+          resolve();
+        };
+        raw.once('drain', done);
+        raw.once('close', done);
+      });
+    }
   };
   const controlEvent = (upToDate: boolean, closed: boolean): string => {
     const event: Record<string, unknown> = { streamNextOffset: registry.offsetOf(stream, position) };
@@ -58,7 +68,7 @@ export async function streamSse(
   };
 
   try {
-    while (!abort.signal.aborted && !stream.softDeleted && registry.isCurrent(stream)) {
+    while (!disconnected && !stream.softDeleted && registry.isCurrent(stream)) {
       if (position < stream.durableOffset) {
         const { event, end } = await sharedDataEvent(context, stream, position, base64);
         position = end;
@@ -75,7 +85,7 @@ export async function streamSse(
       if (!sentControl) await write(undefined, controlEvent(true, false));
       const remainingMs = deadline - context.clock.nowMs();
       if (remainingMs <= 0) break;
-      const reason = await context.live.wait(stream, remainingMs, abort.signal);
+      const reason = await context.live.wait(stream, remainingMs, raw);
       if (reason !== 'changed') break;
     }
   } catch (error) {
