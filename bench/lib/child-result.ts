@@ -27,8 +27,12 @@ export function runForResultLine(args: readonly string[], prefix: string, killAf
     child.stderr.setEncoding('utf8').on('data', (text: string) => (output += text));
     child.once('error', reject);
     const killer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    // If the benchmark exits first (SIGINT/SIGTERM to it alone), do not leave the generator running.
+    const killOnExit = () => child.kill('SIGKILL');
+    process.on('exit', killOnExit);
     child.once('close', (code) => {
       clearTimeout(killer);
+      process.off('exit', killOnExit);
       const line = output.split('\n').find((candidate) => candidate.startsWith(prefix));
       resolve({ code, pid: child.pid ?? 0, result: line === undefined ? undefined : JSON.parse(line.slice(prefix.length)), output });
     });

@@ -18,6 +18,9 @@ import { freePort, startServer, type RunningServer } from './server-process.ts';
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** The stats listener opens just after the server itself; it never takes long. */
 const STATS_READY_TIMEOUT_MS = 5_000;
+/** How long a graceful stop may take before the server is killed; an exit 0 within it writes a --cpu-prof profile. */
+const STOP_GRACE_MS = 60_000;
+const STOP_POLL_MS = 20;
 /** Removing a directory a just-killed server may still be writing into: attempts and pause between them. */
 const EXIT_REMOVE_ATTEMPTS = 5;
 const EXIT_REMOVE_PAUSE_MS = 50;
@@ -220,10 +223,25 @@ export async function crash(launched: Launched): Promise<string> {
   return exit;
 }
 
-/** Graceful stop (SIGTERM; SIGKILL after server-process.ts's grace period); resolves with its duration and how it ended. */
-export async function stopTimed(launched: Launched): Promise<{ stopMs: number; exit: string }> {
+/**
+ * Graceful stop: SIGTERM, then up to `graceMs` for the server to exit by itself (a server with a
+ * million streams and seals in flight takes longer than server-process.ts's 5 s), then
+ * RunningServer.stop() (SIGTERM again, SIGKILL 5 s later). Resolves with the time until the
+ * process was gone, in ms, and how it ended (`exit 0` when the shutdown was clean).
+ */
+export async function stopTimed(launched: Launched, graceMs = STOP_GRACE_MS): Promise<{ stopMs: number; exit: string }> {
   const startedMs = performance.now();
-  const exit = await launched.running.stop();
-  liveServerPids.delete(launched.running.pid);
+  const { running } = launched;
+  if (!running.exitedEarly()) {
+    try {
+      process.kill(running.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+    // Not reaped before its exit event: the PID is still this server's while exitedEarly() is false.
+    while (!running.exitedEarly() && performance.now() - startedMs < graceMs) await sleep(STOP_POLL_MS);
+  }
+  const exit = await running.stop();
+  liveServerPids.delete(running.pid);
   return { stopMs: performance.now() - startedMs, exit };
 }
