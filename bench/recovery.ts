@@ -97,7 +97,7 @@ Flags:
   --data-root DIR          where the temporary data directories go (default ${tmpdir()})
   --cpu-prof               V8 CPU profile of Cairn's restarted process (its recovery) in bench/results/
 
-Every phase is bounded; the default run takes about 1-2 minutes (mostly ingest: 1 GiB fsynced
+Every phase is bounded; the default run takes about a minute (mostly ingest: 1 GiB fsynced
 per server). Raw results: bench/results/recovery-<timestamp>.json.
 `;
 }
