@@ -625,7 +625,7 @@ function targets(rows: readonly Row[], options: Options): TargetCheck[] {
   const crashed = restartOf(cairn, 'crash');
   const refGraceful = refFile === undefined ? undefined : restartOf(refFile, 'graceful');
   const restartNote = [
-    'spawn to HTTP after SIGTERM',
+    graceful !== undefined && graceful.previousExit !== 'exit 0' ? `spawn to HTTP after a stop that did not exit cleanly (${graceful.previousExit})` : 'spawn to HTTP after SIGTERM',
     crashed === undefined ? '' : `after kill -9 ${seconds(crashed.startMs)} s`,
     refGraceful === undefined ? '' : `ref-file ${seconds(refGraceful.startMs)} s${refFile?.creation?.timedOut ? ` with ${formatCount(refFile.creation.createdCount)} streams` : ''}`,
   ]
