@@ -148,6 +148,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   registry.listener = {
     durable: (stream) => sealer.durable(stream),
     removed: (stream) => {
+      sealer.removed(stream);
       // A stream that never stored a manifest has no objects, or its running seal removes its own.
       if (stream.manifestVersion > 0 || stream.needsProbe) collector.deletePrefix(naming.prefix(stream), stream.incarnation);
     },

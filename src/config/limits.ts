@@ -106,6 +106,13 @@ export const SEGMENT_CACHE_BYTES_DEFAULT = 256 * 1024 * 1024;
  */
 export const SEAL_UPLOADS_MAX = 4;
 
+/**
+ * Seals and retention trims running at once: 64. Each holds a few small objects in memory and
+ * waits for an upload slot; more streams due at once (a million quiet streams going idle
+ * together) wait in a queue instead of each starting a task.
+ */
+export const SEAL_TASKS_MAX = 64;
+
 /** First pause before a failed seal of a stream is tried again; doubles up to the maximum. */
 export const SEAL_RETRY_BACKOFF_BASE_MS = 500;
 export const SEAL_RETRY_BACKOFF_MAX_MS = 30_000;

@@ -18,6 +18,7 @@ import type { Clock } from '../clock.ts';
 import {
   HOT_TAIL_PRESSURE_FRACTION,
   SEAL_CHECK_INTERVAL_MS,
+  SEAL_TASKS_MAX,
   SEAL_RETRY_BACKOFF_BASE_MS,
   SEAL_RETRY_BACKOFF_MAX_MS,
 } from '../config/limits.ts';
@@ -75,10 +76,19 @@ export class SealFencedError extends Error {
 export class Sealer {
   readonly #o: SealerOptions;
   readonly #running = new Map<StreamState, Promise<void>>();
+  /** Seals and trims due but waiting for one of `SEAL_TASKS_MAX` task slots, in arrival order. */
+  readonly #ready = new Map<StreamState, () => Promise<void>>();
   readonly #retry = new Map<StreamState, { atMs: number; delayMs: number }>();
   readonly #fenced = new Set<StreamState>();
   /** Streams that may hold sealable bytes. */
   readonly #candidates = new Set<StreamState>();
+  /**
+   * Candidates by last append, oldest first (re-inserted on every append), and by when their hot
+   * tail started, oldest first: a check walks each from the front and stops at the first stream
+   * not yet due, so its cost does not grow with the number of quiet streams.
+   */
+  readonly #byLastAppend = new Set<StreamState>();
+  readonly #byUnsealedSince = new Set<StreamState>();
   readonly #slotWaiters: (() => void)[] = [];
   #uploads = 0;
   #ticks = 0;
@@ -92,15 +102,24 @@ export class Sealer {
 
   /** Starts the periodic checks (after recovery: every stream with a hot tail is a candidate). */
   start(): void {
-    for (const stream of this.#o.registry.allStreams()) if (stream.hotTail.sizeBytes > 0) this.#candidates.add(stream);
+    for (const stream of this.#o.registry.allStreams()) if (stream.hotTail.sizeBytes > 0) this.#track(stream);
     this.#timer = setInterval(() => this.#tick(), SEAL_CHECK_INTERVAL_MS);
     this.#timer.unref();
   }
 
   /** New durable bytes or closure of `stream` (registry listener): seal at once if the policy says so. */
   durable(stream: StreamState): void {
-    this.#candidates.add(stream);
+    this.#byLastAppend.delete(stream); // re-inserted at the end: the newest append
+    this.#track(stream);
     this.#consider(stream, this.#o.clock.nowMs());
+  }
+
+  /** `stream` is gone (registry listener): forget it (a running seal finds it gone and cleans up). */
+  removed(stream: StreamState): void {
+    this.#untrack(stream);
+    this.#ready.delete(stream);
+    this.#retry.delete(stream);
+    this.#fenced.delete(stream);
   }
 
   /** Resolves when no seal or trim of `incarnation` is running. */
@@ -108,23 +127,40 @@ export class Sealer {
     for (const [stream, running] of this.#running) if (stream.incarnation === incarnation) await running;
   }
 
-  /** Stops starting work and waits for running seals. */
+  /** Stops starting work and waits for running seals (queued ones are dropped: the WAL keeps their bytes). */
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
+    this.#ready.clear();
     await Promise.allSettled(this.#running.values());
+  }
+
+  #track(stream: StreamState): void {
+    this.#candidates.add(stream);
+    this.#byLastAppend.add(stream);
+    this.#byUnsealedSince.add(stream);
+  }
+
+  #untrack(stream: StreamState): void {
+    this.#candidates.delete(stream);
+    this.#byLastAppend.delete(stream);
+    this.#byUnsealedSince.delete(stream);
   }
 
   #tick(): void {
     const now = this.#o.clock.nowMs();
-    const registry = this.#o.registry;
-    for (const stream of this.#candidates) {
-      if (!registry.holds(stream) || (stream.hotTail.sizeBytes === 0 && !this.#running.has(stream))) {
-        this.#candidates.delete(stream);
-        continue;
-      }
+    const { sealIdleMs, sealMaxAgeMs } = this.#o.policy;
+    for (const stream of this.#byLastAppend) {
+      if (now - stream.lastAppendMs < sealIdleMs) break;
+      this.#byLastAppend.delete(stream); // back with its next append, or when its seal ends
       this.#consider(stream, now);
     }
+    for (const stream of this.#byUnsealedSince) {
+      if (now - stream.unsealedSinceMs < sealMaxAgeMs) break;
+      this.#byUnsealedSince.delete(stream);
+      this.#consider(stream, now);
+    }
+    for (const [stream, retry] of this.#retry) if (now >= retry.atMs) this.#consider(stream, now);
     this.#relievePressure(now);
     if (++this.#ticks % RETENTION_CHECK_EVERY_TICKS === 0) this.#applyRetention(now);
   }
@@ -137,7 +173,7 @@ export class Sealer {
     const idle: [StreamState, number][] = [];
     for (const stream of this.#candidates) {
       const sealable = stream.durableOffset - stream.sealedOffset;
-      if (this.#running.has(stream)) totalBytes -= sealable;
+      if (this.#running.has(stream) || this.#ready.has(stream)) totalBytes -= sealable;
       else if (this.#mayStart(stream, now)) idle.push([stream, sealable]);
     }
     for (const stream of pressureVictims(idle, totalBytes, targetBytes)) this.#launch(stream, () => this.#seal(stream));
@@ -160,7 +196,7 @@ export class Sealer {
   }
 
   #mayStart(stream: StreamState, now: number): boolean {
-    if (this.#closed || this.#running.has(stream) || this.#fenced.has(stream)) return false;
+    if (this.#closed || this.#running.has(stream) || this.#ready.has(stream) || this.#fenced.has(stream)) return false;
     const retry = this.#retry.get(stream);
     return retry === undefined || now >= retry.atMs;
   }
@@ -179,7 +215,21 @@ export class Sealer {
     if (reason !== undefined) this.#launch(stream, () => this.#seal(stream));
   }
 
+  /** Queues a seal or trim of `stream`; at most SEAL_TASKS_MAX run at once, the rest wait in order. */
   #launch(stream: StreamState, work: () => Promise<void>): void {
+    this.#ready.set(stream, work);
+    this.#startReady();
+  }
+
+  #startReady(): void {
+    for (const [stream, work] of this.#ready) {
+      if (this.#closed || this.#running.size >= SEAL_TASKS_MAX) return;
+      this.#ready.delete(stream);
+      this.#run(stream, work);
+    }
+  }
+
+  #run(stream: StreamState, work: () => Promise<void>): void {
     const run = (async () => {
       try {
         await work();
@@ -199,8 +249,14 @@ export class Sealer {
       }
     })().finally(() => {
       this.#running.delete(stream);
-      // More may have become sealable meanwhile (a fast writer, a second segment's worth).
-      if (this.#o.registry.holds(stream)) this.#consider(stream, this.#o.clock.nowMs());
+      if (!this.#o.registry.holds(stream) || stream.hotTail.sizeBytes === 0) {
+        this.#untrack(stream);
+      } else {
+        // More may have become sealable meanwhile (a fast writer, a second segment's worth).
+        this.#track(stream);
+        this.#consider(stream, this.#o.clock.nowMs());
+      }
+      this.#startReady();
     });
     this.#running.set(stream, run);
   }

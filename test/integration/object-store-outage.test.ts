@@ -4,6 +4,7 @@
  * when the store returns, sealing catches up and every acknowledged byte reads back exactly once.
  */
 import { expect, test } from 'vitest';
+import { SEAL_TASKS_MAX } from '../../src/config/limits.ts';
 import { FaultInjectingObjectStore, injectedUnavailable, MemoryObjectStore } from '../../src/object-store/index.ts';
 import { startTestServer } from '../support/server.ts';
 import { readToEnd, waitFor } from '../support/streams.ts';
@@ -86,3 +87,30 @@ test('a manifest put that landed but whose answer was lost is adopted on the nex
     await server.stop();
   }
 }, 30_000);
+
+test('many streams due at once: at most SEAL_TASKS_MAX seals run, the rest queue, and all are sealed', async () => {
+  const store = new FaultInjectingObjectStore(new MemoryObjectStore());
+  // Manifest writes hang until released: every running seal stops after its segment upload.
+  const manifests = store.inject({ when: (call) => call.operation === 'put' && call.key.includes('/manifest-'), action: { kind: 'hang' } });
+  const server = await startTestServer({ sealIdleMs: 0, logLevel: 'error' }, { objectStore: store });
+  try {
+    const streamCount = SEAL_TASKS_MAX * 3;
+    for (let i = 0; i < streamCount; i++) {
+      const response = await fetch(`${server.url}/v1/stream/due-${i}`, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: `stream ${i}` });
+      expect(response.status).toBe(201);
+    }
+    await waitFor(() => store.hungCount === SEAL_TASKS_MAX);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the sealer checks every 100 ms: nothing more starts
+    expect(store.hungCount).toBe(SEAL_TASKS_MAX);
+    expect(server.tiering.stats().objectStore.put.requestCount).toBeLessThanOrEqual(2 * SEAL_TASKS_MAX + 2); // segments, manifests, startup probe
+
+    manifests.remove();
+    store.releaseHung();
+    await waitFor(() => server.tiering.stats().segmentsWritten === streamCount, 30_000);
+    for (let i = 0; i < streamCount; i += 37) {
+      expect(await (await fetch(`${server.url}/v1/stream/due-${i}?offset=-1`)).text()).toBe(`stream ${i}`);
+    }
+  } finally {
+    await server.stop();
+  }
+}, 60_000);
