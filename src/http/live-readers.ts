@@ -45,7 +45,7 @@ export class LiveReaders {
     return new Promise<WakeReason>((resolve) => {
       const finish = (reason: WakeReason) => {
         clearTimeout(timer);
-        stream.waiters.delete(onChange);
+        stream.removeWaiter(onChange);
         this.#all.delete(onShutdown);
         connection.off('close', onClose);
         this.#waiting--;
@@ -55,7 +55,7 @@ export class LiveReaders {
       const onClose = () => finish('disconnected');
       const onShutdown = () => finish('shutdown');
       const timer = setTimeout(finish, timeoutMs, 'timeout');
-      stream.waiters.add(onChange);
+      stream.addWaiter(onChange);
       this.#all.add(onShutdown);
       connection.once('close', onClose);
       if (connection.destroyed) onClose();

@@ -172,7 +172,7 @@ export class StreamRegistry {
         if (record.data !== undefined) this.#addHot(stream, record.data);
         if (record.producer !== undefined) {
           const [id, epoch, seq] = record.producer;
-          stream.producers.set(id, { epoch, lastSeq: seq });
+          stream.setProducer(id, { epoch, lastSeq: seq });
           stream.notifyProducerWaiters();
         }
         if (record.streamSeq !== undefined) stream.lastStreamSeq = record.streamSeq;
@@ -223,6 +223,9 @@ export class StreamRegistry {
 
   #addHot(stream: StreamState, data: Buffer): void {
     if (data.length === 0) return;
+    // A small request body is usually a slice of Node's shared 8 KiB buffer pool: the hot tail
+    // keeps a right-sized copy, so a long-lived 100-byte message does not pin a whole slab.
+    if (data.byteLength * 2 < data.buffer.byteLength) data = copyOf(data);
     if (stream.hotTail.sizeBytes === 0) stream.unsealedSinceMs = this.#clock.nowMs();
     stream.hotTail.append(data);
     stream.lastAppendMs = this.#clock.nowMs();
@@ -548,7 +551,7 @@ export class StreamRegistry {
     let producerAccepted = false;
     if (request.producer !== undefined) {
       const { producerId, epoch, seq } = request.producer;
-      const state = stream.producers.get(producerId);
+      const state = stream.producer(producerId);
       if (state !== undefined && epoch < state.epoch) throw new StaleProducerEpochError(state.epoch);
       // A request ahead of its predecessor (pipelined batches overtaking each other, §5.2.1
       // concurrency) first waits a moment for it; only a gap that remains is a 409.
@@ -614,7 +617,7 @@ export class StreamRegistry {
         resolve();
       };
       const check = () => {
-        const state = stream.producers.get(producerId);
+        const state = stream.producer(producerId);
         if (state !== undefined && (state.epoch !== epoch || state.lastSeq >= seq)) finish();
       };
       const timer = setTimeout(finish, PRODUCER_SEQUENCE_GAP_WAIT_MS);
@@ -677,7 +680,7 @@ export class StreamRegistry {
         contentType: stream.contentType,
         closed: stream.closed,
         softDeleted: stream.softDeleted,
-        producers: [...stream.producers].map(([id, state]) => [id, state.epoch, state.lastSeq]),
+        producers: [...stream.producerStates()].map(([id, state]) => [id, state.epoch, state.lastSeq]),
         entries: stream.hotTail.entries().map((e) => e.data),
       };
       if (stream.ttlSeconds !== undefined) entry.ttlSeconds = stream.ttlSeconds;
@@ -710,7 +713,14 @@ export class StreamRegistry {
       stream.closedBy = s.closedBy;
       stream.lastStreamSeq = s.lastStreamSeq;
       stream.softDeleted = s.softDeleted;
-      for (const [id, epoch, lastSeq] of s.producers) stream.producers.set(id, { epoch, lastSeq });
+      for (const [id, epoch, lastSeq] of s.producers) stream.setProducer(id, { epoch, lastSeq });
     }
   }
+}
+
+/** A copy of `data` in its own allocation (never a slice of the shared pool). */
+function copyOf(data: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(data.length);
+  data.copy(copy);
+  return copy;
 }

@@ -13,6 +13,21 @@ export interface ProducerState {
   lastSeq: number;
 }
 
+/** The initial `lastCommit` of every stream: one settled promise shared by all. */
+const SETTLED: Promise<void> = Promise.resolve();
+const EMPTY_PRODUCERS: ReadonlyMap<string, ProducerState> = new Map();
+
+/** Content types seen, so a million streams of one type share one string (bounded: a few types are usual). */
+const contentTypes = new Map<string, string>();
+const CONTENT_TYPES_INTERNED_MAX = 1024;
+
+function interned(contentType: string): string {
+  const known = contentTypes.get(contentType);
+  if (known !== undefined) return known;
+  if (contentTypes.size < CONTENT_TYPES_INTERNED_MAX) contentTypes.set(contentType, contentType);
+  return contentType;
+}
+
 export class StreamState {
   readonly path: string;
   readonly incarnation: number;
@@ -23,7 +38,8 @@ export class StreamState {
   /** Source stream and the position where this fork diverges (its own bytes start there). */
   readonly fork: { source: StreamState; position: number } | undefined;
   readonly hotTail: HotTail;
-  readonly producers = new Map<string, ProducerState>();
+  /** Idempotent producers by id (created with the first one: most streams have none). */
+  #producers: Map<string, ProducerState> | undefined;
   /** Per-stream retention from the create request; undefined = the server default. */
   readonly retentionMs: number | undefined;
   readonly retentionBytes: number | undefined;
@@ -57,9 +73,9 @@ export class StreamState {
   forkCount = 0;
   softDeleted = false;
   /** Settles when the newest record of this stream is durable (rejects if the WAL failed). */
-  lastCommit: Promise<void> = Promise.resolve();
-  /** Live readers waiting for bytes past `durableOffset` or for closure. */
-  readonly waiters = new Set<() => void>();
+  lastCommit: Promise<void> = SETTLED;
+  /** Live readers waiting for bytes past `durableOffset` or for closure (created with the first one). */
+  #waiters: Set<() => void> | undefined;
   /** Appends holding a producer sequence gap, woken when any producer's state changes (created on demand). */
   producerWaiters: Set<() => void> | undefined;
 
@@ -76,7 +92,7 @@ export class StreamState {
   }) {
     this.path = options.path;
     this.incarnation = options.incarnation;
-    this.contentType = options.contentType;
+    this.contentType = interned(options.contentType);
     this.isJson = isJsonContentType(options.contentType);
     this.ttlSeconds = options.ttlSeconds;
     this.expiresAtMs = options.expiresAtMs;
@@ -131,9 +147,34 @@ export class StreamState {
     if (this.producerWaiters !== undefined) for (const wake of [...this.producerWaiters]) wake();
   }
 
+  /** The state of producer `producerId`, if it ever appended. */
+  producer(producerId: string): ProducerState | undefined {
+    return this.#producers?.get(producerId);
+  }
+
+  setProducer(producerId: string, state: ProducerState): void {
+    (this.#producers ??= new Map()).set(producerId, state);
+  }
+
+  /** Every producer's state (checkpoints). */
+  producerStates(): IterableIterator<[string, ProducerState]> {
+    return (this.#producers ?? EMPTY_PRODUCERS).entries();
+  }
+
+  /** Registers a live reader's wake-up; `removeWaiter` must follow when its wait ends. */
+  addWaiter(wake: () => void): void {
+    (this.#waiters ??= new Set()).add(wake);
+  }
+
+  removeWaiter(wake: () => void): void {
+    if (this.#waiters === undefined) return;
+    this.#waiters.delete(wake);
+    if (this.#waiters.size === 0) this.#waiters = undefined;
+  }
+
   /** Wakes every live reader waiting on this stream. */
   notify(): void {
-    for (const wake of [...this.waiters]) wake();
+    if (this.#waiters !== undefined) for (const wake of [...this.#waiters]) wake();
   }
 
   #notifyScheduled = false;
@@ -144,7 +185,7 @@ export class StreamState {
    * group commit of many appends to this stream wakes its readers once.
    */
   notifySoon(): void {
-    if (this.#notifyScheduled || this.waiters.size === 0) return;
+    if (this.#notifyScheduled || this.#waiters === undefined) return;
     this.#notifyScheduled = true;
     setImmediate(() => {
       this.#notifyScheduled = false;
