@@ -39,7 +39,11 @@ export class HotTail {
   /** Appends one entry; returns the new end position. Empty data is ignored. */
   append(data: Buffer): number {
     if (data.length === 0) return this.#endPosition;
-    this.#entries.push({ start: this.#endPosition, data });
+    const entry = { start: this.#endPosition, data };
+    // A first entry gets an array of exactly one slot: push() on [] reserves 17, and most streams
+    // of a million-stream server hold a single small message.
+    if (this.#entries.length === 0) this.#entries = [entry];
+    else this.#entries.push(entry);
     this.#endPosition += data.length;
     return this.#endPosition;
   }

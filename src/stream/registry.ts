@@ -223,9 +223,6 @@ export class StreamRegistry {
 
   #addHot(stream: StreamState, data: Buffer): void {
     if (data.length === 0) return;
-    // A small request body is usually a slice of Node's shared 8 KiB buffer pool: the hot tail
-    // keeps a right-sized copy, so a long-lived 100-byte message does not pin a whole slab.
-    if (data.byteLength * 2 < data.buffer.byteLength) data = copyOf(data);
     if (stream.hotTail.sizeBytes === 0) stream.unsealedSinceMs = this.#clock.nowMs();
     stream.hotTail.append(data);
     stream.lastAppendMs = this.#clock.nowMs();
@@ -716,11 +713,4 @@ export class StreamRegistry {
       for (const [id, epoch, lastSeq] of s.producers) stream.setProducer(id, { epoch, lastSeq });
     }
   }
-}
-
-/** A copy of `data` in its own allocation (never a slice of the shared pool). */
-function copyOf(data: Buffer): Buffer {
-  const copy = Buffer.allocUnsafeSlow(data.length);
-  data.copy(copy);
-  return copy;
 }
