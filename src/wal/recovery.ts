@@ -102,9 +102,16 @@ export async function openWal(options: OpenWalOptions): Promise<OpenedWal> {
 
   const lastSeq = replaySeqs.at(-1);
   let replayBytes = 0;
+  /** The last file as read (and repaired): replay uses it instead of reading it again. */
+  let lastFile: Buffer | undefined;
   for (const seq of replaySeqs) {
     const path = walFilePath(dir, seq);
-    replayBytes += seq === lastSeq ? await repairTornTail(fs, path, durability, logger) : await fs.fileBytes(path);
+    if (seq === lastSeq) {
+      lastFile = await repairTornTail(fs, path, durability, logger);
+      replayBytes += lastFile.length;
+    } else {
+      replayBytes += await fs.fileBytes(path);
+    }
   }
 
   const writer = await WalWriter.create({
@@ -123,9 +130,21 @@ export async function openWal(options: OpenWalOptions): Promise<OpenedWal> {
   async function* replay(): AsyncGenerator<unknown> {
     const startMs = clock.nowMs();
     let recordCount = 0;
-    for (const seq of replaySeqs) {
+    const read = (index: number): Promise<Buffer> | undefined => {
+      const seq = replaySeqs[index];
+      if (seq === undefined) return undefined;
+      if (seq === lastSeq && lastFile !== undefined) return Promise.resolve(lastFile);
+      const reading = fs.readFile(walFilePath(dir, seq));
+      reading.catch(() => {}); // awaited below; a failure must not be unhandled meanwhile
+      return reading;
+    };
+    let next = read(0);
+    for (const [index, seq] of replaySeqs.entries()) {
       const path = walFilePath(dir, seq);
-      const decoded = decodeFrames(await fs.readFile(path));
+      const file = await next!;
+      // The next file is read from disk while this one is decoded and applied.
+      next = read(index + 1);
+      const decoded = decodeFrames(file);
       if (decoded.problem) {
         const { kind, offsetBytes, detail } = decoded.problem;
         const where = seq === lastSeq ? 'in the last file after its torn tail was repaired' : 'in a WAL file that is not the last';
@@ -146,14 +165,14 @@ export async function openWal(options: OpenWalOptions): Promise<OpenedWal> {
 }
 
 /**
- * Truncates a torn final write off the last WAL file. Returns the file's (new) length, bytes.
+ * Truncates a torn final write off the last WAL file. Returns the file's (new) contents.
  * Any bad frame counts as torn here: an incomplete or garbled tail is what a crash during the
  * last, unacknowledged write leaves (including zero-filled space, caught as a bad length).
  */
-async function repairTornTail(fs: WalFs, path: string, durability: WalDurability, logger: WalLogger): Promise<number> {
+async function repairTornTail(fs: WalFs, path: string, durability: WalDurability, logger: WalLogger): Promise<Buffer> {
   const buf = await fs.readFile(path);
   const scan = scanFrames(buf);
-  if (!scan.problem) return buf.length;
+  if (!scan.problem) return buf;
   const discardedBytes = buf.length - scan.validEndBytes;
   await fs.truncateFile(path, scan.validEndBytes, durability === 'wal');
   logger.warn(
@@ -167,5 +186,5 @@ async function repairTornTail(fs: WalFs, path: string, durability: WalDurability
     },
     'WAL: discarded torn write at the end of the last file',
   );
-  return scan.validEndBytes;
+  return buf.subarray(0, scan.validEndBytes);
 }
