@@ -38,6 +38,7 @@ import {
   withServer,
   type FlaggableCell,
   type ServerName,
+  wholeNumberFlag,
 } from './lib/bench-server.ts';
 import type { OthersCpu } from './lib/cpu.ts';
 import { describeMachine, type Machine } from './lib/machine.ts';
@@ -286,31 +287,40 @@ in a fresh process and data directory per cell. About 1.75 minutes with the defa
 See bench/README.md (append).
 `;
 
-interface Options {
+/** What an append-shaped benchmark (append, large-append) runs. */
+export interface AppendOptions {
   servers: ServerName[];
   workloads: AppendWorkload[];
   settings: AppendCellSettings;
 }
 
+/** The flag defaults that differ between append-shaped benchmarks. */
+export interface AppendDefaults {
+  durationMs: number;
+  workloads: string;
+  bodyBytes: number;
+  /** CPU profiles are named `<profilePrefix>-<workload>.cpuprofile`. */
+  profilePrefix: string;
+}
+
 /** The options, or undefined when `--help` asked for the usage text. */
-function parseOptions(args: string[], timestamp: string): Options | undefined {
+export function parseAppendOptions(args: string[], timestamp: string, defaults: AppendDefaults): AppendOptions | undefined {
   const { values } = parseArgs({
     args,
     strict: true,
     options: {
-      'duration-ms': { type: 'string', default: '5000' },
+      'duration-ms': { type: 'string', default: String(defaults.durationMs) },
       'warmup-ms': { type: 'string', default: '1000' },
       servers: { type: 'string', default: SERVER_NAMES.join(',') },
-      workloads: { type: 'string', default: WORKLOADS_DEFAULT },
-      'body-bytes': { type: 'string', default: '100' },
+      workloads: { type: 'string', default: defaults.workloads },
+      'body-bytes': { type: 'string', default: String(defaults.bodyBytes) },
       'data-root': { type: 'string', default: tmpdir() },
       'cpu-prof': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) return undefined;
-  const bodyBytes = Number(values['body-bytes']);
-  if (!Number.isInteger(bodyBytes) || bodyBytes < 1) throw new Error('--body-bytes must be a positive integer');
+  const bodyBytes = wholeNumberFlag('body-bytes', values['body-bytes'], 1);
   return {
     servers: parseServers(values.servers),
     workloads: parseWorkloads(values.workloads),
@@ -320,9 +330,20 @@ function parseOptions(args: string[], timestamp: string): Options | undefined {
       bodyBytes,
       dataRoot: values['data-root'],
       cpuProfileDir: values['cpu-prof'] ? join(RESULTS_DIR, `cpuprof-${timestamp}`) : undefined,
-      profilePrefix: 'cairn-append',
+      profilePrefix: defaults.profilePrefix,
     },
   };
+}
+
+/** Writes bench/results/<name>-<timestamp>.json, prints where it and any CPU profiles went; returns the JSON's path. */
+export function writeAppendResults(name: string, timestamp: string, machine: Machine, wrk: string, options: AppendOptions, cells: readonly AppendCell[]): string {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const resultsPath = join(RESULTS_DIR, `${name}-${timestamp}.json`);
+  const { cpuProfileDir, ...config } = options.settings;
+  writeFileSync(resultsPath, `${JSON.stringify({ machine, wrk, config: { ...config, servers: options.servers, workloads: options.workloads }, cells }, null, 2)}\n`);
+  process.stdout.write(`raw results: ${resultsPath}\n`);
+  if (cpuProfileDir !== undefined) process.stdout.write(`cairn CPU profiles: ${cpuProfileDir}\n`);
+  return resultsPath;
 }
 
 /** `--<flag>` in milliseconds, rounded up to whole seconds (wrk's resolution), at least 1. */
@@ -334,7 +355,7 @@ export function wholeSeconds(flag: string, text: string): number {
 
 export async function main(args: string[]): Promise<BenchOutcome | undefined> {
   const timestamp = fileTimestamp();
-  const options = parseOptions(args, timestamp);
+  const options = parseAppendOptions(args, timestamp, { durationMs: 5000, workloads: WORKLOADS_DEFAULT, bodyBytes: 100, profilePrefix: 'cairn-append' });
   if (options === undefined) {
     process.stdout.write(USAGE);
     return undefined;
@@ -361,12 +382,7 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
   const failed = printFailures(cells);
   process.stdout.write(`\n${APPEND_TABLE_NOTES}`);
 
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const resultsPath = join(RESULTS_DIR, `append-${timestamp}.json`);
-  const { cpuProfileDir, ...config } = settings;
-  writeFileSync(resultsPath, `${JSON.stringify({ machine, wrk, config: { ...config, servers: options.servers, workloads: options.workloads }, cells }, null, 2)}\n`);
-  process.stdout.write(`raw results: ${resultsPath}\n`);
-  if (cpuProfileDir !== undefined) process.stdout.write(`cairn CPU profiles: ${cpuProfileDir}\n`);
+  const resultsPath = writeAppendResults('append', timestamp, machine, wrk, options, cells);
   if (failed) process.exitCode = 1;
   return { resultsPath, targets: targetChecks(cells) };
 }

@@ -26,7 +26,7 @@
  * (`RunningServer.tiering.stats()`, served by bench/lib/cairn-with-stats.ts), read between phases.
  * Prints two tables and writes raw results to bench/results/cold-read-<timestamp>.json.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,22 +40,33 @@ import { createStream, headOffsets, ingest, waitUntilSealed, type IngestResult }
 import { describeMachine, type Machine } from './lib/machine.ts';
 import { freePort, startServer, type RunningServer } from './lib/server-process.ts';
 import { formatPercent, formatRatio, formatTable } from './lib/table.ts';
+import {
+  describePinning,
+  GENERATOR_CORE,
+  GENERATOR_SATURATED_PERCENT,
+  installInterruptCleanup,
+  makeDataDir,
+  OTHER_CPU_BUSY_PERCENT,
+  parseServers,
+  pinTo,
+  removeDataDir,
+  SERVER_CORE,
+  SERVER_LABELS,
+  SERVER_NAMES,
+  trackDataDir,
+  type ServerName,
+  wholeNumberFlag,
+} from './lib/bench-server.ts';
 import { checkTarget, type BenchOutcome, type TargetCheck } from './lib/targets.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 /** Both servers get the same URL; Cairn requires the `/v1/stream/` prefix, the reference accepts any path. */
 const STREAM_PATH = '/v1/stream/bench/cold-read';
-const SERVER_CORE = '0';
-const GENERATOR_CORE = '1';
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 /** The issue's target for tiering cost with 8 MiB segments, manifest writes included. */
 const PUTS_PER_GIB_TARGET = 260;
-/** Generator CPU at or above this share of one core means the numbers may be the reader's limit. */
-const GENERATOR_SATURATED_PERCENT = 90;
-/** CPU of all other processes during a read, in % of one core, above which the row is flagged. */
-const OTHER_CPU_BUSY_PERCENT = 15;
 /**
  * Idle = server CPU below this share of one core over two consecutive windows. Together they span
  * more than Cairn's 1 s checkpoint check (CHECKPOINT_CHECK_INTERVAL_MS), so a checkpoint due after
@@ -74,8 +85,6 @@ const STATS_READY_TIMEOUT_MS = 5_000;
 const HOT_SEGMENT_SIZE_BYTES = GIB;
 const HOT_SEAL_TIMER_MS = 86_400_000;
 
-type ServerName = 'cairn' | 'ref-file' | 'ref-memory';
-const SERVER_NAMES: readonly ServerName[] = ['cairn', 'ref-file', 'ref-memory'];
 type StoreName = 'fs' | 's3';
 type CaseName = 'memory' | 'file' | 'hot' | 'cold' | 'warm';
 
@@ -155,12 +164,6 @@ interface Launched {
   startMs: number;
 }
 
-const SERVER_LABELS: Record<ServerName, string> = {
-  cairn: 'cairn (wal)',
-  'ref-file': 'reference (file)',
-  'ref-memory': 'reference (memory)',
-};
-
 function rowLabel(row: Row): string {
   return row.store === undefined ? SERVER_LABELS[row.server] : `cairn (wal, ${row.store})`;
 }
@@ -193,30 +196,21 @@ function parseOptions(args: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const integer = (flag: string, text: string, min: number, max: number): number => {
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${flag} must be a whole number from ${min} to ${max}`);
-    return value;
-  };
-  const servers = values.servers.split(',').map((name) => name.trim());
-  for (const name of servers) {
-    if (!SERVER_NAMES.includes(name as ServerName)) throw new Error(`unknown server "${name}"; choose from ${SERVER_NAMES.join(', ')}`);
-  }
   if (!S3_MODES.includes(values.s3 as S3Mode)) throw new Error(`--s3 must be one of ${S3_MODES.join(', ')}`);
   if (!READER_CLIENTS.includes(values.reader as ReaderClient)) throw new Error(`--reader must be one of ${READER_CLIENTS.join(', ')}`);
   // The hot setup must hold the whole stream unsealed: at most the largest segment size.
-  const streamBytes = integer('stream-mib', values['stream-mib'], 1, HOT_SEGMENT_SIZE_BYTES / MIB - 1) * MIB;
-  const appendBytes = integer('append-bytes', values['append-bytes'], 8, 64 * MIB);
+  const streamBytes = wholeNumberFlag('stream-mib', values['stream-mib'], 1, HOT_SEGMENT_SIZE_BYTES / MIB - 1) * MIB;
+  const appendBytes = wholeNumberFlag('append-bytes', values['append-bytes'], 8, 64 * MIB);
   if (streamBytes % appendBytes !== 0) throw new Error('--stream-mib must be a whole number of --append-bytes');
   return {
     streamBytes,
     appendBytes,
-    repeatCount: integer('repeat', values.repeat, 1, 20),
-    servers: servers as ServerName[],
+    repeatCount: wholeNumberFlag('repeat', values.repeat, 1, 20),
+    servers: parseServers(values.servers),
     s3: values.s3 as S3Mode,
-    segmentSizeBytes: integer('segment-size-bytes', values['segment-size-bytes'], 1, GIB),
-    sealIdleMs: integer('seal-idle-ms', values['seal-idle-ms'], 0, 86_400_000),
-    maxChunkBytes: values['max-chunk-bytes'] === undefined ? undefined : integer('max-chunk-bytes', values['max-chunk-bytes'], 1024, 256 * MIB),
+    segmentSizeBytes: wholeNumberFlag('segment-size-bytes', values['segment-size-bytes'], 1, GIB),
+    sealIdleMs: wholeNumberFlag('seal-idle-ms', values['seal-idle-ms'], 0, 86_400_000),
+    maxChunkBytes: values['max-chunk-bytes'] === undefined ? undefined : wholeNumberFlag('max-chunk-bytes', values['max-chunk-bytes'], 1024, 256 * MIB),
     dataRoot: values['data-root'],
     reader: values.reader as ReaderClient,
   };
@@ -265,7 +259,7 @@ async function launch(
   const running = await startServer({
     command,
     cwd: REPO_ROOT,
-    pin: machine.tasksetAvailable ? ['taskset', '-c', SERVER_CORE] : [],
+    pin: pinTo(machine, SERVER_CORE),
     readyUrl: `${baseUrl}${STREAM_PATH}-ready-probe`,
     env,
   });
@@ -287,20 +281,6 @@ async function launch(
     }
   }
   return { running, streamUrl: `${baseUrl}${STREAM_PATH}`, statsPort, startMs };
-}
-
-/** Temporary data directories still in use; removed on exit even if the run dies halfway. */
-const liveDataDirs = new Set<string>();
-
-function makeDataDir(options: Options, name: string): string {
-  const dir = mkdtempSync(join(options.dataRoot, `cairn-bench-cold-read-${name}-`));
-  liveDataDirs.add(dir);
-  return dir;
-}
-
-function removeDataDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
-  liveDataDirs.delete(dir);
 }
 
 /** Cairn's tiering counters; undefined for the reference server. */
@@ -340,7 +320,7 @@ async function measureRead(launched: Launched, options: Options, machine: Machin
     expectedBytes: options.streamBytes,
     stampIntervalBytes: options.appendBytes,
     client: options.reader,
-    pin: machine.tasksetAvailable ? ['taskset', '-c', GENERATOR_CORE] : [],
+    pin: pinTo(machine, GENERATOR_CORE),
   });
   const windowS = (performance.now() - windowStartMs) / 1000;
   const serverAfterS = launched.running.cpuSeconds();
@@ -423,7 +403,7 @@ function failRows(rows: readonly Row[], text: string): void {
 /** The reference server or Cairn's hot tail: one server for the whole run, one read per round. */
 function simpleSetup(server: ServerName, options: Options, machine: Machine, ingests: Record<string, IngestResult | undefined>): Setup {
   const row: Row = { server, case: server === 'ref-memory' ? 'memory' : server === 'ref-file' ? 'file' : 'hot', samples: [], warnings: [] };
-  const dataDir = makeDataDir(options, server);
+  const dataDir = makeDataDir(options.dataRoot, `cold-read-${server}`);
   const hotFlags = [
     '--segment-size-bytes',
     String(HOT_SEGMENT_SIZE_BYTES),
@@ -494,7 +474,7 @@ function segmentsSetup(store: StoreName, s3: BenchS3 | undefined, options: Optio
   const cold: Row = { server: 'cairn', store, case: 'cold', samples: [], warnings: [] };
   const warm: Row = { server: 'cairn', store, case: 'warm', samples: [], warnings: [] };
   const rows = [cold, warm];
-  const dataDir = makeDataDir(options, store);
+  const dataDir = makeDataDir(options.dataRoot, `cold-read-${store}`);
   const flags = [
     '--segment-size-bytes',
     String(options.segmentSizeBytes),
@@ -729,12 +709,7 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
     process.stdout.write(USAGE);
     return undefined;
   }
-  process.once('exit', () => {
-    for (const dir of liveDataDirs) rmSync(dir, { recursive: true, force: true });
-  });
-  // Ctrl-C: exit normally so the exit hooks stop the servers (bench/lib/server-process.ts) and remove the data.
-  process.once('SIGINT', () => process.exit(130));
-  process.once('SIGTERM', () => process.exit(143));
+  installInterruptCleanup();
   const machine = describeMachine(options.dataRoot);
   const wantsCairn = options.servers.includes('cairn');
   const s3From = wantsCairn ? s3Source(options.s3) : ({ kind: 'off', reason: 'cairn not selected' } as const);
@@ -746,7 +721,7 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
         `(application/octet-stream); ${options.repeatCount} reads per case, medians shown`,
       `cairn segments: ${options.segmentSizeBytes} B segments, seal idle ${options.sealIdleMs} ms, ` +
         `max chunk ${options.maxChunkBytes === undefined ? 'default' : `${options.maxChunkBytes} B`}; S3: ${s3From.kind === 'off' ? `off (${s3From.reason})` : s3From.kind}`,
-      `pinning: ${machine.tasksetAvailable ? `server on core ${SERVER_CORE}, reader on core ${GENERATOR_CORE} (taskset)` : 'none (taskset unavailable)'}`,
+      `pinning: ${describePinning(machine, 'reader')}`,
       `data dirs: ${machine.dataRoot} (${machine.dataRootFilesystem}); page cache not dropped (fs "cold" = Cairn's segment cache cold)`,
       '',
     ].join('\n'),
@@ -769,7 +744,7 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
         costs.push(s3Cost);
         try {
           s3 = await startBenchS3(s3From);
-          if (s3.tempDir !== undefined) liveDataDirs.add(s3.tempDir);
+          if (s3.tempDir !== undefined) trackDataDir(s3.tempDir);
           process.stdout.write(`S3: ${s3.description}${s3.startMs > 0 ? `, started in ${(s3.startMs / 1000).toFixed(1)} s` : ''}\n`);
           setups.push(segmentsSetup('s3', s3, options, machine, s3Cost));
         } catch (error) {

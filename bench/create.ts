@@ -34,6 +34,7 @@ import {
   withServer,
   type FlaggableCell,
   type ServerName,
+  wholeNumberFlag,
 } from './lib/bench-server.ts';
 import type { OthersCpu } from './lib/cpu.ts';
 import { describeMachine, type Machine } from './lib/machine.ts';
@@ -177,8 +178,7 @@ function parseOptions(args: string[], timestamp: string): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const connectionCount = Number(values.connections);
-  if (!Number.isInteger(connectionCount) || connectionCount < 1 || connectionCount > 10_000) throw new Error('--connections must be a whole number from 1 to 10000');
+  const connectionCount = wholeNumberFlag('connections', values.connections, 1, 10_000);
   return {
     durationS: wholeSeconds('duration-ms', values['duration-ms']),
     warmupS: wholeSeconds('warmup-ms', values['warmup-ms']),

@@ -37,6 +37,7 @@ import {
   STREAM_PATH_ROOT,
   withServer,
   type ServerName,
+  wholeNumberFlag,
 } from './lib/bench-server.ts';
 import { cpuOfOthers, snapshotAllProcessesCpu, type OthersCpu } from './lib/cpu.ts';
 import { runFanOutGenerator, type FanOutResult } from './lib/fan-out-generator.ts';
@@ -141,24 +142,19 @@ function parseOptions(args: string[], timestamp: string): Options | undefined {
     process.stdout.write(USAGE);
     return undefined;
   }
-  const integer = (flag: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < min || value > max) throw new Error(`--${flag} must be an integer from ${min} to ${max}`);
-    return value;
-  };
   const phases = values.phases.split(',').map((phase) => phase.trim());
   for (const phase of phases) if (!PHASES.includes(phase as ReaderKind)) throw new Error(`unknown phase "${phase}"; choose from ${PHASES.join(', ')}`);
   return {
-    readerCounts: { sse: integer('sse-readers', values['sse-readers'], 1), 'long-poll': integer('long-poll-readers', values['long-poll-readers'], 1) },
-    appendCount: integer('appends', values.appends, 1),
-    appendGapMs: integer('append-gap-ms', values['append-gap-ms'], 0),
-    connectConcurrency: integer('connect-concurrency', values['connect-concurrency'], 1),
-    sourceAddressCount: integer('source-addresses', values['source-addresses'], 1, 250),
+    readerCounts: { sse: wholeNumberFlag('sse-readers', values['sse-readers'], 1), 'long-poll': wholeNumberFlag('long-poll-readers', values['long-poll-readers'], 1) },
+    appendCount: wholeNumberFlag('appends', values.appends, 1),
+    appendGapMs: wholeNumberFlag('append-gap-ms', values['append-gap-ms'], 0),
+    connectConcurrency: wholeNumberFlag('connect-concurrency', values['connect-concurrency'], 1),
+    sourceAddressCount: wholeNumberFlag('source-addresses', values['source-addresses'], 1, 250),
     phases: phases as ReaderKind[],
     servers: parseServers(values.servers),
-    connectTimeoutMs: integer('connect-timeout-ms', values['connect-timeout-ms'], 1),
-    deliveryTimeoutMs: integer('delivery-timeout-ms', values['delivery-timeout-ms'], 1),
-    messageBytes: integer('message-bytes', values['message-bytes'], MESSAGE_BYTES_MIN),
+    connectTimeoutMs: wholeNumberFlag('connect-timeout-ms', values['connect-timeout-ms'], 1),
+    deliveryTimeoutMs: wholeNumberFlag('delivery-timeout-ms', values['delivery-timeout-ms'], 1),
+    messageBytes: wholeNumberFlag('message-bytes', values['message-bytes'], MESSAGE_BYTES_MIN),
     dataRoot: values['data-root'],
     cpuProfileDir: values['cpu-prof'] ? join(RESULTS_DIR, `cpuprof-${timestamp}`) : undefined,
   };

@@ -12,30 +12,22 @@
  * store in the background; above the budget it answers 503 with Retry-After, which wrk counts as
  * non-2xx (flagged, and not counted as acknowledged).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   APPEND_TABLE_NOTES,
   appendTable,
-  parseWorkloads,
+  parseAppendOptions,
   printFailures,
   ratioTo,
   runAppendCells,
-  wholeSeconds,
+  writeAppendResults,
   type AppendCell,
-  type AppendCellSettings,
-  type AppendWorkload,
 } from './append.ts';
-import { benchHeader, cellFlags, describePinning, fileTimestamp, installInterruptCleanup, parseServers, SERVER_NAMES, type ServerName } from './lib/bench-server.ts';
+import { benchHeader, cellFlags, describePinning, fileTimestamp, installInterruptCleanup } from './lib/bench-server.ts';
 import { describeMachine } from './lib/machine.ts';
 import { formatMs, formatRatio } from './lib/table.ts';
 import { checkTarget, type BenchOutcome, type TargetCheck } from './lib/targets.ts';
 import { WRK_INSTALL_HINT, wrkVersion } from './lib/wrk.ts';
 
-const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const MIB = 1024 * 1024;
 const WORKLOADS_DEFAULT = '1x4';
 const TARGET_WORKLOAD = '3. large appends, durable';
@@ -70,47 +62,9 @@ stream, 4 writers), a fresh server per cell; MB/s = 10^6 bytes/s acknowledged. A
 Each cell writes up to ~2 GB into its temporary data directory (deleted after the cell). See bench/README.md.
 `;
 
-interface Options {
-  servers: ServerName[];
-  workloads: AppendWorkload[];
-  settings: AppendCellSettings;
-}
-
-function parseOptions(args: string[], timestamp: string): Options | undefined {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    options: {
-      'duration-ms': { type: 'string', default: '4000' },
-      'warmup-ms': { type: 'string', default: '1000' },
-      servers: { type: 'string', default: SERVER_NAMES.join(',') },
-      workloads: { type: 'string', default: WORKLOADS_DEFAULT },
-      'body-bytes': { type: 'string', default: String(MIB) },
-      'data-root': { type: 'string', default: tmpdir() },
-      'cpu-prof': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) return undefined;
-  const bodyBytes = Number(values['body-bytes']);
-  if (!Number.isInteger(bodyBytes) || bodyBytes < 1) throw new Error('--body-bytes must be a positive integer');
-  return {
-    servers: parseServers(values.servers),
-    workloads: parseWorkloads(values.workloads),
-    settings: {
-      durationS: wholeSeconds('duration-ms', values['duration-ms']),
-      warmupS: wholeSeconds('warmup-ms', values['warmup-ms']),
-      bodyBytes,
-      dataRoot: values['data-root'],
-      cpuProfileDir: values['cpu-prof'] ? join(RESULTS_DIR, `cpuprof-${timestamp}`) : undefined,
-      profilePrefix: 'cairn-large-append',
-    },
-  };
-}
-
 export async function main(args: string[]): Promise<BenchOutcome | undefined> {
   const timestamp = fileTimestamp();
-  const options = parseOptions(args, timestamp);
+  const options = parseAppendOptions(args, timestamp, { durationMs: 4000, workloads: WORKLOADS_DEFAULT, bodyBytes: MIB, profilePrefix: 'cairn-large-append' });
   if (options === undefined) {
     process.stdout.write(USAGE);
     return undefined;
@@ -141,12 +95,7 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
       `(sealing fell behind); it is flagged as non-2xx and not counted.\n${APPEND_TABLE_NOTES}`,
   );
 
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const resultsPath = join(RESULTS_DIR, `large-append-${timestamp}.json`);
-  const { cpuProfileDir, ...config } = settings;
-  writeFileSync(resultsPath, `${JSON.stringify({ machine, wrk, config: { ...config, servers: options.servers, workloads: options.workloads }, cells }, null, 2)}\n`);
-  process.stdout.write(`raw results: ${resultsPath}\n`);
-  if (cpuProfileDir !== undefined) process.stdout.write(`cairn CPU profiles: ${cpuProfileDir}\n`);
+  const resultsPath = writeAppendResults('large-append', timestamp, machine, wrk, options, cells);
   if (failed) process.exitCode = 1;
   return { resultsPath, targets: targetChecks(cells) };
 }

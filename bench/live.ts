@@ -33,6 +33,7 @@ import {
   STREAM_PATH_ROOT,
   withServer,
   type ServerName,
+  wholeNumberFlag,
 } from './lib/bench-server.ts';
 import { cpuOfOthers, snapshotAllProcessesCpu, type OthersCpu } from './lib/cpu.ts';
 import type { LatencySummary } from './lib/latency-summary.ts';
@@ -113,18 +114,13 @@ function parseOptions(args: string[], timestamp: string): Options | undefined {
     process.stdout.write(USAGE);
     return undefined;
   }
-  const integer = (flag: string, text: string, min: number) => {
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${flag} must be an integer >= ${min}`);
-    return value;
-  };
   const options: Options = {
-    durationMs: integer('duration-ms', values['duration-ms'], 1),
-    warmupMs: integer('warmup-ms', values['warmup-ms'], 0),
-    intervalMs: integer('interval-ms', values['interval-ms'], 1),
-    longPollReaderCount: integer('long-poll-readers', values['long-poll-readers'], 0),
-    sseReaderCount: integer('sse-readers', values['sse-readers'], 0),
-    messageBytes: integer('message-bytes', values['message-bytes'], MESSAGE_BYTES_MIN),
+    durationMs: wholeNumberFlag('duration-ms', values['duration-ms'], 1),
+    warmupMs: wholeNumberFlag('warmup-ms', values['warmup-ms'], 0),
+    intervalMs: wholeNumberFlag('interval-ms', values['interval-ms'], 1),
+    longPollReaderCount: wholeNumberFlag('long-poll-readers', values['long-poll-readers'], 0),
+    sseReaderCount: wholeNumberFlag('sse-readers', values['sse-readers'], 0),
+    messageBytes: wholeNumberFlag('message-bytes', values['message-bytes'], MESSAGE_BYTES_MIN),
     servers: parseServers(values.servers),
     dataRoot: values['data-root'],
     cpuProfileDir: values['cpu-prof'] ? join(RESULTS_DIR, `cpuprof-${timestamp}`) : undefined,

@@ -37,6 +37,7 @@ import {
   withServer,
   type FlaggableCell,
   type ServerName,
+  wholeNumberFlag,
 } from './lib/bench-server.ts';
 import { runForResultLine } from './lib/child-result.ts';
 import { describeMachine, type Machine } from './lib/machine.ts';
@@ -291,11 +292,7 @@ function parseOptions(args: string[], timestamp: string): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const integer = (flag: string, min: number, max: number): number => {
-    const value = Number(values[flag as keyof typeof values]);
-    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${flag} must be a whole number from ${min} to ${max}`);
-    return value;
-  };
+  const integer = (flag: string, min: number, max: number): number => wholeNumberFlag(flag, String(values[flag as keyof typeof values]), min, max);
   return {
     durationMs: integer('duration-ms', 1, 600_000),
     warmupMs: integer('warmup-ms', 0, 600_000),

@@ -29,14 +29,18 @@ import {
   describePinning,
   fileTimestamp,
   GENERATOR_CORE,
+  installInterruptCleanup,
+  makeDataDir,
   OTHER_CPU_BUSY_PERCENT,
   parseServers,
   pinTo,
+  removeDataDir,
   SERVER_CORE,
   SERVER_LABELS,
   type ServerName,
+  wholeNumberFlag,
 } from './lib/bench-server.ts';
-import { crash, installRestartCleanup, launch, makeDataDir, removeDataDir, stopTimed, type CairnRecoveryLog, type Launched } from './lib/restart.ts';
+import { crash, launch, stopTimed, type CairnRecoveryLog, type Launched } from './lib/restart.ts';
 import { checkTarget, type BenchOutcome, type TargetCheck } from './lib/targets.ts';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
@@ -122,19 +126,14 @@ function parseOptions(args: string[], timestamp: string): Options | undefined {
     process.stdout.write(usage());
     return undefined;
   }
-  const integer = (flag: string, text: string, min: number, max: number): number => {
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${flag} must be a whole number from ${min} to ${max}`);
-    return value;
-  };
   const servers = parseServers(values.servers);
   for (const name of servers) {
     if (name === 'ref-memory') throw new Error('ref-memory cannot restart with its data; choose from cairn, ref-file');
   }
-  const walBytes = integer('wal-mib', values['wal-mib'], 1, 64 * 1024) * MIB;
-  const streamCount = integer('streams', values.streams, 1, 10_000);
+  const walBytes = wholeNumberFlag('wal-mib', values['wal-mib'], 1, 64 * 1024) * MIB;
+  const streamCount = wholeNumberFlag('streams', values.streams, 1, 10_000);
   // The catch-up reader checks an 8-byte stamp per append.
-  const appendBytes = integer('append-bytes', values['append-bytes'], 8, 64 * MIB);
+  const appendBytes = wholeNumberFlag('append-bytes', values['append-bytes'], 8, 64 * MIB);
   const streamBytes = walBytes / streamCount;
   if (!Number.isInteger(streamBytes) || streamBytes % appendBytes !== 0) {
     throw new Error('--wal-mib must split into --streams equal streams of whole --append-bytes appends');
@@ -145,8 +144,8 @@ function parseOptions(args: string[], timestamp: string): Options | undefined {
     streamCount,
     appendBytes,
     servers: servers as RecoveryServer[],
-    ingestTimeoutMs: integer('ingest-timeout-ms', values['ingest-timeout-ms'], 1000, 3_600_000),
-    restartTimeoutMs: integer('restart-timeout-ms', values['restart-timeout-ms'], 1000, 3_600_000),
+    ingestTimeoutMs: wholeNumberFlag('ingest-timeout-ms', values['ingest-timeout-ms'], 1000, 3_600_000),
+    restartTimeoutMs: wholeNumberFlag('restart-timeout-ms', values['restart-timeout-ms'], 1000, 3_600_000),
     dataRoot: values['data-root'],
     cpuProfileDir: values['cpu-prof'] ? join(RESULTS_DIR, `cpuprof-recovery-${timestamp}`) : undefined,
   };
@@ -460,7 +459,7 @@ export async function main(args: string[]): Promise<BenchOutcome> {
   const timestamp = fileTimestamp();
   const options = parseOptions(args, timestamp);
   if (options === undefined) return { resultsPath: '', targets: [] };
-  installRestartCleanup();
+  installInterruptCleanup();
   const machine = describeMachine(options.dataRoot);
   process.stdout.write(
     [

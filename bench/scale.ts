@@ -32,16 +32,20 @@ import {
   describePinning,
   fileTimestamp,
   GENERATOR_CORE,
+  installInterruptCleanup,
+  makeDataDir,
   GENERATOR_SATURATED_PERCENT,
   OTHER_CPU_BUSY_PERCENT,
   parseServers,
   pinTo,
+  removeDataDir,
   SERVER_CORE,
   SERVER_LABELS,
   SERVER_NAMES,
   type ServerName,
+  wholeNumberFlag,
 } from './lib/bench-server.ts';
-import { crash, installRestartCleanup, launch, makeDataDir, removeDataDir, stopTimed, type CairnRecoveryLog, type Launched } from './lib/restart.ts';
+import { crash, launch, stopTimed, type CairnRecoveryLog, type Launched } from './lib/restart.ts';
 import { checkTarget, type BenchOutcome, type TargetCheck } from './lib/targets.ts';
 import { runWrk, WRK_INSTALL_HINT, wrkVersion, type WrkResult } from './lib/wrk.ts';
 
@@ -148,21 +152,16 @@ function parseOptions(args: string[], timestamp: string): Options | undefined {
     process.stdout.write(usage());
     return undefined;
   }
-  const integer = (flag: string, text: string, min: number, max: number): number => {
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${flag} must be a whole number from ${min} to ${max}`);
-    return value;
-  };
   return {
-    streamCount: integer('streams', values.streams, 1, 100_000_000),
+    streamCount: wholeNumberFlag('streams', values.streams, 1, 100_000_000),
     servers: parseServers(values.servers),
-    connectionCount: integer('connections', values.connections, 1, 10_000),
-    bodyBytes: integer('body-bytes', values['body-bytes'], BODY_BYTES_MIN, MIB),
-    createTimeoutMs: integer('create-timeout-ms', values['create-timeout-ms'], 1000, 3_600_000),
-    refCreateTimeoutMs: integer('ref-create-timeout-ms', values['ref-create-timeout-ms'], 1000, 3_600_000),
-    sealWaitMs: integer('seal-wait-ms', values['seal-wait-ms'], 0, 3_600_000),
-    restartTimeoutMs: integer('restart-timeout-ms', values['restart-timeout-ms'], 1000, 3_600_000),
-    verifyCount: integer('verify-count', values['verify-count'], 0, 1_000_000),
+    connectionCount: wholeNumberFlag('connections', values.connections, 1, 10_000),
+    bodyBytes: wholeNumberFlag('body-bytes', values['body-bytes'], BODY_BYTES_MIN, MIB),
+    createTimeoutMs: wholeNumberFlag('create-timeout-ms', values['create-timeout-ms'], 1000, 3_600_000),
+    refCreateTimeoutMs: wholeNumberFlag('ref-create-timeout-ms', values['ref-create-timeout-ms'], 1000, 3_600_000),
+    sealWaitMs: wholeNumberFlag('seal-wait-ms', values['seal-wait-ms'], 0, 3_600_000),
+    restartTimeoutMs: wholeNumberFlag('restart-timeout-ms', values['restart-timeout-ms'], 1000, 3_600_000),
+    verifyCount: wholeNumberFlag('verify-count', values['verify-count'], 0, 1_000_000),
     crashRestart: !values['no-crash'],
     dataRoot: values['data-root'],
     cpuProfileDir: values['cpu-prof'] ? join(RESULTS_DIR, `cpuprof-scale-${timestamp}`) : undefined,
@@ -647,7 +646,7 @@ export async function main(args: string[]): Promise<BenchOutcome> {
   if (options === undefined) return { resultsPath: '', targets: [] };
   const wrk = wrkVersion();
   if (wrk === undefined) throw new Error(WRK_INSTALL_HINT);
-  installRestartCleanup();
+  installInterruptCleanup();
   const machine = describeMachine(options.dataRoot);
   process.stdout.write(
     [

@@ -42,6 +42,15 @@ export function parseServers(text: string): ServerName[] {
   return names as ServerName[];
 }
 
+/** `--<flag>`'s value `text` as a whole number in `[min, max]`; throws a message naming the flag otherwise. */
+export function wholeNumberFlag(flag: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new Error(max === Number.MAX_SAFE_INTEGER ? `--${flag} must be a whole number >= ${min}` : `--${flag} must be a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
 /** `taskset -c <core>` when pinning works on this machine, else nothing. */
 export function pinTo(machine: Machine, core: string): string[] {
   return machine.tasksetAvailable ? ['taskset', '-c', core] : [];
@@ -126,8 +135,9 @@ function removeLeftoversOnExit(): void {
 
 /**
  * Makes Ctrl-C / SIGTERM exit through `process.exit`, so the exit hooks stop the servers (here
- * and in bench/lib/server-process.ts) and remove the data directories of cells still running.
- * Call once from a benchmark's `main`; later calls do nothing.
+ * and in bench/lib/server-process.ts) and remove the data directories still in use (made by
+ * {@link makeDataDir} or passed to {@link trackDataDir}). Call once from a benchmark's `main`;
+ * later calls do nothing.
  */
 export function installInterruptCleanup(): void {
   if (interruptHooksInstalled) return;
@@ -135,6 +145,34 @@ export function installInterruptCleanup(): void {
   process.once('exit', removeLeftoversOnExit);
   process.once('SIGINT', () => process.exit(130));
   process.once('SIGTERM', () => process.exit(143));
+}
+
+/** A fresh temporary directory `<dataRoot>/cairn-bench-<name>-XXXXXX`, removed on exit if still there. */
+export function makeDataDir(dataRoot: string, name: string): string {
+  return trackDataDir(mkdtempSync(join(dataRoot, `cairn-bench-${name}-`)));
+}
+
+/** Removes `dir` on exit unless {@link removeDataDir} did first; returns `dir`. */
+export function trackDataDir(dir: string): string {
+  liveDataDirs.add(dir);
+  return dir;
+}
+
+/** Removes a directory from {@link makeDataDir}; returns how long that took, in ms (millions of files take a while). */
+export function removeDataDir(dir: string): number {
+  const startedMs = performance.now();
+  rmSync(dir, { recursive: true, force: true });
+  liveDataDirs.delete(dir);
+  return performance.now() - startedMs;
+}
+
+/** A server process to SIGKILL on exit (before its data directory is removed) until {@link untrackServerPid}. */
+export function trackServerPid(pid: number): void {
+  liveServerPids.add(pid);
+}
+
+export function untrackServerPid(pid: number): void {
+  liveServerPids.delete(pid);
 }
 
 /** What a cell's body gets: the server's base URL (`http://127.0.0.1:<port>`) and its process. */
@@ -163,8 +201,7 @@ export async function withServer<T>(
   settings: ServerSettings,
   use: (handle: ServerHandle) => Promise<T>,
 ): Promise<ServerOutcome<T>> {
-  const dataDir = mkdtempSync(join(settings.dataRoot, `cairn-bench-${server}-`));
-  liveDataDirs.add(dataDir);
+  const dataDir = makeDataDir(settings.dataRoot, server);
   const outcome: ServerOutcome<T> = {};
   let running: RunningServer | undefined;
   try {
@@ -176,7 +213,7 @@ export async function withServer<T>(
       pin: pinTo(machine, SERVER_CORE),
       readyUrl: `${baseUrl}${STREAM_PATH_ROOT}ready-probe`,
     });
-    liveServerPids.add(running.pid);
+    trackServerPid(running.pid);
     outcome.value = await use({ baseUrl, running });
     if (running.exitedEarly()) outcome.failure = `server exited during the run:\n${running.outputTail()}`;
   } catch (error) {
@@ -185,10 +222,9 @@ export async function withServer<T>(
   } finally {
     if (running !== undefined) {
       outcome.serverExit = await running.stop();
-      liveServerPids.delete(running.pid);
+      untrackServerPid(running.pid);
     }
-    rmSync(dataDir, { recursive: true, force: true });
-    liveDataDirs.delete(dataDir);
+    removeDataDir(dataDir);
   }
   return outcome;
 }

@@ -20,6 +20,7 @@ import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promi
 import { parseArgs } from 'node:util';
 import { DurableStream, IdempotentProducer } from '@durable-streams/client';
 import { cpuOfOthers, processCpuSeconds, snapshotAllProcessesCpu, type CpuSnapshot, type OthersCpu } from './cpu.ts';
+import { wholeNumberFlag } from './bench-server.ts';
 
 /** Messages appended between two checks of the clock and of the in-flight limit. */
 const APPEND_SLICE_COUNT = 256;
@@ -57,11 +58,6 @@ export interface ProducerLoadResult {
   otherCpuTop: OthersCpu['top'];
 }
 
-function positiveInteger(flag: string, text: string, min = 1): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min) throw new Error(`--${flag} must be a whole number >= ${min}`);
-  return value;
-}
 
 /** `JSON.stringify({ p, i, pad })` exactly `messageBytes` long; the padding depends only on the digits of i. */
 function messageMaker(producer: number, messageBytes: number): (index: number) => string {
@@ -96,14 +92,14 @@ async function run(argv: string[]): Promise<ProducerLoadResult> {
     },
   });
   if (values.url === undefined) throw new Error('--url is required');
-  const serverPid = positiveInteger('server-pid', values['server-pid'] ?? '');
-  const producerCount = positiveInteger('producers', values.producers);
-  const messageBytes = positiveInteger('message-bytes', values['message-bytes'], 2);
-  const warmupMs = positiveInteger('warmup-ms', values['warmup-ms'], 0);
-  const durationMs = positiveInteger('duration-ms', values['duration-ms']);
-  const lingerMs = positiveInteger('linger-ms', values['linger-ms'], 0);
-  const maxBatchBytes = positiveInteger('max-batch-bytes', values['max-batch-bytes']);
-  const maxInFlight = positiveInteger('max-in-flight', values['max-in-flight']);
+  const serverPid = wholeNumberFlag('server-pid', values['server-pid'] ?? '', 1);
+  const producerCount = wholeNumberFlag('producers', values.producers, 1);
+  const messageBytes = wholeNumberFlag('message-bytes', values['message-bytes'], 2);
+  const warmupMs = wholeNumberFlag('warmup-ms', values['warmup-ms'], 0);
+  const durationMs = wholeNumberFlag('duration-ms', values['duration-ms'], 1);
+  const lingerMs = wholeNumberFlag('linger-ms', values['linger-ms'], 0);
+  const maxBatchBytes = wholeNumberFlag('max-batch-bytes', values['max-batch-bytes'], 1);
+  const maxInFlight = wholeNumberFlag('max-in-flight', values['max-in-flight'], 1);
 
   let windowOpen = false;
   let ackedCount = 0;

@@ -6,11 +6,9 @@
  * server core when taskset works; restarts are timed from spawn until the server answers HTTP.
  * Servers are stopped by PID only, and an interrupted run kills them before removing their data.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { pinTo, SERVER_CORE, type ServerName } from './bench-server.ts';
+import { pinTo, SERVER_CORE, trackServerPid, untrackServerPid, type ServerName } from './bench-server.ts';
 import { fetchCairnStats } from './cairn-stats.ts';
 import type { Machine } from './machine.ts';
 import { freePort, startServer, type RunningServer } from './server-process.ts';
@@ -21,65 +19,6 @@ const STATS_READY_TIMEOUT_MS = 5_000;
 /** How long a graceful stop may take before the server is killed; an exit 0 within it writes a --cpu-prof profile. */
 const STOP_GRACE_MS = 60_000;
 const STOP_POLL_MS = 20;
-/** Removing a directory a just-killed server may still be writing into: attempts and pause between them. */
-const EXIT_REMOVE_ATTEMPTS = 5;
-const EXIT_REMOVE_PAUSE_MS = 50;
-
-const liveServerPids = new Set<number>();
-const liveDataDirs = new Set<string>();
-let cleanupInstalled = false;
-
-/** Kills the servers still running, then removes the data directories still in use (an 'exit' hook: synchronous only). */
-function removeLeftoversOnExit(): void {
-  // Kill first: a live server (its sealer) would re-create files while the directory is removed.
-  for (const pid of liveServerPids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (const dir of liveDataDirs) {
-    for (let attempt = 0; attempt < EXIT_REMOVE_ATTEMPTS && existsSync(dir); attempt++) {
-      if (attempt > 0) Atomics.wait(pause, 0, 0, EXIT_REMOVE_PAUSE_MS);
-      try {
-        rmSync(dir, { recursive: true, force: true });
-      } catch {
-        // a dying server created a file meanwhile: try again
-      }
-    }
-  }
-}
-
-/**
- * Makes Ctrl-C / SIGTERM exit through `process.exit`, whose hook kills the servers started by
- * {@link launch} and removes the directories made by {@link makeDataDir}. Call from a benchmark's
- * `main`; later calls do nothing.
- */
-export function installRestartCleanup(): void {
-  if (cleanupInstalled) return;
-  cleanupInstalled = true;
-  process.once('exit', removeLeftoversOnExit);
-  process.once('SIGINT', () => process.exit(130));
-  process.once('SIGTERM', () => process.exit(143));
-}
-
-/** A fresh temporary directory `<dataRoot>/cairn-bench-<name>-XXXXXX`, removed on exit if still there. */
-export function makeDataDir(dataRoot: string, name: string): string {
-  const dir = mkdtempSync(join(dataRoot, `cairn-bench-${name}-`));
-  liveDataDirs.add(dir);
-  return dir;
-}
-
-/** Removes a directory from {@link makeDataDir}; resolves with how long that took, in ms (millions of files take a while). */
-export function removeDataDir(dir: string): number {
-  const startedMs = performance.now();
-  rmSync(dir, { recursive: true, force: true });
-  liveDataDirs.delete(dir);
-  return performance.now() - startedMs;
-}
-
 export interface LaunchOptions {
   server: ServerName;
   /** Data directory (ignored by ref-memory). */
@@ -187,7 +126,7 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     readyTimeoutMs: options.readyTimeoutMs,
   });
   const startMs = performance.now() - startedMs;
-  liveServerPids.add(running.pid);
+  trackServerPid(running.pid);
   const launched: Launched = { server: options.server, running, baseUrl, statsPort, startMs };
   if (statsPort !== undefined) {
     const deadline = performance.now() + STATS_READY_TIMEOUT_MS;
@@ -219,7 +158,7 @@ export async function crash(launched: Launched): Promise<string> {
   // The child is not reaped before its exit event, so its PID cannot have been reused; stop() then
   // only waits for that event.
   const exit = await launched.running.stop();
-  liveServerPids.delete(launched.running.pid);
+  untrackServerPid(launched.running.pid);
   return exit;
 }
 
@@ -242,6 +181,6 @@ export async function stopTimed(launched: Launched, graceMs = STOP_GRACE_MS): Pr
     while (!running.exitedEarly() && performance.now() - startedMs < graceMs) await sleep(STOP_POLL_MS);
   }
   const exit = await running.stop();
-  liveServerPids.delete(running.pid);
+  untrackServerPid(running.pid);
   return { stopMs: performance.now() - startedMs, exit };
 }
