@@ -95,6 +95,36 @@ describe('--appends-per-second-max', () => {
   });
 });
 
+describe('--trust-proxy', () => {
+  const appendAs = (url: string, forwardedFor: string) =>
+    appendUntilRefused(url, { 'x-forwarded-for': forwardedFor }, 1000).then(({ refused }) => refused.status);
+
+  test('behind a trusted proxy, X-Forwarded-For is the client: each forwarded client has its own budget', async () => {
+    const server = await start({ appendsPerSecondMax: 3, trustProxy: ['127.0.0.1'] });
+    const url = `${server.url}/v1/stream/proxied`;
+    expect((await fetch(url, { method: 'PUT', headers: text })).status).toBe(201);
+    expect(await appendAs(url, '203.0.113.1')).toBe(429);
+    const other = await fetch(url, { method: 'POST', headers: { ...text, 'x-forwarded-for': '203.0.113.2' }, body: 'x' });
+    expect(other.status).toBe(204);
+  });
+
+  test('without it, X-Forwarded-For is ignored (a client cannot pick its own key)', async () => {
+    const server = await start({ appendsPerSecondMax: 3 });
+    const url = `${server.url}/v1/stream/direct`;
+    expect((await fetch(url, { method: 'PUT', headers: text })).status).toBe(201);
+    expect(await appendAs(url, '203.0.113.1')).toBe(429);
+    // Ten more, each claiming another client: if the header were the key, all ten would pass. One
+    // key allows 3 per second, so all ten would need over 3 s of requests (this takes milliseconds).
+    let accepted = 0;
+    for (let i = 2; i < 12; i++) {
+      const spoofed = await fetch(url, { method: 'POST', headers: { ...text, 'x-forwarded-for': `203.0.113.${i}` }, body: 'x' });
+      if (spoofed.status === 204) accepted++;
+      else expect(spoofed.status).toBe(429);
+    }
+    expect(accepted).toBeLessThan(10);
+  });
+});
+
 describe('SSE and the socket inactivity timeout', () => {
   test('an SSE reader waiting longer than --body-timeout-ms stays connected and gets the next append', async () => {
     const server = await start({ bodyTimeoutMs: 300 });
