@@ -10,7 +10,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import { Authenticator } from '../../src/auth/authenticator.ts';
 import { checkGrants } from '../../src/auth/grants.ts';
 import { JwtRejectedError, JwtVerifier } from '../../src/auth/jwt.ts';
-import { UnauthorizedError } from '../../src/protocol/errors.ts';
+import { ServiceUnavailableError, UnauthorizedError } from '../../src/protocol/errors.ts';
 
 const SECRET = 'a-test-secret-of-at-least-32-bytes!!';
 const NOW_MS = Date.UTC(2026, 10, 21, 12, 0, 0);
@@ -127,6 +127,20 @@ describe('Authenticator header handling', () => {
     expect((unknown as UnauthorizedError).headers['www-authenticate']).toBe('Bearer realm="cairn", error="invalid_token"');
     const ok = await authenticator.authenticate(`bearer ${await hs256({ sub: 'u', exp: nowS + 5, cairn: { grants } })}`);
     expect(ok.key).toBe('jwt:|u');
+  });
+
+  test('a JWKS that cannot be fetched is 503 (not the token\'s fault), not 401', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve())); // nothing listens there now
+    const authenticator = await Authenticator.open({ authJwksUrl: `http://127.0.0.1:${port}/jwks.json` }, clock);
+    if (authenticator === undefined) throw new Error('auth should be on');
+    const { privateKey } = await generateKeyPair('ES256');
+    const token = await new SignJWT({ sub: 's' }).setProtectedHeader({ alg: 'ES256', kid: 'k' }).sign(privateKey);
+    const failure = await authenticator.authenticate(`Bearer ${token}`).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ServiceUnavailableError);
+    expect((failure as ServiceUnavailableError).headers['retry-after']).toBe('1');
   });
 
   test('auth is off when nothing is configured', async () => {
