@@ -82,9 +82,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
     bodyLimit: context.limits.maxAppendBytes,
     // Stream paths may be long; Fastify's default of 100 characters per parameter is too small.
-    // Percent-encoding triples a path's length at most, so every path up to the limit is routed
-    // (and longer ones reach the route and get its 400, not a 404).
-    routerOptions: { maxParamLength: Math.max(4096, 3 * context.limits.maxStreamPathBytes + 64) },
+    routerOptions: { maxParamLength: 4096 },
     ...(options.nodeServer === undefined ? {} : { serverFactory: nodeServerFactory(options.nodeServer) }),
     ...(options.trustProxy === undefined || options.trustProxy.length === 0 ? {} : { trustProxy: options.trustProxy }),
     // Quiet on hot paths: no per-request log lines (errors are still logged by the error handler).
