@@ -186,11 +186,13 @@ export const HEADERS_TIMEOUT_MS_DEFAULT = 20_000;
 export const REQUEST_TIMEOUT_MS_DEFAULT = 300_000;
 
 /**
- * Longest silence on a socket while a request is in progress (no byte received or sent): 30 s.
- * Stops slow-body clients (a body trickled byte by byte) and readers that stop reading; live
- * reads are exempt while they wait for data (their own timeouts end them).
+ * Longest silence on a socket while a request is in progress (no byte received or sent): 60 s.
+ * Stops slow-body clients (a body stalled mid-way) and readers that stop reading; live reads are
+ * exempt while they wait for data (their own timeouts end them). 60 s is twice the object store's
+ * retry budget (30 s), so a cold read or fork waiting on a retrying store gets its answer
+ * instead of a cut connection.
  */
-export const BODY_TIMEOUT_MS_DEFAULT = 30_000;
+export const BODY_TIMEOUT_MS_DEFAULT = 60_000;
 
 /**
  * Keep-alive idle time between requests: 72 s, longer than the 60 s idle timeout of common load
