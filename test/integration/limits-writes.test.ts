@@ -125,6 +125,25 @@ describe('--trust-proxy', () => {
   });
 });
 
+describe('--live-readers-max (the total)', () => {
+  test('past the total a live read gets 503 with Retry-After, whatever the client', async () => {
+    const server = await start({ liveReadersMax: 1 });
+    const url = `${server.url}/v1/stream/live-total`;
+    expect((await fetch(url, { method: 'PUT', headers: text })).status).toBe(201);
+    const holder = new AbortController();
+    const first = await fetch(`${url}?offset=now&live=sse`, { signal: holder.signal });
+    expect(first.status).toBe(200);
+    // The SSE reader counts while it waits; wait until its first control event was written.
+    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    const second = await fetch(`${url}?offset=now&live=long-poll`);
+    expect(second.status).toBe(503);
+    expect(second.headers.get('retry-after')).toBe('1');
+    expect(await second.text()).toMatch(/too many live readers/);
+    holder.abort();
+  });
+});
+
 describe('SSE and the socket inactivity timeout', () => {
   test('an SSE reader waiting longer than --body-timeout-ms stays connected and gets the next append', async () => {
     const server = await start({ bodyTimeoutMs: 300 });
