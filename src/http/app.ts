@@ -1,6 +1,7 @@
 /**
  * The Fastify application: body parsing, CORS and browser security headers, the stream routes
- * (one file per protocol operation under ./routes), and the error mapping.
+ * (one file per protocol operation under ./routes), and the error mapping; when configured, the
+ * access check (src/auth), the per-client write rate and the node:http limits (./node-server.ts).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
