@@ -9,7 +9,23 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { seededRandom, systemClock, type Clock, type RandomSource } from './clock.ts';
-import { CHECKPOINT_CHECK_INTERVAL_MS, EXPIRY_REAP_INTERVAL_MS, SEAL_UPLOADS_MAX } from './config/limits.ts';
+import {
+  BODY_TIMEOUT_MS_DEFAULT,
+  CHECKPOINT_CHECK_INTERVAL_MS,
+  EXPIRY_REAP_INTERVAL_MS,
+  HEADER_BYTES_MAX_DEFAULT,
+  HEADERS_TIMEOUT_MS_DEFAULT,
+  IDLE_TIMEOUT_MS_DEFAULT,
+  JSON_DEPTH_MAX_DEFAULT,
+  LIVE_READERS_PER_CLIENT_MAX_DEFAULT,
+  REQUEST_TIMEOUT_MS_DEFAULT,
+  SEAL_UPLOADS_MAX,
+  STREAM_PATH_BYTES_MAX_DEFAULT,
+  STREAMS_MAX_DEFAULT,
+} from './config/limits.ts';
+import { authConfigured, Authenticator } from './auth/authenticator.ts';
+import { TokensFileError } from './auth/tokens-file.ts';
+import { LiveClients } from './http/live-clients.ts';
 import type { ServeConfig } from './config/serve-config.ts';
 import { buildApp } from './http/app.ts';
 import { LiveReaders } from './http/live-readers.ts';
@@ -101,10 +117,38 @@ async function openBaseStore(config: ServeConfig): Promise<ObjectStore> {
   });
 }
 
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1, `localhost`. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(bare);
+}
+
+/**
+ * Refuses a configuration that would serve the network without access control (README
+ * "Authentication"). @throws StartupError
+ */
+function checkExposure(config: ServeConfig): void {
+  if (authConfigured(config) || isLoopbackHost(config.host) || config.allowUnauthenticated === true) return;
+  throw new StartupError(
+    `refusing to listen on ${config.host} without authentication: anyone who can reach it could create, read and delete streams. ` +
+      'Configure --auth-tokens-file, --auth-jwt-secret or --auth-jwks-url, listen on 127.0.0.1, ' +
+      'or pass --allow-unauthenticated (CAIRN_ALLOW_UNAUTHENTICATED=true) if something in front of Cairn controls access.',
+  );
+}
+
 export async function startServer(config: ServeConfig, options: StartOptions = {}): Promise<RunningServer> {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? seededRandom(Date.now());
   const logger = options.logger ?? pino({ level: config.logLevel });
+  checkExposure(config);
+  const authenticator = await Authenticator.open(config, clock).catch((error: unknown) => {
+    throw error instanceof TokensFileError ? new StartupError(error.message, { cause: error }) : error;
+  });
+  const headersTimeoutMs = config.headersTimeoutMs ?? HEADERS_TIMEOUT_MS_DEFAULT;
+  const requestTimeoutMs = config.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new StartupError(`--headers-timeout-ms (${headersTimeoutMs}) must not exceed --request-timeout-ms (${requestTimeoutMs})`);
+  }
 
   const startedMs = performance.now();
   const metered = new MeteredObjectStore(options.objectStore ?? (await openBaseStore(config)), { clock });
@@ -186,14 +230,30 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       clock,
       random,
       live,
+      liveClients: new LiveClients(config.liveReadersPerIpMax ?? LIVE_READERS_PER_CLIENT_MAX_DEFAULT),
+      authEnabled: authenticator !== undefined,
       limits: {
         maxAppendBytes: config.maxAppendBytes,
         maxChunkBytes: config.maxChunkBytes,
         longPollTimeoutMs: config.longPollTimeoutMs,
         sseReconnectMs: config.sseReconnectMs,
+        maxStreamPathBytes: config.maxStreamPathBytes ?? STREAM_PATH_BYTES_MAX_DEFAULT,
+        maxJsonDepth: config.maxJsonDepth ?? JSON_DEPTH_MAX_DEFAULT,
+        streamsMax: config.streamsMax ?? STREAMS_MAX_DEFAULT,
       },
     },
     logger,
+    authenticator,
+    corsOrigins: config.corsOrigins,
+    trustProxy: config.trustProxy,
+    appendsPerSecondMax: config.appendsPerSecondMax,
+    nodeServer: {
+      maxHeaderBytes: config.maxHeaderBytes ?? HEADER_BYTES_MAX_DEFAULT,
+      headersTimeoutMs,
+      requestTimeoutMs,
+      bodyTimeoutMs: config.bodyTimeoutMs ?? BODY_TIMEOUT_MS_DEFAULT,
+      idleTimeoutMs: config.idleTimeoutMs ?? IDLE_TIMEOUT_MS_DEFAULT,
+    },
   });
 
   const reaper = setInterval(() => registry.reapExpired(), EXPIRY_REAP_INTERVAL_MS);
@@ -216,7 +276,14 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
 
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info(
-    { url: address, dataDir: config.dataDir, durability: config.durability, objectStore: store.description, nodeId: naming.nodeId },
+    {
+      url: address,
+      dataDir: config.dataDir,
+      durability: config.durability,
+      objectStore: store.description,
+      nodeId: naming.nodeId,
+      auth: authenticator === undefined ? 'off' : 'on',
+    },
     'cairn listening',
   );
 

@@ -1,8 +1,19 @@
 /**
  * `cairn serve`: flags, their `CAIRN_*` environment twins, validation, and signal handling.
  */
+import { isIP } from 'node:net';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
+  APPENDS_PER_SECOND_MAX_DEFAULT,
+  BODY_TIMEOUT_MS_DEFAULT,
+  HEADER_BYTES_MAX_DEFAULT,
+  HEADERS_TIMEOUT_MS_DEFAULT,
+  IDLE_TIMEOUT_MS_DEFAULT,
+  JSON_DEPTH_MAX_DEFAULT,
+  LIVE_READERS_PER_CLIENT_MAX_DEFAULT,
+  REQUEST_TIMEOUT_MS_DEFAULT,
+  STREAM_PATH_BYTES_MAX_DEFAULT,
+  STREAMS_MAX_DEFAULT,
   CHECKPOINT_WAL_BYTES_DEFAULT,
   HOT_TAIL_BUDGET_BYTES_DEFAULT,
   LIVE_READERS_MAX_DEFAULT,
@@ -28,6 +39,49 @@ export function integer(min: number, max: number) {
     if (value < min || value > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got ${value}`);
     return value;
   };
+}
+
+/** `*` or a comma-separated list of origins (`https://app.example.com`). */
+export function corsOrigins(text: string): '*' | string[] {
+  if (text.trim() === '*') return '*';
+  const origins = text.split(',').map((origin) => origin.trim()).filter((origin) => origin.length > 0);
+  if (origins.length === 0) throw new InvalidArgumentError('expected * or a comma-separated list of origins');
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || parsed.origin !== origin) {
+      throw new InvalidArgumentError(`"${origin}" is not an origin (scheme://host[:port], no path or trailing slash)`);
+    }
+  }
+  return origins;
+}
+
+/** A comma-separated list of IP addresses or CIDR ranges. */
+export function addressList(text: string): string[] {
+  const entries = text.split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0);
+  for (const entry of entries) {
+    const [address, bits, extra] = entry.split('/');
+    const family = isIP(address);
+    const bitsOk = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (family === 0 || !bitsOk || extra !== undefined) throw new InvalidArgumentError(`"${entry}" is not an IP address or CIDR range`);
+  }
+  return entries;
+}
+
+/** An http(s) URL. */
+function httpUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new InvalidArgumentError(`"${text}" is not a URL`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new InvalidArgumentError(`"${text}" is not an http(s) URL`);
+  return text;
 }
 
 function option(flags: string, description: string, env: string): Option {
@@ -126,6 +180,78 @@ export function serveCommand(): Command {
       option('--retention-bytes <bytes>', 'keep at least this many newest bytes per stream, drop older segments', 'CAIRN_RETENTION_BYTES').argParser(
         integer(1, Number.MAX_SAFE_INTEGER),
       ),
+    )
+    .addOption(
+      option(
+        '--allow-unauthenticated',
+        'listen on a non-loopback --host without authentication (only when something in front controls access)',
+        'CAIRN_ALLOW_UNAUTHENTICATED',
+      ),
+    )
+    .addOption(option('--auth-jwt-secret <secret>', 'HMAC secret of HS256/384/512 bearer JWTs (never logged)', 'CAIRN_AUTH_JWT_SECRET'))
+    .addOption(option('--auth-jwks-url <url>', 'JWKS URL with the public keys of RS/PS/ES/EdDSA bearer JWTs', 'CAIRN_AUTH_JWKS_URL').argParser(httpUrl))
+    .addOption(option('--auth-jwt-audience <aud>', 'required JWT aud claim', 'CAIRN_AUTH_JWT_AUDIENCE'))
+    .addOption(option('--auth-jwt-issuer <iss>', 'required JWT iss claim', 'CAIRN_AUTH_JWT_ISSUER'))
+    .addOption(option('--auth-tokens-file <path>', 'YAML or JSON file of static bearer tokens and their grants', 'CAIRN_AUTH_TOKENS_FILE'))
+    .addOption(
+      option('--cors-origins <list>', 'origins browsers may call from: * or a comma-separated list', 'CAIRN_CORS_ORIGINS')
+        .argParser(corsOrigins)
+        .default('*'),
+    )
+    .addOption(
+      option('--trust-proxy <list>', "proxies (IPs/CIDRs) whose X-Forwarded-For names the client; default none", 'CAIRN_TRUST_PROXY').argParser(
+        addressList,
+      ),
+    )
+    .addOption(
+      option('--max-stream-path-bytes <bytes>', 'longest stream path, in bytes (400 above)', 'CAIRN_MAX_STREAM_PATH_BYTES')
+        .argParser(integer(1, 64 * 1024))
+        .default(STREAM_PATH_BYTES_MAX_DEFAULT),
+    )
+    .addOption(
+      option('--max-header-bytes <bytes>', 'largest request line + headers, in bytes (431 above)', 'CAIRN_MAX_HEADER_BYTES')
+        .argParser(integer(1024, 1024 * 1024))
+        .default(HEADER_BYTES_MAX_DEFAULT),
+    )
+    .addOption(
+      option('--max-json-depth <levels>', 'deepest nesting of a JSON body (400 above)', 'CAIRN_MAX_JSON_DEPTH')
+        .argParser(integer(1, 100_000))
+        .default(JSON_DEPTH_MAX_DEFAULT),
+    )
+    .addOption(
+      option('--streams-max <count>', 'streams held at once; creates get 503 above', 'CAIRN_STREAMS_MAX')
+        .argParser(integer(1, Number.MAX_SAFE_INTEGER))
+        .default(STREAMS_MAX_DEFAULT),
+    )
+    .addOption(
+      option('--live-readers-per-ip-max <count>', 'live readers per client (token, else IP) at once; 503 above', 'CAIRN_LIVE_READERS_PER_IP_MAX')
+        .argParser(integer(1, 10_000_000))
+        .default(LIVE_READERS_PER_CLIENT_MAX_DEFAULT),
+    )
+    .addOption(
+      option('--appends-per-second-max <count>', 'writes (PUT, POST) per second per client (token, else IP); 429 above; 0 = off', 'CAIRN_APPENDS_PER_SECOND_MAX')
+        .argParser(integer(0, 10_000_000))
+        .default(APPENDS_PER_SECOND_MAX_DEFAULT),
+    )
+    .addOption(
+      option('--headers-timeout-ms <ms>', 'time to receive a request head, in milliseconds (408 after)', 'CAIRN_HEADERS_TIMEOUT_MS')
+        .argParser(integer(1, 3_600_000))
+        .default(HEADERS_TIMEOUT_MS_DEFAULT),
+    )
+    .addOption(
+      option('--request-timeout-ms <ms>', 'time to receive a whole request, in milliseconds (408 after)', 'CAIRN_REQUEST_TIMEOUT_MS')
+        .argParser(integer(1, 86_400_000))
+        .default(REQUEST_TIMEOUT_MS_DEFAULT),
+    )
+    .addOption(
+      option('--body-timeout-ms <ms>', 'longest socket silence during a request, in milliseconds (closed after)', 'CAIRN_BODY_TIMEOUT_MS')
+        .argParser(integer(1, 86_400_000))
+        .default(BODY_TIMEOUT_MS_DEFAULT),
+    )
+    .addOption(
+      option('--idle-timeout-ms <ms>', 'keep-alive idle time between requests, in milliseconds', 'CAIRN_IDLE_TIMEOUT_MS')
+        .argParser(integer(1, 86_400_000))
+        .default(IDLE_TIMEOUT_MS_DEFAULT),
     )
     .addOption(
       option('--log-level <level>', 'log level', 'CAIRN_LOG_LEVEL')

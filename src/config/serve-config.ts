@@ -44,5 +44,43 @@ export interface ServeConfig {
   retentionMs?: number;
   /** Default retention by size: keep at least this many newest bytes (per-stream `Cairn-Retention-Bytes`). */
   retentionBytes?: number;
+  // Access control (README "Authentication"). Auth is on when any of the three sources is set.
+  /** Start on a non-loopback host without auth (otherwise refused). */
+  allowUnauthenticated?: boolean;
+  /** HMAC secret of HS256/384/512 JWTs. Never logged. */
+  authJwtSecret?: string;
+  /** URL of the JWKS holding the public keys of RS/PS/ES/EdDSA JWTs. */
+  authJwksUrl?: string;
+  /** Required JWT `aud`. */
+  authJwtAudience?: string;
+  /** Required JWT `iss`. */
+  authJwtIssuer?: string;
+  /** YAML/JSON file of static bearer tokens and their grants. */
+  authTokensFile?: string;
+  /** Origins allowed by CORS: `'*'` (default) or a list. */
+  corsOrigins?: '*' | string[];
+  /** Addresses/CIDRs of proxies whose `X-Forwarded-For` names the client; default none. */
+  trustProxy?: string[];
+  // Limits against abuse (README "Limits"); defaults in src/config/limits.ts.
+  /** Longest decoded stream path, in bytes (400 above). */
+  maxStreamPathBytes?: number;
+  /** Largest request head, in bytes (431 above). */
+  maxHeaderBytes?: number;
+  /** Deepest JSON body nesting (400 above). */
+  maxJsonDepth?: number;
+  /** Streams held at once (503 on create above). */
+  streamsMax?: number;
+  /** Live readers per client key (token, else IP) at once (503 above). */
+  liveReadersPerIpMax?: number;
+  /** Writes per second per client key; 0 = off (429 above). */
+  appendsPerSecondMax?: number;
+  /** Time to receive a request head, in ms (408 after). */
+  headersTimeoutMs?: number;
+  /** Time to receive a whole request, in ms (408 after). */
+  requestTimeoutMs?: number;
+  /** Longest socket silence during a request, in ms (connection closed after). */
+  bodyTimeoutMs?: number;
+  /** Keep-alive idle time between requests, in ms. */
+  idleTimeoutMs?: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }

@@ -1,9 +1,14 @@
 /**
  * The Fastify application: body parsing, CORS and browser security headers, the stream routes
- * (one file per protocol operation under ./routes), and the error mapping.
+ * (one file per protocol operation under ./routes), and the error mapping; when configured, the
+ * access check (src/auth), the per-client write rate and the node:http limits (./node-server.ts).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
+import { installAccessControl } from '../auth/access-control.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
+import { TooManyRequestsError } from '../protocol/errors.ts';
 import type { HttpContext } from './context.ts';
 import { installErrorHandler } from './error-handler.ts';
 import { STREAM_PREFIX } from './stream-path.ts';
@@ -12,6 +17,7 @@ import { appendToStream } from './routes/append.ts';
 import { deleteStream } from './routes/delete.ts';
 import { headStream } from './routes/head.ts';
 import { readStream } from './routes/read.ts';
+import { nodeServerFactory, type NodeServerLimits } from './node-server.ts';
 
 /** Request headers a browser may send (CORS preflight, PROTOCOL.md §13.2). */
 const ALLOWED_REQUEST_HEADERS = [
@@ -59,6 +65,16 @@ export interface AppOptions {
   context: HttpContext;
   /** A pino logger for request logs; none when absent. */
   logger?: FastifyBaseLogger;
+  /** Checks bearer tokens on every stream request; auth is off (no hook at all) when absent. */
+  authenticator?: Authenticator;
+  /** Origins browsers may call from (`--cors-origins`); default any (`*`). */
+  corsOrigins?: '*' | string[];
+  /** Proxies whose `X-Forwarded-For` names the client (`--trust-proxy`); default none. */
+  trustProxy?: string[];
+  /** Writes (PUT, POST) per second per client key (`--appends-per-second-max`); 0 or absent = off. */
+  appendsPerSecondMax?: number;
+  /** Limits of the node:http server (`--max-header-bytes`, timeouts); Fastify's defaults when absent. */
+  nodeServer?: NodeServerLimits;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -68,6 +84,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bodyLimit: context.limits.maxAppendBytes,
     // Stream paths may be long; Fastify's default of 100 characters per parameter is too small.
     routerOptions: { maxParamLength: 4096 },
+    ...(options.nodeServer === undefined ? {} : { serverFactory: nodeServerFactory(options.nodeServer) }),
+    ...(options.trustProxy === undefined || options.trustProxy.length === 0 ? {} : { trustProxy: options.trustProxy }),
     // Quiet on hot paths: no per-request log lines (errors are still logged by the error handler).
     logController: new LogController({ disableRequestLogging: true }),
     // request.log is the server's logger itself, not a per-request child (a pino child per request
@@ -77,7 +95,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   await app.register(cors, {
-    origin: '*',
+    origin: options.corsOrigins ?? '*',
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
     allowedHeaders: ALLOWED_REQUEST_HEADERS,
     exposedHeaders: EXPOSED_RESPONSE_HEADERS,
@@ -97,9 +115,29 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   installErrorHandler(app, context.limits.maxAppendBytes);
 
+  if (options.authenticator !== undefined) installAccessControl(app, options.authenticator, context.limits.maxStreamPathBytes);
+
+  // Per-client write rate (@fastify/rate-limit, on PUT and POST only): keyed by token when auth is
+  // on, else by client IP. Not registered at all when off.
+  const writesPerSecond = options.appendsPerSecondMax ?? 0;
+  let writeRouteConfig = {};
+  if (writesPerSecond > 0) {
+    await app.register(rateLimit, {
+      global: false,
+      keyGenerator: (request) => request.cairnAccess?.clientKey ?? request.ip,
+      addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
+      errorResponseBuilder: (_request, limit) =>
+        new TooManyRequestsError(
+          `more than ${writesPerSecond} writes per second from this client; retry in ${limit.after}`,
+          Math.max(1, Math.ceil(limit.ttl / 1000)),
+        ),
+    });
+    writeRouteConfig = { config: { rateLimit: { max: writesPerSecond, timeWindow: 1000 } } };
+  }
+
   const route = `${STREAM_PREFIX}*`;
-  app.put(route, (request, reply) => createStream(context, request, reply));
-  app.post(route, (request, reply) => appendToStream(context, request, reply));
+  app.put(route, writeRouteConfig, (request, reply) => createStream(context, request, reply));
+  app.post(route, writeRouteConfig, (request, reply) => appendToStream(context, request, reply));
   app.delete(route, (request, reply) => deleteStream(context, request, reply));
   app.head(route, (request, reply) => headStream(context, request, reply));
   app.get(route, { exposeHeadRoute: false }, (request, reply) => readStream(context, request, reply));

@@ -19,6 +19,7 @@ export async function streamSse(
   clientCursor: string | undefined,
 ): Promise<void> {
   context.live.admit();
+  const releaseClient = context.liveClients.acquire(request.cairnAccess?.clientKey ?? request.ip);
   const registry = context.registry;
   const base64 = !isSseTextContentType(stream.contentType);
   const raw = reply.raw;
@@ -30,6 +31,8 @@ export async function streamSse(
   if (base64) headers['stream-sse-data-encoding'] = 'base64';
   reply.hijack();
   raw.writeHead(200, headers);
+  // Waits between events are silent: the socket's inactivity timeout (--body-timeout-ms) must not end them.
+  request.raw.socket.setTimeout(0);
 
   let disconnected = false;
   raw.once('close', () => {
@@ -92,6 +95,7 @@ export async function streamSse(
     // Headers are sent: end the connection and let the client reconnect (it then gets the status).
     request.log.warn({ err: error, url: request.url }, 'SSE read failed; closing the connection');
   } finally {
+    releaseClient();
     raw.end();
   }
 }
