@@ -4,9 +4,9 @@
  *
  * Cheap on the hot path: most values are counters the server already keeps (registry, sealer,
  * metered object store, segment cache, read path, live readers), read by `collect()` callbacks
- * at scrape time. Per request there is one histogram observation on a labelled child resolved
- * once per (operation, status) and cached; per WAL batch three observations; per object-store
- * call one.
+ * at scrape time. Per request there is one observation on a FixedHistogram child resolved once
+ * per (operation, status) and cached (a bucket scan and three additions); per WAL group commit
+ * three prom-client observations; per object-store call one.
  *
  * Names follow the Prometheus conventions: `cairn_` prefix, base units in the name (`_seconds`,
  * `_bytes`), `_total` on counters. README.md "Observability" lists every metric.
@@ -16,6 +16,7 @@ import type { ObjectStoreMetricsSnapshot, ObjectStoreOperation } from '../object
 import type { SegmentCacheStats } from '../read-path/segment-cache.ts';
 import type { SealerStats } from '../tiering/sealer.ts';
 import type { WalCommitInfo } from '../wal/index.ts';
+import { FixedHistogram, type FixedHistogramChild } from './fixed-histogram.ts';
 
 /** The protocol operation of a request, as the `operation` label names it. */
 export type RequestOperation =
@@ -90,9 +91,9 @@ function scrapedGauge(registry: Registry, name: string, help: string, read: () =
 export class ServerMetrics {
   /** The registry `/metrics` serves. */
   readonly registry = new Registry();
-  readonly #requestSeconds: Histogram<'operation' | 'status'>;
+  readonly #requestSeconds: FixedHistogram<'operation' | 'status'>;
   /** Labelled children by operation, then status code: resolved once, reused by every request. */
-  readonly #requestChildren = new Map<RequestOperation, Map<number, Child>>();
+  readonly #requestChildren = new Map<RequestOperation, Map<number, FixedHistogramChild>>();
   readonly #walFsyncSeconds: Histogram;
   readonly #walBatchRecords: Histogram;
   readonly #walBatchBytes: Histogram;
@@ -103,12 +104,12 @@ export class ServerMetrics {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry });
 
-    this.#requestSeconds = new Histogram({
+    this.#requestSeconds = new FixedHistogram({
       name: 'cairn_http_request_duration_seconds',
       help: 'HTTP requests by protocol operation and status code: latency until the response finished (live reads include their wait)',
       labelNames: ['operation', 'status'],
       buckets: REQUEST_SECONDS_BUCKETS,
-      registers: [registry],
+      registry,
     });
 
     scrapedCounter(registry, 'cairn_append_bytes_total', 'Data bytes of appends and creates acknowledged (durable in the WAL)', sources.appendedBytes);
@@ -245,7 +246,7 @@ export class ServerMetrics {
     }
     let child = byStatus.get(status);
     if (child === undefined) {
-      child = this.#requestSeconds.labels(operation, String(status));
+      child = this.#requestSeconds.child({ operation, status: String(status) });
       byStatus.set(status, child);
     }
     child.observe(seconds);
