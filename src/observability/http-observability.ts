@@ -21,6 +21,17 @@ export function installObservability(app: FastifyInstance, { metrics, readiness 
     metrics.observeRequest(requestOperation(request), reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
+  // One line per finished request only when the level asks for it (decided once, at startup):
+  // at the default `info` the hot path pays nothing.
+  if (app.log.level === 'debug' || app.log.level === 'trace') {
+    app.addHook('onResponse', (request, reply, done) => {
+      request.log.debug(
+        { reqId: request.id, method: request.method, url: request.url, statusCode: reply.statusCode, responseTimeMs: reply.elapsedTime },
+        'request completed',
+      );
+      done();
+    });
+  }
   registerMetricsRoute(app, metrics);
   registerHealthRoutes(app, readiness);
 }

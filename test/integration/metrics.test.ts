@@ -2,6 +2,8 @@
  * `/metrics`, `/readyz` and request ids on a real server (issue 6): exact counter values after
  * known traffic, scraped over HTTP and parsed as Prometheus text.
  */
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { expect, test } from 'vitest';
 import { FaultInjectingObjectStore, injectedUnavailable, MemoryObjectStore } from '../../src/object-store/index.ts';
 import { scrape, sampleValue, type Sample } from '../support/prometheus-text.ts';
@@ -178,5 +180,42 @@ test('request ids: a sane X-Request-Id is echoed, others are replaced by generat
     expect(generated.headers.get('access-control-expose-headers')?.toLowerCase()).toContain('x-request-id');
   } finally {
     await server.stop();
+  }
+});
+
+test('log lines carry the request id: refused requests at warn, every request at debug only', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+      callback();
+    },
+  });
+  for (const level of ['info', 'debug'] as const) {
+    lines.length = 0;
+    // No live reader may wait: a long-poll is refused with 503, which is logged.
+    const server = await startTestServer({ liveReadersMax: 0 }, { logger: pino({ level }, sink) });
+    try {
+      const url = `${server.url}/v1/stream/logged`;
+      const created = await fetch(url, { method: 'PUT', headers: OCTETS, body: 'x' });
+      expect(created.status).toBe(201);
+      const refused = await fetch(`${url}?offset=${created.headers.get('stream-next-offset')}&live=long-poll`, {
+        headers: { 'x-request-id': `poll-${level}` },
+      });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('x-request-id')).toBe(`poll-${level}`);
+      const warning = lines.find((line) => line.msg === 'request refused');
+      expect(warning).toMatchObject({ reqId: `poll-${level}`, level: 40, method: 'GET' });
+      // Logged when the response finished, which may be just after the client has it.
+      if (level === 'debug') await waitFor(() => lines.filter((line) => line.msg === 'request completed').length === 2);
+      const completed = lines.filter((line) => line.msg === 'request completed');
+      if (level === 'info') expect(completed).toEqual([]);
+      else {
+        expect(completed.map((line) => line.reqId)).toEqual([created.headers.get('x-request-id'), `poll-${level}`]);
+        expect(completed[1]).toMatchObject({ statusCode: 503, method: 'GET' });
+      }
+    } finally {
+      await server.stop();
+    }
   }
 });
