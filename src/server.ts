@@ -20,6 +20,8 @@ import {
   LIVE_READERS_PER_CLIENT_MAX_DEFAULT,
   REQUEST_TIMEOUT_MS_DEFAULT,
   SEAL_UPLOADS_MAX,
+  SHUTDOWN_DRAIN_MS,
+  SHUTDOWN_IDLE_SWEEP_MS,
   STREAM_PATH_BYTES_MAX_DEFAULT,
   STREAMS_MAX_DEFAULT,
 } from './config/limits.ts';
@@ -28,6 +30,7 @@ import { TokensFileError } from './auth/tokens-file.ts';
 import { LiveClients } from './http/live-clients.ts';
 import type { ServeConfig } from './config/serve-config.ts';
 import { buildApp } from './http/app.ts';
+import { ConnectionDrain } from './http/connection-drain.ts';
 import { LiveReaders } from './http/live-readers.ts';
 import {
   FsObjectStore,
@@ -39,6 +42,8 @@ import {
   type ObjectStoreMetricsSnapshot,
   type RetryPolicy,
 } from './object-store/index.ts';
+import { Readiness } from './observability/readiness.ts';
+import { ServerMetrics } from './observability/server-metrics.ts';
 import { ReadPath } from './read-path/read-path.ts';
 import { SegmentCache, type SegmentCacheStats } from './read-path/segment-cache.ts';
 import { StreamRegistry, type RegistrySnapshot } from './stream/registry.ts';
@@ -88,7 +93,14 @@ export interface RunningServer {
   };
   /** Writes a WAL checkpoint now (normally written every `checkpointWalBytes`). */
   checkpoint(): Promise<void>;
-  /** Graceful shutdown; resolves when the WAL is fsynced and closed. */
+  /** The server's Prometheus metrics (served at /metrics). */
+  metrics: ServerMetrics;
+  /**
+   * Graceful shutdown; resolves when the WAL is fsynced and closed. Order: `/readyz` turns 503,
+   * live readers end (SSE with a final control event, long-polls answered), new requests are
+   * refused, in-flight ones finish (bounded by SHUTDOWN_DRAIN_MS), seals and deletes finish, the
+   * WAL is flushed and closed.
+   */
   close(): Promise<void>;
 }
 
@@ -151,7 +163,26 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   }
 
   const startedMs = performance.now();
-  const metered = new MeteredObjectStore(options.objectStore ?? (await openBaseStore(config)), { clock });
+  // Scrape-time sources are read through closures: the parts they name are built below.
+  const metrics = new ServerMetrics({
+    appendedBytes: () => registry.appendedBytes,
+    hotTailBytes: () => registry.hotTailBytes,
+    streamCount: () => registry.streamCount,
+    walQueuedBytes: () => writer.queuedBytes,
+    sealer: () => sealer.stats,
+    objectStore: () => metered.snapshot(),
+    segmentCache: () => cache.stats(),
+    collapsedReads: () => reads.collapsedReads,
+    responsesBuilt: () => reads.responsesBuilt,
+    objectsDeleted: () => collector.deletedCount,
+    liveLongPollWaiting: () => live.longPollWaitingCount,
+    liveSseOpen: () => live.sseOpenCount,
+  });
+  const metered = new MeteredObjectStore(options.objectStore ?? (await openBaseStore(config)), {
+    clock,
+    onFinish: (operation, latencyMs) => metrics.objectStoreFinished(operation, latencyMs),
+  });
+  const readiness = new Readiness({ store: metered, clock, walFailure: () => writer.failure });
   const store = new RetryingObjectStore(metered, {
     random,
     clock,
@@ -169,7 +200,12 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   }
   const naming = new ObjectNaming(await loadNodeId(config.dataDir));
 
-  const wal = await openWal({ dir: path.join(config.dataDir, 'wal'), durability: config.durability, logger });
+  const wal = await openWal({
+    dir: path.join(config.dataDir, 'wal'),
+    durability: config.durability,
+    logger,
+    onCommit: (info) => metrics.walCommitted(info),
+  });
   const writer = wal.writer;
   const registry = new StreamRegistry({ append: (record: StreamRecord) => writer.append(record) }, clock, {
     hotTailBudgetBytes: config.hotTailBudgetBytes,
@@ -216,6 +252,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     replayed++;
   }
   registry.markAllDurable();
+  readiness.markRecovered();
   sealer.start();
   logger.info(
     { streams: registry.streamCount, replayedRecords: replayed, recoveryMs: Math.round(performance.now() - startedMs) },
@@ -254,8 +291,10 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       bodyTimeoutMs: config.bodyTimeoutMs ?? BODY_TIMEOUT_MS_DEFAULT,
       idleTimeoutMs: config.idleTimeoutMs ?? IDLE_TIMEOUT_MS_DEFAULT,
     },
+    observability: { metrics, readiness },
   });
 
+  const drain = new ConnectionDrain(app.server);
   const reaper = setInterval(() => registry.reapExpired(), EXPIRY_REAP_INTERVAL_MS);
   let checkpointing: Promise<void> | undefined;
   const checkpoint = (): Promise<void> => {
@@ -306,12 +345,30 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       store,
       deletesDrained: () => collector.drained(),
     },
+    metrics,
     close() {
       closing ??= (async () => {
+        readiness.markClosing();
         clearInterval(reaper);
         clearInterval(checkpointer);
+        // Long-polls are answered (204 at the tail) and SSE connections get a final control event.
         live.closeAll();
-        await app.close(); // stops accepting; waits for in-flight requests (appends await their fsync)
+        // Stops accepting; waits for in-flight requests (appends await their fsync), at most
+        // SHUTDOWN_DRAIN_MS, then cuts the connections still open (a client not reading).
+        // Connections that finish their last response while draining (SSE just ended, an
+        // answered long-poll) become idle keep-alive sockets: close those as they appear, and
+        // sockets that never carried a request.
+        const idleSweeper = setInterval(() => drain.closeUnused(), SHUTDOWN_IDLE_SWEEP_MS);
+        const drainTimer = setTimeout(() => {
+          logger.warn({ drainMs: SHUTDOWN_DRAIN_MS }, 'shutdown drain timed out; closing open connections');
+          app.server.closeAllConnections();
+        }, SHUTDOWN_DRAIN_MS);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(idleSweeper);
+          clearTimeout(drainTimer);
+        }
         await sealer.close();
         await collector.close();
         await writer.close();

@@ -208,3 +208,26 @@ export const AUTH_CACHE_ENTRIES_MAX = 10_000;
 
 /** Longest a verified token is remembered when its token has no `exp`. */
 export const AUTH_CACHE_TTL_MS_MAX = 5 * 60_000;
+
+// Observability and shutdown (issue 6)
+
+/**
+ * `/readyz` keeps an object-store probe result for 1 s: load balancers and Kubernetes probe every
+ * few seconds, possibly from several places, and each probe is a billed S3 request; one second
+ * still notices an outage (and its end) almost at once.
+ */
+export const READINESS_PROBE_CACHE_MS = 1_000;
+
+/** An object-store probe not answered within 2 s counts as unreachable (a healthy HEAD takes ms). */
+export const READINESS_PROBE_TIMEOUT_MS = 2_000;
+
+/**
+ * Graceful shutdown waits up to 10 s for in-flight requests (appends awaiting their fsync, reads
+ * streaming to slow clients) after live readers were ended, then closes the remaining connections.
+ * Well inside Kubernetes' default 30 s termination grace period, which also covers sealing and
+ * closing the WAL afterwards.
+ */
+export const SHUTDOWN_DRAIN_MS = 10_000;
+
+/** While draining, idle keep-alive connections are closed every 50 ms (they would hold the drain open). */
+export const SHUTDOWN_IDLE_SWEEP_MS = 50;

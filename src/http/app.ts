@@ -9,6 +9,8 @@ import rateLimit from '@fastify/rate-limit';
 import { installAccessControl } from '../auth/access-control.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import { TooManyRequestsError } from '../protocol/errors.ts';
+import { installObservability, type Observability } from '../observability/http-observability.ts';
+import { REQUEST_ID_HEADER, requestIdGenerator } from '../observability/request-id.ts';
 import type { HttpContext } from './context.ts';
 import { installErrorHandler } from './error-handler.ts';
 import { STREAM_PREFIX } from './stream-path.ts';
@@ -19,7 +21,10 @@ import { headStream } from './routes/head.ts';
 import { readStream } from './routes/read.ts';
 import { nodeServerFactory, type NodeServerLimits } from './node-server.ts';
 
-/** Request headers a browser may send (CORS preflight, PROTOCOL.md §13.2). */
+/**
+ * Request headers a browser may send (CORS preflight, PROTOCOL.md §13.2): exactly the protocol's
+ * and Cairn's stream headers. `X-Request-Id` is not among them: browsers get a generated id.
+ */
 const ALLOWED_REQUEST_HEADERS = [
   'Content-Type',
   'Authorization',
@@ -59,6 +64,7 @@ const EXPOSED_RESPONSE_HEADERS = [
   'Location',
   'Content-Type',
   'Retry-After',
+  'X-Request-Id',
 ];
 
 export interface AppOptions {
@@ -75,6 +81,8 @@ export interface AppOptions {
   appendsPerSecondMax?: number;
   /** Limits of the node:http server (`--max-header-bytes`, timeouts); Fastify's defaults when absent. */
   nodeServer?: NodeServerLimits;
+  /** Request metrics and the /metrics, /healthz, /readyz routes; none when absent. */
+  observability?: Observability;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -89,8 +97,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Quiet on hot paths: no per-request log lines (errors are still logged by the error handler).
     logController: new LogController({ disableRequestLogging: true }),
     // request.log is the server's logger itself, not a per-request child (a pino child per request
-    // cost about 1.5% of the CPU of an append); error logs name the method and URL instead.
+    // cost about 1.5% of the CPU of an append); error logs carry reqId, method and URL instead.
     childLoggerFactory: (logger) => logger,
+    // A sane incoming X-Request-Id, else a generated one; echoed in the response (onRequest below).
+    genReqId: requestIdGenerator(context.random),
     return503OnClosing: true,
   });
 
@@ -103,9 +113,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   // Browser security headers on every response (PROTOCOL.md §12.7).
-  app.addHook('onRequest', (_request, reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('cross-origin-resource-policy', 'cross-origin');
+    reply.header(REQUEST_ID_HEADER, request.id);
     done();
   });
 
@@ -114,6 +125,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
   installErrorHandler(app, context.limits.maxAppendBytes);
+  if (options.observability !== undefined) installObservability(app, options.observability);
 
   if (options.authenticator !== undefined) installAccessControl(app, options.authenticator, context.limits.maxStreamPathBytes);
 
