@@ -263,6 +263,8 @@ describe.skipIf(!nginxInstalled)('local CDN (nginx) in front of Cairn', () => {
     const url = `${cdn.url}/v1/stream/live?cursor=${cursor}&live=long-poll&offset=${offset}`;
     const inProgressBefore = await nginxRequestsInProgress(cdn);
     const waiters = Array.from({ length: LONG_POLL_WAITERS }, () => get(url));
+    // Awaited below; if an assertion fails first, nginx's shutdown must not surface as unhandled rejections.
+    for (const waiter of waiters) waiter.catch(() => {});
     // Every waiter is inside nginx (waiting on the cache lock, or the one request at Cairn).
     await waitFor(async () => (await nginxRequestsInProgress(cdn)) >= inProgressBefore + LONG_POLL_WAITERS, 15_000);
     await new Promise((resolve) => setTimeout(resolve, LONG_POLL_HOLD_MS));
