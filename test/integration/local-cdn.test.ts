@@ -140,13 +140,13 @@ function get(url: string, headers: Record<string, string> = {}): Promise<Reply> 
   });
 }
 
-async function createStream(server: TestServer, name: string): Promise<void> {
-  const response = await fetch(`${server.url}/v1/stream/${name}`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' } });
+async function createStream(server: TestServer, name: string, contentType = 'application/octet-stream'): Promise<void> {
+  const response = await fetch(`${server.url}/v1/stream/${name}`, { method: 'PUT', headers: { 'content-type': contentType } });
   expect(response.status).toBe(201);
 }
 
-async function appendDirect(server: TestServer, name: string, body: Uint8Array): Promise<void> {
-  const response = await fetch(`${server.url}/v1/stream/${name}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body });
+async function appendDirect(server: TestServer, name: string, body: Uint8Array, contentType = 'application/octet-stream'): Promise<void> {
+  const response = await fetch(`${server.url}/v1/stream/${name}`, { method: 'POST', headers: { 'content-type': contentType }, body });
   expect(response.status).toBe(204);
 }
 
@@ -287,6 +287,47 @@ describe.skipIf(!nginxInstalled)('local CDN (nginx) in front of Cairn', () => {
     expect(statuses.filter((status) => status === 'MISS')).toHaveLength(1);
     expect(statuses.filter((status) => status === 'HIT')).toHaveLength(LONG_POLL_WAITERS - 1);
   }, 60_000);
+
+  test('SSE passes through unbuffered and uncached: every client has its own stream and sees the append', async () => {
+    // Text, so the SSE data events carry the bytes as they are (binary streams are base64).
+    await createStream(cairn.server, 'events', 'text/plain');
+    const tail = await fetch(`${cairn.server.url}/v1/stream/events?offset=-1`);
+    const offset = tail.headers.get('stream-next-offset')!;
+    const url = `${cdn.url}/v1/stream/events?live=sse&offset=${offset}`;
+    const marker = `appended-${randomBytes(8).toString('hex')}`;
+    const requests: http.ClientRequest[] = [];
+    /** Resolves with the response headers and the text received up to the marker. */
+    const readUntilMarker = () =>
+      new Promise<{ headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
+        const request = http.get(url, { agent: false }, (response) => {
+          let text = '';
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => {
+            text += chunk;
+            if (text.includes(marker)) resolve({ headers: response.headers, text });
+          });
+          response.on('end', () => reject(new Error(`SSE ended before the append arrived: ${text}`)));
+        });
+        request.on('error', reject);
+        requests.push(request);
+      });
+    const sseGets = () => streamGets(cairn.requests, 'events').filter((request) => request.url.includes('live=sse'));
+    try {
+      const readers = Array.from({ length: 3 }, readUntilMarker);
+      for (const reader of readers) reader.catch(() => {});
+      // Not collapsed behind a cache lock: each client's stream reaches Cairn.
+      await waitFor(() => sseGets().length === 3, 15_000);
+      await appendDirect(cairn.server, 'events', Buffer.from(marker), 'text/plain');
+      // Buffered, the event would only arrive when Cairn closes the stream (60 s), past this test's limit.
+      for (const { headers, text } of await Promise.all(readers)) {
+        expect(headers['content-type']).toBe('text/event-stream');
+        expect(headers['x-cache-status']).toBe('BYPASS');
+        expect(text).toContain(marker);
+      }
+    } finally {
+      for (const request of requests) request.destroy();
+    }
+  }, 20_000);
 });
 
 describe.skipIf(!nginxInstalled)('local CDN: long-poll timeouts', () => {
