@@ -3,7 +3,7 @@
  * deployment depends on, and the real `cdk synth` CLI run offline into a temporary directory.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,8 +26,16 @@ const CDK_SYNTH_TIMEOUT_MS = 150_000;
 
 type Json = Record<string, any>;
 
+/** Output directories of the in-process syntheses (each stages a copy of the source asset). */
+const synthesisDirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(synthesisDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
 function synthesise(context: Record<string, string> = {}): Template {
-  const app = new App({ context });
+  const outdir = mkdtempSync(path.join(os.tmpdir(), 'cairn-cdk-app-'));
+  synthesisDirs.push(outdir);
+  const app = new App({ context, outdir });
   const stack = new CairnStack(app, 'Cairn', { config: readStackConfig((key) => app.node.tryGetContext(key)) });
   return Template.fromStack(stack);
 }
