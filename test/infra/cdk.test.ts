@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
@@ -50,13 +50,13 @@ function onlyResource(template: Template, type: string): Json {
  * The text of a CloudFormation string: `Fn::Join`s flattened, `Fn::Base64` parts shown decoded
  * (the multipart user data base64-encodes its shell part), every other token as `<token>`.
  */
-function joined(value: unknown): string {
+function joined(value: unknown, token = '<token>'): string {
   if (typeof value === 'string') return value;
   const join = (value as Json)['Fn::Join'];
-  if (join !== undefined) return (join[1] as unknown[]).map(joined).join(join[0]);
+  if (join !== undefined) return (join[1] as unknown[]).map((part) => joined(part, token)).join(join[0]);
   const base64 = (value as Json)['Fn::Base64'];
-  if (base64 !== undefined) return joined(base64);
-  return '<token>';
+  if (base64 !== undefined) return joined(base64, token);
+  return token;
 }
 
 /** Every IAM statement attached to the instance role. */
@@ -91,13 +91,28 @@ describe('CDK stack', () => {
     });
   });
 
-  test('the WAL is on its own encrypted gp3 EBS volume, retained, attached to the instance and mounted at the data dir', () => {
+  test('the WAL is on its own encrypted gp3 EBS volume, retained, attached by the instance and mounted at the data dir', () => {
     const volume = onlyResource(template, 'AWS::EC2::Volume');
     expect(volume['DeletionPolicy']).toBe('Retain');
     expect(volume['Properties']).toMatchObject({ VolumeType: 'gp3', Encrypted: true, Size: 100 });
     const volumeId = Object.keys(template.findResources('AWS::EC2::Volume'))[0]!;
-    const instanceId = Object.keys(template.findResources('AWS::EC2::Instance'))[0]!;
-    template.hasResourceProperties('AWS::EC2::VolumeAttachment', { InstanceId: { Ref: instanceId }, VolumeId: { Ref: volumeId } });
+    // Not a CloudFormation attachment (it could not move to a replacement instance): the boot script attaches it.
+    template.resourceCountIs('AWS::EC2::VolumeAttachment', 0);
+    const statements = serverRoleStatements(template);
+    const attachVolume = statements.find((statement) => statement['Sid'] === 'AttachWalVolume')!;
+    expect(attachVolume['Action']).toBe('ec2:AttachVolume');
+    expect(JSON.stringify(attachVolume['Resource'])).toContain(`{"Ref":"${volumeId}"}`);
+    expect(joined(attachVolume['Resource'])).toMatch(/:volume\/<token>$/);
+    const attachTo = statements.find((statement) => statement['Sid'] === 'AttachToThisServer')!;
+    expect(attachTo['Action']).toBe('ec2:AttachVolume');
+    expect(joined(attachTo['Resource'])).toMatch(/:instance\/\*$/);
+    const profileId = Object.keys(template.findResources('AWS::IAM::InstanceProfile'))[0]!;
+    expect(attachTo['Condition']).toEqual({ StringEquals: { 'ec2:InstanceProfile': { 'Fn::GetAtt': [profileId, 'Arn'] } } });
+    expect(statements.filter((statement) => [statement['Action']].flat().some((action: string) => action.startsWith('ec2:'))).map((statement) => statement['Sid'])).toEqual([
+      'AttachWalVolume',
+      'AttachToThisServer',
+      'DescribeVolumes',
+    ]);
 
     const instance = onlyResource(template, 'AWS::EC2::Instance')['Properties'];
     // No instance-store (ephemeral) device anywhere: only EBS.
@@ -107,6 +122,8 @@ describe('CDK stack', () => {
     expect(userData).toContain(`RequiresMountsFor=${DATA_DIR}`);
     expect(userData).toContain(`mount ${DATA_DIR}`);
     expect(userData).toContain('nvme-Amazon_Elastic_Block_Store_');
+    expect(userData).toContain(`WAL_VOLUME_ID='<token>'`);
+    expect(userData).toContain('attach-volume --volume-id "$WAL_VOLUME_ID" --instance-id "$INSTANCE_ID"');
     // Formats only a blank volume, so a WAL survives a reinstall.
     expect(userData).toContain('blkid "$WAL_DEVICE" || mkfs.xfs "$WAL_DEVICE"');
     expect(userData).toContain('[scripts-user, always]');
@@ -114,6 +131,27 @@ describe('CDK stack', () => {
     expect(userData).toContain('CAIRN_S3_PREFIX=cairn');
     expect(userData).toContain(`CAIRN_LONG_POLL_TIMEOUT_MS=${LONG_POLL_TIMEOUT_MS_DEFAULT}`);
     expect(userData).toContain('https://nodejs.org/dist/v24.');
+  });
+
+  test('the boot script is valid bash', async () => {
+    const instance = onlyResource(template, 'AWS::EC2::Instance')['Properties'];
+    const userData = joined(instance['UserData'], 'TOKEN');
+    const script = userData.slice(userData.indexOf('#!/bin/bash'), userData.lastIndexOf('--+AWS+CDK+User+Data+Separator'));
+    expect(script.length).toBeGreaterThan(500);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-user-data-'));
+    try {
+      await writeFile(path.join(dir, 'boot.sh'), script);
+      const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+        const child = spawn('bash', ['-n', path.join(dir, 'boot.sh')], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        child.on('error', reject);
+        child.on('close', (exitCode) => resolve({ code: exitCode, stderr }));
+      });
+      expect(code, stderr).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('IAM: objects only under the prefix, LIST only of the prefix, nothing else on the segment bucket', () => {

@@ -28,7 +28,6 @@ import { HttpOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
 import {
   AmazonLinuxCpuType,
   BlockDeviceVolume,
-  CfnVolumeAttachment,
   EbsDeviceVolumeType,
   GatewayVpcEndpointAwsService,
   Instance,
@@ -47,7 +46,7 @@ import {
   Vpc,
   type IMachineImage,
 } from 'aws-cdk-lib/aws-ec2';
-import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { InstanceProfile, ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
@@ -160,9 +159,32 @@ export class CairnStack extends Stack {
       // Acknowledged appends live here until sealed: never delete the volume with the stack.
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // The instance attaches the WAL volume itself at boot (see ./user-data.ts): a replacement
+    // instance waits until the previous one has let go of it. It may attach this volume only, and
+    // only to an instance with this instance profile.
+    const instanceProfile = new InstanceProfile(this, 'ServerInstanceProfile', { role });
+    role.addToPolicy(
+      new PolicyStatement({
+        sid: 'AttachWalVolume',
+        actions: ['ec2:AttachVolume'],
+        resources: [this.formatArn({ service: 'ec2', resource: 'volume', resourceName: walVolume.volumeId })],
+      }),
+    );
+    role.addToPolicy(
+      new PolicyStatement({
+        sid: 'AttachToThisServer',
+        actions: ['ec2:AttachVolume'],
+        resources: [this.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' })],
+        conditions: { StringEquals: { 'ec2:InstanceProfile': instanceProfile.instanceProfileArn } },
+      }),
+    );
+    // DescribeVolumes has no resource-level permissions.
+    role.addToPolicy(new PolicyStatement({ sid: 'DescribeVolumes', actions: ['ec2:DescribeVolumes'], resources: ['*'] }));
+    // A shell through SSM Session Manager instead of SSH.
+    role.addManagedPolicy(ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore'));
 
     const script = UserData.forLinux();
-    script.addCommands('set -euxo pipefail');
+    script.addCommands('set -euxo pipefail', `export AWS_DEFAULT_REGION=${this.region}`);
     const sourceZip = script.addS3DownloadCommand({ bucket: source.bucket, bucketKey: source.s3ObjectKey, localFile: '/tmp/cairn-source.zip' });
     script.addCommands(
       ...bootCommands({
@@ -189,15 +211,13 @@ export class CairnStack extends Stack {
       vpcSubnets: { subnets: [subnet] },
       instanceType,
       machineImage,
-      role,
+      instanceProfile,
       securityGroup,
       userData,
       requireImdsv2: true,
       associatePublicIpAddress: true,
-      ssmSessionPermissions: true,
       blockDevices: [{ deviceName: '/dev/xvda', volume: BlockDeviceVolume.ebs(16, { volumeType: EbsDeviceVolumeType.GP3, encrypted: true }) }],
     });
-    new CfnVolumeAttachment(this, 'WalVolumeAttachment', { instanceId: instance.instanceId, volumeId: walVolume.volumeId, device: '/dev/sdf' });
 
     // --- CloudFront.
     const origin = new HttpOrigin(instance.instancePublicDnsName, {

@@ -7,6 +7,8 @@
 export const DATA_DIR = '/var/lib/cairn';
 /** Where Cairn's sources are unpacked and its production dependencies installed. */
 export const INSTALL_DIR = '/opt/cairn';
+/** Device name the WAL volume is attached as (an NVMe device on Nitro instances). */
+export const WAL_DEVICE_NAME = '/dev/sdf';
 /** Cairn's port on the instance (the protocol's default, PROTOCOL.md §13.1). */
 export const CAIRN_PORT = 4437;
 
@@ -50,11 +52,21 @@ export function cairnEnvironment(options: UserDataOptions): string[] {
 export function bootCommands(options: UserDataOptions): string[] {
   const node = `node-v${options.nodeVersion}-linux-${options.nodeArch}`;
   return [
-    // systemd may have started the previous install at boot: stop it before replacing it.
-    'systemctl stop cairn.service || true',
-    // The WAL volume: attached by CloudFormation after the instance starts, so wait for it. On Nitro
-    // instances it appears as an NVMe device named by its volume id.
-    `WAL_DEVICE=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_$(echo '${options.walVolumeId}' | tr -d -)`,
+    // The WAL volume is attached by this script, not by CloudFormation: a replacement instance
+    // (new AMI) waits until the previous one has let go of it (CloudFormation terminates the old
+    // instance after the new one exists), so two Cairns never share a WAL and the WAL moves on.
+    `WAL_VOLUME_ID='${options.walVolumeId}'`,
+    `AWS_EC2="aws ec2 --region ${options.region}"`,
+    "IMDS_TOKEN=$(curl -fsS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')",
+    'INSTANCE_ID=$(curl -fsS -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" http://169.254.169.254/latest/meta-data/instance-id)',
+    `until [ "$($AWS_EC2 describe-volumes --volume-ids "$WAL_VOLUME_ID" --query 'Volumes[0].Attachments[0].InstanceId' --output text)" = "$INSTANCE_ID" ]; do`,
+    `  if [ "$($AWS_EC2 describe-volumes --volume-ids "$WAL_VOLUME_ID" --query 'Volumes[0].State' --output text)" = available ]; then`,
+    `    $AWS_EC2 attach-volume --volume-id "$WAL_VOLUME_ID" --instance-id "$INSTANCE_ID" --device ${WAL_DEVICE_NAME} || true`,
+    '  fi',
+    '  sleep 10',
+    'done',
+    // On Nitro instances the volume appears as an NVMe device named by its volume id.
+    'WAL_DEVICE=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_$(echo "$WAL_VOLUME_ID" | tr -d -)',
     'for attempt in $(seq 1 120); do [ -e "$WAL_DEVICE" ] && break; sleep 5; done',
     '[ -e "$WAL_DEVICE" ] || { echo "WAL volume never appeared at $WAL_DEVICE" >&2; exit 1; }',
     // Format only an empty volume: a volume that already holds a WAL (instance replaced) keeps it.
@@ -72,10 +84,16 @@ export function bootCommands(options: UserDataOptions): string[] {
     '  rm -rf /opt/node && mkdir -p /opt/node',
     `  tar -xJf ${node}.tar.xz -C /opt/node --strip-components=1`,
     'fi',
-    // Cairn: the sources this stack was synthesised from, with production dependencies only.
-    `rm -rf ${INSTALL_DIR} && mkdir -p ${INSTALL_DIR}`,
-    `unzip -q ${options.sourceZip} -d ${INSTALL_DIR}`,
-    `cd ${INSTALL_DIR} && PATH=/opt/node/bin:$PATH npm ci --omit=dev --no-audit --no-fund`,
+    // Cairn: the sources this stack was synthesised from, with production dependencies only;
+    // reinstalled only when the archive changed (a plain reboot keeps the installed copy).
+    `SOURCE_SHA256=$(sha256sum ${options.sourceZip} | cut -d' ' -f1)`,
+    `if [ "$(cat ${INSTALL_DIR}/.source-sha256 2>/dev/null)" != "$SOURCE_SHA256" ]; then`,
+    '  systemctl stop cairn.service || true',
+    `  rm -rf ${INSTALL_DIR} && mkdir -p ${INSTALL_DIR}`,
+    `  unzip -q ${options.sourceZip} -d ${INSTALL_DIR}`,
+    `  (cd ${INSTALL_DIR} && PATH=/opt/node/bin:$PATH npm ci --omit=dev --no-audit --no-fund)`,
+    `  echo "$SOURCE_SHA256" > ${INSTALL_DIR}/.source-sha256`,
+    'fi',
     'id cairn || useradd --system --home-dir /nonexistent --shell /sbin/nologin cairn',
     `chown -R cairn:cairn ${DATA_DIR}`,
     'mkdir -p /etc/cairn',
@@ -83,6 +101,7 @@ export function bootCommands(options: UserDataOptions): string[] {
     `cat > /etc/systemd/system/cairn.service <<'CAIRN_UNIT'\n${systemdUnit().join('\n')}\nCAIRN_UNIT`,
     'systemctl daemon-reload',
     'systemctl enable cairn.service',
+    // Picks up a new install, Node.js release, environment or unit.
     'systemctl restart cairn.service',
   ];
 }
