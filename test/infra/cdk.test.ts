@@ -323,6 +323,11 @@ describe('cdk synth (the real CLI, offline)', () => {
         HTTP_PROXY: 'http://127.0.0.1:9',
         NO_PROXY: '',
       };
+      if (process.env['CDK_CLI'] === undefined) {
+        // aws-cdk 3.0.0 (npm's "latest") cannot read the assemblies aws-cdk-lib 2.276 writes.
+        const { version } = JSON.parse(await readFile(path.join(REPOSITORY_ROOT, 'node_modules/aws-cdk/package.json'), 'utf8')) as { version: string };
+        expect(version, 'installed aws-cdk CLI: package.json asks for ^2.1148.1, run npm ci').toMatch(/^2\.(11[4-9]\d|1[2-9]\d\d)\./);
+      }
       const args = ['synth', '--no-notices', '--no-version-reporting', '--no-asset-metadata', '--output', outDir, '--quiet'];
       const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
         const child = spawn(CDK_CLI, args, { cwd: CDK_APP_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
