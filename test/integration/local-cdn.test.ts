@@ -41,6 +41,8 @@ const LONG_POLL_HOLD_MS = 6_000;
 interface UpstreamRequest {
   method: string;
   url: string;
+  /** The Authorization header as Cairn received it (absent: not recorded). */
+  authorization?: string;
 }
 
 /** A Cairn whose every incoming HTTP request is recorded (the Node server's 'request' event). */
@@ -54,7 +56,11 @@ async function startCountedCairn(longPollTimeoutMs: number): Promise<{ server: T
     sealIdleMs: 0,
   });
   const requests: UpstreamRequest[] = [];
-  server.app.server.on('request', (request: http.IncomingMessage) => requests.push({ method: request.method ?? '', url: request.url ?? '' }));
+  server.app.server.on('request', (request: http.IncomingMessage) => {
+    const recorded: UpstreamRequest = { method: request.method ?? '', url: request.url ?? '' };
+    if (request.headers.authorization !== undefined) recorded.authorization = request.headers.authorization;
+    requests.push(recorded);
+  });
   return { server, requests };
 }
 
@@ -328,6 +334,36 @@ describe.skipIf(!nginxInstalled)('local CDN (nginx) in front of Cairn', () => {
       for (const request of requests) request.destroy();
     }
   }, 20_000);
+
+  test('Authorization: stripped from public reads (one shared entry), part of the key under /v1/stream/private/, kept on writes', async () => {
+    const reply = (name: string, token: string) => get(`${cdn.url}/v1/stream/${name}?offset=-1`, { authorization: `Bearer ${token}` });
+    await createStream(cairn.server, 'shared');
+    await appendDirect(cairn.server, 'shared', Buffer.from('for everyone'));
+    expect((await reply('shared', 'alice')).headers['x-cache-status']).toBe('MISS');
+    expect((await reply('shared', 'bob')).headers['x-cache-status']).toBe('HIT');
+    expect(streamGets(cairn.requests, 'shared')).toEqual([{ method: 'GET', url: '/v1/stream/shared?offset=-1' }]);
+
+    await createStream(cairn.server, 'private/mine');
+    await appendDirect(cairn.server, 'private/mine', Buffer.from('per token'));
+    expect((await reply('private/mine', 'alice')).headers['x-cache-status']).toBe('MISS');
+    expect((await reply('private/mine', 'bob')).headers['x-cache-status']).toBe('MISS');
+    const again = await reply('private/mine', 'alice');
+    expect(again.headers['x-cache-status']).toBe('HIT');
+    expect(again.body.toString()).toBe('per token');
+    expect(streamGets(cairn.requests, 'private/mine').map((request) => request.authorization)).toEqual(['Bearer alice', 'Bearer bob']);
+
+    const write = await fetch(`${cdn.url}/v1/stream/shared`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', authorization: 'Bearer writer' },
+      body: 'more',
+    });
+    expect(write.status).toBe(204);
+    // The first POST is the test's own append, straight to Cairn; the second came through the CDN.
+    expect(cairn.requests.filter((request) => request.method === 'POST' && request.url === '/v1/stream/shared').map((request) => request.authorization)).toEqual([
+      undefined,
+      'Bearer writer',
+    ]);
+  }, 30_000);
 });
 
 describe.skipIf(!nginxInstalled)('local CDN: long-poll timeouts', () => {
