@@ -190,6 +190,17 @@ describe('CDK stack', () => {
     expect(joined(objects['Resource'])).toBe('<token>/tenants/blue/*');
   });
 
+  test('auth: a token file by default, no authentication only when asked for', () => {
+    const userDataOf = (context: Record<string, string>) => joined(onlyResource(synthesise(context), 'AWS::EC2::Instance')['Properties']['UserData']);
+    const byDefault = joined(onlyResource(template, 'AWS::EC2::Instance')['Properties']['UserData']);
+    expect(byDefault).toContain('CAIRN_AUTH_TOKENS_FILE=/etc/cairn/auth-tokens');
+    expect(byDefault).not.toContain('CAIRN_ALLOW_UNAUTHENTICATED');
+    const open = userDataOf({ allowUnauthenticated: 'true' });
+    expect(open).toContain('CAIRN_ALLOW_UNAUTHENTICATED=true');
+    expect(open).not.toContain('CAIRN_AUTH_TOKENS_FILE');
+    expect(() => readStackConfig((key) => ({ allowUnauthenticated: 'yes' })[key])).toThrow(StackConfigError);
+  });
+
   test('only CloudFront reaches Cairn: port 4437 from the managed origin-facing prefix list', () => {
     template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
       IpProtocol: 'tcp',
