@@ -20,52 +20,7 @@ import { deleteStream } from './routes/delete.ts';
 import { headStream } from './routes/head.ts';
 import { readStream } from './routes/read.ts';
 import { nodeServerFactory, type NodeServerLimits } from './node-server.ts';
-
-/**
- * Request headers a browser may send (CORS preflight, PROTOCOL.md §13.2): exactly the protocol's
- * and Cairn's stream headers. `X-Request-Id` is not among them: browsers get a generated id.
- */
-const ALLOWED_REQUEST_HEADERS = [
-  'Content-Type',
-  'Authorization',
-  'If-None-Match',
-  'Stream-TTL',
-  'Stream-Expires-At',
-  'Stream-Closed',
-  'Stream-Seq',
-  'Stream-Forked-From',
-  'Stream-Fork-Offset',
-  'Stream-Fork-Sub-Offset',
-  'Cairn-Retention-Ms',
-  'Cairn-Retention-Bytes',
-  'Producer-Id',
-  'Producer-Epoch',
-  'Producer-Seq',
-];
-
-/** Response headers a browser script may read. */
-const EXPOSED_RESPONSE_HEADERS = [
-  'Stream-Next-Offset',
-  'Stream-Cursor',
-  'Stream-Up-To-Date',
-  'Stream-Closed',
-  'Stream-TTL',
-  'Stream-Expires-At',
-  'Stream-SSE-Data-Encoding',
-  'Producer-Epoch',
-  'Producer-Seq',
-  'Producer-Expected-Seq',
-  'Producer-Received-Seq',
-  'ETag',
-  'Cairn-Retention-Ms',
-  'Cairn-Retention-Bytes',
-  'Cairn-Sealed-Offset',
-  'Cairn-Earliest-Offset',
-  'Location',
-  'Content-Type',
-  'Retry-After',
-  'X-Request-Id',
-];
+import { ALLOWED_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS } from './cors-headers.ts';
 
 export interface AppOptions {
   context: HttpContext;
@@ -107,8 +62,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(cors, {
     origin: options.corsOrigins ?? '*',
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
-    allowedHeaders: ALLOWED_REQUEST_HEADERS,
-    exposedHeaders: EXPOSED_RESPONSE_HEADERS,
+    allowedHeaders: [...ALLOWED_REQUEST_HEADERS],
+    exposedHeaders: [...EXPOSED_RESPONSE_HEADERS],
     maxAge: 86_400,
   });
 

@@ -200,11 +200,18 @@ describe('Cache-Control with auth on', () => {
     };
     await sealed('tenant-a/sealed');
     await sealed('pub/sealed');
-    const privateRead = await call('GET', 'tenant-a/sealed', TOKENS.readerA, {}, undefined, '?offset=-1');
+    // An explicit offset (this incarnation's position 0), not `-1`: only positions are immutable.
+    const startOf = async (name: string) => {
+      const tail = (await call('HEAD', name, TOKENS.admin)).headers.get('stream-next-offset')!;
+      return `?offset=${tail.split('_')[0]}_${'0'.repeat(16)}`;
+    };
+    const privateRead = await call('GET', 'tenant-a/sealed', TOKENS.readerA, {}, undefined, await startOf('tenant-a/sealed'));
     expect(await privateRead.text()).toBe('final bytes');
     expect(privateRead.headers.get('cache-control')).toBe('private, max-age=31536000, immutable');
-    const publicRead = await call('GET', 'pub/sealed', TOKENS.pub, {}, undefined, '?offset=-1');
+    const publicRead = await call('GET', 'pub/sealed', TOKENS.pub, {}, undefined, await startOf('pub/sealed'));
     expect(publicRead.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    const privateStart = await call('GET', 'tenant-a/sealed', TOKENS.readerA, {}, undefined, '?offset=-1');
+    expect(privateStart.headers.get('cache-control')).toBe('private, max-age=60, stale-while-revalidate=300');
   });
 });
 

@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BadRequestError, StreamNotFoundError } from '../../protocol/errors.ts';
 import { CACHE_CONTROL_NO_STORE, ifNoneMatchHits, readCacheControl, readEtag } from '../../protocol/caching.ts';
 import { responseCursor } from '../../protocol/cursor.ts';
-import { parseOffsetQuery } from '../../protocol/offset.ts';
+import { parseOffsetQuery, ZERO_INCARNATION } from '../../protocol/offset.ts';
 import type { StreamState } from '../../stream/stream-state.ts';
 import type { HttpContext } from '../context.ts';
 import { streamPathOf } from '../stream-path.ts';
@@ -25,13 +25,23 @@ export function queryParam(query: Query, name: string): string | undefined {
   return value;
 }
 
-/** Where a read starts: `-1`/absent → earliest retained position, `now` → durable tail, a token → its position. */
-export function readStartPosition(context: HttpContext, stream: StreamState, offsetText: string | undefined): { position: number; now: boolean } {
+/**
+ * Where a read starts: `-1`/absent → earliest retained position, `now` → durable tail, a token → its
+ * position. `alias` is true when the offset names "the start" (`-1`, absent, the zero token) rather
+ * than a position of this incarnation: the same URL then means other bytes after a delete and
+ * re-create or a retention trim, so its response must never be cached as immutable.
+ */
+export function readStartPosition(
+  context: HttpContext,
+  stream: StreamState,
+  offsetText: string | undefined,
+): { position: number; now: boolean; alias: boolean } {
   const query = parseOffsetQuery(offsetText);
   if (query === undefined) throw new BadRequestError('offset is malformed');
-  if (query.kind === 'start') return { position: context.registry.earliestPosition(stream), now: false };
-  if (query.kind === 'now') return { position: stream.durableOffset, now: true };
-  return { position: context.registry.resolvePosition(stream, query.token), now: false };
+  if (query.kind === 'start') return { position: context.registry.earliestPosition(stream), now: false, alias: true };
+  if (query.kind === 'now') return { position: stream.durableOffset, now: true, alias: true };
+  const alias = query.token.incarnation === ZERO_INCARNATION;
+  return { position: context.registry.resolvePosition(stream, query.token), now: false, alias };
 }
 
 export async function readStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
@@ -85,7 +95,7 @@ export async function readStream(context: HttpContext, request: FastifyRequest, 
   const etag = readEtag(stream.incarnation, start.position, end, closed);
   reply.header('stream-next-offset', registry.offsetOf(stream, end));
   reply.header('etag', etag);
-  reply.header('cache-control', readCacheControl(immutable, !context.authEnabled || request.cairnAccess?.publicRead === true));
+  reply.header('cache-control', readCacheControl(immutable && !start.alias, !context.authEnabled || request.cairnAccess?.publicRead === true));
   if (upToDate) reply.header('stream-up-to-date', 'true');
   if (closed) reply.header('stream-closed', 'true');
   if (live === 'long-poll' || !closed) reply.header('stream-cursor', responseCursor(cursor, context.clock, context.random));
