@@ -4,7 +4,7 @@
  * handling for a graceful stop.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { startServer } from '../server.ts';
+import { CliError, EXIT_ERROR } from './exit-codes.ts';
 import { addSettingOptions, resolvedConfig } from './config-options.ts';
 
 /** An integer argument in [min, max]; commander reports the error and the command exits 2. */
@@ -20,7 +20,17 @@ export function integer(min: number, max: number) {
 export function serveCommand(): Command {
   const command = new Command('serve').description('Run the Cairn Durable Streams server (streams under /v1/stream/<path>)');
   return addSettingOptions(command).action(async (_flags: unknown, self: Command) => {
-    const server = await startServer(resolvedConfig(self).config);
+    // Loaded here, not at the top: the client commands should not pay for the server's modules.
+    const { startServer, StartupError } = await import('../server.ts');
+    const { ObjectStoreError } = await import('../object-store/index.ts');
+    let server: Awaited<ReturnType<typeof startServer>>;
+    try {
+      server = await startServer(resolvedConfig(self).config);
+    } catch (error) {
+      // Failures an operator must fix get their message (exit 1); anything else is a bug: its stack.
+      if (error instanceof StartupError || error instanceof ObjectStoreError) throw new CliError(EXIT_ERROR, error.message, { cause: error });
+      throw error;
+    }
     const stop = (signal: string) => {
       process.stderr.write(`cairn: ${signal} received, shutting down\n`);
       server.close().then(
