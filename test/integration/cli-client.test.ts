@@ -22,6 +22,8 @@ const RUN_TIMEOUT_MS = 20_000;
 const TEST_TIMEOUT_MS = 120_000;
 /** Small catch-up responses, so `read` of a few MiB must follow Stream-Next-Offset several times. */
 const MAX_CHUNK_BYTES = 1024 * 1024;
+/** Above the 3 MiB round trip, below the 5 MiB refused one. */
+const MAX_APPEND_BYTES = 4 * 1024 * 1024;
 
 interface Run {
   code: number | null;
@@ -62,7 +64,7 @@ let base: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-cli-'));
-  server = new ChildServer({ port: await freePort(), dataDir: path.join(dir, 'data'), args: ['--max-chunk-bytes', String(MAX_CHUNK_BYTES)] });
+  server = new ChildServer({ port: await freePort(), dataDir: path.join(dir, 'data'), args: ['--max-chunk-bytes', String(MAX_CHUNK_BYTES), '--max-append-bytes', String(MAX_APPEND_BYTES)] });
   await server.start();
   base = `http://127.0.0.1:${server.port}/v1/stream`;
 });
@@ -176,6 +178,22 @@ describe('exit codes', { timeout: TEST_TIMEOUT_MS }, () => {
     expect((await cairn(['delete', url])).code).toBe(3);
     // append asks HEAD first, so it fails before reading stdin.
     expect((await cairn(['append', url], { input: 'x' })).code).toBe(3);
+  });
+
+  it('an append above the server limit exits 1, from a file (413) and from stdin, and appends nothing', async () => {
+    const url = `${base}/too-big`;
+    const offset = ok(await cairn(['create', url])).stdout.toString().trim();
+    const big = randomBytes(MAX_APPEND_BYTES + 1024 * 1024);
+    const file = path.join(dir, 'too-big.bin');
+    await writeFile(file, big);
+    const fromFile = await cairn(['append', url, file]);
+    expect(fromFile.code).toBe(1);
+    expect(fromFile.stderr).toMatch(/413 Payload Too Large/);
+    // From stdin the length is unknown: the server may answer 413 or just close the connection.
+    const fromStdin = await cairn(['append', url], { input: big });
+    expect(fromStdin.code).toBe(1);
+    expect(fromStdin.stderr).toMatch(/413 Payload Too Large|refused the append/);
+    expect(JSON.parse(ok(await cairn(['head', url, '--json'])).stdout.toString())['stream-next-offset']).toBe(offset);
   });
 
   it('usage errors exit 2', async () => {

@@ -8,8 +8,9 @@
 import { createReadStream, fstatSync, statSync } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import cliProgress from 'cli-progress';
-import { CliError, EXIT_ERROR, EXIT_USAGE } from '../exit-codes.ts';
+import { CliError, EXIT_ERROR, EXIT_UNAVAILABLE, EXIT_USAGE } from '../exit-codes.ts';
 import { send, type ClientOptions } from './http.ts';
+
 
 /** Inputs at least this large get a progress bar (smaller ones finish before it is worth drawing). */
 export const PROGRESS_MIN_BYTES = 1024 * 1024;
@@ -88,7 +89,30 @@ export async function appendStream(url: URL, file: string | undefined, options: 
     );
     await response.body?.cancel();
     return response.headers.get('stream-next-offset') ?? '';
+  } catch (error) {
+    throw await explainBrokenUpload(error, url, sentBytes, options);
   } finally {
     bar?.stop();
   }
+}
+
+/**
+ * A server that refuses a body of unknown length (stdin) mid-upload, e.g. with 413 above its
+ * `--max-append-bytes`, closes the connection, and fetch reports only the broken pipe. If the
+ * server still answers a HEAD, it is up and refused the body: EXIT_ERROR with that explanation;
+ * otherwise the server went away: the original EXIT_UNAVAILABLE.
+ */
+async function explainBrokenUpload(error: unknown, url: URL, sentBytes: number, options: ClientOptions): Promise<unknown> {
+  if (!(error instanceof CliError) || error.exitCode !== EXIT_UNAVAILABLE || sentBytes === 0) return error;
+  try {
+    await send(url, { method: 'HEAD' }, options);
+  } catch {
+    return error;
+  }
+  return new CliError(
+    EXIT_ERROR,
+    `POST ${url.href}: the server closed the connection after ${sentBytes} bytes of the body were sent; ` +
+      'it is up, so it refused the append (a body above its --max-append-bytes gets 413)',
+    { cause: error },
+  );
 }
