@@ -6,11 +6,11 @@
 import { Command, Option } from 'commander';
 import { Document, isMap, isScalar } from 'yaml';
 import { describeSource, redactedConfig, type ResolvedConfig, type SettingTable } from '../config/settings.ts';
-import { serveSettings, type ServeConfig } from '../config/serve-config.ts';
+import { serveSettings } from '../config/serve-config.ts';
 import { addSettingOptions, resolvedConfig } from './config-options.ts';
 
 /** The effective configuration as text: `yaml` with a source comment per value, or `json`. */
-export function formatConfig(table: SettingTable, resolved: ResolvedConfig<Record<string, unknown>>, format: 'yaml' | 'json'): string {
+export function formatConfig(table: SettingTable, resolved: ResolvedConfig<object>, format: 'yaml' | 'json'): string {
   const values = redactedConfig(table, resolved.config);
   if (format === 'json') return `${JSON.stringify(values, null, 2)}\n`;
   const document = new Document(values);
@@ -32,8 +32,7 @@ export function configCommand(): Command {
       .description('print the effective `cairn serve` configuration (flags, CAIRN_* env, config file, defaults), secrets redacted')
       .addOption(new Option('--format <format>', 'output format').choices(['yaml', 'json']).default('yaml')),
   ).action((flags: { format: 'yaml' | 'json' }, self: Command) => {
-    const resolved = resolvedConfig(self) as ResolvedConfig<ServeConfig>;
-    process.stdout.write(formatConfig(serveSettings, resolved as unknown as ResolvedConfig<Record<string, unknown>>, flags.format));
+    process.stdout.write(formatConfig(serveSettings, resolvedConfig(self), flags.format));
   });
   return new Command('config').description('inspect the server configuration').addCommand(print);
 }

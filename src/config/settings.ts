@@ -293,10 +293,10 @@ export function helpText(entry: Setting): string {
 export const REDACTED = '<redacted>';
 
 /** The configuration with every secret setting's value replaced by `<redacted>`; unset keys left out. */
-export function redactedConfig(table: SettingTable, config: Record<string, unknown>): Record<string, unknown> {
+export function redactedConfig(table: SettingTable, config: object): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, entry] of Object.entries(table)) {
-    const value = config[key];
+    const value = (config as Record<string, unknown>)[key];
     if (value === undefined) continue;
     out[key] = entry.secret === true ? REDACTED : value;
   }

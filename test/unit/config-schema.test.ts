@@ -202,7 +202,7 @@ describe('invalid configuration names the key, the source and the reason', () =>
 describe('cairn config print', () => {
   it('YAML notes each source and reads back as the same configuration', async () => {
     const resolved = resolve({ flags: { port: '1234' }, env: { CAIRN_SEAL_IDLE_MS: '0' } });
-    const text = formatConfig(serveSettings, resolved as never, 'yaml');
+    const text = formatConfig(serveSettings, resolved, 'yaml');
     expect(text).toContain('port: 1234 # flag --port');
     expect(text).toContain('sealIdleMs: 0 # env CAIRN_SEAL_IDLE_MS');
     expect(text).toContain('host: 127.0.0.1 # default');
@@ -210,7 +210,7 @@ describe('cairn config print', () => {
     const configPath = path.join(dir, 'printed.yaml');
     await writeFile(configPath, text);
     expect(parseArgs(['--config', configPath]).config).toEqual(resolved.config);
-    expect(JSON.parse(formatConfig(serveSettings, resolved as never, 'json'))).toEqual(resolved.config);
+    expect(JSON.parse(formatConfig(serveSettings, resolved, 'json'))).toEqual(resolved.config);
   });
 
   it('redacts every setting marked secret, whatever its source, in both formats', () => {
@@ -222,13 +222,13 @@ describe('cairn config print', () => {
     const resolved = resolveConfig(table, settingsObject(table), { flags: {}, env: { CAIRN_API_SECRET: 'hunter2-very-secret' } });
     expect(resolved.config.apiSecret).toBe('hunter2-very-secret');
     for (const format of ['yaml', 'json'] as const) {
-      const text = formatConfig(table, resolved as never, format);
+      const text = formatConfig(table, resolved, format);
       expect(text).not.toContain('hunter2');
       expect(text).toContain(REDACTED);
     }
     // Unset secrets are simply absent.
     const unset = resolveConfig(table, settingsObject(table), { flags: {}, env: {} });
-    expect(formatConfig(table, unset as never, 'json')).not.toContain(REDACTED);
+    expect(formatConfig(table, unset, 'json')).not.toContain(REDACTED);
   });
 });
 
