@@ -18,7 +18,6 @@ import {
   type ConfigSources,
   type ResolvedConfig,
   type SettingSource,
-  type SettingTable,
 } from '../config/settings.ts';
 import { serveConfigSchema, serveSettings, type ServeConfig } from '../config/serve-config.ts';
 
@@ -27,9 +26,9 @@ export const CONFIG_ENV = 'CAIRN_CONFIG';
 const resolvedByCommand = new WeakMap<Command, ResolvedConfig<ServeConfig>>();
 
 /** Adds one option per setting (no commander default or env: resolution is ours) and `--config`. */
-export function addSettingOptions(command: Command, table: SettingTable = serveSettings): Command {
+export function addSettingOptions(command: Command): Command {
   command.addOption(new Option('--config <path>', `YAML or JSON config file, camelCase keys (env: ${CONFIG_ENV})`));
-  for (const entry of Object.values(table)) command.addOption(new Option(entry.flag, helpText(entry)));
+  for (const entry of Object.values(serveSettings)) command.addOption(new Option(entry.flag, helpText(entry)));
   command.addHelpText(
     'after',
     '\nPrecedence: flag > CAIRN_* environment variable > config file > default. ' +

@@ -13,6 +13,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sseEvents } from '../../src/cli/client/sse.ts';
 import { ChildServer, freePort } from '../fault/support/child-server.ts';
 
 const MAIN = path.resolve('src/cli/main.ts');
@@ -273,5 +274,29 @@ describe('cairn serve with an invalid configuration', { timeout: TEST_TIMEOUT_MS
     await writeFile(configPath, 'segmentSizeBytes: 65536\nlogLevel: debug\n');
     const run = ok(await cairn(['config', 'print', '--format', 'json', '--config', configPath, '--port', '9'], { env: { CAIRN_LOG_LEVEL: 'error' } }));
     expect(JSON.parse(run.stdout.toString())).toMatchObject({ port: 9, segmentSizeBytes: 65_536, logLevel: 'error', durability: 'wal' });
+  });
+});
+
+describe('the SSE parser behind cairn tail', () => {
+  async function parse(chunks: string[]) {
+    async function* body() {
+      for (const chunk of chunks) yield new TextEncoder().encode(chunk);
+    }
+    const events = [];
+    for await (const event of sseEvents(body())) events.push(event);
+    return events;
+  }
+
+  it('joins data lines, splits on LF, CRLF and CR even across chunks, drops comments and a cut-off event', async () => {
+    const events = await parse([
+      ': comment\nevent: data\ndata:one\r',
+      '\ndata: two\r\n\r',
+      '\nevent:control\rdata:{"streamNextOffset":"1_5"}\n\n',
+      'event: data\ndata:never finished\n',
+    ]);
+    expect(events).toEqual([
+      { event: 'data', data: 'one\ntwo' },
+      { event: 'control', data: '{"streamNextOffset":"1_5"}' },
+    ]);
   });
 });
