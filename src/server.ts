@@ -9,9 +9,28 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { seededRandom, systemClock, type Clock, type RandomSource } from './clock.ts';
-import { CHECKPOINT_CHECK_INTERVAL_MS, EXPIRY_REAP_INTERVAL_MS, SEAL_UPLOADS_MAX } from './config/limits.ts';
+import {
+  BODY_TIMEOUT_MS_DEFAULT,
+  CHECKPOINT_CHECK_INTERVAL_MS,
+  EXPIRY_REAP_INTERVAL_MS,
+  HEADER_BYTES_MAX_DEFAULT,
+  HEADERS_TIMEOUT_MS_DEFAULT,
+  IDLE_TIMEOUT_MS_DEFAULT,
+  JSON_DEPTH_MAX_DEFAULT,
+  LIVE_READERS_PER_CLIENT_MAX_DEFAULT,
+  REQUEST_TIMEOUT_MS_DEFAULT,
+  SEAL_UPLOADS_MAX,
+  SHUTDOWN_DRAIN_MS,
+  SHUTDOWN_IDLE_SWEEP_MS,
+  STREAM_PATH_BYTES_MAX_DEFAULT,
+  STREAMS_MAX_DEFAULT,
+} from './config/limits.ts';
+import { authConfigured, Authenticator } from './auth/authenticator.ts';
+import { TokensFileError } from './auth/tokens-file.ts';
+import { LiveClients } from './http/live-clients.ts';
 import type { ServeConfig } from './config/serve-config.ts';
 import { buildApp } from './http/app.ts';
+import { ConnectionDrain } from './http/connection-drain.ts';
 import { LiveReaders } from './http/live-readers.ts';
 import {
   FsObjectStore,
@@ -23,6 +42,8 @@ import {
   type ObjectStoreMetricsSnapshot,
   type RetryPolicy,
 } from './object-store/index.ts';
+import { Readiness } from './observability/readiness.ts';
+import { ServerMetrics } from './observability/server-metrics.ts';
 import { ReadPath } from './read-path/read-path.ts';
 import { SegmentCache, type SegmentCacheStats } from './read-path/segment-cache.ts';
 import { StreamRegistry, type RegistrySnapshot } from './stream/registry.ts';
@@ -72,7 +93,14 @@ export interface RunningServer {
   };
   /** Writes a WAL checkpoint now (normally written every `checkpointWalBytes`). */
   checkpoint(): Promise<void>;
-  /** Graceful shutdown; resolves when the WAL is fsynced and closed. */
+  /** The server's Prometheus metrics (served at /metrics). */
+  metrics: ServerMetrics;
+  /**
+   * Graceful shutdown; resolves when the WAL is fsynced and closed. Order: `/readyz` turns 503,
+   * live readers end (SSE with a final control event, long-polls answered), new requests are
+   * refused, in-flight ones finish (bounded by SHUTDOWN_DRAIN_MS), seals and deletes finish, the
+   * WAL is flushed and closed.
+   */
   close(): Promise<void>;
 }
 
@@ -101,13 +129,60 @@ async function openBaseStore(config: ServeConfig): Promise<ObjectStore> {
   });
 }
 
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1, `localhost`. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(bare);
+}
+
+/**
+ * Refuses a configuration that would serve the network without access control (README
+ * "Authentication"). @throws StartupError
+ */
+function checkExposure(config: ServeConfig): void {
+  if (authConfigured(config) || isLoopbackHost(config.host) || config.allowUnauthenticated === true) return;
+  throw new StartupError(
+    `refusing to listen on ${config.host} without authentication: anyone who can reach it could create, read and delete streams. ` +
+      'Configure --auth-tokens-file, --auth-jwt-secret or --auth-jwks-url, listen on 127.0.0.1, ' +
+      'or pass --allow-unauthenticated (CAIRN_ALLOW_UNAUTHENTICATED=true) if something in front of Cairn controls access.',
+  );
+}
+
 export async function startServer(config: ServeConfig, options: StartOptions = {}): Promise<RunningServer> {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? seededRandom(Date.now());
   const logger = options.logger ?? pino({ level: config.logLevel });
+  checkExposure(config);
+  const authenticator = await Authenticator.open(config, clock).catch((error: unknown) => {
+    throw error instanceof TokensFileError ? new StartupError(error.message, { cause: error }) : error;
+  });
+  const headersTimeoutMs = config.headersTimeoutMs ?? HEADERS_TIMEOUT_MS_DEFAULT;
+  const requestTimeoutMs = config.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new StartupError(`--headers-timeout-ms (${headersTimeoutMs}) must not exceed --request-timeout-ms (${requestTimeoutMs})`);
+  }
 
   const startedMs = performance.now();
-  const metered = new MeteredObjectStore(options.objectStore ?? (await openBaseStore(config)), { clock });
+  // Scrape-time sources are read through closures: the parts they name are built below.
+  const metrics = new ServerMetrics({
+    appendedBytes: () => registry.appendedBytes,
+    hotTailBytes: () => registry.hotTailBytes,
+    streamCount: () => registry.streamCount,
+    walQueuedBytes: () => writer.queuedBytes,
+    sealer: () => sealer.stats,
+    objectStore: () => metered.snapshot(),
+    segmentCache: () => cache.stats(),
+    collapsedReads: () => reads.collapsedReads,
+    responsesBuilt: () => reads.responsesBuilt,
+    objectsDeleted: () => collector.deletedCount,
+    liveLongPollWaiting: () => live.longPollWaitingCount,
+    liveSseOpen: () => live.sseOpenCount,
+  });
+  const metered = new MeteredObjectStore(options.objectStore ?? (await openBaseStore(config)), {
+    clock,
+    onFinish: (operation, latencyMs) => metrics.objectStoreFinished(operation, latencyMs),
+  });
+  const readiness = new Readiness({ store: metered, clock, walFailure: () => writer.failure });
   const store = new RetryingObjectStore(metered, {
     random,
     clock,
@@ -125,7 +200,12 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   }
   const naming = new ObjectNaming(await loadNodeId(config.dataDir));
 
-  const wal = await openWal({ dir: path.join(config.dataDir, 'wal'), durability: config.durability, logger });
+  const wal = await openWal({
+    dir: path.join(config.dataDir, 'wal'),
+    durability: config.durability,
+    logger,
+    onCommit: (info) => metrics.walCommitted(info),
+  });
   const writer = wal.writer;
   const registry = new StreamRegistry({ append: (record: StreamRecord) => writer.append(record) }, clock, {
     hotTailBudgetBytes: config.hotTailBudgetBytes,
@@ -172,6 +252,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     replayed++;
   }
   registry.markAllDurable();
+  readiness.markRecovered();
   sealer.start();
   logger.info(
     { streams: registry.streamCount, replayedRecords: replayed, recoveryMs: Math.round(performance.now() - startedMs) },
@@ -186,16 +267,34 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       clock,
       random,
       live,
+      liveClients: new LiveClients(config.liveReadersPerIpMax ?? LIVE_READERS_PER_CLIENT_MAX_DEFAULT),
+      authEnabled: authenticator !== undefined,
       limits: {
         maxAppendBytes: config.maxAppendBytes,
         maxChunkBytes: config.maxChunkBytes,
         longPollTimeoutMs: config.longPollTimeoutMs,
         sseReconnectMs: config.sseReconnectMs,
+        maxStreamPathBytes: config.maxStreamPathBytes ?? STREAM_PATH_BYTES_MAX_DEFAULT,
+        maxJsonDepth: config.maxJsonDepth ?? JSON_DEPTH_MAX_DEFAULT,
+        streamsMax: config.streamsMax ?? STREAMS_MAX_DEFAULT,
       },
     },
     logger,
+    authenticator,
+    corsOrigins: config.corsOrigins,
+    trustProxy: config.trustProxy,
+    appendsPerSecondMax: config.appendsPerSecondMax,
+    nodeServer: {
+      maxHeaderBytes: config.maxHeaderBytes ?? HEADER_BYTES_MAX_DEFAULT,
+      headersTimeoutMs,
+      requestTimeoutMs,
+      bodyTimeoutMs: config.bodyTimeoutMs ?? BODY_TIMEOUT_MS_DEFAULT,
+      idleTimeoutMs: config.idleTimeoutMs ?? IDLE_TIMEOUT_MS_DEFAULT,
+    },
+    observability: { metrics, readiness },
   });
 
+  const drain = new ConnectionDrain(app.server);
   const reaper = setInterval(() => registry.reapExpired(), EXPIRY_REAP_INTERVAL_MS);
   let checkpointing: Promise<void> | undefined;
   const checkpoint = (): Promise<void> => {
@@ -216,7 +315,14 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
 
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info(
-    { url: address, dataDir: config.dataDir, durability: config.durability, objectStore: store.description, nodeId: naming.nodeId },
+    {
+      url: address,
+      dataDir: config.dataDir,
+      durability: config.durability,
+      objectStore: store.description,
+      nodeId: naming.nodeId,
+      auth: authenticator === undefined ? 'off' : 'on',
+    },
     'cairn listening',
   );
 
@@ -239,12 +345,30 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       store,
       deletesDrained: () => collector.drained(),
     },
+    metrics,
     close() {
       closing ??= (async () => {
+        readiness.markClosing();
         clearInterval(reaper);
         clearInterval(checkpointer);
+        // Long-polls are answered (204 at the tail) and SSE connections get a final control event.
         live.closeAll();
-        await app.close(); // stops accepting; waits for in-flight requests (appends await their fsync)
+        // Stops accepting; waits for in-flight requests (appends await their fsync), at most
+        // SHUTDOWN_DRAIN_MS, then cuts the connections still open (a client not reading).
+        // Connections that finish their last response while draining (SSE just ended, an
+        // answered long-poll) become idle keep-alive sockets: close those as they appear, and
+        // sockets that never carried a request.
+        const idleSweeper = setInterval(() => drain.closeUnused(), SHUTDOWN_IDLE_SWEEP_MS);
+        const drainTimer = setTimeout(() => {
+          logger.warn({ drainMs: SHUTDOWN_DRAIN_MS }, 'shutdown drain timed out; closing open connections');
+          app.server.closeAllConnections();
+        }, SHUTDOWN_DRAIN_MS);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(idleSweeper);
+          clearTimeout(drainTimer);
+        }
         await sealer.close();
         await collector.close();
         await writer.close();

@@ -122,3 +122,112 @@ export const SEAL_CHECK_INTERVAL_MS = 100;
 
 /** Pause between attempts to delete the objects of a removed stream (retried until done). */
 export const OBJECT_DELETE_RETRY_MS = 5_000;
+
+// -------------------------------------------------------------------------------------------------
+// Access control and limits against abuse (README "Authentication", "Limits")
+
+/**
+ * Longest stream path, in bytes of its decoded form: 1 KiB. Paths are map keys held per stream
+ * and written into every create record; 1 KiB fits any sensible naming scheme (tenant/user/uuid)
+ * with room to spare, while keeping a million streams' keys within a gigabyte at worst.
+ */
+export const STREAM_PATH_BYTES_MAX_DEFAULT = 1024;
+
+/**
+ * Largest request head (request line + headers): 16 KiB, Node's own default. Every header the
+ * protocol defines is short; a bearer JWT is 1–4 KiB. Larger heads get 431.
+ */
+export const HEADER_BYTES_MAX_DEFAULT = 16 * 1024;
+
+/**
+ * Deepest nesting of a JSON body (arrays and objects): 128. Cairn stores JSON text as sent, so the
+ * limit protects readers, whose parsers are often recursive (serde_json stops at 128 too); no
+ * message format in practice nests that deep.
+ */
+export const JSON_DEPTH_MAX_DEFAULT = 128;
+
+/**
+ * Streams held at once: 2,000,000. A stream costs about 2 KB of memory (DESIGN measurements:
+ * 2,044 B), so the cap bounds stream state near 4 GiB, twice the 1,000,000 streams of the scale
+ * benchmark. Past it, creates get 503 + Retry-After until streams are deleted or expire.
+ */
+export const STREAMS_MAX_DEFAULT = 2_000_000;
+
+/** Retry-After of a create refused by the streams cap: deletes and expiry free slots slowly. */
+export const STREAMS_MAX_RETRY_AFTER_SECONDS = 30;
+
+/**
+ * Live readers (long-poll + SSE) per client key at once: 10,000, a tenth of the total. The key is
+ * the token when authenticated, else the client IP (the `X-Forwarded-For` client only behind a
+ * `--trust-proxy`). Behind a CDN, a handful of edge IPs carry all readers, so the cap is high enough
+ * that four edges fill the fan-out benchmark's 15,000 readers (3,750 per IP), and low enough that
+ * one address cannot take every slot.
+ */
+export const LIVE_READERS_PER_CLIENT_MAX_DEFAULT = 10_000;
+
+/**
+ * Writes (PUT, POST) per second per client key: 0 = off. One Cairn process tops out near 25,000
+ * small appends/s in total, and the right per-writer share depends on the deployment (one ingest
+ * service vs. many browser tabs), so the limit is opt-in; on a non-loopback host every write needs
+ * a token anyway (auth is on), and a per-token limit is what stops one writer from starving others.
+ */
+export const APPENDS_PER_SECOND_MAX_DEFAULT = 0;
+
+/**
+ * Time allowed to send the whole request head: 20 s. A slowloris client trickling headers holds a
+ * socket at most this long; a real client sends them in one packet. (Node's default is 60 s.)
+ */
+export const HEADERS_TIMEOUT_MS_DEFAULT = 20_000;
+
+/**
+ * Time allowed to receive a whole request, head and body: 300 s (Node's default). A 64 MiB append
+ * needs ~270 s at 2 Mbit/s; a slower upload should be split into smaller appends.
+ */
+export const REQUEST_TIMEOUT_MS_DEFAULT = 300_000;
+
+/**
+ * Longest silence on a socket while a request is in progress (no byte received or sent): 60 s.
+ * Stops slow-body clients (a body stalled mid-way) and readers that stop reading; live reads are
+ * exempt while they wait for data (their own timeouts end them). 60 s is twice the object store's
+ * retry budget (30 s), so a cold read or fork waiting on a retrying store gets its answer
+ * instead of a cut connection.
+ */
+export const BODY_TIMEOUT_MS_DEFAULT = 60_000;
+
+/**
+ * Keep-alive idle time between requests: 72 s, longer than the 60 s idle timeout of common load
+ * balancers (AWS ALB), so the balancer closes first and never sends on a socket Cairn just closed.
+ */
+export const IDLE_TIMEOUT_MS_DEFAULT = 72_000;
+
+/**
+ * Verified tokens remembered: 10,000. A hit costs one map lookup instead of a JWT signature check
+ * (tens of µs for RS256) or a SHA-256; an entry never outlives its token's `exp`.
+ */
+export const AUTH_CACHE_ENTRIES_MAX = 10_000;
+
+/** Longest a verified token is remembered when its token has no `exp`. */
+export const AUTH_CACHE_TTL_MS_MAX = 5 * 60_000;
+
+// Observability and shutdown (issue 6)
+
+/**
+ * `/readyz` keeps an object-store probe result for 1 s: load balancers and Kubernetes probe every
+ * few seconds, possibly from several places, and each probe is a billed S3 request; one second
+ * still notices an outage (and its end) almost at once.
+ */
+export const READINESS_PROBE_CACHE_MS = 1_000;
+
+/** An object-store probe not answered within 2 s counts as unreachable (a healthy HEAD takes ms). */
+export const READINESS_PROBE_TIMEOUT_MS = 2_000;
+
+/**
+ * Graceful shutdown waits up to 10 s for in-flight requests (appends awaiting their fsync, reads
+ * streaming to slow clients) after live readers were ended, then closes the remaining connections.
+ * Well inside Kubernetes' default 30 s termination grace period, which also covers sealing and
+ * closing the WAL afterwards.
+ */
+export const SHUTDOWN_DRAIN_MS = 10_000;
+
+/** While draining, idle keep-alive connections are closed every 50 ms (they would hold the drain open). */
+export const SHUTDOWN_IDLE_SWEEP_MS = 50;

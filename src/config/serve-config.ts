@@ -22,24 +22,35 @@
  * `superRefine` below, with `path: [<the key to blame>]`. The README table is checked against this
  * table by test/unit/config-readme.test.ts.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { WalDurability } from '../wal/index.ts';
 import {
+  APPENDS_PER_SECOND_MAX_DEFAULT,
+  BODY_TIMEOUT_MS_DEFAULT,
   CHECKPOINT_WAL_BYTES_DEFAULT,
+  HEADER_BYTES_MAX_DEFAULT,
+  HEADERS_TIMEOUT_MS_DEFAULT,
   HOT_TAIL_BUDGET_BYTES_DEFAULT,
+  IDLE_TIMEOUT_MS_DEFAULT,
+  JSON_DEPTH_MAX_DEFAULT,
   LIVE_READERS_MAX_DEFAULT,
+  LIVE_READERS_PER_CLIENT_MAX_DEFAULT,
   LONG_POLL_TIMEOUT_MS_DEFAULT,
   MAX_APPEND_BYTES_DEFAULT,
   MAX_APPEND_BYTES_LIMIT,
   MAX_CHUNK_BYTES_DEFAULT,
   PORT_DEFAULT,
+  REQUEST_TIMEOUT_MS_DEFAULT,
   SEAL_IDLE_MS_DEFAULT,
   SEAL_MAX_AGE_MS_DEFAULT,
   SEGMENT_CACHE_BYTES_DEFAULT,
   SEGMENT_SIZE_BYTES_DEFAULT,
   SSE_RECONNECT_MS_DEFAULT,
+  STREAM_PATH_BYTES_MAX_DEFAULT,
+  STREAMS_MAX_DEFAULT,
 } from './limits.ts';
-import { setting, settingsObject } from './settings.ts';
+import { setting, settingsObject, type SettingTable } from './settings.ts';
 
 /** A whole number in [min, max], with a message that says so. */
 export function int(min: number, max: number) {
@@ -49,6 +60,65 @@ export function int(min: number, max: number) {
 const bytes = int;
 const ms = int;
 const MAX = Number.MAX_SAFE_INTEGER;
+
+/** A switch: on, off, or unset (off). Text from flags and variables is parsed by settings.ts. */
+const onOff = () => z.boolean({ error: 'expected true or false' }).optional();
+
+/**
+ * A comma-separated list as text (flag, variable, file) or a list (file, or a value already
+ * validated): the trimmed, non-empty items.
+ */
+const listInput = z.union([z.string(), z.array(z.string())], { error: 'expected a comma-separated list' });
+
+function listItems(value: string | string[]): string[] {
+  const items = typeof value === 'string' ? value.split(',') : value;
+  return items.map((item) => item.trim()).filter((item) => item.length > 0);
+}
+
+/**
+ * `--cors-origins`: `*` (any origin) or a list of origins, each exactly `scheme://host[:port]` (no
+ * path, no trailing slash: browsers send the `Origin` header in that form, and Fastify's CORS compares
+ * it as text). A `*` among other origins is an error. Output `'*' | string[]`.
+ */
+export const corsOriginsSchema = listInput.transform((value, context): '*' | string[] => {
+  const origins = listItems(value);
+  if (origins.length === 1 && origins[0] === '*') return '*';
+  if (origins.length === 0) {
+    context.issues.push({ code: 'custom', input: value, message: 'expected * or a comma-separated list of origins' });
+    return z.NEVER;
+  }
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || parsed.origin !== origin) {
+      context.issues.push({ code: 'custom', input: value, message: `"${origin}" is not an origin (scheme://host[:port], no path or trailing slash)` });
+      return z.NEVER;
+    }
+  }
+  return origins;
+});
+
+/** `--trust-proxy`: a comma-separated list of IP addresses or CIDR ranges (`10.0.0.0/8`, `fd00::/8`). */
+export const addressListSchema = listInput.transform((value, context): string[] => {
+  const entries = listItems(value);
+  for (const entry of entries) {
+    const [address = '', bits, extra] = entry.split('/');
+    const family = isIP(address);
+    const bitsOk = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (family === 0 || !bitsOk || extra !== undefined) {
+      context.issues.push({ code: 'custom', input: value, message: `"${entry}" is not an IP address or CIDR range` });
+      return z.NEVER;
+    }
+  }
+  return entries;
+});
+
+/** An http(s) URL, kept as given. */
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
 
 export const serveSettings = {
   host: setting({
@@ -239,6 +309,148 @@ export const serveSettings = {
     description: 'keep at least this many newest bytes per stream, drop older segments',
     unsetMeans: 'keep',
   }),
+  allowUnauthenticated: setting({
+    flag: '--allow-unauthenticated',
+    env: 'CAIRN_ALLOW_UNAUTHENTICATED',
+    schema: onOff(),
+    description: 'listen on a non-loopback --host without authentication (only when something in front controls access)',
+    unsetMeans: 'off',
+  }),
+  authJwtSecret: setting({
+    flag: '--auth-jwt-secret <secret>',
+    env: 'CAIRN_AUTH_JWT_SECRET',
+    schema: z.string().min(1, { error: 'expected a secret' }).optional(),
+    unit: 'secret',
+    description: 'HMAC secret of HS256/384/512 bearer JWTs (never logged)',
+    unsetMeans: 'none',
+    secret: true,
+  }),
+  authJwksUrl: setting({
+    flag: '--auth-jwks-url <url>',
+    env: 'CAIRN_AUTH_JWKS_URL',
+    schema: httpUrl.optional(),
+    unit: 'url',
+    description: 'JWKS URL with the public keys of RS/PS/ES/EdDSA bearer JWTs',
+    unsetMeans: 'none',
+  }),
+  authJwtAudience: setting({
+    flag: '--auth-jwt-audience <aud>',
+    env: 'CAIRN_AUTH_JWT_AUDIENCE',
+    schema: z.string().min(1, { error: 'expected an audience' }).optional(),
+    description: 'required JWT aud claim',
+    unsetMeans: 'any',
+  }),
+  authJwtIssuer: setting({
+    flag: '--auth-jwt-issuer <iss>',
+    env: 'CAIRN_AUTH_JWT_ISSUER',
+    schema: z.string().min(1, { error: 'expected an issuer' }).optional(),
+    description: 'required JWT iss claim',
+    unsetMeans: 'any',
+  }),
+  authTokensFile: setting({
+    flag: '--auth-tokens-file <path>',
+    env: 'CAIRN_AUTH_TOKENS_FILE',
+    schema: z.string().min(1, { error: 'expected a path' }).optional(),
+    unit: 'path',
+    description: 'YAML or JSON file of static bearer tokens and their grants',
+    unsetMeans: 'none',
+  }),
+  corsOrigins: setting({
+    flag: '--cors-origins <list>',
+    env: 'CAIRN_CORS_ORIGINS',
+    schema: corsOriginsSchema,
+    default: '*',
+    unit: 'origins',
+    description: 'origins browsers may call from: * or a comma-separated list',
+  }),
+  trustProxy: setting({
+    flag: '--trust-proxy <list>',
+    env: 'CAIRN_TRUST_PROXY',
+    schema: addressListSchema.optional(),
+    unit: 'IPs/CIDRs',
+    description: 'proxies (comma-separated IPs/CIDRs) whose X-Forwarded-For names the client',
+    unsetMeans: 'none',
+  }),
+  maxStreamPathBytes: setting({
+    flag: '--max-stream-path-bytes <bytes>',
+    env: 'CAIRN_MAX_STREAM_PATH_BYTES',
+    schema: bytes(1, 64 * 1024),
+    default: STREAM_PATH_BYTES_MAX_DEFAULT,
+    unit: 'bytes',
+    description: 'longest stream path (400 above)',
+  }),
+  maxHeaderBytes: setting({
+    flag: '--max-header-bytes <bytes>',
+    env: 'CAIRN_MAX_HEADER_BYTES',
+    schema: bytes(1024, 1024 * 1024),
+    default: HEADER_BYTES_MAX_DEFAULT,
+    unit: 'bytes',
+    description: 'largest request line + headers (431 above)',
+  }),
+  maxJsonDepth: setting({
+    flag: '--max-json-depth <levels>',
+    env: 'CAIRN_MAX_JSON_DEPTH',
+    schema: int(1, 100_000),
+    default: JSON_DEPTH_MAX_DEFAULT,
+    unit: 'levels',
+    description: 'deepest nesting of a JSON body (400 above)',
+  }),
+  streamsMax: setting({
+    flag: '--streams-max <count>',
+    env: 'CAIRN_STREAMS_MAX',
+    schema: int(1, MAX),
+    default: STREAMS_MAX_DEFAULT,
+    unit: 'count',
+    description: 'streams held at once; creates get 503 above',
+  }),
+  liveReadersPerIpMax: setting({
+    flag: '--live-readers-per-ip-max <count>',
+    env: 'CAIRN_LIVE_READERS_PER_IP_MAX',
+    schema: int(1, 10_000_000),
+    default: LIVE_READERS_PER_CLIENT_MAX_DEFAULT,
+    unit: 'count',
+    description: 'live readers per client (token, else IP) at once; 503 above',
+  }),
+  appendsPerSecondMax: setting({
+    flag: '--appends-per-second-max <count>',
+    env: 'CAIRN_APPENDS_PER_SECOND_MAX',
+    schema: int(0, 10_000_000),
+    default: APPENDS_PER_SECOND_MAX_DEFAULT,
+    unit: 'count',
+    description: 'writes (PUT, POST) per second per client (token, else IP); 429 above; 0 = off',
+  }),
+  headersTimeoutMs: setting({
+    flag: '--headers-timeout-ms <ms>',
+    env: 'CAIRN_HEADERS_TIMEOUT_MS',
+    schema: ms(1, 3_600_000),
+    default: HEADERS_TIMEOUT_MS_DEFAULT,
+    unit: 'ms',
+    description: 'time to receive a request head (408 after)',
+  }),
+  requestTimeoutMs: setting({
+    flag: '--request-timeout-ms <ms>',
+    env: 'CAIRN_REQUEST_TIMEOUT_MS',
+    schema: ms(1, 86_400_000),
+    default: REQUEST_TIMEOUT_MS_DEFAULT,
+    unit: 'ms',
+    description: 'time to receive a whole request (408 after)',
+  }),
+  bodyTimeoutMs: setting({
+    flag: '--body-timeout-ms <ms>',
+    env: 'CAIRN_BODY_TIMEOUT_MS',
+    schema: ms(1, 86_400_000),
+    default: BODY_TIMEOUT_MS_DEFAULT,
+    unit: 'ms',
+    description: 'longest socket silence during a request (connection closed after)',
+  }),
+  idleTimeoutMs: setting({
+    flag: '--idle-timeout-ms <ms>',
+    env: 'CAIRN_IDLE_TIMEOUT_MS',
+    schema: ms(1, 86_400_000),
+    default: IDLE_TIMEOUT_MS_DEFAULT,
+    unit: 'ms',
+    description: 'keep-alive idle time between requests',
+  }),
   logLevel: setting({
     flag: '--log-level <level>',
     env: 'CAIRN_LOG_LEVEL',
@@ -263,3 +475,13 @@ export type ServeConfig = z.output<typeof serveConfigSchema>;
 // Compile-time check that the schema's durability is the WAL's.
 const durabilityMatchesWal: WalDurability extends ServeConfig['durability'] ? (ServeConfig['durability'] extends WalDurability ? true : never) : never = true;
 void durabilityMatchesWal;
+
+/**
+ * Every setting at its default (optional settings unset), validated: the base of a configuration
+ * built in code (tests, the demo), so a setting added to the table needs no change there.
+ */
+export function serveConfigDefaults(): ServeConfig {
+  const table: SettingTable = serveSettings;
+  const defaults = Object.entries(table).filter(([, entry]) => entry.default !== undefined);
+  return serveConfigSchema.parse(Object.fromEntries(defaults.map(([key, entry]) => [key, entry.default])));
+}

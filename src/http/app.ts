@@ -1,9 +1,16 @@
 /**
  * The Fastify application: body parsing, CORS and browser security headers, the stream routes
- * (one file per protocol operation under ./routes), and the error mapping.
+ * (one file per protocol operation under ./routes), and the error mapping; when configured, the
+ * access check (src/auth), the per-client write rate and the node:http limits (./node-server.ts).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
+import { installAccessControl } from '../auth/access-control.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
+import { TooManyRequestsError } from '../protocol/errors.ts';
+import { installObservability, type Observability } from '../observability/http-observability.ts';
+import { REQUEST_ID_HEADER, requestIdGenerator } from '../observability/request-id.ts';
 import type { HttpContext } from './context.ts';
 import { installErrorHandler } from './error-handler.ts';
 import { STREAM_PREFIX } from './stream-path.ts';
@@ -12,8 +19,12 @@ import { appendToStream } from './routes/append.ts';
 import { deleteStream } from './routes/delete.ts';
 import { headStream } from './routes/head.ts';
 import { readStream } from './routes/read.ts';
+import { nodeServerFactory, type NodeServerLimits } from './node-server.ts';
 
-/** Request headers a browser may send (CORS preflight, PROTOCOL.md §13.2). */
+/**
+ * Request headers a browser may send (CORS preflight, PROTOCOL.md §13.2): exactly the protocol's
+ * and Cairn's stream headers. `X-Request-Id` is not among them: browsers get a generated id.
+ */
 const ALLOWED_REQUEST_HEADERS = [
   'Content-Type',
   'Authorization',
@@ -53,12 +64,25 @@ const EXPOSED_RESPONSE_HEADERS = [
   'Location',
   'Content-Type',
   'Retry-After',
+  'X-Request-Id',
 ];
 
 export interface AppOptions {
   context: HttpContext;
   /** A pino logger for request logs; none when absent. */
   logger?: FastifyBaseLogger;
+  /** Checks bearer tokens on every stream request; auth is off (no hook at all) when absent. */
+  authenticator?: Authenticator;
+  /** Origins browsers may call from (`--cors-origins`); default any (`*`). */
+  corsOrigins?: '*' | string[];
+  /** Proxies whose `X-Forwarded-For` names the client (`--trust-proxy`); default none. */
+  trustProxy?: string[];
+  /** Writes (PUT, POST) per second per client key (`--appends-per-second-max`); 0 or absent = off. */
+  appendsPerSecondMax?: number;
+  /** Limits of the node:http server (`--max-header-bytes`, timeouts); Fastify's defaults when absent. */
+  nodeServer?: NodeServerLimits;
+  /** Request metrics and the /metrics, /healthz, /readyz routes; none when absent. */
+  observability?: Observability;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -68,16 +92,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bodyLimit: context.limits.maxAppendBytes,
     // Stream paths may be long; Fastify's default of 100 characters per parameter is too small.
     routerOptions: { maxParamLength: 4096 },
+    ...(options.nodeServer === undefined ? {} : { serverFactory: nodeServerFactory(options.nodeServer) }),
+    ...(options.trustProxy === undefined || options.trustProxy.length === 0 ? {} : { trustProxy: options.trustProxy }),
     // Quiet on hot paths: no per-request log lines (errors are still logged by the error handler).
     logController: new LogController({ disableRequestLogging: true }),
     // request.log is the server's logger itself, not a per-request child (a pino child per request
-    // cost about 1.5% of the CPU of an append); error logs name the method and URL instead.
+    // cost about 1.5% of the CPU of an append); error logs carry reqId, method and URL instead.
     childLoggerFactory: (logger) => logger,
+    // A sane incoming X-Request-Id, else a generated one; echoed in the response (onRequest below).
+    genReqId: requestIdGenerator(context.random),
     return503OnClosing: true,
   });
 
   await app.register(cors, {
-    origin: '*',
+    origin: options.corsOrigins ?? '*',
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
     allowedHeaders: ALLOWED_REQUEST_HEADERS,
     exposedHeaders: EXPOSED_RESPONSE_HEADERS,
@@ -85,9 +113,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   // Browser security headers on every response (PROTOCOL.md §12.7).
-  app.addHook('onRequest', (_request, reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('cross-origin-resource-policy', 'cross-origin');
+    reply.header(REQUEST_ID_HEADER, request.id);
     done();
   });
 
@@ -96,10 +125,31 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
   installErrorHandler(app, context.limits.maxAppendBytes);
+  if (options.observability !== undefined) installObservability(app, options.observability);
+
+  if (options.authenticator !== undefined) installAccessControl(app, options.authenticator, context.limits.maxStreamPathBytes);
+
+  // Per-client write rate (@fastify/rate-limit, on PUT and POST only): keyed by token when auth is
+  // on, else by client IP. Not registered at all when off.
+  const writesPerSecond = options.appendsPerSecondMax ?? 0;
+  let writeRouteConfig = {};
+  if (writesPerSecond > 0) {
+    await app.register(rateLimit, {
+      global: false,
+      keyGenerator: (request) => request.cairnAccess?.clientKey ?? request.ip,
+      addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
+      errorResponseBuilder: (_request, limit) =>
+        new TooManyRequestsError(
+          `more than ${writesPerSecond} writes per second from this client; retry in ${limit.after}`,
+          Math.max(1, Math.ceil(limit.ttl / 1000)),
+        ),
+    });
+    writeRouteConfig = { config: { rateLimit: { max: writesPerSecond, timeWindow: 1000 } } };
+  }
 
   const route = `${STREAM_PREFIX}*`;
-  app.put(route, (request, reply) => createStream(context, request, reply));
-  app.post(route, (request, reply) => appendToStream(context, request, reply));
+  app.put(route, writeRouteConfig, (request, reply) => createStream(context, request, reply));
+  app.post(route, writeRouteConfig, (request, reply) => appendToStream(context, request, reply));
   app.delete(route, (request, reply) => deleteStream(context, request, reply));
   app.head(route, (request, reply) => headStream(context, request, reply));
   app.get(route, { exposeHeadRoute: false }, (request, reply) => readStream(context, request, reply));

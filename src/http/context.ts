@@ -4,6 +4,7 @@
 import type { Clock, RandomSource } from '../clock.ts';
 import type { ReadPath } from '../read-path/read-path.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
+import type { LiveClients } from './live-clients.ts';
 import type { LiveReaders } from './live-readers.ts';
 
 export interface HttpLimits {
@@ -15,6 +16,12 @@ export interface HttpLimits {
   longPollTimeoutMs: number;
   /** How long an SSE connection stays open before the server closes it (§10.2: ~60 s). */
   sseReconnectMs: number;
+  /** Longest decoded stream path, in bytes (400 above). */
+  maxStreamPathBytes: number;
+  /** Deepest nesting of a JSON body (400 above). */
+  maxJsonDepth: number;
+  /** Streams held at once; creates past it get 503. */
+  streamsMax: number;
 }
 
 export interface HttpContext {
@@ -24,4 +31,8 @@ export interface HttpContext {
   clock: Clock;
   random: RandomSource;
   live: LiveReaders;
+  /** Live readers per client key (IP, or token when auth is on). */
+  liveClients: LiveClients;
+  /** Auth is on: reads are `Cache-Control: private` unless their grant is public. */
+  authEnabled: boolean;
 }

@@ -10,7 +10,7 @@ export function installErrorHandler(app: FastifyInstance, maxAppendBytes: number
   app.setErrorHandler((error: FastifyError | ProtocolError, request, reply) => {
     reply.header('cache-control', 'no-store');
     if (error instanceof ProtocolError) {
-      if (error.statusCode >= 500) request.log.warn({ err: error, method: request.method, url: request.url }, 'request refused');
+      if (error.statusCode >= 500) request.log.warn({ err: error, reqId: request.id, method: request.method, url: request.url }, 'request refused');
       reply.headers(error.headers).code(error.statusCode).type('text/plain; charset=utf-8').send(error.message);
       return;
     }
@@ -19,7 +19,7 @@ export function installErrorHandler(app: FastifyInstance, maxAppendBytes: number
       return;
     }
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-    if (status === 500) request.log.error({ err: error, method: request.method, url: request.url }, 'unhandled error');
+    if (status === 500) request.log.error({ err: error, reqId: request.id, method: request.method, url: request.url }, 'unhandled error');
     reply.code(status).type('text/plain; charset=utf-8').send(status === 500 ? 'internal server error' : error.message);
   });
 }

@@ -10,9 +10,14 @@ import type { StreamState } from '../stream/stream-state.ts';
 /** Why a wait ended: the stream changed, the time ran out, the client's connection closed, or the server is stopping. */
 export type WakeReason = 'changed' | 'timeout' | 'disconnected' | 'shutdown';
 
+/** How a live reader reads: one waiting GET, or an open Server-Sent Events connection. */
+export type LiveMode = 'long-poll' | 'sse';
+
 export class LiveReaders {
   readonly #maxWaiters: number;
   #waiting = 0;
+  #longPollWaiting = 0;
+  #sseOpen = 0;
   #closing = false;
   readonly #all = new Set<() => void>();
 
@@ -24,6 +29,31 @@ export class LiveReaders {
   /** Readers waiting right now. */
   get waitingCount(): number {
     return this.#waiting;
+  }
+
+  /** Long-poll requests waiting right now (metrics). */
+  get longPollWaitingCount(): number {
+    return this.#longPollWaiting;
+  }
+
+  /** SSE connections open right now, waiting or sending (metrics). */
+  get sseOpenCount(): number {
+    return this.#sseOpen;
+  }
+
+  /** True once `closeAll()` ran: SSE loops send their final control event and end. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** An SSE connection started (its headers are sent); pair with `sseClosed()`. */
+  sseOpened(): void {
+    this.#sseOpen++;
+  }
+
+  /** An SSE connection ended. */
+  sseClosed(): void {
+    this.#sseOpen--;
   }
 
   /** Throws ServiceUnavailableError when no more readers may wait. */
@@ -38,10 +68,18 @@ export class LiveReaders {
    * timer and three small closures, and nothing left behind (no AbortController, whose abort would
    * also build a DOMException with a stack for every finished request).
    * @param connection the request's or response's emitter; a destroyed one ends the wait at once.
+   * @param mode who waits (counted separately for metrics); default long-poll.
    */
-  wait(stream: StreamState, timeoutMs: number, connection: EventEmitter & { destroyed: boolean }): Promise<WakeReason> {
+  wait(
+    stream: StreamState,
+    timeoutMs: number,
+    connection: EventEmitter & { destroyed: boolean },
+    mode: LiveMode = 'long-poll',
+  ): Promise<WakeReason> {
     this.admit();
     this.#waiting++;
+    const longPoll = mode === 'long-poll';
+    if (longPoll) this.#longPollWaiting++;
     return new Promise<WakeReason>((resolve) => {
       const finish = (reason: WakeReason) => {
         clearTimeout(timer);
@@ -49,6 +87,7 @@ export class LiveReaders {
         this.#all.delete(onShutdown);
         connection.off('close', onClose);
         this.#waiting--;
+        if (longPoll) this.#longPollWaiting--;
         resolve(reason);
       };
       const onChange = () => finish('changed');

@@ -21,6 +21,7 @@ export {
 } from './retrying-store.ts';
 export {
   MeteredObjectStore,
+  type ObjectStoreFinishListener,
   type ObjectStoreMetricsSnapshot,
   type OperationMetrics,
 } from './metered-store.ts';

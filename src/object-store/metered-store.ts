@@ -38,6 +38,9 @@ export interface OperationMetrics {
 
 export type ObjectStoreMetricsSnapshot = Record<ObjectStoreOperation, OperationMetrics>;
 
+/** Told of every finished call (successful or not): its operation and latency in ms. */
+export type ObjectStoreFinishListener = (operation: ObjectStoreOperation, latencyMs: number) => void;
+
 const OPERATIONS: readonly ObjectStoreOperation[] = ['put', 'get', 'head', 'list', 'delete', 'deleteMany'];
 
 function emptyMetrics(): OperationMetrics {
@@ -48,13 +51,18 @@ export class MeteredObjectStore implements ObjectStore {
   readonly description: string;
   readonly #inner: ObjectStore;
   readonly #clock: Clock;
+  readonly #onFinish: ObjectStoreFinishListener | undefined;
   #metrics: ObjectStoreMetricsSnapshot;
 
-  /** `clock` times the calls; default the system clock. */
-  constructor(inner: ObjectStore, options: { clock?: Clock } = {}) {
+  /**
+   * `clock` times the calls; default the system clock. `onFinish` is told each finished call's
+   * operation and latency (a Prometheus histogram observes it); it must not throw.
+   */
+  constructor(inner: ObjectStore, options: { clock?: Clock; onFinish?: ObjectStoreFinishListener } = {}) {
     this.#inner = inner;
     this.description = inner.description;
     this.#clock = options.clock ?? systemClock;
+    this.#onFinish = options.onFinish;
     this.#metrics = MeteredObjectStore.#emptySnapshot();
   }
 
@@ -110,6 +118,7 @@ export class MeteredObjectStore implements ObjectStore {
       metrics.inFlightCount--;
       metrics.latencyMsTotal += latencyMs;
       metrics.latencyMsMax = Math.max(metrics.latencyMsMax, latencyMs);
+      this.#onFinish?.(operation, latencyMs);
       return metrics;
     };
     try {

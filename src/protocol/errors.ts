@@ -92,3 +92,30 @@ export class ServiceUnavailableError extends ProtocolError {
     super('SERVICE_UNAVAILABLE', 503, message, { 'retry-after': String(retryAfterSeconds) });
   }
 }
+
+/**
+ * 401 with `WWW-Authenticate: Bearer` (RFC 6750 §3): no token, or a token that is malformed,
+ * unknown, expired, not yet valid, or signed by the wrong key. Sent before anything reveals whether
+ * the stream exists (PROTOCOL.md §12.1, §12.2).
+ */
+export class UnauthorizedError extends ProtocolError {
+  constructor(message: string, tokenPresent: boolean) {
+    super('UNAUTHORIZED', 401, message, {
+      'www-authenticate': tokenPresent ? 'Bearer realm="cairn", error="invalid_token"' : 'Bearer realm="cairn"',
+    });
+  }
+}
+
+/** 403: a valid token whose grants do not cover this path and operation (RFC 6750 `insufficient_scope`). */
+export class ForbiddenError extends ProtocolError {
+  constructor(message: string) {
+    super('FORBIDDEN', 403, message, { 'www-authenticate': 'Bearer realm="cairn", error="insufficient_scope"' });
+  }
+}
+
+/** 429 with `Retry-After`: the client's write rate is above `--appends-per-second-max` (§12.5). */
+export class TooManyRequestsError extends ProtocolError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super('TOO_MANY_REQUESTS', 429, message, { 'retry-after': String(retryAfterSeconds) });
+  }
+}

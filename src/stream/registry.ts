@@ -123,6 +123,7 @@ export class StreamRegistry {
   readonly #byIncarnation = new Map<number, StreamState>();
   #nextIncarnation = 1;
   #hotTailBytes = 0;
+  #appendedBytes = 0;
   /** Called when a commit fails in the background (expiry deletes); for logging. */
   onBackgroundError: (error: unknown) => void = () => {};
   listener: RegistryListener | undefined;
@@ -143,6 +144,14 @@ export class StreamRegistry {
   /** Unsealed bytes held by all hot tails. */
   get hotTailBytes(): number {
     return this.#hotTailBytes;
+  }
+
+  /**
+   * Data bytes of creates and appends this process made durable (acknowledged), replay excluded;
+   * read by the metrics exporter at scrape time so the append path only adds a number.
+   */
+  get appendedBytes(): number {
+    return this.#appendedBytes;
   }
 
   /** Every stream incarnation still held, soft-deleted ones included (the sealer walks them). */
@@ -295,6 +304,7 @@ export class StreamRegistry {
     const end = stream?.tailOffset ?? 0;
     const closed = stream?.closed ?? false;
     const writes = record.t === 'create' || record.t === 'append';
+    const dataBytes = writes ? (record.data?.length ?? 0) : 0;
     const durable = this.#log.append(record).then(
       () => {
         if (stream === undefined || record.t === 'seal' || record.t === 'trim') return;
@@ -302,6 +312,7 @@ export class StreamRegistry {
           stream.createDurable = true;
           stream.durableOffset = Math.max(stream.durableOffset, end);
           stream.durableClosed ||= closed;
+          this.#appendedBytes += dataBytes;
           this.listener?.durable(stream);
         }
         stream.notifySoon();

@@ -19,6 +19,7 @@ export {
 } from './errors.ts';
 export {
   encodeFrame,
+  encodeFrameParts,
   decodeFrames,
   scanFrames,
   FRAME_HEADER_BYTES,

@@ -34,3 +34,10 @@ export const WAL_FILE_BYTES_MAX_DEFAULT = 64 * MiB;
  * disk bandwidth this is under a second of backlog.
  */
 export const WAL_QUEUE_BYTES_MAX_DEFAULT = 256 * MiB;
+
+/**
+ * Smallest record `data` framed beside its msgpack head instead of inside it, 16 KiB. Above it
+ * the copy into the frame costs more than the extra iovec of a writev; below it, small appends
+ * stay one buffer each (most appends are small).
+ */
+export const WAL_ATTACHMENT_BYTES_MIN = 16 * 1024;

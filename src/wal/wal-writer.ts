@@ -16,7 +16,7 @@
  *   queued reject with `WalWriteError`, and so does every later append.
  */
 import type { Clock } from '../clock.ts';
-import { encodeFrame } from './record-codec.ts';
+import { encodeFrameParts } from './record-codec.ts';
 import { encodeSnapshotFrame, writeCheckpointFile, deleteObsoleteFiles } from './checkpoint.ts';
 import {
   WalCheckpointInProgressError,
@@ -174,8 +174,10 @@ export class WalWriter {
   }
 
   /**
-   * Appends one record. The record is encoded before this returns, so the caller may reuse or
-   * mutate its buffers at once. Resolves when the record is durable (see `WalDurability`).
+   * Appends one record. The record is encoded before this returns; only a large `data` buffer
+   * (record-codec.ts: attached frames) is written from the caller's memory, so it must not be
+   * modified afterwards (stream data never is: it is immutable once appended). Resolves when
+   * the record is durable (see `WalDurability`).
    * Rejects (never throws) with:
    * - `WalOverloadedError` (503, retryable) if `queueBytesMax` would be exceeded — nothing queued;
    * - `WalWriteError` (503) if the write or fsync failed, or the writer failed earlier;
@@ -185,23 +187,24 @@ export class WalWriter {
   append(record: unknown): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closePromise) return Promise.reject(new WalClosedError());
-    let frame: Buffer;
+    let parts: Buffer[];
     try {
-      frame = encodeFrame(record);
+      parts = encodeFrameParts(record);
     } catch (err) {
       return Promise.reject(err);
     }
+    const frameBytes = parts.length === 1 ? parts[0].length : parts[0].length + parts[1].length;
     // An empty queue accepts any single frame, so a record larger than the bound is not
     // refused forever.
-    if (this.#queuedBytes > 0 && this.#queuedBytes + frame.length > this.queueBytesMax) {
+    if (this.#queuedBytes > 0 && this.#queuedBytes + frameBytes > this.queueBytesMax) {
       return Promise.reject(new WalOverloadedError(this.#queuedBytes, this.queueBytesMax));
     }
     const batch = this.#openBatch ?? this.#newBatch();
-    batch.buffers.push(frame);
-    batch.bytes += frame.length;
+    for (const part of parts) batch.buffers.push(part);
+    batch.bytes += frameBytes;
     batch.recordCount++;
-    this.#queuedBytes += frame.length;
-    this.#walBytesSinceCheckpoint += frame.length;
+    this.#queuedBytes += frameBytes;
+    this.#walBytesSinceCheckpoint += frameBytes;
     return batch.promise;
   }
 

@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { PORT_DEFAULT } from '../../src/config/limits.ts';
-import { serveConfigSchema, serveSettings } from '../../src/config/serve-config.ts';
+import { serveConfigDefaults, serveConfigSchema, serveSettings } from '../../src/config/serve-config.ts';
 import {
   ConfigError,
   defaultText,
@@ -83,10 +83,87 @@ describe('the serve settings table', () => {
       sealMaxAgeMs: 300_000,
       hotTailBudgetBytes: 512 * 1024 * 1024,
       segmentCacheBytes: 256 * 1024 * 1024,
+      corsOrigins: '*',
+      maxStreamPathBytes: 1024,
+      maxHeaderBytes: 16 * 1024,
+      maxJsonDepth: 128,
+      streamsMax: 2_000_000,
+      liveReadersPerIpMax: 10_000,
+      appendsPerSecondMax: 0,
+      headersTimeoutMs: 20_000,
+      requestTimeoutMs: 300_000,
+      bodyTimeoutMs: 60_000,
+      idleTimeoutMs: 72_000,
       logLevel: 'info',
     });
     expect(sources.port).toEqual({ kind: 'default' });
     expect(sources.s3Bucket).toEqual({ kind: 'unset' });
+  });
+});
+
+describe('access control and limit settings', () => {
+  it('--allow-unauthenticated is a switch: CAIRN_ALLOW_UNAUTHENTICATED=false leaves it off', () => {
+    // The old commander `.env()` switch turned on for any non-empty value, "false" included.
+    expect(resolve({ env: { CAIRN_ALLOW_UNAUTHENTICATED: 'false' } }).config.allowUnauthenticated).toBe(false);
+    expect(resolve({ env: { CAIRN_ALLOW_UNAUTHENTICATED: '0' } }).config.allowUnauthenticated).toBe(false);
+    expect(resolve({ env: { CAIRN_ALLOW_UNAUTHENTICATED: 'true' } }).config.allowUnauthenticated).toBe(true);
+    expect(resolve({}).config.allowUnauthenticated).toBeUndefined();
+    expect(parseArgs(['--allow-unauthenticated'], { CAIRN_ALLOW_UNAUTHENTICATED: 'false' }).config.allowUnauthenticated).toBe(true);
+    expect(issuesOf(() => resolve({ env: { CAIRN_ALLOW_UNAUTHENTICATED: 'maybe' } }))[0]).toMatchObject({
+      key: 'allowUnauthenticated',
+      source: { kind: 'env', name: 'CAIRN_ALLOW_UNAUTHENTICATED' },
+    });
+  });
+
+  it('--cors-origins: * or a list of origins, as text or (in a file) a list', async () => {
+    expect(parseArgs(['--cors-origins', 'https://a.example, http://localhost:5173']).config.corsOrigins).toEqual(['https://a.example', 'http://localhost:5173']);
+    expect(resolve({ env: { CAIRN_CORS_ORIGINS: '*' } }).config.corsOrigins).toBe('*');
+    const configPath = path.join(dir, 'cors.yaml');
+    await writeFile(configPath, 'corsOrigins:\n  - https://a.example\ntrustProxy: 10.0.0.0/8, ::1\n');
+    expect(parseArgs(['--config', configPath]).config).toMatchObject({ corsOrigins: ['https://a.example'], trustProxy: ['10.0.0.0/8', '::1'] });
+    expect(issuesOf(() => resolve({ env: { CAIRN_CORS_ORIGINS: 'https://a.example/' } }))).toEqual([
+      {
+        key: 'corsOrigins',
+        source: { kind: 'env', name: 'CAIRN_CORS_ORIGINS' },
+        reason: '"https://a.example/" is not an origin (scheme://host[:port], no path or trailing slash)',
+      },
+    ]);
+    expect(issuesOf(() => resolve({ file: { path: 'c.yaml', values: { corsOrigins: [] } } }))[0]?.reason).toBe('expected * or a comma-separated list of origins');
+  });
+
+  it('--trust-proxy, --auth-jwks-url and the limits are validated with the rules of the old flags', () => {
+    expect(resolve({ flags: { trustProxy: '127.0.0.1,fd00::/8' } }).config.trustProxy).toEqual(['127.0.0.1', 'fd00::/8']);
+    const issues = issuesOf(() =>
+      resolve({
+        flags: { trustProxy: '10.0.0.0/33', authJwksUrl: 'ftp://keys.example/jwks.json', maxHeaderBytes: '512' },
+        env: { CAIRN_APPENDS_PER_SECOND_MAX: '-1', CAIRN_MAX_STREAM_PATH_BYTES: '65537' },
+      }),
+    );
+    expect(Object.fromEntries(issues.map((issue) => [issue.key, issue.reason]))).toEqual({
+      trustProxy: '"10.0.0.0/33" is not an IP address or CIDR range',
+      authJwksUrl: 'expected an http(s) URL',
+      maxHeaderBytes: 'expected a whole number from 1024 to 1048576',
+      appendsPerSecondMax: 'expected a whole number from 0 to 10000000',
+      maxStreamPathBytes: 'expected a whole number from 1 to 65536',
+    });
+    expect(resolve({ env: { CAIRN_AUTH_JWKS_URL: 'https://idp.example/.well-known/jwks.json' } }).config.authJwksUrl).toBe(
+      'https://idp.example/.well-known/jwks.json',
+    );
+  });
+
+  it('config print redacts --auth-jwt-secret', () => {
+    const resolved = resolve({ flags: { authJwtSecret: 'hunter2-jwt-secret' }, env: { CAIRN_AUTH_JWT_ISSUER: 'https://idp.example' } });
+    expect(resolved.config.authJwtSecret).toBe('hunter2-jwt-secret');
+    for (const format of ['yaml', 'json'] as const) {
+      const text = formatConfig(serveSettings, resolved, format);
+      expect(text).not.toContain('hunter2');
+      expect(text).toContain(REDACTED);
+      expect(text).toContain('https://idp.example');
+    }
+  });
+
+  it('serveConfigDefaults is the configuration of no sources at all', () => {
+    expect(serveConfigDefaults()).toEqual(resolve({}).config);
   });
 });
 

@@ -1,6 +1,8 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { decodeFrames, encodeFrame, FRAME_HEADER_BYTES, scanFrames } from '../../src/wal/record-codec.ts';
+import { pack } from 'msgpackr';
+import { decodeFrames, encodeFrame, encodeFrameParts, FRAME_HEADER_BYTES, scanFrames } from '../../src/wal/record-codec.ts';
+import { WAL_ATTACHMENT_BYTES_MIN } from '../../src/wal/wal-limits.ts';
 import { WalRecordTooLargeError } from '../../src/wal/errors.ts';
 
 const records: unknown[] = [
@@ -110,6 +112,54 @@ describe('WAL record codec', () => {
     const buf = Buffer.concat([header, payload]);
     expect(scanFrames(buf).problem).toBeUndefined();
     expect(decodeFrames(buf).problem?.kind).toBe('undecodable');
+  });
+
+  describe('attached data (records whose data is at least WAL_ATTACHMENT_BYTES_MIN bytes)', () => {
+    const data = Buffer.alloc(WAL_ATTACHMENT_BYTES_MIN + 3);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
+    const record = { t: 'append', inc: 9, data, producer: ['p', 1, 2] };
+
+    it('frames the caller buffer itself beside the head, and decodes it back as a view', () => {
+      const parts = encodeFrameParts(record);
+      expect(parts).toHaveLength(2);
+      expect(parts[1]).toBe(data);
+      expect(encodeFrameParts({ data: data.subarray(0, WAL_ATTACHMENT_BYTES_MIN - 1) }).length).toBe(1);
+      const buf = Buffer.concat([encodeFrame({ a: 1 }), ...parts, encodeFrame({ b: 2 })]);
+      const decoded = decodeFrames(buf);
+      expect(decoded.problem).toBeUndefined();
+      expect(decoded.frames.map((f) => f.record)).toEqual([{ a: 1 }, record, { b: 2 }]);
+      const view = (decoded.frames[1]!.record as { data: Buffer }).data;
+      expect(view.buffer).toBe(buf.buffer);
+      expect(scanFrames(buf).frameCount).toBe(3);
+    });
+
+    it('the checksum covers the attached bytes and the head', () => {
+      for (const at of [FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + 3, FRAME_HEADER_BYTES + 40, FRAME_HEADER_BYTES + 5000]) {
+        const buf = encodeFrame(record);
+        buf[at] ^= 0x10;
+        expect(decodeFrames(buf).problem?.kind).toBe('checksum-mismatch');
+      }
+    });
+
+    it('a head length running past the payload is undecodable, not a crash', () => {
+      const buf = encodeFrame(record);
+      const payloadBytes = buf.readUInt32LE(0);
+      buf.writeUInt32LE(payloadBytes, FRAME_HEADER_BYTES + 1);
+      buf.writeUInt32LE(crc32(buf.subarray(FRAME_HEADER_BYTES)), 4);
+      expect(decodeFrames(buf).problem?.kind).toBe('undecodable');
+    });
+
+    it('frames written before this layout (data inside the msgpack) still decode', () => {
+      const payload = pack(record);
+      const header = Buffer.alloc(FRAME_HEADER_BYTES);
+      header.writeUInt32LE(payload.length, 0);
+      header.writeUInt32LE(crc32(payload), 4);
+      expect(decodeFrames(Buffer.concat([header, payload])).frames.map((f) => f.record)).toEqual([record]);
+    });
+
+    it('the payload limit counts the attached bytes', () => {
+      expect(() => encodeFrameParts(record, data.length)).toThrow(WalRecordTooLargeError);
+    });
   });
 
   it('refuses to encode a payload above the limit', () => {

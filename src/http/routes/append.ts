@@ -3,18 +3,22 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BadRequestError } from '../../protocol/errors.ts';
-import { isValidContentType } from '../../protocol/content-type.ts';
+import { isJsonContentType, isValidContentType } from '../../protocol/content-type.ts';
+import { jsonDepthExceeds } from '../../protocol/json-depth.ts';
 import { parseClosedFlag, parseProducerHeaders, singleHeader } from '../../protocol/headers.ts';
 import type { HttpContext } from '../context.ts';
 import { streamPathOf } from '../stream-path.ts';
 
 export async function appendToStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const path = streamPathOf(request.url);
+  const path = streamPathOf(request.url, context.limits.maxStreamPathBytes);
   const headers = request.headers;
   const body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
   const contentType = singleHeader(headers['content-type'], 'Content-Type');
   if (body.length > 0 && contentType !== undefined && !isValidContentType(contentType)) {
     throw new BadRequestError('Content-Type is malformed');
+  }
+  if (contentType !== undefined && isJsonContentType(contentType) && jsonDepthExceeds(body, context.limits.maxJsonDepth)) {
+    throw new BadRequestError(`JSON body nests deeper than ${context.limits.maxJsonDepth} levels`);
   }
   const outcome = await context.registry.append({
     path,

@@ -5,13 +5,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BadRequestError, StreamNotFoundError } from '../../protocol/errors.ts';
-import {
-  CACHE_CONTROL_IMMUTABLE,
-  CACHE_CONTROL_NO_STORE,
-  CACHE_CONTROL_SHARED,
-  ifNoneMatchHits,
-  readEtag,
-} from '../../protocol/caching.ts';
+import { CACHE_CONTROL_NO_STORE, ifNoneMatchHits, readCacheControl, readEtag } from '../../protocol/caching.ts';
 import { responseCursor } from '../../protocol/cursor.ts';
 import { parseOffsetQuery } from '../../protocol/offset.ts';
 import type { StreamState } from '../../stream/stream-state.ts';
@@ -41,7 +35,7 @@ export function readStartPosition(context: HttpContext, stream: StreamState, off
 }
 
 export async function readStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
-  const path = streamPathOf(request.url);
+  const path = streamPathOf(request.url, context.limits.maxStreamPathBytes);
   const query = request.query as Query;
   const live = queryParam(query, 'live');
   const offsetText = queryParam(query, 'offset');
@@ -66,7 +60,11 @@ export async function readStream(context: HttpContext, request: FastifyRequest, 
 
   if (live === 'long-poll' && start.position >= stream.durableOffset) {
     if (!stream.durableClosed) {
-      const reason = await context.live.wait(stream, context.limits.longPollTimeoutMs, request.raw);
+      context.live.admit();
+      const release = context.liveClients.acquire(request.cairnAccess?.clientKey ?? request.ip);
+      // The wait is silent by design: the socket's inactivity timeout (--body-timeout-ms) must not end it.
+      request.raw.socket.setTimeout(0);
+      const reason = await context.live.wait(stream, context.limits.longPollTimeoutMs, request.raw).finally(release);
       if (!registry.isCurrent(stream) || stream.softDeleted) throw new StreamNotFoundError(path);
       if (reason === 'disconnected') return;
     }
@@ -87,7 +85,7 @@ export async function readStream(context: HttpContext, request: FastifyRequest, 
   const etag = readEtag(stream.incarnation, start.position, end, closed);
   reply.header('stream-next-offset', registry.offsetOf(stream, end));
   reply.header('etag', etag);
-  reply.header('cache-control', immutable ? CACHE_CONTROL_IMMUTABLE : CACHE_CONTROL_SHARED);
+  reply.header('cache-control', readCacheControl(immutable, !context.authEnabled || request.cairnAccess?.publicRead === true));
   if (upToDate) reply.header('stream-up-to-date', 'true');
   if (closed) reply.header('stream-closed', 'true');
   if (live === 'long-poll' || !closed) reply.header('stream-cursor', responseCursor(cursor, context.clock, context.random));

@@ -2,7 +2,8 @@
  * GET `live=sse` — Server-Sent Events (PROTOCOL.md §5.8, §10.2). Data events carry UTF-8 text for
  * `text/*` and JSON streams and base64 otherwise; each is followed by a control event. The server
  * closes the connection after `sseReconnectMs` (about 60 s) so CDNs can collapse reconnects, and
- * right after the closure signal.
+ * right after the closure signal. On graceful shutdown it sends a final control event (where to
+ * resume) and closes.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isSseTextContentType } from '../../protocol/content-type.ts';
@@ -19,6 +20,7 @@ export async function streamSse(
   clientCursor: string | undefined,
 ): Promise<void> {
   context.live.admit();
+  const releaseClient = context.liveClients.acquire(request.cairnAccess?.clientKey ?? request.ip);
   const registry = context.registry;
   const base64 = !isSseTextContentType(stream.contentType);
   const raw = reply.raw;
@@ -30,6 +32,8 @@ export async function streamSse(
   if (base64) headers['stream-sse-data-encoding'] = 'base64';
   reply.hijack();
   raw.writeHead(200, headers);
+  // Waits between events are silent: the socket's inactivity timeout (--body-timeout-ms) must not end them.
+  request.raw.socket.setTimeout(0);
 
   let disconnected = false;
   raw.once('close', () => {
@@ -67,8 +71,15 @@ export async function streamSse(
     return `event: control\ndata:${JSON.stringify(event)}\n\n`;
   };
 
+  context.live.sseOpened();
   try {
     while (!disconnected && !stream.softDeleted && registry.isCurrent(stream)) {
+      if (context.live.closing) {
+        // Graceful shutdown: a last control event with where to resume, then end; the client
+        // reconnects (to another node or after the restart) from streamNextOffset.
+        await write(undefined, controlEvent(position === stream.durableOffset, false));
+        break;
+      }
       if (position < stream.durableOffset) {
         const { event, end } = await sharedDataEvent(context, stream, position, base64);
         position = end;
@@ -85,13 +96,15 @@ export async function streamSse(
       if (!sentControl) await write(undefined, controlEvent(true, false));
       const remainingMs = deadline - context.clock.nowMs();
       if (remainingMs <= 0) break;
-      const reason = await context.live.wait(stream, remainingMs, raw);
-      if (reason !== 'changed') break;
+      const reason = await context.live.wait(stream, remainingMs, raw, 'sse');
+      if (reason !== 'changed' && reason !== 'shutdown') break;
     }
   } catch (error) {
     // Headers are sent: end the connection and let the client reconnect (it then gets the status).
-    request.log.warn({ err: error, url: request.url }, 'SSE read failed; closing the connection');
+    request.log.warn({ err: error, reqId: request.id, url: request.url }, 'SSE read failed; closing the connection');
   } finally {
+    releaseClient();
+    context.live.sseClosed();
     raw.end();
   }
 }

@@ -59,6 +59,8 @@ export class ChildServer {
   #exited: Promise<void> = Promise.resolve();
   #stderr = '';
   starts = 0;
+  /** How the last started child exited (undefined while it runs or before the first start). */
+  lastExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
   constructor(options: ChildServerOptions) {
     this.port = options.port;
@@ -86,10 +88,12 @@ export class ChildServer {
     );
     this.#child = child;
     this.starts++;
+    this.lastExit = undefined;
     let exitInfo: string | undefined;
     this.#exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         exitInfo = `exit code ${code}, signal ${signal}`;
+        this.lastExit = { code, signal };
         if (this.#child === child) this.#child = undefined;
         resolve();
       });
@@ -130,6 +134,11 @@ export class ChildServer {
   /** SIGKILL, synchronously sent to this child only. */
   kill(): void {
     this.#child?.kill('SIGKILL');
+  }
+
+  /** Sends `signal` to this child only (SIGTERM: graceful shutdown). */
+  signal(signal: NodeJS.Signals): void {
+    this.#child?.kill(signal);
   }
 
   /** Resolves when the last started child has exited. */

@@ -1,0 +1,53 @@
+/**
+ * The access check of every stream request when auth is on (README "Authentication"): one
+ * `onRequest` hook, run before the body is read and before anything looks up the stream, so a
+ * 401 or 403 is the same whether the stream exists or not (PROTOCOL.md §12.1, §12.2).
+ *
+ * Operations: PUT (create, fork) and POST (append, close) need `write`; GET and HEAD (catch-up,
+ * long-poll, SSE) need `read`; DELETE needs `delete`. A fork (`Stream-Forked-From`) also needs
+ * `read` on its source. CORS preflights (OPTIONS) need no token. With auth off the hook is not
+ * installed at all.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ForbiddenError } from '../protocol/errors.ts';
+import { singleHeader } from '../protocol/headers.ts';
+import { STREAM_PREFIX, streamPathOf, streamPathOfHeader } from '../http/stream-path.ts';
+import type { Authenticator } from './authenticator.ts';
+import { checkGrants, type Operation } from './grants.ts';
+
+/** What the access check leaves on the request for the routes. */
+export interface RequestAccess {
+  /** Per-client key (rate and live-reader limits): the token's, never the IP. */
+  clientKey: string;
+  /** Reads of this path may be stored by shared caches (`Cache-Control: public`). */
+  publicRead: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the access check when auth is on; undefined when auth is off. */
+    cairnAccess: RequestAccess | undefined;
+  }
+}
+
+const OPERATIONS: Record<string, Operation> = { GET: 'read', HEAD: 'read', PUT: 'write', POST: 'write', DELETE: 'delete' };
+
+export function installAccessControl(app: FastifyInstance, authenticator: Authenticator, maxStreamPathBytes: number): void {
+  app.decorateRequest('cairnAccess', undefined);
+  app.addHook('onRequest', async (request: FastifyRequest) => {
+    if (request.method === 'OPTIONS' || !request.url.startsWith(STREAM_PREFIX)) return;
+    const principal = await authenticator.authenticate(request.headers.authorization);
+    const operation = OPERATIONS[request.method];
+    if (operation === undefined) return; // no route answers it (404/405)
+    const path = streamPathOf(request.url, maxStreamPathBytes);
+    const access = checkGrants(principal.grants, path, operation);
+    if (access === undefined) throw new ForbiddenError(`the token does not grant ${operation} on this stream path`);
+    if (operation === 'write') {
+      const forkedFrom = singleHeader(request.headers['stream-forked-from'], 'Stream-Forked-From');
+      if (forkedFrom !== undefined && checkGrants(principal.grants, streamPathOfHeader(forkedFrom, maxStreamPathBytes), 'read') === undefined) {
+        throw new ForbiddenError('the token does not grant read on the fork source path');
+      }
+    }
+    request.cairnAccess = { clientKey: principal.key, publicRead: access.publicRead };
+  });
+}

@@ -1,0 +1,25 @@
+/**
+ * GET /healthz and /readyz (issue 6). `/healthz` answers 200 while the process serves HTTP
+ * (liveness). `/readyz` answers 200 `{"ready":true}` when the server should get traffic — WAL
+ * recovered and writable, object store reachable, not shutting down — and otherwise 503
+ * `{"ready":false,"reason":"…"}` (readiness). Both are JSON, never cached.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Readiness } from '../../observability/readiness.ts';
+
+export const HEALTH_PATH = '/healthz';
+export const READY_PATH = '/readyz';
+
+export function registerHealthRoutes(app: FastifyInstance, readiness: Readiness): void {
+  app.get(HEALTH_PATH, (_request, reply) => {
+    reply.header('cache-control', 'no-store').type('application/json').send('{"alive":true}');
+  });
+  app.get(READY_PATH, async (_request, reply) => {
+    const result = await readiness.check();
+    reply
+      .header('cache-control', 'no-store')
+      .type('application/json')
+      .code(result.ready ? 200 : 503)
+      .send(JSON.stringify(result));
+  });
+}

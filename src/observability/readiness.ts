@@ -1,0 +1,79 @@
+/**
+ * Readiness (`/readyz`, issue 6): ready when WAL recovery has finished, the WAL writer has not
+ * failed, the server is not shutting down, and the object store answers a cheap probe (a HEAD of
+ * a key that need not exist: "not found" is an answer). The probe's result is kept for
+ * `READINESS_PROBE_CACHE_MS` and concurrent checks share one probe, so frequent scrapers cost
+ * the store one request per period.
+ */
+import type { Clock } from '../clock.ts';
+import { READINESS_PROBE_CACHE_MS, READINESS_PROBE_TIMEOUT_MS } from '../config/limits.ts';
+import { ObjectNotFoundError, type ObjectStore } from '../object-store/index.ts';
+
+/** Key the probe HEADs; it is never written. */
+export const READINESS_PROBE_KEY = 'cairn-readiness-probe';
+
+export type ReadinessResult = { ready: true } | { ready: false; reason: string };
+
+export interface ReadinessOptions {
+  /** The store without retries (a probe should answer quickly, not retry for seconds). */
+  store: ObjectStore;
+  clock: Clock;
+  /** Why the WAL cannot take writes, or undefined when it can. */
+  walFailure: () => Error | undefined;
+}
+
+export class Readiness {
+  readonly #o: ReadinessOptions;
+  #recovered = false;
+  #closing = false;
+  #probe: { atMs: number; result: Promise<ReadinessResult> } | undefined;
+
+  constructor(options: ReadinessOptions) {
+    this.#o = options;
+  }
+
+  /** WAL checkpoint and replay are applied. */
+  markRecovered(): void {
+    this.#recovered = true;
+  }
+
+  /** Graceful shutdown started: not ready from now on. */
+  markClosing(): void {
+    this.#closing = true;
+  }
+
+  /** Whether the server should receive traffic, and if not, why (never throws). */
+  async check(): Promise<ReadinessResult> {
+    if (this.#closing) return { ready: false, reason: 'shutting down' };
+    if (!this.#recovered) return { ready: false, reason: 'WAL recovery has not finished' };
+    const walFailure = this.#o.walFailure();
+    if (walFailure !== undefined) return { ready: false, reason: `WAL failed: ${walFailure.message}` };
+    const nowMs = this.#o.clock.nowMs();
+    if (this.#probe === undefined || nowMs - this.#probe.atMs >= READINESS_PROBE_CACHE_MS) {
+      this.#probe = { atMs: nowMs, result: this.#probeStore() };
+    }
+    return this.#probe.result;
+  }
+
+  async #probeStore(): Promise<ReadinessResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<ReadinessResult>((resolve) => {
+      timer = setTimeout(
+        () => resolve({ ready: false, reason: `object store did not answer within ${READINESS_PROBE_TIMEOUT_MS} ms` }),
+        READINESS_PROBE_TIMEOUT_MS,
+      );
+    });
+    const probe = this.#o.store.head(READINESS_PROBE_KEY).then(
+      (): ReadinessResult => ({ ready: true }),
+      (error: unknown): ReadinessResult =>
+        error instanceof ObjectNotFoundError
+          ? { ready: true }
+          : { ready: false, reason: `object store unreachable: ${(error as Error).message}` },
+    );
+    try {
+      return await Promise.race([probe, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
