@@ -134,7 +134,8 @@ describe('tail', { timeout: TEST_TIMEOUT_MS }, () => {
     const offset = ok(await cairn(['create', url, '--content-type', 'text/plain'])).stdout.toString().trim();
     // Started at the stream's tail offset, tail misses nothing whenever it connects.
     const tailing = cairn(['tail', url, '--offset', offset]);
-    const parts = ['first line\n', 'second line\n', 'third\n'];
+    // Lines starting with spaces: an SSE parser drops one space after `data:`, so the server must send one.
+    const parts = ['first line\n', ' second line, one leading space\n', '   third,\n  indented\n'];
     for (const part of parts) ok(await cairn(['append', url], { input: part }));
     const binaryUrl = `${base}/tailed-binary`;
     const binaryOffset = ok(await cairn(['create', binaryUrl])).stdout.toString().trim();
