@@ -4,7 +4,7 @@
  * each value in a comment and is itself a valid config file; JSON is the bare object.
  */
 import { Command, Option } from 'commander';
-import { Document, isMap, isScalar } from 'yaml';
+import { Document, isMap, isScalar, isSeq } from 'yaml';
 import { describeSource, redactedConfig, type ResolvedConfig, type SettingTable } from '../config/settings.ts';
 import { serveSettings } from '../config/serve-config.ts';
 import { addSettingOptions, resolvedConfig } from './config-options.ts';
@@ -18,7 +18,9 @@ export function formatConfig(table: SettingTable, resolved: ResolvedConfig<objec
     for (const pair of document.contents.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : '';
       const source = resolved.sources[key];
-      if (isScalar(pair.value) && source !== undefined) pair.value.comment = ` ${describeSource(source)}`;
+      // A list (corsOrigins, trustProxy) is printed on one line, so it can carry its comment too.
+      if (isSeq(pair.value)) pair.value.flow = true;
+      if ((isScalar(pair.value) || isSeq(pair.value)) && source !== undefined) pair.value.comment = ` ${describeSource(source)}`;
     }
   }
   const unset = Object.keys(table).filter((key) => values[key] === undefined);

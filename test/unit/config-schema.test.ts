@@ -290,6 +290,16 @@ describe('cairn config print', () => {
     expect(JSON.parse(formatConfig(serveSettings, resolved, 'json'))).toEqual(resolved.config);
   });
 
+  it('lists (corsOrigins, trustProxy) carry their source too and read back', async () => {
+    const resolved = resolve({ flags: { trustProxy: '10.0.0.0/8,::1' }, env: { CAIRN_CORS_ORIGINS: 'https://a.example' } });
+    const text = formatConfig(serveSettings, resolved, 'yaml');
+    expect(text).toContain('trustProxy: [ 10.0.0.0/8, ::1 ] # flag --trust-proxy');
+    expect(text).toContain('corsOrigins: [ https://a.example ] # env CAIRN_CORS_ORIGINS');
+    const configPath = path.join(dir, 'printed-lists.yaml');
+    await writeFile(configPath, text);
+    expect(parseArgs(['--config', configPath]).config).toEqual(resolved.config);
+  });
+
   it('redacts every setting marked secret, whatever its source, in both formats', () => {
     // A table with a credential, as the auth settings will add (e.g. authJwtSecret).
     const table = {
