@@ -22,7 +22,7 @@ import {
   SEGMENT_CACHE_BYTES_DEFAULT,
   SSE_RECONNECT_MS_DEFAULT,
 } from '../src/config/limits.ts';
-import type { ServeConfig } from '../src/config/serve-config.ts';
+import { serveConfigDefaults, type ServeConfig } from '../src/config/serve-config.ts';
 import { startServer, type RunningServer } from '../src/server.ts';
 import { loadCorpus, messageOf, type Corpus } from './corpus.ts';
 import { readPass, startLiveTailer, type LiveTailer, type ReadPass } from './readers.ts';
@@ -288,6 +288,7 @@ async function verifyPass(
 
 function serveConfig(options: DemoOptions, dataDir: string, s3Prefix: string | undefined): ServeConfig {
   return {
+    ...serveConfigDefaults(),
     host: '127.0.0.1',
     port: 0,
     dataDir,

@@ -1,86 +1,487 @@
 /**
- * Settings of `cairn serve`. Every field has a flag and a `CAIRN_*` environment variable twin
- * (src/cli/serve-command.ts).
+ * Every setting of `cairn serve`, described once. From this table come the command-line flags,
+ * their `CAIRN_*` environment twins, the config-file keys (camelCase, the keys below), `--help`,
+ * `cairn config print`, the validation of every source, and the `ServeConfig` type.
+ *
+ * Adding a setting is one entry (the keys of this object are the `ServeConfig` fields):
+ *
+ *   someLimitBytes: setting({
+ *     flag: '--some-limit-bytes <bytes>',        // commander syntax; a switch has no `<value>`
+ *     env: 'CAIRN_SOME_LIMIT_BYTES',
+ *     schema: bytes(1, SOME_LIMIT_BYTES_MAX),     // or int(..), z.enum([...]), z.string().min(1), z.boolean();
+ *                                                 // add `.optional()` and no default when unset is meaningful
+ *     default: SOME_LIMIT_BYTES_DEFAULT,          // from limits.ts, with its reason there
+ *     unit: 'bytes',                              // bytes | ms | count | seconds …
+ *     description: 'what it bounds; what happens above it',
+ *     secret: true,                               // only for credentials: redacted by `cairn config print`
+ *   }),
+ *
+ * Porting an old commander option `option('--x <ms>', 'desc', 'CAIRN_X').argParser(integer(1, 10)).default(D)`
+ * is: flag `'--x <ms>'`, env `'CAIRN_X'`, schema `ms(1, 10)`, default `D`, unit `'ms'`, description `'desc'`.
+ * `.choices([...])` becomes `z.enum([...])`. A rule between settings goes into `serveConfigSchema`'s
+ * `superRefine` below, with `path: [<the key to blame>]`. The README table is checked against this
+ * table by test/unit/config-readme.test.ts.
  */
+import { isIP } from 'node:net';
+import { z } from 'zod';
 import type { WalDurability } from '../wal/index.ts';
+import {
+  APPENDS_PER_SECOND_MAX_DEFAULT,
+  BODY_TIMEOUT_MS_DEFAULT,
+  CHECKPOINT_WAL_BYTES_DEFAULT,
+  HEADER_BYTES_MAX_DEFAULT,
+  HEADERS_TIMEOUT_MS_DEFAULT,
+  HOT_TAIL_BUDGET_BYTES_DEFAULT,
+  IDLE_TIMEOUT_MS_DEFAULT,
+  JSON_DEPTH_MAX_DEFAULT,
+  LIVE_READERS_MAX_DEFAULT,
+  LIVE_READERS_PER_CLIENT_MAX_DEFAULT,
+  LONG_POLL_TIMEOUT_MS_DEFAULT,
+  MAX_APPEND_BYTES_DEFAULT,
+  MAX_APPEND_BYTES_LIMIT,
+  MAX_CHUNK_BYTES_DEFAULT,
+  PORT_DEFAULT,
+  REQUEST_TIMEOUT_MS_DEFAULT,
+  SEAL_IDLE_MS_DEFAULT,
+  SEAL_MAX_AGE_MS_DEFAULT,
+  SEGMENT_CACHE_BYTES_DEFAULT,
+  SEGMENT_SIZE_BYTES_DEFAULT,
+  SSE_RECONNECT_MS_DEFAULT,
+  STREAM_PATH_BYTES_MAX_DEFAULT,
+  STREAMS_MAX_DEFAULT,
+} from './limits.ts';
+import { setting, settingsObject, type SettingTable } from './settings.ts';
 
-export interface ServeConfig {
-  host: string;
-  /** TCP port; 0 picks a free one. */
-  port: number;
-  /** Directory of the WAL and checkpoints (and, with tiering, the embedded object store). */
-  dataDir: string;
-  /** `wal`: acknowledge after fdatasync; `memory`: no fsync (development only). */
-  durability: WalDurability;
-  longPollTimeoutMs: number;
-  maxAppendBytes: number;
-  maxChunkBytes: number;
-  sseReconnectMs: number;
-  liveReadersMax: number;
-  checkpointWalBytes: number;
-  /** Where segments and manifests go: `fs` (embedded, under `<dataDir>/objects`) or `s3`. */
-  objectStore: 'fs' | 's3';
-  /** S3 bucket (required with `objectStore: 's3'`). */
-  s3Bucket?: string;
-  /** Key prefix inside the bucket, e.g. `cairn/prod`. */
-  s3Prefix?: string;
-  /** Endpoint of an S3-compatible store (MinIO, Ceph RGW); default AWS. */
-  s3Endpoint?: string;
-  s3Region?: string;
-  s3ForcePathStyle?: boolean;
-  /** Start even if the store does not refuse overwrites (create-if-absent unenforced). */
-  unsafeAllowOverwrites?: boolean;
-  /** Seal a hot tail when it reaches this many bytes. */
-  segmentSizeBytes: number;
-  /** Seal a hot tail after this long without appends, in ms (0 = as soon as it is durable). */
-  sealIdleMs: number;
-  /** Seal bytes unsealed for this long even if appends continue, in ms. */
-  sealMaxAgeMs: number;
-  /** Unsealed bytes across all streams before appends get 503. */
-  hotTailBudgetBytes: number;
-  /** Bytes of segment data kept in memory for reads. */
-  segmentCacheBytes: number;
-  /** Default retention by age of sealed data, in ms (per-stream `Cairn-Retention-Ms` overrides). */
-  retentionMs?: number;
-  /** Default retention by size: keep at least this many newest bytes (per-stream `Cairn-Retention-Bytes`). */
-  retentionBytes?: number;
-  // Access control (README "Authentication"). Auth is on when any of the three sources is set.
-  /** Start on a non-loopback host without auth (otherwise refused). */
-  allowUnauthenticated?: boolean;
-  /** HMAC secret of HS256/384/512 JWTs. Never logged. */
-  authJwtSecret?: string;
-  /** URL of the JWKS holding the public keys of RS/PS/ES/EdDSA JWTs. */
-  authJwksUrl?: string;
-  /** Required JWT `aud`. */
-  authJwtAudience?: string;
-  /** Required JWT `iss`. */
-  authJwtIssuer?: string;
-  /** YAML/JSON file of static bearer tokens and their grants. */
-  authTokensFile?: string;
-  /** Origins allowed by CORS: `'*'` (default) or a list. */
-  corsOrigins?: '*' | string[];
-  /** Addresses/CIDRs of proxies whose `X-Forwarded-For` names the client; default none. */
-  trustProxy?: string[];
-  // Limits against abuse (README "Limits"); defaults in src/config/limits.ts.
-  /** Longest decoded stream path, in bytes (400 above). */
-  maxStreamPathBytes?: number;
-  /** Largest request head, in bytes (431 above). */
-  maxHeaderBytes?: number;
-  /** Deepest JSON body nesting (400 above). */
-  maxJsonDepth?: number;
-  /** Streams held at once (503 on create above). */
-  streamsMax?: number;
-  /** Live readers per client key (token, else IP) at once (503 above). */
-  liveReadersPerIpMax?: number;
-  /** Writes per second per client key; 0 = off (429 above). */
-  appendsPerSecondMax?: number;
-  /** Time to receive a request head, in ms (408 after). */
-  headersTimeoutMs?: number;
-  /** Time to receive a whole request, in ms (408 after). */
-  requestTimeoutMs?: number;
-  /** Longest socket silence during a request, in ms (connection closed after). */
-  bodyTimeoutMs?: number;
-  /** Keep-alive idle time between requests, in ms. */
-  idleTimeoutMs?: number;
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** A whole number in [min, max], with a message that says so. */
+export function int(min: number, max: number) {
+  const message = `expected a whole number from ${min} to ${max}`;
+  return z.int({ error: message }).min(min, { error: message }).max(max, { error: message });
+}
+const bytes = int;
+const ms = int;
+const MAX = Number.MAX_SAFE_INTEGER;
+
+/** A switch: on, off, or unset (off). Text from flags and variables is parsed by settings.ts. */
+const onOff = () => z.boolean({ error: 'expected true or false' }).optional();
+
+/**
+ * A comma-separated list as text (flag, variable, file) or a list (file, or a value already
+ * validated): the trimmed, non-empty items.
+ */
+const listInput = z.union([z.string(), z.array(z.string())], { error: 'expected a comma-separated list' });
+
+function listItems(value: string | string[]): string[] {
+  const items = typeof value === 'string' ? value.split(',') : value;
+  return items.map((item) => item.trim()).filter((item) => item.length > 0);
+}
+
+/**
+ * `--cors-origins`: `*` (any origin) or a list of origins, each exactly `scheme://host[:port]` (no
+ * path, no trailing slash: browsers send the `Origin` header in that form, and Fastify's CORS compares
+ * it as text). A `*` among other origins is an error. Output `'*' | string[]`.
+ */
+export const corsOriginsSchema = listInput.transform((value, context): '*' | string[] => {
+  const origins = listItems(value);
+  if (origins.length === 1 && origins[0] === '*') return '*';
+  if (origins.length === 0) {
+    context.issues.push({ code: 'custom', input: value, message: 'expected * or a comma-separated list of origins' });
+    return z.NEVER;
+  }
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || parsed.origin !== origin) {
+      context.issues.push({ code: 'custom', input: value, message: `"${origin}" is not an origin (scheme://host[:port], no path or trailing slash)` });
+      return z.NEVER;
+    }
+  }
+  return origins;
+});
+
+/** `--trust-proxy`: a comma-separated list of IP addresses or CIDR ranges (`10.0.0.0/8`, `fd00::/8`). */
+export const addressListSchema = listInput.transform((value, context): string[] => {
+  const entries = listItems(value);
+  for (const entry of entries) {
+    const [address = '', bits, extra] = entry.split('/');
+    const family = isIP(address);
+    const bitsOk = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (family === 0 || !bitsOk || extra !== undefined) {
+      context.issues.push({ code: 'custom', input: value, message: `"${entry}" is not an IP address or CIDR range` });
+      return z.NEVER;
+    }
+  }
+  return entries;
+});
+
+/** An http(s) URL, kept as given. */
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
+
+export const serveSettings = {
+  host: setting({
+    flag: '--host <address>',
+    env: 'CAIRN_HOST',
+    schema: z.string().min(1, { error: 'expected an address' }),
+    default: '127.0.0.1',
+    unit: 'address',
+    description: 'address to listen on',
+  }),
+  port: setting({
+    flag: '--port <number>',
+    env: 'CAIRN_PORT',
+    schema: int(0, 65_535),
+    default: PORT_DEFAULT,
+    unit: 'port',
+    description: 'TCP port (0 = any free port)',
+  }),
+  dataDir: setting({
+    flag: '--data-dir <path>',
+    env: 'CAIRN_DATA_DIR',
+    schema: z.string().min(1, { error: 'expected a path' }),
+    default: './data',
+    unit: 'path',
+    description: 'directory for the write-ahead log and checkpoints (and the fs object store)',
+  }),
+  durability: setting({
+    flag: '--durability <mode>',
+    env: 'CAIRN_DURABILITY',
+    schema: z.enum(['wal', 'memory'], { error: 'expected one of: wal, memory' }),
+    default: 'wal',
+    description: 'wal: acknowledge after fsync; memory: no fsync (development only)',
+  }),
+  longPollTimeoutMs: setting({
+    flag: '--long-poll-timeout-ms <ms>',
+    env: 'CAIRN_LONG_POLL_TIMEOUT_MS',
+    schema: ms(1, 3_600_000),
+    default: LONG_POLL_TIMEOUT_MS_DEFAULT,
+    unit: 'ms',
+    description: 'long-poll wait before 204',
+  }),
+  maxAppendBytes: setting({
+    flag: '--max-append-bytes <bytes>',
+    env: 'CAIRN_MAX_APPEND_BYTES',
+    schema: bytes(1, MAX_APPEND_BYTES_LIMIT),
+    default: MAX_APPEND_BYTES_DEFAULT,
+    unit: 'bytes',
+    description: 'largest request body accepted (413 above)',
+  }),
+  maxChunkBytes: setting({
+    flag: '--max-chunk-bytes <bytes>',
+    env: 'CAIRN_MAX_CHUNK_BYTES',
+    schema: bytes(1024, 256 * 1024 * 1024),
+    default: MAX_CHUNK_BYTES_DEFAULT,
+    unit: 'bytes',
+    description: 'largest catch-up response body',
+  }),
+  sseReconnectMs: setting({
+    flag: '--sse-reconnect-ms <ms>',
+    env: 'CAIRN_SSE_RECONNECT_MS',
+    schema: ms(1000, 3_600_000),
+    default: SSE_RECONNECT_MS_DEFAULT,
+    unit: 'ms',
+    description: 'SSE connections are closed after this long (CDN collapsing)',
+  }),
+  liveReadersMax: setting({
+    flag: '--live-readers-max <count>',
+    env: 'CAIRN_LIVE_READERS_MAX',
+    schema: int(1, 10_000_000),
+    default: LIVE_READERS_MAX_DEFAULT,
+    unit: 'count',
+    description: 'live readers (long-poll + SSE) waiting at once; 503 above',
+  }),
+  checkpointWalBytes: setting({
+    flag: '--checkpoint-wal-bytes <bytes>',
+    env: 'CAIRN_CHECKPOINT_WAL_BYTES',
+    schema: bytes(1024, MAX),
+    default: CHECKPOINT_WAL_BYTES_DEFAULT,
+    unit: 'bytes',
+    description: 'write a checkpoint after this many WAL bytes',
+  }),
+  objectStore: setting({
+    flag: '--object-store <kind>',
+    env: 'CAIRN_OBJECT_STORE',
+    schema: z.enum(['fs', 's3'], { error: 'expected one of: fs, s3' }),
+    default: 'fs',
+    description: 'where segments go: fs (under <data-dir>/objects) or s3',
+  }),
+  s3Bucket: setting({
+    flag: '--s3-bucket <name>',
+    env: 'CAIRN_S3_BUCKET',
+    schema: z.string().min(1, { error: 'expected a bucket name' }).optional(),
+    unit: 'name',
+    description: 'S3 bucket (required with --object-store s3)',
+    unsetMeans: 'none',
+  }),
+  s3Prefix: setting({
+    flag: '--s3-prefix <prefix>',
+    env: 'CAIRN_S3_PREFIX',
+    schema: z.string().optional(),
+    unit: 'prefix',
+    description: 'key prefix inside the bucket',
+    unsetMeans: 'none',
+  }),
+  s3Endpoint: setting({
+    flag: '--s3-endpoint <url>',
+    env: 'CAIRN_S3_ENDPOINT',
+    schema: z.url({ error: 'expected a URL such as http://127.0.0.1:9000' }).optional(),
+    unit: 'url',
+    description: 'endpoint of an S3-compatible store (MinIO, Ceph RGW)',
+    unsetMeans: 'AWS',
+  }),
+  s3Region: setting({
+    flag: '--s3-region <region>',
+    env: 'CAIRN_S3_REGION',
+    schema: z.string().min(1, { error: 'expected a region' }).optional(),
+    unit: 'region',
+    description: 'S3 region',
+    unsetMeans: 'AWS SDK chain',
+  }),
+  s3ForcePathStyle: setting({
+    flag: '--s3-force-path-style',
+    env: 'CAIRN_S3_FORCE_PATH_STYLE',
+    schema: z.boolean({ error: 'expected true or false' }).optional(),
+    description: 'path-style S3 URLs (most S3-compatible stores need it)',
+    unsetMeans: 'off',
+  }),
+  unsafeAllowOverwrites: setting({
+    flag: '--unsafe-allow-overwrites',
+    env: 'CAIRN_UNSAFE_ALLOW_OVERWRITES',
+    schema: z.boolean({ error: 'expected true or false' }).optional(),
+    description: 'start even if the object store does not refuse overwrites (If-None-Match: *)',
+    unsetMeans: 'off',
+  }),
+  segmentSizeBytes: setting({
+    flag: '--segment-size-bytes <bytes>',
+    env: 'CAIRN_SEGMENT_SIZE_BYTES',
+    schema: bytes(1, 1024 * 1024 * 1024),
+    default: SEGMENT_SIZE_BYTES_DEFAULT,
+    unit: 'bytes',
+    description: 'seal a hot tail when it reaches this size',
+  }),
+  sealIdleMs: setting({
+    flag: '--seal-idle-ms <ms>',
+    env: 'CAIRN_SEAL_IDLE_MS',
+    schema: ms(0, 86_400_000),
+    default: SEAL_IDLE_MS_DEFAULT,
+    unit: 'ms',
+    description: 'seal a hot tail idle this long (0 = at once)',
+  }),
+  sealMaxAgeMs: setting({
+    flag: '--seal-max-age-ms <ms>',
+    env: 'CAIRN_SEAL_MAX_AGE_MS',
+    schema: ms(0, 86_400_000),
+    default: SEAL_MAX_AGE_MS_DEFAULT,
+    unit: 'ms',
+    description: 'seal bytes unsealed this long, even if appends continue',
+  }),
+  hotTailBudgetBytes: setting({
+    flag: '--hot-tail-budget-bytes <bytes>',
+    env: 'CAIRN_HOT_TAIL_BUDGET_BYTES',
+    schema: bytes(1024, MAX),
+    default: HOT_TAIL_BUDGET_BYTES_DEFAULT,
+    unit: 'bytes',
+    description: 'unsealed bytes held in memory across streams; 503 above',
+  }),
+  segmentCacheBytes: setting({
+    flag: '--segment-cache-bytes <bytes>',
+    env: 'CAIRN_SEGMENT_CACHE_BYTES',
+    schema: bytes(0, MAX),
+    default: SEGMENT_CACHE_BYTES_DEFAULT,
+    unit: 'bytes',
+    description: 'segment data cached in memory for reads',
+  }),
+  retentionMs: setting({
+    flag: '--retention-ms <ms>',
+    env: 'CAIRN_RETENTION_MS',
+    schema: ms(1, MAX).optional(),
+    unit: 'ms',
+    description: 'drop sealed segments older than this',
+    unsetMeans: 'keep',
+  }),
+  retentionBytes: setting({
+    flag: '--retention-bytes <bytes>',
+    env: 'CAIRN_RETENTION_BYTES',
+    schema: bytes(1, MAX).optional(),
+    unit: 'bytes',
+    description: 'keep at least this many newest bytes per stream, drop older segments',
+    unsetMeans: 'keep',
+  }),
+  allowUnauthenticated: setting({
+    flag: '--allow-unauthenticated',
+    env: 'CAIRN_ALLOW_UNAUTHENTICATED',
+    schema: onOff(),
+    description: 'listen on a non-loopback --host without authentication (only when something in front controls access)',
+    unsetMeans: 'off',
+  }),
+  authJwtSecret: setting({
+    flag: '--auth-jwt-secret <secret>',
+    env: 'CAIRN_AUTH_JWT_SECRET',
+    schema: z.string().min(1, { error: 'expected a secret' }).optional(),
+    unit: 'secret',
+    description: 'HMAC secret of HS256/384/512 bearer JWTs (never logged)',
+    unsetMeans: 'none',
+    secret: true,
+  }),
+  authJwksUrl: setting({
+    flag: '--auth-jwks-url <url>',
+    env: 'CAIRN_AUTH_JWKS_URL',
+    schema: httpUrl.optional(),
+    unit: 'url',
+    description: 'JWKS URL with the public keys of RS/PS/ES/EdDSA bearer JWTs',
+    unsetMeans: 'none',
+  }),
+  authJwtAudience: setting({
+    flag: '--auth-jwt-audience <aud>',
+    env: 'CAIRN_AUTH_JWT_AUDIENCE',
+    schema: z.string().min(1, { error: 'expected an audience' }).optional(),
+    description: 'required JWT aud claim',
+    unsetMeans: 'any',
+  }),
+  authJwtIssuer: setting({
+    flag: '--auth-jwt-issuer <iss>',
+    env: 'CAIRN_AUTH_JWT_ISSUER',
+    schema: z.string().min(1, { error: 'expected an issuer' }).optional(),
+    description: 'required JWT iss claim',
+    unsetMeans: 'any',
+  }),
+  authTokensFile: setting({
+    flag: '--auth-tokens-file <path>',
+    env: 'CAIRN_AUTH_TOKENS_FILE',
+    schema: z.string().min(1, { error: 'expected a path' }).optional(),
+    unit: 'path',
+    description: 'YAML or JSON file of static bearer tokens and their grants',
+    unsetMeans: 'none',
+  }),
+  corsOrigins: setting({
+    flag: '--cors-origins <list>',
+    env: 'CAIRN_CORS_ORIGINS',
+    schema: corsOriginsSchema,
+    default: '*',
+    unit: 'origins',
+    description: 'origins browsers may call from: * or a comma-separated list',
+  }),
+  trustProxy: setting({
+    flag: '--trust-proxy <list>',
+    env: 'CAIRN_TRUST_PROXY',
+    schema: addressListSchema.optional(),
+    unit: 'IPs/CIDRs',
+    description: 'proxies (comma-separated IPs/CIDRs) whose X-Forwarded-For names the client',
+    unsetMeans: 'none',
+  }),
+  maxStreamPathBytes: setting({
+    flag: '--max-stream-path-bytes <bytes>',
+    env: 'CAIRN_MAX_STREAM_PATH_BYTES',
+    schema: bytes(1, 64 * 1024),
+    default: STREAM_PATH_BYTES_MAX_DEFAULT,
+    unit: 'bytes',
+    description: 'longest stream path (400 above)',
+  }),
+  maxHeaderBytes: setting({
+    flag: '--max-header-bytes <bytes>',
+    env: 'CAIRN_MAX_HEADER_BYTES',
+    schema: bytes(1024, 1024 * 1024),
+    default: HEADER_BYTES_MAX_DEFAULT,
+    unit: 'bytes',
+    description: 'largest request line + headers (431 above)',
+  }),
+  maxJsonDepth: setting({
+    flag: '--max-json-depth <levels>',
+    env: 'CAIRN_MAX_JSON_DEPTH',
+    schema: int(1, 100_000),
+    default: JSON_DEPTH_MAX_DEFAULT,
+    unit: 'levels',
+    description: 'deepest nesting of a JSON body (400 above)',
+  }),
+  streamsMax: setting({
+    flag: '--streams-max <count>',
+    env: 'CAIRN_STREAMS_MAX',
+    schema: int(1, MAX),
+    default: STREAMS_MAX_DEFAULT,
+    unit: 'count',
+    description: 'streams held at once; creates get 503 above',
+  }),
+  liveReadersPerIpMax: setting({
+    flag: '--live-readers-per-ip-max <count>',
+    env: 'CAIRN_LIVE_READERS_PER_IP_MAX',
+    schema: int(1, 10_000_000),
+    default: LIVE_READERS_PER_CLIENT_MAX_DEFAULT,
+    unit: 'count',
+    description: 'live readers per client (token, else IP) at once; 503 above',
+  }),
+  appendsPerSecondMax: setting({
+    flag: '--appends-per-second-max <count>',
+    env: 'CAIRN_APPENDS_PER_SECOND_MAX',
+    schema: int(0, 10_000_000),
+    default: APPENDS_PER_SECOND_MAX_DEFAULT,
+    unit: 'count',
+    description: 'writes (PUT, POST) per second per client (token, else IP); 429 above; 0 = off',
+  }),
+  headersTimeoutMs: setting({
+    flag: '--headers-timeout-ms <ms>',
+    env: 'CAIRN_HEADERS_TIMEOUT_MS',
+    schema: ms(1, 3_600_000),
+    default: HEADERS_TIMEOUT_MS_DEFAULT,
+    unit: 'ms',
+    description: 'time to receive a request head (408 after)',
+  }),
+  requestTimeoutMs: setting({
+    flag: '--request-timeout-ms <ms>',
+    env: 'CAIRN_REQUEST_TIMEOUT_MS',
+    schema: ms(1, 86_400_000),
+    default: REQUEST_TIMEOUT_MS_DEFAULT,
+    unit: 'ms',
+    description: 'time to receive a whole request (408 after)',
+  }),
+  bodyTimeoutMs: setting({
+    flag: '--body-timeout-ms <ms>',
+    env: 'CAIRN_BODY_TIMEOUT_MS',
+    schema: ms(1, 86_400_000),
+    default: BODY_TIMEOUT_MS_DEFAULT,
+    unit: 'ms',
+    description: 'longest socket silence during a request (connection closed after)',
+  }),
+  idleTimeoutMs: setting({
+    flag: '--idle-timeout-ms <ms>',
+    env: 'CAIRN_IDLE_TIMEOUT_MS',
+    schema: ms(1, 86_400_000),
+    default: IDLE_TIMEOUT_MS_DEFAULT,
+    unit: 'ms',
+    description: 'keep-alive idle time between requests',
+  }),
+  logLevel: setting({
+    flag: '--log-level <level>',
+    env: 'CAIRN_LOG_LEVEL',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      error: 'expected one of: fatal, error, warn, info, debug, trace, silent',
+    }),
+    default: 'info',
+    description: 'pino log level',
+  }),
+};
+
+/** The whole configuration, with the rules that involve more than one setting. */
+export const serveConfigSchema = settingsObject(serveSettings).superRefine((config, context) => {
+  if (config.objectStore === 's3' && config.s3Bucket === undefined) {
+    context.addIssue({ code: 'custom', path: ['s3Bucket'], message: 'required with objectStore s3 (--s3-bucket or CAIRN_S3_BUCKET)' });
+  }
+});
+
+/** Settings of `cairn serve`, as validated by `serveConfigSchema`. */
+export type ServeConfig = z.output<typeof serveConfigSchema>;
+
+// Compile-time check that the schema's durability is the WAL's.
+const durabilityMatchesWal: WalDurability extends ServeConfig['durability'] ? (ServeConfig['durability'] extends WalDurability ? true : never) : never = true;
+void durabilityMatchesWal;
+
+/**
+ * Every setting at its default (optional settings unset), validated: the base of a configuration
+ * built in code (tests, the demo), so a setting added to the table needs no change there.
+ */
+export function serveConfigDefaults(): ServeConfig {
+  const table: SettingTable = serveSettings;
+  const defaults = Object.entries(table).filter(([, entry]) => entry.default !== undefined);
+  return serveConfigSchema.parse(Object.fromEntries(defaults.map(([key, entry]) => [key, entry.default])));
 }

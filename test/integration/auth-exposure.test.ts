@@ -95,6 +95,20 @@ describe('non-loopback host', () => {
     expect(variable.listened).toBe(true);
   });
 
+  test('CAIRN_ALLOW_UNAUTHENTICATED=false keeps the refusal (the variable is parsed, not just present)', async () => {
+    const result = await serve(['--host', '0.0.0.0'], { CAIRN_ALLOW_UNAUTHENTICATED: 'false' });
+    expect(result.listened).toBe(false);
+    expect(result.code).toBe(1);
+    expect(result.output).toMatch(/refusing to listen on 0\.0\.0\.0 without authentication/);
+  });
+
+  test('an invalid --cors-origins stops the start before it listens, naming the key and source (exit 2)', async () => {
+    const result = await serve(['--host', '127.0.0.1'], { CAIRN_CORS_ORIGINS: 'https://app.example/' });
+    expect(result.listened).toBe(false);
+    expect(result.code).toBe(2);
+    expect(result.output).toContain('cairn: invalid configuration: corsOrigins (env CAIRN_CORS_ORIGINS): "https://app.example/" is not an origin');
+  });
+
   test('with a JWT secret it starts, and the secret is not in its log', async () => {
     const secret = 'do-not-log-this-secret-0123456789';
     const result = await serve(['--host', '0.0.0.0', '--auth-jwt-secret', secret, '--log-level', 'debug']);

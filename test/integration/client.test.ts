@@ -60,6 +60,28 @@ describe('@durable-streams/client against Cairn', () => {
     });
   }
 
+  test('SSE delivers text starting with spaces intact (one space after `data:` is the separator)', async () => {
+    const name = 'client-sse-spaces';
+    const handle = await DurableStream.create({ url: url(name), contentType: 'text/plain' });
+    const response = await stream({ url: url(name), live: 'sse', offset: '-1' });
+    let text = '';
+    const done = new Promise<void>((resolve, reject) => {
+      response.subscribeText((chunk) => {
+        text += chunk.text;
+        if (chunk.streamClosed) resolve();
+      });
+      response.closed.catch(reject);
+    });
+    const messages = [' one leading space', '  two,\n   then three on the next line', '\ta tab', 'data: looks like a field'];
+    for (const message of messages) {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await handle.append(message);
+    }
+    await handle.close();
+    await done;
+    expect(text).toBe(messages.join(''));
+  });
+
   test('resume from a saved offset returns only what came after it', async () => {
     const handle = await DurableStream.create({ url: url('client-resume'), contentType: 'text/plain' });
     await handle.append('first;');

@@ -40,7 +40,7 @@ function sseEvents(body: string): { event: string; data: string }[] {
       const event = lines.find((line) => line.startsWith('event:'))?.slice('event:'.length).trim() ?? 'message';
       const data = lines
         .filter((line) => line.startsWith('data:'))
-        .map((line) => line.slice('data:'.length))
+        .map((line) => line.replace(/^data: ?/, '')) // the SSE format drops one space after the colon
         .join('\n');
       return { event, data };
     });

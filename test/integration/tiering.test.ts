@@ -193,7 +193,7 @@ describe('live readers starting in sealed history', () => {
           const event = buffer.slice(0, end).split('\n');
           buffer = buffer.slice(end + 2);
           if (event[0] !== 'event: data') continue;
-          received += event.slice(1).map((line) => line.slice('data:'.length)).join('\n');
+          received += event.slice(1).map((line) => line.replace(/^data: ?/, '')).join('\n');
         }
       }
     };

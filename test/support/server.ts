@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import type { ServeConfig } from '../../src/config/serve-config.ts';
+import { serveConfigDefaults, type ServeConfig } from '../../src/config/serve-config.ts';
 import { startServer, type RunningServer, type StartOptions } from '../../src/server.ts';
 import {
   CHECKPOINT_WAL_BYTES_DEFAULT,
@@ -25,9 +25,10 @@ export interface TestServer extends RunningServer {
   stop(): Promise<void>;
 }
 
-/** A complete ServeConfig for tests: loopback, port 0, short long-poll. */
+/** A complete ServeConfig for tests: every default, then loopback, port 0, short long-poll. */
 export function testConfig(dataDir: string, overrides: Partial<ServeConfig> = {}): ServeConfig {
   return {
+    ...serveConfigDefaults(),
     host: '127.0.0.1',
     port: 0,
     dataDir,

@@ -1,10 +1,11 @@
 /**
  * Pure pieces of access control and limits: JSON depth, live readers per client, loopback hosts,
- * and the CLI parsers of `--cors-origins` and `--trust-proxy`.
+ * and the settings schemas of `--cors-origins` and `--trust-proxy`.
  */
 import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
-import { addressList, corsOrigins } from '../../src/cli/serve-command.ts';
+import type { z } from 'zod';
+import { addressListSchema, corsOriginsSchema } from '../../src/config/serve-config.ts';
 import { LiveClients } from '../../src/http/live-clients.ts';
 import { jsonDepthExceeds } from '../../src/protocol/json-depth.ts';
 import { ServiceUnavailableError } from '../../src/protocol/errors.ts';
@@ -65,18 +66,35 @@ describe('isLoopbackHost', () => {
   });
 });
 
-describe('CLI parsers', () => {
+/** Parses text as the setting would; throws with the schema's message when it is refused. */
+function parser<T>(schema: z.ZodType<T>) {
+  return (text: string): T => {
+    const result = schema.safeParse(text);
+    if (!result.success) throw new Error(result.error.issues.map((issue) => issue.message).join('; '));
+    return result.data;
+  };
+}
+const corsOrigins = parser(corsOriginsSchema);
+const addressList = parser(addressListSchema);
+
+describe('settings schemas', () => {
   test('--cors-origins: * or a list of origins', () => {
     expect(corsOrigins('*')).toBe('*');
     expect(corsOrigins('https://a.example, http://localhost:5173')).toEqual(['https://a.example', 'http://localhost:5173']);
     expect(() => corsOrigins('https://a.example/')).toThrow(/not an origin/);
     expect(() => corsOrigins('a.example')).toThrow(/not an origin/);
     expect(() => corsOrigins(' , ')).toThrow(/expected \*/);
+    expect(() => corsOrigins('*, https://a.example')).toThrow(/not an origin/);
+    // A list from a config file, and an already validated value, parse to themselves.
+    expect(corsOriginsSchema.parse(['https://a.example'])).toEqual(['https://a.example']);
+    expect(corsOriginsSchema.parse(corsOrigins('*'))).toBe('*');
   });
 
   test('--trust-proxy: IP addresses and CIDR ranges', () => {
     expect(addressList('10.0.0.0/8, 127.0.0.1,::1,fd00::/8')).toEqual(['10.0.0.0/8', '127.0.0.1', '::1', 'fd00::/8']);
     expect(() => addressList('10.0.0.0/33')).toThrow(/not an IP address or CIDR/);
     expect(() => addressList('proxy.example')).toThrow(/not an IP address or CIDR/);
+    expect(() => addressList('10.0.0.1/8/1')).toThrow(/not an IP address or CIDR/);
+    expect(addressListSchema.parse(['10.0.0.0/8'])).toEqual(['10.0.0.0/8']);
   });
 });

@@ -141,9 +141,14 @@ function sharedDataEvent(context: HttpContext, stream: StreamState, from: number
   return encoded;
 }
 
-/** One `data` event: text split into `data:` lines, or base64 on one line. */
+/**
+ * One `data` event: text split into `data:` lines, or base64 on one line. An SSE parser drops one
+ * space after `data:`, so a line that itself starts with a space gets one more (`data:  x` is ` x`);
+ * other lines, base64 and the control event's JSON never start with one and are written as
+ * `data:<line>`, the form the conformance suite expects.
+ */
 function dataEvent(payload: Buffer, base64: boolean): string {
   if (base64) return `event: data\ndata:${payload.toString('base64')}\n\n`;
   const lines = payload.toString('utf8').split(/\r\n|\r|\n/);
-  return `event: data\n${lines.map((line) => `data:${line}`).join('\n')}\n\n`;
+  return `event: data\n${lines.map((line) => (line.startsWith(' ') ? `data: ${line}` : `data:${line}`)).join('\n')}\n\n`;
 }
