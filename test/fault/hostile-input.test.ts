@@ -168,7 +168,7 @@ test('malformed request lines and headers get 400-class answers; nothing is appe
     ['space before the colon', `POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Type : ${BINARY}\r\nContent-Length: 1\r\n\r\nA`],
     ['obsolete line folding', `POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/\r\n octet-stream\r\nContent-Length: 1\r\n\r\nA`],
     ['NUL in a header value', `POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Type: ${BINARY}\0\r\nContent-Length: 1\r\n\r\nA`],
-    ['bare LF inside a header value', `POST ${target} HTTP/1.1\r\nHost: x\r\nProducer-Id: a\rb\r\nContent-Length: 1\r\n\r\nA`],
+    ['bare CR inside a header value', `POST ${target} HTTP/1.1\r\nHost: x\r\nProducer-Id: a\rb\r\nContent-Length: 1\r\n\r\nA`],
     ['two different Content-Lengths', `POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Type: ${BINARY}\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nAB`],
     ['Content-Length and Transfer-Encoding', `POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Type: ${BINARY}\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nA\r\n0\r\n\r\n`],
     ['negative Content-Length', `POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Type: ${BINARY}\r\nContent-Length: -1\r\n\r\nA`],
