@@ -238,6 +238,19 @@ if (source.kind === 'unavailable') {
       );
     }, STORE_OUTAGE_MS + 240_000);
 
+    test('responses cut mid-body: a history read answers 503 whole, never a partial 200; reads recover after', async () => {
+      const subject = await healthySubject('proxy-truncate');
+      // Segment GET responses (4 KiB bodies) are cut after 1 KiB; PUT answers (a few hundred bytes) pass.
+      await proxy.setMode({ kind: 'truncate', afterBytes: 1024 });
+      const read = await coldReadRefused(subject);
+      await proxy.setMode({ kind: 'pass' });
+      const healed = await coldRead(`${subject.url}?offset=-1`);
+      expect(healed.status).toBe(200);
+      expect(healed.receivedBytes).toBe(healed.contentLength);
+      expect((await readToEnd(subject.url)).equals(Buffer.concat(subject.acked))).toBe(true);
+      measured.push(`  responses cut after 1 KiB: history read 503 in ${read.elapsedMs} ms (complete body); 200 and byte-exact once the store was whole again`);
+    }, 120_000);
+
     test('added latency (200 ms per chunk each way): appends and seals go on, cold reads answer 200', async () => {
       const subject = await healthySubject('proxy-latency');
       await proxy.setMode({ kind: 'latency', delayMs: 200 });

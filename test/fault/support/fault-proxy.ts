@@ -9,7 +9,9 @@
  *   - `refuse`: the listener is closed (ECONNREFUSED); open connections are reset. Leaving it
  *     listens again on the same port;
  *   - `http-error`: answers every request on a new connection with `status` and an S3 XML error
- *     body carrying `code` (e.g. 503 SlowDown), then closes; open connections are reset.
+ *     body carrying `code` (e.g. 503 SlowDown), then closes; open connections are reset;
+ *   - `truncate`: forwards only the first `afterBytes` bytes the server sends on each connection,
+ *     then resets it: responses longer than that are cut mid-body.
  */
 import net from 'node:net';
 
@@ -19,7 +21,8 @@ export type ProxyMode =
   | { kind: 'reset' }
   | { kind: 'blackhole' }
   | { kind: 'refuse' }
-  | { kind: 'http-error'; status: number; code: string };
+  | { kind: 'http-error'; status: number; code: string }
+  | { kind: 'truncate'; afterBytes: number };
 
 interface Pair {
   client: net.Socket;
@@ -128,16 +131,27 @@ export class FaultProxy {
     pair.upstream = upstream;
     upstream.on('error', () => this.#resetPair(pair));
     upstream.on('close', () => this.#resetPair(pair));
-    this.#pipe(client, upstream);
-    this.#pipe(upstream, client);
+    this.#pipe(client, upstream, pair, false);
+    this.#pipe(upstream, client, pair, true);
   }
 
-  /** Forwards `from` → `to` under the current mode, in order. */
-  #pipe(from: net.Socket, to: net.Socket): void {
+  /** Forwards `from` → `to` under the current mode, in order; `fromServer` for the upstream's bytes. */
+  #pipe(from: net.Socket, to: net.Socket, pair: Pair, fromServer: boolean): void {
     let chain: Promise<void> = Promise.resolve();
+    let forwardedBytes = 0;
     from.on('data', (chunk: Buffer) => {
       const mode = this.#mode;
       if (mode.kind === 'blackhole') return; // swallowed: nothing reaches the other side
+      if (mode.kind === 'truncate' && fromServer) {
+        const room = mode.afterBytes - forwardedBytes;
+        forwardedBytes += chunk.length;
+        if (room < chunk.length) {
+          if (room > 0) to.write(chunk.subarray(0, room));
+          // Give the partial bytes a moment to leave, then cut the connection.
+          setTimeout(() => this.#resetPair(pair), 20);
+          return;
+        }
+      }
       if (mode.kind === 'latency') {
         chain = chain.then(() => new Promise((resolve) => setTimeout(resolve, mode.delayMs))).then(() => {
           if (!to.destroyed) to.write(chunk);
