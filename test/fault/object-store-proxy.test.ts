@@ -174,14 +174,23 @@ if (source.kind === 'unavailable') {
       return catchUpMs;
     }
 
-    /** A read of the sealed bytes: 503 + Retry-After, a complete body, no hang. */
+    /**
+     * A read of the sealed bytes: 503 + Retry-After, a complete body, no hang — for a catch-up
+     * read, and for SSE and long-poll readers starting in sealed history (an SSE reader must not
+     * get a 200 event stream that closes empty: it would reconnect in a loop without a status).
+     */
     async function coldReadRefused(subject: Subject): Promise<ColdRead> {
-      const read = await coldRead(`${subject.url}?offset=-1`);
-      expect(read.status, 'cold read while the store fails').toBe(503);
-      expect(read.retryAfter).toMatch(/^\d+$/);
-      expect(read.complete, 'the 503 body arrived whole').toBe(true);
-      expect(read.receivedBytes).toBe(read.contentLength);
-      return read;
+      const reads: [string, ColdRead][] = [];
+      for (const live of ['', '&live=sse', '&live=long-poll']) {
+        reads.push([live, await coldRead(`${subject.url}?offset=-1${live}`)]);
+      }
+      for (const [live, read] of reads) {
+        expect(read.status, `read${live} while the store fails`).toBe(503);
+        expect(read.retryAfter).toMatch(/^\d+$/);
+        expect(read.complete, 'the 503 body arrived whole').toBe(true);
+        expect(read.receivedBytes).toBe(read.contentLength);
+      }
+      return reads[0][1];
     }
 
     const outages: [string, ProxyMode][] = [
