@@ -21,7 +21,7 @@ import { waitFor } from '../support/streams.ts';
 import { envInteger } from './support/crash-cycles.ts';
 import { header, HttpClient, type Response } from './support/http-client.ts';
 
-const FUZZ_SEED = envInteger('FUZZ_SEED', (Date.now() ^ (process.pid << 12)) >>> 0, 0, 0x7fff_ffff);
+const FUZZ_SEED = envInteger('FUZZ_SEED', (Date.now() ^ (process.pid << 12)) >>> 0, 0, 0xffff_ffff);
 const FUZZ_RUNS = envInteger('FUZZ_RUNS', 150, 1, 100_000);
 const BINARY = 'application/octet-stream';
 const JSON_TYPE = 'application/json';
