@@ -51,7 +51,7 @@ import type { StreamRecord } from './stream/records.ts';
 import { ObjectCollector, type DeleteJob } from './tiering/object-collector.ts';
 import { loadNodeId, ObjectNaming } from './tiering/object-naming.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
-import { openWal } from './wal/index.ts';
+import { openWal, type WalFs } from './wal/index.ts';
 
 /** The server cannot start for a reason the operator must fix; the message says which. */
 export class StartupError extends Error {
@@ -112,6 +112,8 @@ export interface StartOptions {
   objectStore?: ObjectStore;
   /** Object-store retry policy; default `RETRY_POLICY_DEFAULT` (outage tests shorten it). */
   retryPolicy?: Partial<RetryPolicy>;
+  /** WAL file-system operations; default node:fs (disk-fault tests inject ENOSPC/EIO here). */
+  walFs?: WalFs;
 }
 
 /** The configured store, unwrapped: the filesystem under the data directory, or S3. */
@@ -204,6 +206,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     dir: path.join(config.dataDir, 'wal'),
     durability: config.durability,
     logger,
+    fs: options.walFs,
     onCommit: (info) => metrics.walCommitted(info),
   });
   const writer = wal.writer;

@@ -30,6 +30,10 @@ export async function streamSse(
   headers['cache-control'] = 'no-cache';
   headers['x-accel-buffering'] = 'no';
   if (base64) headers['stream-sse-data-encoding'] = 'base64';
+  // The first read happens before the 200 is sent, so a reader starting in sealed history while
+  // the object store fails gets the 503 with Retry-After, not an event stream that ends empty.
+  let first: EncodedDataEvent | undefined =
+    startPosition < stream.durableOffset ? await sharedDataEvent(context, stream, startPosition, base64) : undefined;
   reply.hijack();
   raw.writeHead(200, headers);
   // Waits between events are silent: the socket's inactivity timeout (--body-timeout-ms) must not end them.
@@ -81,7 +85,8 @@ export async function streamSse(
         break;
       }
       if (position < stream.durableOffset) {
-        const { event, end } = await sharedDataEvent(context, stream, position, base64);
+        const { event, end } = first ?? (await sharedDataEvent(context, stream, position, base64));
+        first = undefined;
         position = end;
         const upToDate = position === stream.durableOffset;
         const closed = upToDate && stream.durableClosed;

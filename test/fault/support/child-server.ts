@@ -73,6 +73,11 @@ export class ChildServer {
     return this.#child !== undefined;
   }
 
+  /** The running child's process id (for /proc sampling), or undefined when it is down. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
   /** The last lines the child wrote to stderr (its warn/error logs), for failure messages. */
   get stderrTail(): string {
     return this.#stderr;

@@ -847,3 +847,238 @@ export class JsonStream implements Subject {
     return this.#stored;
   }
 }
+
+// -------------------------------------------------------------------------------------------------
+// Stream lifecycles: creates (with a first body), appends, forks and deletes, by one writer
+
+interface LifeEntry {
+  path: string;
+  /** The bytes the stream must hold. */
+  expected: Buffer;
+  fork: boolean;
+  /** An offset token of this stream and the byte count it names (a fork point), if any. */
+  forkPoint: { token: string; bytes: number } | undefined;
+}
+
+type LifeOp =
+  | { kind: 'create'; entry: LifeEntry }
+  | { kind: 'append'; entry: LifeEntry; body: Buffer }
+  | { kind: 'fork'; entry: LifeEntry }
+  | { kind: 'delete'; entry: LifeEntry };
+
+/** Live streams kept at most; beyond it the writer deletes. */
+const LIFE_LIVE_MAX = 6;
+/** Deleted paths remembered and re-checked (404 or 410) after every restart. */
+const LIFE_DELETED_KEPT = 30;
+
+/**
+ * Binary streams that are created (PUT with a first body), appended to, forked at a recorded
+ * offset (the fork then appended to), and deleted (sources with forks are soft-deleted: 410),
+ * by one sequential writer. A request in flight at the kill is settled after the restart: a create
+ * or fork is present whole or absent (404), an append present whole or absent, a delete done
+ * (404/410) or not (the stream unchanged). Deleted paths must stay gone across restarts.
+ */
+export class LifecycleStreams implements Subject {
+  readonly name: string;
+  readonly streamPath: string;
+  readonly json = false;
+  readonly #rng: Rng;
+  readonly #live: LifeEntry[] = [];
+  readonly #deleted: string[] = [];
+  #pending: LifeOp | undefined;
+  #counter = 0;
+  #acked = 0;
+  /** Operations acknowledged, by kind. */
+  readonly counts = { create: 0, append: 0, fork: 0, delete: 0 };
+  observed: Observation | undefined;
+
+  constructor(options: { name: string; seed: number }) {
+    this.name = options.name;
+    this.streamPath = `crash/${options.name}`;
+    this.#rng = new Rng(options.seed);
+  }
+
+  get ackedCount(): number {
+    return this.#acked;
+  }
+
+  /** Bytes the live streams hold (as last verified), and how many streams are live. */
+  get liveBytes(): number {
+    return this.#live.reduce((sum, entry) => sum + entry.expected.length, 0);
+  }
+
+  get liveCount(): number {
+    return this.#live.length;
+  }
+
+  async create(run: Run): Promise<void> {
+    const entry = this.#newEntry(false, Buffer.from('first'));
+    const response = await run.client.request('PUT', entry.path, { headers: { 'content-type': BINARY }, body: entry.expected });
+    demand(response, { status: 201 }, `PUT ${entry.path}`);
+    this.#live.push(entry);
+  }
+
+  #newEntry(fork: boolean, expected: Buffer): LifeEntry {
+    return { path: `/v1/stream/${this.streamPath}/${fork ? 'fork' : 'src'}-${this.#counter++}`, expected, fork, forkPoint: undefined };
+  }
+
+  writers(run: Run): Promise<void>[] {
+    return [this.#write(run)];
+  }
+
+  #choose(): LifeOp {
+    const rng = this.#rng;
+    const live = this.#live;
+    const sources = live.filter((e) => !e.fork);
+    const forkable = live.filter((e) => e.forkPoint !== undefined);
+    const roll = rng.float();
+    if (live.length > LIFE_LIVE_MAX || (live.length > 1 && roll < 0.12)) {
+      return { kind: 'delete', entry: live[rng.int(0, live.length - 2)] };
+    }
+    if (sources.length === 0 || roll < 0.22) {
+      return { kind: 'create', entry: this.#newEntry(false, rng.bytes(rng.int(1, 2048))) };
+    }
+    if (forkable.length > 0 && roll < 0.32) {
+      const source = forkable[rng.int(0, forkable.length - 1)];
+      const point = source.forkPoint!;
+      const entry = this.#newEntry(true, source.expected.subarray(0, point.bytes));
+      return { kind: 'fork', entry: { ...entry, forkPoint: undefined, forkedFrom: source.path, forkToken: point.token } as LifeEntry };
+    }
+    return { kind: 'append', entry: live[rng.int(0, live.length - 1)], body: rng.bytes(rng.size(8192)) };
+  }
+
+  #request(op: LifeOp): { method: string; path: string; headers: Record<string, string>; body?: Buffer; status: number } {
+    switch (op.kind) {
+      case 'create':
+        return { method: 'PUT', path: op.entry.path, headers: { 'content-type': BINARY }, body: op.entry.expected, status: 201 };
+      case 'fork': {
+        const extra = op.entry as LifeEntry & { forkedFrom: string; forkToken: string };
+        return {
+          method: 'PUT',
+          path: op.entry.path,
+          headers: { 'content-type': BINARY, 'stream-forked-from': extra.forkedFrom, 'stream-fork-offset': extra.forkToken },
+          status: 201,
+        };
+      }
+      case 'append':
+        return { method: 'POST', path: op.entry.path, headers: { 'content-type': BINARY }, body: op.body, status: 204 };
+      case 'delete':
+        return { method: 'DELETE', path: op.entry.path, headers: {}, status: 204 };
+    }
+  }
+
+  #settle(op: LifeOp, response: Response | undefined): void {
+    this.#acked++;
+    this.counts[op.kind]++;
+    switch (op.kind) {
+      case 'create':
+      case 'fork':
+        this.#live.push(op.entry);
+        break;
+      case 'append': {
+        op.entry.expected = Buffer.concat([op.entry.expected, op.body]);
+        const token = response === undefined ? '' : header(response, 'stream-next-offset');
+        // Remember this point to fork at (sometimes), with the bytes it names.
+        if (token !== '' && (op.entry.forkPoint === undefined || this.#rng.chance(0.3))) op.entry.forkPoint = { token, bytes: op.entry.expected.length };
+        break;
+      }
+      case 'delete':
+        this.#live.splice(this.#live.indexOf(op.entry), 1);
+        this.#deleted.push(op.entry.path);
+        if (this.#deleted.length > LIFE_DELETED_KEPT) this.#deleted.shift();
+        break;
+    }
+  }
+
+  async #write(run: Run): Promise<void> {
+    while (!run.stopped) {
+      const op = this.#choose();
+      const request = this.#request(op);
+      this.#pending = op;
+      let response: Response;
+      try {
+        response = await run.client.request(request.method, request.path, { headers: request.headers, body: request.body });
+      } catch (error) {
+        if (run.stopped) run.stats.inFlightAtKill++;
+        else run.failures.push(`${this.name}: ${request.method} ${request.path} failed while the server was running: ${(error as Error).message}`);
+        return;
+      }
+      const problem = mismatch(response, { status: request.status });
+      if (problem !== undefined) {
+        run.failures.push(`${this.name}: ${op.kind} ${request.method} ${request.path}: ${problem}`);
+        return;
+      }
+      this.#pending = undefined;
+      this.#settle(op, response);
+      run.stats.acked++;
+      await sleep(this.#rng.int(0, 3));
+    }
+  }
+
+  /** The whole stream, or the status when it is not readable (404/410). */
+  async #read(run: Run, path: string): Promise<Buffer | number> {
+    const first = await run.client.request('HEAD', path);
+    if (first.status === 404 || first.status === 410) return first.status;
+    const read = await readAll(run.client, path);
+    return Buffer.concat(read.bodies);
+  }
+
+  async recover(run: Run): Promise<void> {
+    const op = this.#pending;
+    this.#pending = undefined;
+    if (op !== undefined) {
+      const state = await this.#read(run, op.entry.path);
+      const what = `${this.name}: ${op.kind} of ${op.entry.path} in flight at the kill`;
+      switch (op.kind) {
+        case 'create':
+        case 'fork':
+          if (state === 404) break;
+          if (typeof state === 'number' || !state.equals(op.entry.expected)) {
+            throw new CheckFailure(`${what}: expected absent (404) or whole (${op.entry.expected.length} B), got ${typeof state === 'number' ? state : `${state.length} B`}`);
+          }
+          this.#settle(op, undefined);
+          run.stats.acked++;
+          break;
+        case 'append':
+          if (typeof state === 'number') throw new CheckFailure(`${what}: the stream answers ${state}`);
+          if (state.equals(Buffer.concat([op.entry.expected, op.body]))) {
+            this.#settle(op, undefined);
+            run.stats.acked++;
+            run.stats.plainPresent++;
+          } else if (state.equals(op.entry.expected)) {
+            run.stats.plainLost++;
+          } else {
+            throw new CheckFailure(`${what}: ${state.length} B read, expected ${op.entry.expected.length} B or that plus the ${op.body.length} B append`);
+          }
+          break;
+        case 'delete':
+          if (state === 404 || state === 410) {
+            this.#settle(op, undefined);
+            run.stats.acked++;
+          } else if (typeof state === 'number' || !state.equals(op.entry.expected)) {
+            throw new CheckFailure(`${what}: the stream changed (${typeof state === 'number' ? state : `${state.length} B`})`);
+          }
+          break;
+      }
+    }
+    await this.verify(run);
+  }
+
+  async verify(run: Run): Promise<void> {
+    for (const entry of this.#live) {
+      const state = await this.#read(run, entry.path);
+      if (typeof state === 'number') throw new CheckFailure(`${this.name}: live ${entry.path} answers ${state}`);
+      if (!state.equals(entry.expected)) {
+        throw new CheckFailure(`${this.name}: ${entry.path} holds ${state.length} B, expected ${entry.expected.length} B (or the bytes differ)`);
+      }
+    }
+    for (const path of this.#deleted) {
+      const response = await run.client.request('GET', `${path}?offset=-1`);
+      if (response.status !== 404 && response.status !== 410) throw new CheckFailure(`${this.name}: deleted ${path} answers ${response.status}`);
+    }
+  }
+
+  stored(): Buffer {
+    return Buffer.alloc(0);
+  }
+}
