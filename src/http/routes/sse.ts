@@ -32,8 +32,13 @@ export async function streamSse(
   if (base64) headers['stream-sse-data-encoding'] = 'base64';
   // The first read happens before the 200 is sent, so a reader starting in sealed history while
   // the object store fails gets the 503 with Retry-After, not an event stream that ends empty.
-  let first: EncodedDataEvent | undefined =
-    startPosition < stream.durableOffset ? await sharedDataEvent(context, stream, startPosition, base64) : undefined;
+  let first: EncodedDataEvent | undefined;
+  try {
+    if (startPosition < stream.durableOffset) first = await sharedDataEvent(context, stream, startPosition, base64);
+  } catch (error) {
+    releaseClient();
+    throw error;
+  }
   reply.hijack();
   raw.writeHead(200, headers);
   // Waits between events are silent: the socket's inactivity timeout (--body-timeout-ms) must not end them.
