@@ -25,8 +25,8 @@ import {
   STREAM_PATH_BYTES_MAX_DEFAULT,
   STREAMS_MAX_DEFAULT,
 } from './config/limits.ts';
-import { authConfigured, Authenticator } from './auth/authenticator.ts';
-import { TokensFileError } from './auth/tokens-file.ts';
+import { authConfigured } from './auth/auth-config.ts';
+import type { Authenticator } from './auth/authenticator.ts';
 import { LiveClients } from './http/live-clients.ts';
 import type { ServeConfig } from './config/serve-config.ts';
 import { buildApp } from './http/app.ts';
@@ -150,14 +150,20 @@ function checkExposure(config: ServeConfig): void {
   );
 }
 
+/** Loads the token machinery (jose, yaml) only when auth is configured. */
+async function openAuthenticator(config: ServeConfig, clock: Clock): Promise<Authenticator | undefined> {
+  const [{ Authenticator }, { TokensFileError }] = await Promise.all([import('./auth/authenticator.ts'), import('./auth/tokens-file.ts')]);
+  return Authenticator.open(config, clock).catch((error: unknown) => {
+    throw error instanceof TokensFileError ? new StartupError(error.message, { cause: error }) : error;
+  });
+}
+
 export async function startServer(config: ServeConfig, options: StartOptions = {}): Promise<RunningServer> {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? seededRandom(Date.now());
   const logger = options.logger ?? pino({ level: config.logLevel });
   checkExposure(config);
-  const authenticator = await Authenticator.open(config, clock).catch((error: unknown) => {
-    throw error instanceof TokensFileError ? new StartupError(error.message, { cause: error }) : error;
-  });
+  const authenticator = authConfigured(config) ? await openAuthenticator(config, clock) : undefined;
   const headersTimeoutMs = config.headersTimeoutMs ?? HEADERS_TIMEOUT_MS_DEFAULT;
   const requestTimeoutMs = config.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
   if (headersTimeoutMs > requestTimeoutMs) {

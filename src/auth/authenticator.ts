@@ -25,18 +25,9 @@ export interface Principal {
   expiresAtMs: number | undefined;
 }
 
-/** The auth settings of `cairn serve`; auth is on when any of the three sources is set. */
-export interface AuthConfig {
-  authTokensFile?: string;
-  authJwtSecret?: string;
-  authJwksUrl?: string;
-  authJwtAudience?: string;
-  authJwtIssuer?: string;
-}
+import { authConfigured, type AuthConfig } from './auth-config.ts';
 
-export function authConfigured(config: AuthConfig): boolean {
-  return config.authTokensFile !== undefined || config.authJwtSecret !== undefined || config.authJwksUrl !== undefined;
-}
+export { authConfigured, type AuthConfig };
 
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 

@@ -4,7 +4,7 @@
  * each value in a comment and is itself a valid config file; JSON is the bare object.
  */
 import { Command, Option } from 'commander';
-import { Document, isMap, isScalar, isSeq } from 'yaml';
+import { loadYaml } from './yaml.ts';
 import { describeSource, redactedConfig, type ResolvedConfig, type SettingTable } from '../config/settings.ts';
 import { serveSettings } from '../config/serve-config.ts';
 import { addSettingOptions, resolvedConfig } from './config-options.ts';
@@ -13,6 +13,7 @@ import { addSettingOptions, resolvedConfig } from './config-options.ts';
 export function formatConfig(table: SettingTable, resolved: ResolvedConfig<object>, format: 'yaml' | 'json'): string {
   const values = redactedConfig(table, resolved.config);
   if (format === 'json') return `${JSON.stringify(values, null, 2)}\n`;
+  const { Document, isMap, isScalar, isSeq } = loadYaml();
   const document = new Document(values);
   if (isMap(document.contents)) {
     for (const pair of document.contents.items) {

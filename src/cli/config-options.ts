@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { parse as parseYaml } from 'yaml';
+import { loadYaml } from './yaml.ts';
 import {
   ConfigError,
   helpText,
@@ -57,7 +57,7 @@ export function loadConfigFile(path: string, source: SettingSource): { path: str
   }
   let values: unknown;
   try {
-    values = parseYaml(text);
+    values = loadYaml().parse(text);
   } catch (error) {
     throw new ConfigError([{ key: 'config', source, reason: `${path} is not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}` }]);
   }

@@ -5,7 +5,6 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
-import rateLimit from '@fastify/rate-limit';
 import { installAccessControl } from '../auth/access-control.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import { TooManyRequestsError } from '../protocol/errors.ts';
@@ -89,6 +88,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const writesPerSecond = options.appendsPerSecondMax ?? 0;
   let writeRouteConfig = {};
   if (writesPerSecond > 0) {
+    const { default: rateLimit } = await import('@fastify/rate-limit');
     await app.register(rateLimit, {
       global: false,
       keyGenerator: (request) => request.cairnAccess?.clientKey ?? request.ip,

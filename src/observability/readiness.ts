@@ -42,6 +42,18 @@ export class Readiness {
     this.#closing = true;
   }
 
+  /**
+   * Whether the process can still do its job without a restart (`/healthz`): not after the WAL
+   * writer failed (a write or fsync error, e.g. a full disk), because only recovery at start
+   * re-establishes what is durable (src/wal/wal-writer.ts). A supervisor that restarts on a failed
+   * liveness check (Kubernetes, ECS, the container HEALTHCHECK with a restart policy) then brings
+   * the server back once the disk has room again.
+   */
+  liveness(): ReadinessResult {
+    const walFailure = this.#o.walFailure();
+    return walFailure === undefined ? { ready: true } : { ready: false, reason: `WAL failed: ${walFailure.message}; restart to recover` };
+  }
+
   /** Whether the server should receive traffic, and if not, why (never throws). */
   async check(): Promise<ReadinessResult> {
     if (this.#closing) return { ready: false, reason: 'shutting down' };

@@ -115,11 +115,17 @@ for (const [op, code] of [['writev', 'ENOSPC'], ['datasync', 'EIO']] as const) {
       failing.armed = false;
       const afterClear = await client.request('POST', bin, { headers: { 'content-type': BINARY }, body: Buffer.from('after clear;') });
       expect(afterClear.status, 'append after the fault cleared, before a restart (the WAL writer stays failed)').toBe(503);
+      // Liveness fails, so a supervisor restarts the server; readiness fails too.
+      const health = await client.request('GET', '/healthz');
+      expect(health.status).toBe(503);
+      expect(health.body.toString()).toContain('restart to recover');
+      expect((await client.request('GET', '/readyz')).status).toBe(503);
       expect(Buffer.concat(await readWhole(client, bin)).equals(Buffer.concat(acked))).toBe(true);
 
       client.destroy();
       await server.close().catch(() => {}); // the failed writer rejects its close
       ({ server, client } = await startInProcess(dataDir));
+      expect((await client.request('GET', '/healthz')).status, 'alive again after the restart').toBe(200);
 
       // After the restart: the failed append absent or whole, never partial; the producer's retry agrees.
       const recovered = Buffer.concat(await readWhole(client, bin));

@@ -4,11 +4,9 @@
  * codes of ../exit-codes.ts and one line on stderr.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { appendStream } from './append.ts';
+import type { appendStream } from './append.ts';
 import { send, type ClientOptions } from './http.ts';
 import { writeOut } from './output.ts';
-import { readStream } from './read.ts';
-import { tailStream } from './tail.ts';
 
 /** A stream URL argument: absolute http(s). */
 export function streamUrl(text: string): URL {
@@ -76,18 +74,21 @@ export function clientCommands(): Command[] {
     .option('--seq <seq>', 'Stream-Seq: a writer sequence that must increase (lexicographically)')
     .option('--no-progress', 'no progress bar (drawn on stderr for inputs of 1 MiB or more when stderr is a terminal)')
     .action(async (url: URL, file: string | undefined, flags: Parameters<typeof appendStream>[2]) => {
+      const { appendStream } = await import('./append.ts'); // cli-progress only when appending
       await printLine(await appendStream(url, file, flags));
     });
 
   const read = clientCommand('read', 'read from an offset to the current end, to stdout (byte-exact; JSON streams: one message per line)')
     .addOption(new Option('--offset <offset>', 'where to start: -1 (the beginning), now, or an offset from Stream-Next-Offset').default('-1'))
     .action(async (url: URL, flags: ClientOptions & { offset: string }) => {
+      const { readStream } = await import('./read.ts');
       await readStream(url, flags.offset, flags);
     });
 
   const tail = clientCommand('tail', 'follow the stream live (SSE), to stdout, until it is closed or Ctrl-C')
     .addOption(new Option('--offset <offset>', 'where to start: now (new data only), -1 (everything), or an offset').default('now'))
     .action(async (url: URL, flags: ClientOptions & { offset: string }) => {
+      const { tailStream } = await import('./tail.ts');
       await tailStream(url, flags.offset, flags);
     });
 
