@@ -231,3 +231,11 @@ export const SHUTDOWN_DRAIN_MS = 10_000;
 
 /** While draining, idle keep-alive connections are closed every 50 ms (they would hold the drain open). */
 export const SHUTDOWN_IDLE_SWEEP_MS = 50;
+
+/**
+ * Read-ahead of the next sealed unit (src/read-path/read-path.ts) runs only when the segment cache
+ * holds at least 4 responses' worth (4 × --max-chunk-bytes): a smaller cache would evict the unit
+ * before its reader asks for it, turning the read-ahead into a wasted GET. One unit ahead per
+ * response bounds the extra GETs to one per reader that stops mid-walk.
+ */
+export const READ_AHEAD_CACHE_CHUNKS_MIN = 4;

@@ -7,8 +7,10 @@
  * `maxChunkBytes`, and may run on into the hot tail. A response that never touched the hot tail
  * and stopped because the next (existing) unit did not fit, or at the end of a closed stream, can
  * never change: it is `immutable`. Identical concurrent reads that start in sealed data (same
- * incarnation and offset) share one in-flight response.
+ * incarnation and offset) share one in-flight response. A response that stopped in sealed data
+ * starts fetching the next unit (read-ahead), so a reader walking history overlaps its GETs.
  */
+import { READ_AHEAD_CACHE_CHUNKS_MIN } from '../config/limits.ts';
 import { GoneError, ServiceUnavailableError } from '../protocol/errors.ts';
 import { jsonArrayBody } from '../protocol/json-mode.ts';
 import { ObjectNotFoundError, ObjectStoreError } from '../object-store/index.ts';
@@ -114,12 +116,27 @@ export class ReadPath {
       full = hot.end < ownerEnd || budget <= 0;
       at = hot.end;
     }
+    if (full && !touchedHot) this.#readAhead(registry.ownerOf(stream, at), at);
     const immutable = !touchedHot && at > from && (full || (at === to && closed));
     if (wholeEntries) {
       const json = jsonArrayBody(parts);
       return { body: [json], bodyBytes: json.length, end: at, immutable };
     }
     return { body: parts.length === 0 ? [Buffer.alloc(0)] : coalesceSmallParts(parts), bodyBytes: at - from, end: at, immutable };
+  }
+
+  /**
+   * After a response that stopped in sealed data, fetch the unit at `at` (where the reader's next
+   * request starts) into the cache. Kept only when the cache holds at least
+   * `READ_AHEAD_CACHE_CHUNKS_MIN` responses' worth, so a read-ahead is not evicted before it is read.
+   */
+  #readAhead(owner: StreamState, at: number): void {
+    if (at < owner.retainedStart || at >= owner.sealedOffset) return;
+    const segment = owner.segments[owner.segmentIndexAt(at)];
+    const unit = unitAt(segment, at);
+    const whole = unit.start === segment.start && unit.end === segment.end;
+    const range = whole ? undefined : { startByte: unit.start - segment.start, endByte: unit.end - segment.start };
+    this.#o.cache.prefetch(this.#o.naming.segment(owner, segment), range, READ_AHEAD_CACHE_CHUNKS_MIN * this.#o.maxChunkBytes);
   }
 
   /** One read unit of a segment, through the cache. */

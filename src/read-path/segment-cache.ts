@@ -56,6 +56,19 @@ export class SegmentCache {
     return value;
   }
 
+  /**
+   * Read-ahead: starts fetching a unit a sequential reader will probably ask for next, so its GET
+   * overlaps with sending the current response. A no-op when the unit is cached or already being
+   * fetched, or when the cache is too small to keep it until asked for (`keepBytesMin`). Counted
+   * as a miss only if it makes a GET. Errors are dropped: the reader's own read reports them.
+   */
+  prefetch(key: string, range: ByteRange | undefined, keepBytesMin: number): void {
+    if (this.#lru.maxSize < keepBytesMin) return;
+    const status: LRUCache.Status<string, Buffer, FetchContext> = {};
+    this.#lru.fetch(range === undefined ? key : `${key}@${range.startByte}`, { context: { key, range }, status }).catch(() => {});
+    if (status.fetch === 'miss') this.#misses++;
+  }
+
   stats(): SegmentCacheStats {
     return { hits: this.#hits, misses: this.#misses, collapsed: this.#collapsed, bytes: this.#lru.calculatedSize };
   }

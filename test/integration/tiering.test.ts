@@ -151,6 +151,24 @@ describe('deterministic boundaries and caching', () => {
     );
   });
 
+  test('a response that stops in sealed data fetches the next unit ahead; a whole walk still costs one GET per unit', async () => {
+    // 3000-byte segments, 1024-byte read units: 9 sealed units in 9000 bytes, then the hot tail.
+    const { server } = await start({ sealIdleMs: 3_600_000, segmentSizeBytes: 3000, maxChunkBytes: 1024 });
+    await create(server, 'ahead', 'application/octet-stream');
+    const data = bytes(10_000, 5);
+    for (let i = 0; i < data.length; i += 700) await append(server, 'ahead', 'application/octet-stream', data.subarray(i, i + 700));
+    await waitSealed(server, 'ahead', 2999);
+    const gets = () => server.tiering.stats().objectStore.get.requestCount;
+    const before = gets();
+    const first = await get(server, 'ahead', '-1');
+    expect(first.body.length).toBe(1024);
+    // The second unit is fetched before the reader asks for it.
+    await waitFor(() => gets() - before === 2);
+    const rest = await walk(server, 'ahead', first.next);
+    expect(Buffer.concat([first.body, ...rest.map((page) => page.body)]).equals(data)).toBe(true);
+    expect(gets() - before).toBe(9);
+  });
+
   test('a small stream comes back whole in one response across many tiny segments and the hot tail', async () => {
     const { server } = await start({ sealIdleMs: 0, segmentSizeBytes: 16 });
     await create(server, 'small', 'text/plain');
