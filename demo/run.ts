@@ -11,17 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { DurableStream, IdempotentProducer } from '@durable-streams/client';
 import { destination, pino } from 'pino';
-import {
-  CHECKPOINT_WAL_BYTES_DEFAULT,
-  HOT_TAIL_BUDGET_BYTES_DEFAULT,
-  LIVE_READERS_MAX_DEFAULT,
-  LONG_POLL_TIMEOUT_MS_DEFAULT,
-  MAX_APPEND_BYTES_DEFAULT,
-  MAX_CHUNK_BYTES_DEFAULT,
-  SEAL_MAX_AGE_MS_DEFAULT,
-  SEGMENT_CACHE_BYTES_DEFAULT,
-  SSE_RECONNECT_MS_DEFAULT,
-} from '../src/config/limits.ts';
 import { serveConfigDefaults, type ServeConfig } from '../src/config/serve-config.ts';
 import { startServer, type RunningServer } from '../src/server.ts';
 import { loadCorpus, messageOf, type Corpus } from './corpus.ts';
@@ -292,13 +281,6 @@ function serveConfig(options: DemoOptions, dataDir: string, s3Prefix: string | u
     host: '127.0.0.1',
     port: 0,
     dataDir,
-    durability: 'wal',
-    longPollTimeoutMs: LONG_POLL_TIMEOUT_MS_DEFAULT,
-    maxAppendBytes: MAX_APPEND_BYTES_DEFAULT,
-    maxChunkBytes: MAX_CHUNK_BYTES_DEFAULT,
-    sseReconnectMs: SSE_RECONNECT_MS_DEFAULT,
-    liveReadersMax: LIVE_READERS_MAX_DEFAULT,
-    checkpointWalBytes: CHECKPOINT_WAL_BYTES_DEFAULT,
     objectStore: options.objectStore,
     s3Bucket: options.s3Bucket,
     s3Prefix,
@@ -308,9 +290,6 @@ function serveConfig(options: DemoOptions, dataDir: string, s3Prefix: string | u
     unsafeAllowOverwrites: options.unsafeAllowOverwrites,
     segmentSizeBytes: options.segmentSizeBytes,
     sealIdleMs: options.sealIdleMs,
-    sealMaxAgeMs: SEAL_MAX_AGE_MS_DEFAULT,
-    hotTailBudgetBytes: HOT_TAIL_BUDGET_BYTES_DEFAULT,
-    segmentCacheBytes: SEGMENT_CACHE_BYTES_DEFAULT,
     logLevel: options.logLevel,
   };
 }

@@ -10,20 +10,11 @@ import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { seededRandom, systemClock, type Clock, type RandomSource } from './clock.ts';
 import {
-  BODY_TIMEOUT_MS_DEFAULT,
   CHECKPOINT_CHECK_INTERVAL_MS,
   EXPIRY_REAP_INTERVAL_MS,
-  HEADER_BYTES_MAX_DEFAULT,
-  HEADERS_TIMEOUT_MS_DEFAULT,
-  IDLE_TIMEOUT_MS_DEFAULT,
-  JSON_DEPTH_MAX_DEFAULT,
-  LIVE_READERS_PER_CLIENT_MAX_DEFAULT,
-  REQUEST_TIMEOUT_MS_DEFAULT,
   SEAL_UPLOADS_MAX,
   SHUTDOWN_DRAIN_MS,
   SHUTDOWN_IDLE_SWEEP_MS,
-  STREAM_PATH_BYTES_MAX_DEFAULT,
-  STREAMS_MAX_DEFAULT,
 } from './config/limits.ts';
 import { authConfigured } from './auth/auth-config.ts';
 import type { Authenticator } from './auth/authenticator.ts';
@@ -164,8 +155,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   const logger = options.logger ?? pino({ level: config.logLevel });
   checkExposure(config);
   const authenticator = authConfigured(config) ? await openAuthenticator(config, clock) : undefined;
-  const headersTimeoutMs = config.headersTimeoutMs ?? HEADERS_TIMEOUT_MS_DEFAULT;
-  const requestTimeoutMs = config.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
+  const { headersTimeoutMs, requestTimeoutMs } = config;
   if (headersTimeoutMs > requestTimeoutMs) {
     throw new StartupError(`--headers-timeout-ms (${headersTimeoutMs}) must not exceed --request-timeout-ms (${requestTimeoutMs})`);
   }
@@ -276,16 +266,16 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       clock,
       random,
       live,
-      liveClients: new LiveClients(config.liveReadersPerIpMax ?? LIVE_READERS_PER_CLIENT_MAX_DEFAULT),
+      liveClients: new LiveClients(config.liveReadersPerIpMax),
       authEnabled: authenticator !== undefined,
       limits: {
         maxAppendBytes: config.maxAppendBytes,
         maxChunkBytes: config.maxChunkBytes,
         longPollTimeoutMs: config.longPollTimeoutMs,
         sseReconnectMs: config.sseReconnectMs,
-        maxStreamPathBytes: config.maxStreamPathBytes ?? STREAM_PATH_BYTES_MAX_DEFAULT,
-        maxJsonDepth: config.maxJsonDepth ?? JSON_DEPTH_MAX_DEFAULT,
-        streamsMax: config.streamsMax ?? STREAMS_MAX_DEFAULT,
+        maxStreamPathBytes: config.maxStreamPathBytes,
+        maxJsonDepth: config.maxJsonDepth,
+        streamsMax: config.streamsMax,
       },
     },
     logger,
@@ -294,11 +284,11 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     trustProxy: config.trustProxy,
     appendsPerSecondMax: config.appendsPerSecondMax,
     nodeServer: {
-      maxHeaderBytes: config.maxHeaderBytes ?? HEADER_BYTES_MAX_DEFAULT,
+      maxHeaderBytes: config.maxHeaderBytes,
       headersTimeoutMs,
       requestTimeoutMs,
-      bodyTimeoutMs: config.bodyTimeoutMs ?? BODY_TIMEOUT_MS_DEFAULT,
-      idleTimeoutMs: config.idleTimeoutMs ?? IDLE_TIMEOUT_MS_DEFAULT,
+      bodyTimeoutMs: config.bodyTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
     },
     observability: { metrics, readiness },
   });

@@ -7,17 +7,6 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { serveConfigDefaults, type ServeConfig } from '../../src/config/serve-config.ts';
 import { startServer, type RunningServer, type StartOptions } from '../../src/server.ts';
-import {
-  CHECKPOINT_WAL_BYTES_DEFAULT,
-  HOT_TAIL_BUDGET_BYTES_DEFAULT,
-  LIVE_READERS_MAX_DEFAULT,
-  MAX_APPEND_BYTES_DEFAULT,
-  MAX_CHUNK_BYTES_DEFAULT,
-  SEAL_IDLE_MS_DEFAULT,
-  SEAL_MAX_AGE_MS_DEFAULT,
-  SEGMENT_CACHE_BYTES_DEFAULT,
-  SEGMENT_SIZE_BYTES_DEFAULT,
-} from '../../src/config/limits.ts';
 
 export interface TestServer extends RunningServer {
   dataDir: string;
@@ -32,19 +21,8 @@ export function testConfig(dataDir: string, overrides: Partial<ServeConfig> = {}
     host: '127.0.0.1',
     port: 0,
     dataDir,
-    durability: 'wal',
     longPollTimeoutMs: 500,
-    maxAppendBytes: MAX_APPEND_BYTES_DEFAULT,
-    maxChunkBytes: MAX_CHUNK_BYTES_DEFAULT,
     sseReconnectMs: 60_000,
-    liveReadersMax: LIVE_READERS_MAX_DEFAULT,
-    checkpointWalBytes: CHECKPOINT_WAL_BYTES_DEFAULT,
-    objectStore: 'fs',
-    segmentSizeBytes: SEGMENT_SIZE_BYTES_DEFAULT,
-    sealIdleMs: SEAL_IDLE_MS_DEFAULT,
-    sealMaxAgeMs: SEAL_MAX_AGE_MS_DEFAULT,
-    hotTailBudgetBytes: HOT_TAIL_BUDGET_BYTES_DEFAULT,
-    segmentCacheBytes: SEGMENT_CACHE_BYTES_DEFAULT,
     logLevel: 'warn',
     ...overrides,
   };
