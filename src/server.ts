@@ -218,8 +218,8 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     collector,
     clock,
     logger,
-    policy: { segmentSizeBytes: config.segmentSizeBytes, sealIdleMs: config.sealIdleMs, sealMaxAgeMs: config.sealMaxAgeMs },
-    maxChunkBytes: config.maxChunkBytes,
+    policy: { segmentSizeBytes: config.segmentSizeBytes, sealIdleMs: config.sealIdleMs, sealMaxAgeMs: config.unsealedAgeMsMax },
+    maxChunkBytes: config.chunkBytesMax,
     hotTailBudgetBytes: config.hotTailBudgetBytes,
     retention: { retentionMs: config.retentionMs, retentionBytes: config.retentionBytes },
     uploadsMax: SEAL_UPLOADS_MAX,
@@ -234,7 +234,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     segmentsDropped: (stream, segments) => collector.deleteKeys(segments.map((segment) => naming.segment(stream, segment))),
   };
   const cache = new SegmentCache(store, config.segmentCacheBytes);
-  const reads = new ReadPath({ registry, cache, naming, maxChunkBytes: config.maxChunkBytes });
+  const reads = new ReadPath({ registry, cache, naming, maxChunkBytes: config.chunkBytesMax });
   registry.sealedUnitReader = (stream, position) => reads.unitRest(stream, position);
 
   if (wal.checkpoint !== undefined) {
@@ -266,15 +266,15 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       clock,
       random,
       live,
-      liveClients: new LiveClients(config.liveReadersPerIpMax),
+      liveClients: new LiveClients(config.liveReadersPerClientMax),
       authEnabled: authenticator !== undefined,
       limits: {
-        maxAppendBytes: config.maxAppendBytes,
-        maxChunkBytes: config.maxChunkBytes,
+        appendBytesMax: config.appendBytesMax,
+        chunkBytesMax: config.chunkBytesMax,
         longPollTimeoutMs: config.longPollTimeoutMs,
         sseReconnectMs: config.sseReconnectMs,
-        maxStreamPathBytes: config.maxStreamPathBytes,
-        maxJsonDepth: config.maxJsonDepth,
+        streamPathBytesMax: config.streamPathBytesMax,
+        jsonDepthMax: config.jsonDepthMax,
         streamsMax: config.streamsMax,
       },
     },
@@ -284,7 +284,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     trustProxy: config.trustProxy,
     appendsPerSecondMax: config.appendsPerSecondMax,
     nodeServer: {
-      maxHeaderBytes: config.maxHeaderBytes,
+      headerBytesMax: config.headerBytesMax,
       headersTimeoutMs,
       requestTimeoutMs,
       bodyTimeoutMs: config.bodyTimeoutMs,

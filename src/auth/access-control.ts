@@ -32,19 +32,19 @@ declare module 'fastify' {
 
 const OPERATIONS: Record<string, Operation> = { GET: 'read', HEAD: 'read', PUT: 'write', POST: 'write', DELETE: 'delete' };
 
-export function installAccessControl(app: FastifyInstance, authenticator: Authenticator, maxStreamPathBytes: number): void {
+export function installAccessControl(app: FastifyInstance, authenticator: Authenticator, streamPathBytesMax: number): void {
   app.decorateRequest('cairnAccess', undefined);
   app.addHook('onRequest', async (request: FastifyRequest) => {
     if (request.method === 'OPTIONS' || !request.url.startsWith(STREAM_PREFIX)) return;
     const principal = await authenticator.authenticate(request.headers.authorization);
     const operation = OPERATIONS[request.method];
     if (operation === undefined) return; // no route answers it (404/405)
-    const path = streamPathOf(request.url, maxStreamPathBytes);
+    const path = streamPathOf(request.url, streamPathBytesMax);
     const access = checkGrants(principal.grants, path, operation);
     if (access === undefined) throw new ForbiddenError(`the token does not grant ${operation} on this stream path`);
     if (operation === 'write') {
       const forkedFrom = singleHeader(request.headers['stream-forked-from'], 'Stream-Forked-From');
-      if (forkedFrom !== undefined && checkGrants(principal.grants, streamPathOfHeader(forkedFrom, maxStreamPathBytes), 'read') === undefined) {
+      if (forkedFrom !== undefined && checkGrants(principal.grants, streamPathOfHeader(forkedFrom, streamPathBytesMax), 'read') === undefined) {
         throw new ForbiddenError('the token does not grant read on the fork source path');
       }
     }

@@ -4,6 +4,9 @@
  * (`--config` / `CAIRN_CONFIG`) > default. Used by `cairn serve` and `cairn config print`, so both
  * see exactly the same configuration.
  *
+ * A renamed setting's old flag, variable and file key (`formerly` in the table) still work; each
+ * use is reported once on stderr as `cairn: --old is deprecated; use --new`.
+ *
  * The resolved values are also written back into the command's option values, so an action that
  * reads `command.opts()` (as bench/lib/cairn-with-stats.ts does) gets the validated, typed config.
  */
@@ -14,6 +17,7 @@ import {
   ConfigError,
   helpText,
   isSwitch,
+  longFlag,
   resolveConfig,
   type ConfigSources,
   type ResolvedConfig,
@@ -28,14 +32,20 @@ const resolvedByCommand = new WeakMap<Command, ResolvedConfig<ServeConfig>>();
 /** Adds one option per setting (no commander default or env: resolution is ours) and `--config`. */
 export function addSettingOptions(command: Command): Command {
   command.addOption(new Option('--config <path>', `YAML or JSON config file, camelCase keys (env: ${CONFIG_ENV})`));
-  for (const entry of Object.values(serveSettings)) command.addOption(new Option(entry.flag, helpText(entry)));
+  for (const entry of Object.values(serveSettings)) {
+    command.addOption(new Option(entry.flag, helpText(entry)));
+    // A renamed setting's old flag still works for one release, hidden from --help.
+    if (entry.formerly !== undefined) command.addOption(new Option(`${entry.formerly.flag}${entry.flag.slice(longFlag(entry).length)}`).hideHelp());
+  }
   command.addHelpText(
     'after',
     '\nPrecedence: flag > CAIRN_* environment variable > config file > default. ' +
       '`cairn config print` shows the effective configuration and where each value came from.',
   );
   command.hook('preAction', (thisCommand) => {
-    resolvedByCommand.set(thisCommand, resolveFromCommand(thisCommand, process.env));
+    const resolved = resolveFromCommand(thisCommand, process.env);
+    for (const warning of resolved.warnings) process.stderr.write(`cairn: ${warning}\n`);
+    resolvedByCommand.set(thisCommand, resolved);
   });
   return command;
 }
@@ -73,9 +83,10 @@ export function resolveFromCommand(command: Command, env: Record<string, string 
   const opts = command.opts<Record<string, string | boolean | undefined>>();
   const flags: ConfigSources['flags'] = {};
   for (const [key, entry] of Object.entries(serveSettings)) {
-    if (command.getOptionValueSource(key) !== 'cli') continue;
-    const value = opts[key];
-    flags[key] = isSwitch(entry) ? true : value;
+    for (const given of entry.formerly === undefined ? [key] : [key, entry.formerly.key]) {
+      if (command.getOptionValueSource(given) !== 'cli') continue;
+      flags[given] = isSwitch(entry) ? true : opts[given];
+    }
   }
   const configFlag = opts.config;
   const configEnv = env[CONFIG_ENV];

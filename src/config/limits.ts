@@ -16,17 +16,17 @@ export const LONG_POLL_TIMEOUT_MS_DEFAULT = 20_000;
  * them) and are held in the hot tail, so the limit bounds per-request memory; larger payloads
  * should be split into several appends.
  */
-export const MAX_APPEND_BYTES_DEFAULT = 64 * 1024 * 1024;
+export const APPEND_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 
-/** The highest `--max-append-bytes` accepted: one append is one WAL frame, capped at 256 MiB. */
-export const MAX_APPEND_BYTES_LIMIT = 128 * 1024 * 1024;
+/** The highest `--append-bytes-max` accepted: one append is one WAL frame, capped at 256 MiB. */
+export const APPEND_BYTES_MAX_LIMIT = 128 * 1024 * 1024;
 
 /**
  * Largest catch-up response: 4 MiB. Big enough that small streams come back in one response (the
  * conformance suite and clients with `live: false` expect that), small enough that one slow
  * reader holds little memory and responses stay CDN-friendly.
  */
-export const MAX_CHUNK_BYTES_DEFAULT = 4 * 1024 * 1024;
+export const CHUNK_BYTES_MAX_DEFAULT = 4 * 1024 * 1024;
 
 /** SSE connections are closed after ~60 s so CDNs can collapse reconnects (PROTOCOL.md §10.2). */
 export const SSE_RECONNECT_MS_DEFAULT = 60_000;
@@ -80,7 +80,7 @@ export const SEAL_IDLE_MS_DEFAULT = 30_000;
  * Seal bytes that have been unsealed for 5 minutes even if the stream keeps trickling: bounds how
  * long data exists only on the local disk and how much WAL a slow stream pins.
  */
-export const SEAL_MAX_AGE_MS_DEFAULT = 5 * 60_000;
+export const UNSEALED_AGE_MS_MAX_DEFAULT = 5 * 60_000;
 
 /**
  * Hot-tail budget: 512 MiB of unsealed bytes across all streams. Past 3/4 of it the largest hot
@@ -115,7 +115,7 @@ export const SEAL_TASKS_MAX = 64;
 
 /** First pause before a failed seal of a stream is tried again; doubles up to the maximum. */
 export const SEAL_RETRY_BACKOFF_BASE_MS = 500;
-export const SEAL_RETRY_BACKOFF_MAX_MS = 30_000;
+export const SEAL_RETRY_BACKOFF_MS_MAX = 30_000;
 
 /** How often the sealer looks at idle/old hot tails, budget pressure and retention. */
 export const SEAL_CHECK_INTERVAL_MS = 100;
@@ -234,7 +234,7 @@ export const SHUTDOWN_IDLE_SWEEP_MS = 50;
 
 /**
  * Read-ahead of the next sealed unit (src/read-path/read-path.ts) runs only when the segment cache
- * holds at least 4 responses' worth (4 × --max-chunk-bytes): a smaller cache would evict the unit
+ * holds at least 4 responses' worth (4 × --chunk-bytes-max): a smaller cache would evict the unit
  * before its reader asks for it, turning the read-ahead into a wasted GET. One unit ahead per
  * response bounds the extra GETs to one per reader that stops mid-walk.
  */

@@ -16,6 +16,10 @@
  *     secret: true,                               // only for credentials: redacted by `cairn config print`
  *   }),
  *
+ * Renaming a setting keeps its old spellings for one release: add
+ * `formerly: { flag: '--old-name', env: 'CAIRN_OLD_NAME', key: 'oldName' }` to the renamed entry;
+ * the old flag, variable and file key then still work, each with a deprecation warning at start.
+ *
  * Porting an old commander option `option('--x <ms>', 'desc', 'CAIRN_X').argParser(integer(1, 10)).default(D)`
  * is: flag `'--x <ms>'`, env `'CAIRN_X'`, schema `ms(1, 10)`, default `D`, unit `'ms'`, description `'desc'`.
  * `.choices([...])` becomes `z.enum([...])`. A rule between settings goes into `serveConfigSchema`'s
@@ -26,9 +30,12 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { WalDurability } from '../wal/index.ts';
 import {
+  APPEND_BYTES_MAX_DEFAULT,
+  APPEND_BYTES_MAX_LIMIT,
   APPENDS_PER_SECOND_MAX_DEFAULT,
   BODY_TIMEOUT_MS_DEFAULT,
   CHECKPOINT_WAL_BYTES_DEFAULT,
+  CHUNK_BYTES_MAX_DEFAULT,
   HEADER_BYTES_MAX_DEFAULT,
   HEADERS_TIMEOUT_MS_DEFAULT,
   HOT_TAIL_BUDGET_BYTES_DEFAULT,
@@ -37,18 +44,15 @@ import {
   LIVE_READERS_MAX_DEFAULT,
   LIVE_READERS_PER_CLIENT_MAX_DEFAULT,
   LONG_POLL_TIMEOUT_MS_DEFAULT,
-  MAX_APPEND_BYTES_DEFAULT,
-  MAX_APPEND_BYTES_LIMIT,
-  MAX_CHUNK_BYTES_DEFAULT,
   PORT_DEFAULT,
   REQUEST_TIMEOUT_MS_DEFAULT,
   SEAL_IDLE_MS_DEFAULT,
-  SEAL_MAX_AGE_MS_DEFAULT,
   SEGMENT_CACHE_BYTES_DEFAULT,
   SEGMENT_SIZE_BYTES_DEFAULT,
   SSE_RECONNECT_MS_DEFAULT,
   STREAM_PATH_BYTES_MAX_DEFAULT,
   STREAMS_MAX_DEFAULT,
+  UNSEALED_AGE_MS_MAX_DEFAULT,
 } from './limits.ts';
 import { setting, settingsObject, type SettingTable } from './settings.ts';
 
@@ -160,19 +164,21 @@ export const serveSettings = {
     unit: 'ms',
     description: 'long-poll wait before 204',
   }),
-  maxAppendBytes: setting({
-    flag: '--max-append-bytes <bytes>',
-    env: 'CAIRN_MAX_APPEND_BYTES',
-    schema: bytes(1, MAX_APPEND_BYTES_LIMIT),
-    default: MAX_APPEND_BYTES_DEFAULT,
+  appendBytesMax: setting({
+    flag: '--append-bytes-max <bytes>',
+    env: 'CAIRN_APPEND_BYTES_MAX',
+    formerly: { flag: '--max-append-bytes', env: 'CAIRN_MAX_APPEND_BYTES', key: 'maxAppendBytes' },
+    schema: bytes(1, APPEND_BYTES_MAX_LIMIT),
+    default: APPEND_BYTES_MAX_DEFAULT,
     unit: 'bytes',
     description: 'largest request body accepted (413 above)',
   }),
-  maxChunkBytes: setting({
-    flag: '--max-chunk-bytes <bytes>',
-    env: 'CAIRN_MAX_CHUNK_BYTES',
+  chunkBytesMax: setting({
+    flag: '--chunk-bytes-max <bytes>',
+    env: 'CAIRN_CHUNK_BYTES_MAX',
+    formerly: { flag: '--max-chunk-bytes', env: 'CAIRN_MAX_CHUNK_BYTES', key: 'maxChunkBytes' },
     schema: bytes(1024, 256 * 1024 * 1024),
-    default: MAX_CHUNK_BYTES_DEFAULT,
+    default: CHUNK_BYTES_MAX_DEFAULT,
     unit: 'bytes',
     description: 'largest catch-up response body',
   }),
@@ -269,11 +275,12 @@ export const serveSettings = {
     unit: 'ms',
     description: 'seal a hot tail idle this long (0 = at once)',
   }),
-  sealMaxAgeMs: setting({
-    flag: '--seal-max-age-ms <ms>',
-    env: 'CAIRN_SEAL_MAX_AGE_MS',
+  unsealedAgeMsMax: setting({
+    flag: '--unsealed-age-ms-max <ms>',
+    env: 'CAIRN_UNSEALED_AGE_MS_MAX',
+    formerly: { flag: '--seal-max-age-ms', env: 'CAIRN_SEAL_MAX_AGE_MS', key: 'sealMaxAgeMs' },
     schema: ms(0, 86_400_000),
-    default: SEAL_MAX_AGE_MS_DEFAULT,
+    default: UNSEALED_AGE_MS_MAX_DEFAULT,
     unit: 'ms',
     description: 'seal bytes unsealed this long, even if appends continue',
   }),
@@ -371,25 +378,28 @@ export const serveSettings = {
     description: 'proxies (comma-separated IPs/CIDRs) whose X-Forwarded-For names the client',
     unsetMeans: 'none',
   }),
-  maxStreamPathBytes: setting({
-    flag: '--max-stream-path-bytes <bytes>',
-    env: 'CAIRN_MAX_STREAM_PATH_BYTES',
+  streamPathBytesMax: setting({
+    flag: '--stream-path-bytes-max <bytes>',
+    env: 'CAIRN_STREAM_PATH_BYTES_MAX',
+    formerly: { flag: '--max-stream-path-bytes', env: 'CAIRN_MAX_STREAM_PATH_BYTES', key: 'maxStreamPathBytes' },
     schema: bytes(1, 64 * 1024),
     default: STREAM_PATH_BYTES_MAX_DEFAULT,
     unit: 'bytes',
     description: 'longest stream path (400 above)',
   }),
-  maxHeaderBytes: setting({
-    flag: '--max-header-bytes <bytes>',
-    env: 'CAIRN_MAX_HEADER_BYTES',
+  headerBytesMax: setting({
+    flag: '--header-bytes-max <bytes>',
+    env: 'CAIRN_HEADER_BYTES_MAX',
+    formerly: { flag: '--max-header-bytes', env: 'CAIRN_MAX_HEADER_BYTES', key: 'maxHeaderBytes' },
     schema: bytes(1024, 1024 * 1024),
     default: HEADER_BYTES_MAX_DEFAULT,
     unit: 'bytes',
     description: 'largest request line + headers (431 above)',
   }),
-  maxJsonDepth: setting({
-    flag: '--max-json-depth <levels>',
-    env: 'CAIRN_MAX_JSON_DEPTH',
+  jsonDepthMax: setting({
+    flag: '--json-depth-max <levels>',
+    env: 'CAIRN_JSON_DEPTH_MAX',
+    formerly: { flag: '--max-json-depth', env: 'CAIRN_MAX_JSON_DEPTH', key: 'maxJsonDepth' },
     schema: int(1, 100_000),
     default: JSON_DEPTH_MAX_DEFAULT,
     unit: 'levels',
@@ -403,9 +413,10 @@ export const serveSettings = {
     unit: 'count',
     description: 'streams held at once; creates get 503 above',
   }),
-  liveReadersPerIpMax: setting({
-    flag: '--live-readers-per-ip-max <count>',
-    env: 'CAIRN_LIVE_READERS_PER_IP_MAX',
+  liveReadersPerClientMax: setting({
+    flag: '--live-readers-per-client-max <count>',
+    env: 'CAIRN_LIVE_READERS_PER_CLIENT_MAX',
+    formerly: { flag: '--live-readers-per-ip-max', env: 'CAIRN_LIVE_READERS_PER_IP_MAX', key: 'liveReadersPerIpMax' },
     schema: int(1, 10_000_000),
     default: LIVE_READERS_PER_CLIENT_MAX_DEFAULT,
     unit: 'count',

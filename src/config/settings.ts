@@ -31,6 +31,22 @@ export interface Setting<S extends z.ZodType = z.ZodType> {
   unsetMeans?: string;
   /** The value is a credential: `cairn config print` shows `<redacted>` instead of it. */
   secret?: boolean;
+  /** The setting's spellings before it was renamed, still accepted for one release with a warning. */
+  formerly?: FormerSpelling;
+}
+
+/**
+ * The old flag, variable and config-file key of a renamed setting. Each counts as the same source
+ * as its new spelling (an old flag still beats a new variable); given both in one source, the new
+ * spelling wins. Every use adds a deprecation warning to the resolution.
+ */
+export interface FormerSpelling {
+  /** The old long flag, without its value: `--max-append-bytes`. */
+  flag: string;
+  /** The old variable: `CAIRN_MAX_APPEND_BYTES`. */
+  env: string;
+  /** The old config-file key, the camelCase of the old flag: `maxAppendBytes`. */
+  key: string;
 }
 
 /** Keeps the exact schema type of one table entry (so the config type can be inferred). */
@@ -173,50 +189,90 @@ export interface ResolvedConfig<T> {
   config: T;
   /** The source of every key of the table (`unset` for optional settings nobody gave). */
   sources: Record<string, SettingSource>;
+  /**
+   * One line per old spelling given (see `FormerSpelling`), in table order:
+   * `--max-append-bytes is deprecated; use --append-bytes-max`, with `(both given: … wins)` or
+   * `(ignored: … wins)` when another value was used. The CLI prints each once, before it starts.
+   */
+  warnings: string[];
+}
+
+/** One way a value can be given: a source and the spelling it used. */
+interface Candidate {
+  source: SettingSource;
+  raw: unknown;
+  /** The spelling used, for warnings: the flag, the variable or the file key. */
+  spelling: string;
+  /** The new spelling in the same source, when this candidate is an old one. */
+  replacement?: string;
+}
+
+/** Every value given for a setting, highest first: flag, env, file; within each, the new spelling first. */
+function candidatesOf(key: string, entry: Setting, sources: ConfigSources): Candidate[] {
+  const found: Candidate[] = [];
+  const former = entry.formerly;
+  const flagOf = (flag: string, value: string | boolean | undefined, replacement?: string) => {
+    if (value !== undefined) found.push({ source: { kind: 'flag', flag }, raw: value, spelling: flag, replacement });
+  };
+  const envOf = (name: string, replacement?: string) => {
+    const value = sources.env[name];
+    if (value !== undefined && value !== '') found.push({ source: { kind: 'env', name }, raw: value, spelling: name, replacement });
+  };
+  const fileOf = (fileKey: string, replacement?: string) => {
+    const file = sources.file;
+    const value = file?.values[fileKey];
+    if (file === undefined || value === undefined || value === null) return;
+    found.push({ source: { kind: 'file', path: file.path }, raw: value, spelling: `${fileKey} (file ${file.path})`, replacement });
+  };
+  flagOf(longFlag(entry), sources.flags[key]);
+  if (former !== undefined) flagOf(former.flag, sources.flags[former.key], longFlag(entry));
+  envOf(entry.env);
+  if (former !== undefined) envOf(former.env, entry.env);
+  fileOf(key);
+  if (former !== undefined) fileOf(former.key, key);
+  return found;
+}
+
+/** The deprecation warning of an old spelling, saying which value won when it was not this one. */
+function deprecationWarning(candidate: Candidate, winner: Candidate): string {
+  const warning = `${candidate.spelling} is deprecated; use ${candidate.replacement ?? ''}`;
+  if (candidate === winner) return warning;
+  // Within one source the new spelling comes first, so a winner from the same source is the new one.
+  if (winner.source.kind === candidate.source.kind) return `${warning} (both given: ${candidate.replacement ?? ''} wins)`;
+  return `${warning} (ignored: ${describeSource(winner.source)} wins)`;
 }
 
 /**
  * Resolves a table's values from its sources (flag > env > file > default), validates each with
  * its schema and then the whole object with `objectSchema` (cross-field rules, reported on the
- * key named by the issue's path). Throws ConfigError listing every issue.
+ * key named by the issue's path). Old spellings (`Setting.formerly`) are accepted with a warning.
+ * Throws ConfigError listing every issue, including config-file keys the table does not know.
  */
 export function resolveConfig<T extends SettingTable, O>(table: T, objectSchema: z.ZodType<O>, sources: ConfigSources): ResolvedConfig<O> {
   const issues: ConfigIssue[] = [];
+  const warnings: string[] = [];
   const values: Record<string, unknown> = {};
   const origin: Record<string, SettingSource> = {};
 
   if (sources.file !== undefined) {
+    const formerKeys = new Set(Object.values(table).flatMap((entry) => (entry.formerly === undefined ? [] : [entry.formerly.key])));
     for (const key of Object.keys(sources.file.values)) {
-      if (Object.hasOwn(table, key)) continue;
-      const camel = flagToKey(`--${key}`);
-      const hint = Object.hasOwn(table, camel) ? ` (did you mean ${camel}? keys are camelCase)` : ' (keys are camelCase, as `cairn config print` shows them)';
-      issues.push({ key, source: { kind: 'file', path: sources.file.path }, reason: `unknown setting${hint}` });
+      if (Object.hasOwn(table, key) || formerKeys.has(key)) continue;
+      issues.push({ key, source: { kind: 'file', path: sources.file.path }, reason: `unknown setting${unknownKeyHint(table, key)}` });
     }
   }
 
   for (const [key, entry] of Object.entries(table)) {
-    const flagValue = sources.flags[key];
-    const envValue = sources.env[entry.env];
-    const fileValue = sources.file?.values[key];
-    let source: SettingSource;
-    let raw: unknown;
-    if (flagValue !== undefined) {
-      source = { kind: 'flag', flag: longFlag(entry) };
-      raw = flagValue;
-    } else if (envValue !== undefined && envValue !== '') {
-      source = { kind: 'env', name: entry.env };
-      raw = envValue;
-    } else if (fileValue !== undefined && fileValue !== null && sources.file !== undefined) {
-      source = { kind: 'file', path: sources.file.path };
-      raw = fileValue;
-    } else if (entry.default !== undefined) {
-      origin[key] = { kind: 'default' };
-      values[key] = entry.default;
-      continue;
-    } else {
-      origin[key] = { kind: 'unset' };
+    const candidates = candidatesOf(key, entry, sources);
+    const winner = candidates[0];
+    for (const candidate of candidates) if (candidate.replacement !== undefined) warnings.push(deprecationWarning(candidate, winner ?? candidate));
+    if (winner === undefined) {
+      if (entry.default !== undefined) values[key] = entry.default;
+      origin[key] = entry.default !== undefined ? { kind: 'default' } : { kind: 'unset' };
       continue;
     }
+    const source = winner.source;
+    let raw = winner.raw;
     origin[key] = source;
     // A switch on the command line is `true`; every other text is parsed by the setting's kind.
     if (typeof raw === 'string' && !(source.kind === 'file' && kindOf(entry) === 'text')) {
@@ -245,7 +301,31 @@ export function resolveConfig<T extends SettingTable, O>(table: T, objectSchema:
       }),
     );
   }
-  return { config: whole.data, sources: origin };
+  return { config: whole.data, sources: origin, warnings };
+}
+
+/** The words of a key, lower case and sorted: `maxStreams` and `streamsMax` give the same list. */
+function wordsOf(key: string): string {
+  return key
+    .split(/(?=[A-Z])|[-_]/)
+    .map((word) => word.toLowerCase())
+    .filter((word) => word.length > 0)
+    .sort()
+    .join(' ');
+}
+
+/**
+ * The did-you-mean of an unknown config-file key: the table key with the same words (kebab or
+ * snake case, qualifiers in another order, an old spelling in kebab case), else a general hint.
+ */
+export function unknownKeyHint(table: SettingTable, key: string): string {
+  const words = wordsOf(key);
+  for (const [known, entry] of Object.entries(table)) {
+    if (wordsOf(known) === words || (entry.formerly !== undefined && wordsOf(entry.formerly.key) === words)) {
+      return ` (did you mean ${known}? keys are camelCase, units and qualifiers last)`;
+    }
+  }
+  return ' (keys are camelCase, as `cairn config print` shows them)';
 }
 
 /** The text a help line or README row shows for a setting's default. */

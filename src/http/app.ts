@@ -33,7 +33,7 @@ export interface AppOptions {
   trustProxy?: string[];
   /** Writes (PUT, POST) per second per client key (`--appends-per-second-max`); 0 or absent = off. */
   appendsPerSecondMax?: number;
-  /** Limits of the node:http server (`--max-header-bytes`, timeouts); Fastify's defaults when absent. */
+  /** Limits of the node:http server (`--header-bytes-max`, timeouts); Fastify's defaults when absent. */
   nodeServer?: NodeServerLimits;
   /** Request metrics and the /metrics, /healthz, /readyz routes; none when absent. */
   observability?: Observability;
@@ -43,7 +43,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { context } = options;
   const app = Fastify({
     ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
-    bodyLimit: context.limits.maxAppendBytes,
+    bodyLimit: context.limits.appendBytesMax,
     // Stream paths may be long; Fastify's default of 100 characters per parameter is too small.
     routerOptions: { maxParamLength: 4096 },
     ...(options.nodeServer === undefined ? {} : { serverFactory: nodeServerFactory(options.nodeServer) }),
@@ -78,10 +78,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
-  installErrorHandler(app, context.limits.maxAppendBytes);
+  installErrorHandler(app, context.limits.appendBytesMax);
   if (options.observability !== undefined) installObservability(app, options.observability);
 
-  if (options.authenticator !== undefined) installAccessControl(app, options.authenticator, context.limits.maxStreamPathBytes);
+  if (options.authenticator !== undefined) installAccessControl(app, options.authenticator, context.limits.streamPathBytesMax);
 
   // Per-client write rate (@fastify/rate-limit, on PUT and POST only): keyed by token when auth is
   // on, else by client IP. Not registered at all when off.

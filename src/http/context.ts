@@ -9,17 +9,17 @@ import type { LiveReaders } from './live-readers.ts';
 
 export interface HttpLimits {
   /** Largest accepted request body (413 above). */
-  maxAppendBytes: number;
+  appendBytesMax: number;
   /** Largest catch-up response body before the response is cut (Stream-Up-To-Date absent). */
-  maxChunkBytes: number;
+  chunkBytesMax: number;
   /** How long a long-poll waits for data before 204. */
   longPollTimeoutMs: number;
   /** How long an SSE connection stays open before the server closes it (§10.2: ~60 s). */
   sseReconnectMs: number;
   /** Longest decoded stream path, in bytes (400 above). */
-  maxStreamPathBytes: number;
+  streamPathBytesMax: number;
   /** Deepest nesting of a JSON body (400 above). */
-  maxJsonDepth: number;
+  jsonDepthMax: number;
   /** Streams held at once; creates past it get 503. */
   streamsMax: number;
 }

@@ -1,5 +1,5 @@
 /**
- * Live readers (long-poll and SSE) per client key (`--live-readers-per-ip-max`); the total is
+ * Live readers (long-poll and SSE) per client key (`--live-readers-per-client-max`); the total is
  * LiveReaders' limit. The key is the token's when auth is on, else the client IP (from
  * `X-Forwarded-For` only behind a `--trust-proxy`). Past the limit the request gets 503 with
  * `Retry-After` before it starts waiting.

@@ -8,7 +8,7 @@ import http from 'node:http';
 
 export interface NodeServerLimits {
   /** Largest request head (request line + headers), in bytes; 431 above. */
-  maxHeaderBytes: number;
+  headerBytesMax: number;
   /** Time to receive the whole request head, in ms; 408 after. */
   headersTimeoutMs: number;
   /** Time to receive the whole request, head and body, in ms; 408 after. */
@@ -31,7 +31,7 @@ export function nodeServerFactory(limits: NodeServerLimits) {
   return (handler: http.RequestListener): http.Server => {
     const server = http.createServer(
       {
-        maxHeaderSize: limits.maxHeaderBytes,
+        maxHeaderSize: limits.headerBytesMax,
         headersTimeout: limits.headersTimeoutMs,
         requestTimeout: limits.requestTimeoutMs,
         keepAliveTimeout: limits.idleTimeoutMs,

@@ -6,12 +6,12 @@ import { STREAM_PATH_BYTES_MAX_DEFAULT } from '../config/limits.ts';
 import { BadRequestError } from '../protocol/errors.ts';
 
 export const STREAM_PREFIX = '/v1/stream/';
-/** Longest stream path accepted by default, in bytes of its decoded form (`--max-stream-path-bytes`). */
+/** Longest stream path accepted by default, in bytes of its decoded form (`--stream-path-bytes-max`). */
 export const STREAM_PATH_BYTES_MAX = STREAM_PATH_BYTES_MAX_DEFAULT;
 
 /**
  * The decoded stream path of a request URL (query removed).
- * @param maxBytes longest decoded path accepted, in bytes (`--max-stream-path-bytes`).
+ * @param maxBytes longest decoded path accepted, in bytes (`--stream-path-bytes-max`).
  * @throws BadRequestError for an empty path, bad percent-encoding, control characters, `.`/`..`
  *   segments, or a path longer than `maxBytes`.
  */

@@ -79,7 +79,7 @@ export class ProducerSequenceGapError extends ProtocolError {
   }
 }
 
-/** 413: request body exceeds `--max-append-bytes`. */
+/** 413: request body exceeds `--append-bytes-max`. */
 export class PayloadTooLargeError extends ProtocolError {
   constructor(limitBytes: number) {
     super('PAYLOAD_TOO_LARGE', 413, `request body exceeds the limit of ${limitBytes} bytes`);

@@ -1,5 +1,5 @@
 /**
- * JSON nesting depth (README "Limits", `--max-json-depth`). Cairn stores JSON text as sent, so
+ * JSON nesting depth (README "Limits", `--json-depth-max`). Cairn stores JSON text as sent, so
  * the limit protects readers whose parsers recurse; it is checked before anything is stored.
  */
 

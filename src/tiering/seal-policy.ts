@@ -9,7 +9,7 @@ export interface SealPolicy {
   segmentSizeBytes: number;
   /** Seal after this long without appends (`--seal-idle-ms`). */
   sealIdleMs: number;
-  /** Seal bytes unsealed for this long (`--seal-max-age-ms`). */
+  /** Seal bytes unsealed for this long (`--unsealed-age-ms-max`). */
   sealMaxAgeMs: number;
 }
 

@@ -20,7 +20,7 @@ import {
   SEAL_CHECK_INTERVAL_MS,
   SEAL_TASKS_MAX,
   SEAL_RETRY_BACKOFF_BASE_MS,
-  SEAL_RETRY_BACKOFF_MAX_MS,
+  SEAL_RETRY_BACKOFF_MS_MAX,
 } from '../config/limits.ts';
 import { decodeManifest, encodeManifest, sameManifest, type Manifest, type SegmentRef } from '../manifest/manifest.ts';
 import { parseStreamObjectKey } from '../manifest/object-keys.ts';
@@ -43,7 +43,7 @@ export interface SealerOptions {
   clock: Clock;
   logger: Logger;
   policy: SealPolicy;
-  /** Read-unit size inside segments (`--max-chunk-bytes`). */
+  /** Read-unit size inside segments (`--chunk-bytes-max`). */
   maxChunkBytes: number;
   hotTailBudgetBytes: number;
   /** Server-wide retention; a stream's own `Cairn-Retention-*` values override it. */
@@ -243,7 +243,7 @@ export class Sealer {
         }
         // A put may have landed although its answer was lost: look before writing again.
         stream.needsProbe = true;
-        const delayMs = Math.min(SEAL_RETRY_BACKOFF_MAX_MS, (this.#retry.get(stream)?.delayMs ?? SEAL_RETRY_BACKOFF_BASE_MS / 2) * 2);
+        const delayMs = Math.min(SEAL_RETRY_BACKOFF_MS_MAX, (this.#retry.get(stream)?.delayMs ?? SEAL_RETRY_BACKOFF_BASE_MS / 2) * 2);
         this.#retry.set(stream, { atMs: this.#o.clock.nowMs() + delayMs, delayMs });
         this.#o.logger.warn({ err: error, stream: stream.path, retryInMs: delayMs }, 'seal failed; will retry');
       }

@@ -7,7 +7,7 @@ import { afterAll, expect, test } from 'vitest';
 import { runConformanceTests } from '@durable-streams/server-conformance-tests';
 import { startTestServer } from '../support/server.ts';
 
-const server = await startTestServer({ longPollTimeoutMs: 500, segmentSizeBytes: 64, sealIdleMs: 0, maxChunkBytes: 4096 });
+const server = await startTestServer({ longPollTimeoutMs: 500, segmentSizeBytes: 64, sealIdleMs: 0, chunkBytesMax: 4096 });
 afterAll(async () => {
   await server.stop();
 });

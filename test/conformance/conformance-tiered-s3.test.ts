@@ -29,7 +29,7 @@ if (source.kind === 'unavailable') {
     longPollTimeoutMs: 500,
     segmentSizeBytes: 64,
     sealIdleMs: 0,
-    maxChunkBytes: 4096,
+    chunkBytesMax: 4096,
     objectStore: 's3',
     s3Bucket: store.bucket,
     s3Prefix: store.prefix,

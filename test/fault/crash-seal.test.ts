@@ -3,7 +3,7 @@
  * that every kill lands among segment uploads, manifest writes and seal records. The child runs
  * with the filesystem object store, tiny segments (a random `--segment-size-bytes` of 1–4 KiB per
  * server life, so cuts move between restarts), `--seal-idle-ms 0` (seal as soon as durable) and
- * `--max-chunk-bytes 1024` (catch-up reads cross read units and segments). Besides the checks of
+ * `--chunk-bytes-max 1024` (catch-up reads cross read units and segments). Besides the checks of
  * crash.test.ts (every acknowledged append present byte-exact, in order, exactly once; producer
  * state intact; the closed stream stays closed), now read across segments and hot tail:
  *   - after every restart (cycle ≥ 1) the full reads start below `Cairn-Sealed-Offset`, so they
@@ -44,12 +44,12 @@ const FINAL_LOAD_MS = 200;
 const SEGMENT_BYTES_MIN = 1024;
 const SEGMENT_BYTES_MAX = 4096;
 /** Read units of 1 KiB: a catch-up read crosses units inside segments and segment ends. */
-const MAX_CHUNK_BYTES = 1024;
+const CHUNK_BYTES_MAX = 1024;
 /**
  * Largest random binary append. Small, because sealed data is read back in 1 KiB responses on
  * every restart: the total stream size, not the append rate, sets the test's duration.
  */
-const MAX_APPEND_BYTES = 1024;
+const APPEND_BYTES_MAX = 1024;
 /** Longest padding of a JSON message (up to 4 messages an append), in characters. */
 const JSON_PAD_MAX = 40;
 const CHECKPOINT_WAL_BYTES = 1024 * 1024;
@@ -135,12 +135,12 @@ test(
       seed: deriveSeed(SEED, 100),
       producerId: 'closer-producer',
       closePlan: { cycle: closeCycle, afterMs: driver.int(0, 250), killInFlight: driver.chance(0.5) },
-      maxAppendBytes: MAX_APPEND_BYTES,
+      maxAppendBytes: APPEND_BYTES_MAX,
     });
     const subjects: Subject[] = [
-      new ByteStream({ name: 'bin-plain', seed: deriveSeed(SEED, 101), maxAppendBytes: MAX_APPEND_BYTES }),
-      new ByteStream({ name: 'bin-producer', seed: deriveSeed(SEED, 102), producerId: 'bin-producer-0', maxAppendBytes: MAX_APPEND_BYTES }),
-      new FramedStream({ name: 'bin-multi', seed: deriveSeed(SEED, 103), writers: 3, maxAppendBytes: MAX_APPEND_BYTES }),
+      new ByteStream({ name: 'bin-plain', seed: deriveSeed(SEED, 101), maxAppendBytes: APPEND_BYTES_MAX }),
+      new ByteStream({ name: 'bin-producer', seed: deriveSeed(SEED, 102), producerId: 'bin-producer-0', maxAppendBytes: APPEND_BYTES_MAX }),
+      new FramedStream({ name: 'bin-multi', seed: deriveSeed(SEED, 103), writers: 3, maxAppendBytes: APPEND_BYTES_MAX }),
       new JsonStream({ name: 'json', seed: deriveSeed(SEED, 104), producers: 2, plainWriters: 1, padMax: JSON_PAD_MAX }),
       closer,
     ];
@@ -164,7 +164,7 @@ test(
         objectsDir,
         nodeId,
         subjects,
-        maxChunkBytes: MAX_CHUNK_BYTES,
+        maxChunkBytes: CHUNK_BYTES_MAX,
         segmentSizeBytesMax: Math.max(...seal.segmentSizes),
       });
     };
@@ -281,7 +281,7 @@ test(
           '--object-store', 'fs',
           '--segment-size-bytes', String(segmentSizeBytes),
           '--seal-idle-ms', '0',
-          '--max-chunk-bytes', String(MAX_CHUNK_BYTES),
+          '--chunk-bytes-max', String(CHUNK_BYTES_MAX),
           '--checkpoint-wal-bytes', String(CHECKPOINT_WAL_BYTES),
           '--log-level', 'info',
         ];

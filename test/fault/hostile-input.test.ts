@@ -32,7 +32,7 @@ let port: number;
 
 beforeAll(async () => {
   console.log(`hostile input: FUZZ_SEED=${FUZZ_SEED} FUZZ_RUNS=${FUZZ_RUNS}`);
-  server = await startTestServer({ sealIdleMs: 0, segmentSizeBytes: 512, maxChunkBytes: 1024, logLevel: 'silent' });
+  server = await startTestServer({ sealIdleMs: 0, segmentSizeBytes: 512, chunkBytesMax: 1024, logLevel: 'silent' });
   port = Number(new URL(server.url).port);
   client = new HttpClient(port);
 });

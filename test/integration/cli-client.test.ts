@@ -22,9 +22,9 @@ const RUN_TIMEOUT_MS = 20_000;
 /** Each test runs several CLI processes (a few hundred ms each on a busy 2-core machine). */
 const TEST_TIMEOUT_MS = 120_000;
 /** Small catch-up responses, so `read` of a few MiB must follow Stream-Next-Offset several times. */
-const MAX_CHUNK_BYTES = 1024 * 1024;
+const CHUNK_BYTES_MAX = 1024 * 1024;
 /** Above the 3 MiB round trip, below the 5 MiB refused one. */
-const MAX_APPEND_BYTES = 4 * 1024 * 1024;
+const APPEND_BYTES_MAX = 4 * 1024 * 1024;
 
 interface Run {
   code: number | null;
@@ -65,7 +65,7 @@ let base: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-cli-'));
-  server = new ChildServer({ port: await freePort(), dataDir: path.join(dir, 'data'), args: ['--max-chunk-bytes', String(MAX_CHUNK_BYTES), '--max-append-bytes', String(MAX_APPEND_BYTES)] });
+  server = new ChildServer({ port: await freePort(), dataDir: path.join(dir, 'data'), args: ['--chunk-bytes-max', String(CHUNK_BYTES_MAX), '--append-bytes-max', String(APPEND_BYTES_MAX)] });
   await server.start();
   base = `http://127.0.0.1:${server.port}/v1/stream`;
 });
@@ -185,7 +185,7 @@ describe('exit codes', { timeout: TEST_TIMEOUT_MS }, () => {
   it('an append above the server limit exits 1, from a file (413) and from stdin, and appends nothing', async () => {
     const url = `${base}/too-big`;
     const offset = ok(await cairn(['create', url])).stdout.toString().trim();
-    const big = randomBytes(MAX_APPEND_BYTES + 1024 * 1024);
+    const big = randomBytes(APPEND_BYTES_MAX + 1024 * 1024);
     const file = path.join(dir, 'too-big.bin');
     await writeFile(file, big);
     // The server answers 413 and closes while the body is still being sent: fetch either reads the
@@ -257,7 +257,7 @@ describe('cairn serve with an invalid configuration', { timeout: TEST_TIMEOUT_MS
     const configPath = path.join(dir, 'bad.yaml');
     await writeFile(configPath, 'sealIdleMs: soon\n');
     const cases: [string[], Record<string, string>, string][] = [
-      [['--port', String(port), '--max-chunk-bytes', '12'], {}, 'maxChunkBytes (flag --max-chunk-bytes): expected a whole number from 1024 to 268435456'],
+      [['--port', String(port), '--chunk-bytes-max', '12'], {}, 'chunkBytesMax (flag --chunk-bytes-max): expected a whole number from 1024 to 268435456'],
       [['--port', String(port)], { CAIRN_DURABILITY: 'fast' }, 'durability (env CAIRN_DURABILITY): expected one of: wal, memory'],
       [['--port', String(port), '--config', configPath], {}, `sealIdleMs (file ${configPath}): expected a whole number, got "soon"`],
       [['--port', String(port), '--object-store', 's3'], {}, 's3Bucket (not set): required with objectStore s3'],
@@ -278,6 +278,25 @@ describe('cairn serve with an invalid configuration', { timeout: TEST_TIMEOUT_MS
     await writeFile(configPath, 'segmentSizeBytes: 65536\nlogLevel: debug\n');
     const run = ok(await cairn(['config', 'print', '--format', 'json', '--config', configPath, '--port', '9'], { env: { CAIRN_LOG_LEVEL: 'error' } }));
     expect(JSON.parse(run.stdout.toString())).toMatchObject({ port: 9, segmentSizeBytes: 65_536, logLevel: 'error', durability: 'wal' });
+  });
+
+  it('config print takes the old spellings, shows the new names, and warns once per old spelling on stderr', async () => {
+    const configPath = path.join(dir, 'old.yaml');
+    await writeFile(configPath, 'maxJsonDepth: 16\n');
+    const run = ok(
+      await cairn(['config', 'print', '--format', 'json', '--config', configPath, '--max-append-bytes', '2048'], {
+        env: { CAIRN_LIVE_READERS_PER_IP_MAX: '7', CAIRN_CHUNK_BYTES_MAX: '8192', CAIRN_MAX_CHUNK_BYTES: '4096' },
+      }),
+    );
+    const printed = JSON.parse(run.stdout.toString()) as Record<string, unknown>;
+    expect(printed).toMatchObject({ appendBytesMax: 2048, liveReadersPerClientMax: 7, jsonDepthMax: 16, chunkBytesMax: 8192 });
+    expect(Object.keys(printed).filter((key) => key.startsWith('max') || key.includes('PerIp'))).toEqual([]);
+    expect(run.stderr.split('\n').filter((line) => line.includes('deprecated')).sort()).toEqual([
+      'cairn: --max-append-bytes is deprecated; use --append-bytes-max',
+      'cairn: CAIRN_LIVE_READERS_PER_IP_MAX is deprecated; use CAIRN_LIVE_READERS_PER_CLIENT_MAX',
+      'cairn: CAIRN_MAX_CHUNK_BYTES is deprecated; use CAIRN_CHUNK_BYTES_MAX (both given: CAIRN_CHUNK_BYTES_MAX wins)',
+      `cairn: maxJsonDepth (file ${configPath}) is deprecated; use jsonDepthMax`,
+    ]);
   });
 });
 

@@ -10,11 +10,11 @@ import { startTestServer, type TestServer } from '../support/server.ts';
 let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer({
-    maxStreamPathBytes: 64,
-    maxHeaderBytes: 4096,
-    maxAppendBytes: 1024,
-    maxJsonDepth: 8,
-    liveReadersPerIpMax: 2,
+    streamPathBytesMax: 64,
+    headerBytesMax: 4096,
+    appendBytesMax: 1024,
+    jsonDepthMax: 8,
+    liveReadersPerClientMax: 2,
     longPollTimeoutMs: 1_500,
     headersTimeoutMs: 500,
     requestTimeoutMs: 1_500,
@@ -52,7 +52,7 @@ async function contents(name: string): Promise<string> {
   return response.text();
 }
 
-describe('stream paths (--max-stream-path-bytes, traversal, control characters)', () => {
+describe('stream paths (--stream-path-bytes-max, traversal, control characters)', () => {
   const refused: [string, string, RegExp][] = [
     ['longer than the limit', 'p'.repeat(65), /longer than 64 bytes/],
     ['longer than the limit once decoded (multi-byte)', '%C3%A9'.repeat(33), /longer than 64 bytes/],
@@ -82,7 +82,7 @@ describe('stream paths (--max-stream-path-bytes, traversal, control characters)'
   });
 });
 
-describe('request head size (--max-header-bytes)', () => {
+describe('request head size (--header-bytes-max)', () => {
   test('a head over the limit gets 431 and the create is not done', async () => {
     const response = await fetch(url('big-head'), { method: 'PUT', headers: { 'content-type': 'text/plain', 'x-padding': 'x'.repeat(5000) } });
     expect(response.status).toBe(431);
@@ -91,7 +91,7 @@ describe('request head size (--max-header-bytes)', () => {
   });
 });
 
-describe('body size (--max-append-bytes)', () => {
+describe('body size (--append-bytes-max)', () => {
   test('an append over the limit gets 413 and is absent; one at the limit is stored', async () => {
     await create('body-size');
     const over = await fetch(url('body-size'), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(1025) });
@@ -117,7 +117,7 @@ describe('body size (--max-append-bytes)', () => {
   });
 });
 
-describe('JSON nesting (--max-json-depth)', () => {
+describe('JSON nesting (--json-depth-max)', () => {
   const nested = (depth: number) => '['.repeat(depth) + '1' + ']'.repeat(depth);
 
   test('an append nesting deeper than the limit gets 400 and is absent; brackets in strings do not count', async () => {
@@ -140,7 +140,7 @@ describe('JSON nesting (--max-json-depth)', () => {
   });
 });
 
-describe('live readers per client (--live-readers-per-ip-max)', () => {
+describe('live readers per client (--live-readers-per-client-max)', () => {
   test('past the limit a live read gets 503 with Retry-After; when one ends, a new one is admitted', async () => {
     await create('live-per-ip');
     // Two SSE readers hold the client's two slots (a 200 means the reader is counted).

@@ -52,7 +52,7 @@ async function startCountedCairn(longPollTimeoutMs: number): Promise<{ server: T
     longPollTimeoutMs,
     // Small segments sealed at once, so history is served from segments as immutable chunks.
     segmentSizeBytes: 16 * 1024,
-    maxChunkBytes: 32 * 1024,
+    chunkBytesMax: 32 * 1024,
     sealIdleMs: 0,
   });
   const requests: UpstreamRequest[] = [];

@@ -14,7 +14,7 @@ const BUDGET_BYTES = 64 * 1024;
 test('store outage: backpressure at the budget, 503 on cold reads, catch-up after, nothing lost', async () => {
   const store = new FaultInjectingObjectStore(new MemoryObjectStore());
   const server = await startTestServer(
-    { sealIdleMs: 0, segmentSizeBytes: 4096, hotTailBudgetBytes: BUDGET_BYTES, liveReadersPerIpMax: 2, logLevel: 'error' },
+    { sealIdleMs: 0, segmentSizeBytes: 4096, hotTailBudgetBytes: BUDGET_BYTES, liveReadersPerClientMax: 2, logLevel: 'error' },
     { objectStore: store, retryPolicy: { attemptsMax: 2, backoffBaseMs: 5, backoffMaxMs: 20, elapsedMsMax: 200 } },
   );
   try {
@@ -38,7 +38,7 @@ test('store outage: backpressure at the budget, 503 on cold reads, catch-up afte
     expect(cold.status).toBe(503);
     expect(cold.headers.get('retry-after')).toMatch(/^\d+$/);
     // SSE from history fails before its 200, and gives its per-client live slot back each time
-    // (--live-readers-per-ip-max 2 here: a leak would turn the third into "too many live readers").
+    // (--live-readers-per-client-max 2 here: a leak would turn the third into "too many live readers").
     for (let i = 0; i < 3; i++) {
       const sse = await fetch(`${url}?offset=-1&live=sse`);
       expect(sse.status).toBe(503);

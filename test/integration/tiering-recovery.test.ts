@@ -36,7 +36,7 @@ test('after a crash between manifest and seal record, the manifest is adopted an
   const data = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7) % 256));
 
   // 1. Three appends, nothing sealed (long idle and age limits), clean stop.
-  const first = await serve(dataDir, { sealIdleMs: 3_600_000, sealMaxAgeMs: 3_600_000 });
+  const first = await serve(dataDir, { sealIdleMs: 3_600_000, unsealedAgeMsMax: 3_600_000 });
   let next = '';
   expect((await fetch(`${first.url}/v1/stream/adopt`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' } })).status).toBe(201);
   for (let i = 0; i < 3; i++) {

@@ -115,7 +115,7 @@ describe('collapsing', () => {
 describe('deterministic boundaries and caching', () => {
   test('sealed responses end on unit boundaries, are immutable, and every reader walks the same URLs', async () => {
     // 3000-byte segments, 1024-byte read units: units of 1024, 1024, 952 per segment.
-    const { server } = await start({ sealIdleMs: 3_600_000, segmentSizeBytes: 3000, maxChunkBytes: 1024 });
+    const { server } = await start({ sealIdleMs: 3_600_000, segmentSizeBytes: 3000, chunkBytesMax: 1024 });
     await create(server, 'walk', 'application/octet-stream');
     const data = bytes(10_000, 3);
     for (let i = 0; i < data.length; i += 700) await append(server, 'walk', 'application/octet-stream', data.subarray(i, i + 700));
@@ -153,7 +153,7 @@ describe('deterministic boundaries and caching', () => {
 
   test('a response that stops in sealed data fetches the next unit ahead; a whole walk still costs one GET per unit', async () => {
     // 3000-byte segments, 1024-byte read units: 9 sealed units in 9000 bytes, then the hot tail.
-    const { server } = await start({ sealIdleMs: 3_600_000, segmentSizeBytes: 3000, maxChunkBytes: 1024 });
+    const { server } = await start({ sealIdleMs: 3_600_000, segmentSizeBytes: 3000, chunkBytesMax: 1024 });
     await create(server, 'ahead', 'application/octet-stream');
     const data = bytes(10_000, 5);
     for (let i = 0; i < data.length; i += 700) await append(server, 'ahead', 'application/octet-stream', data.subarray(i, i + 700));
@@ -187,7 +187,7 @@ describe('deterministic boundaries and caching', () => {
 
 describe('live readers starting in sealed history', () => {
   test('SSE from -1 streams through segments and continues live without gap or duplicate', async () => {
-    const { server } = await start({ sealIdleMs: 0, segmentSizeBytes: 300, maxChunkBytes: 1024 });
+    const { server } = await start({ sealIdleMs: 0, segmentSizeBytes: 300, chunkBytesMax: 1024 });
     await create(server, 'sse', 'text/plain');
     let expected = '';
     for (let i = 0; i < 30; i++) {
@@ -249,7 +249,7 @@ describe('live readers starting in sealed history', () => {
 
 describe('byte-exactness across the hot/cold boundary', () => {
   test('byte streams: random append sizes read back from random offsets', async () => {
-    const { server } = await start({ sealIdleMs: 3_600_000, segmentSizeBytes: 2048, maxChunkBytes: 1024 });
+    const { server } = await start({ sealIdleMs: 3_600_000, segmentSizeBytes: 2048, chunkBytesMax: 1024 });
     let n = 0;
     await fc.assert(
       fc.asyncProperty(
@@ -278,7 +278,7 @@ describe('byte-exactness across the hot/cold boundary', () => {
 
   test('large appends: responses made of several unjoined views (and joined small ones) are byte-exact', async () => {
     // Appends of 64 KiB and more are sent as separate views, smaller neighbours joined: mix both.
-    const { server } = await start({ sealIdleMs: 3_600_000, segmentSizeBytes: 1024 * 1024, maxChunkBytes: 768 * 1024 });
+    const { server } = await start({ sealIdleMs: 3_600_000, segmentSizeBytes: 1024 * 1024, chunkBytesMax: 768 * 1024 });
     let n = 0;
     await fc.assert(
       fc.asyncProperty(
@@ -304,7 +304,7 @@ describe('byte-exactness across the hot/cold boundary', () => {
   }, 60_000);
 
   test('JSON streams: random messages read back from every append boundary', async () => {
-    const { server } = await start({ sealIdleMs: 3_600_000, segmentSizeBytes: 1500, maxChunkBytes: 1024, logLevel: 'warn' });
+    const { server } = await start({ sealIdleMs: 3_600_000, segmentSizeBytes: 1500, chunkBytesMax: 1024, logLevel: 'warn' });
     let n = 0;
     const message = fc.record({ id: fc.integer(), text: fc.string({ maxLength: 300 }), tags: fc.array(fc.string({ maxLength: 8 }), { maxLength: 4 }) });
     await fc.assert(

@@ -1,12 +1,13 @@
 /**
  * README.md documents every setting and every command: each row of the settings table in
- * "## Configuration" matches the schema (flag, variable, file key, default), no row is stale, and
+ * "## Configuration" matches the schema (flag, variable, file key, default), no row is stale, its
+ * "### Renamed settings" table lists exactly the old spellings the schema still accepts, and
  * "## Command line" names every client command and every exit code.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { serveSettings } from '../../src/config/serve-config.ts';
-import { longFlag } from '../../src/config/settings.ts';
+import { longFlag, type Setting } from '../../src/config/settings.ts';
 import { clientCommands } from '../../src/cli/client/commands.ts';
 import * as exitCodes from '../../src/cli/exit-codes.ts';
 
@@ -29,7 +30,9 @@ function rows(text: string): string[][] {
 }
 
 describe('README: Configuration', () => {
-  const settingRows = rows(section('Configuration')).filter((cells) => /^`--/.test(cells[0] ?? ''));
+  const [current = '', renamed = ''] = section('Configuration').split('\n### Renamed settings\n');
+  const settingRows = rows(current).filter((cells) => /^`--/.test(cells[0] ?? ''));
+  const renamedRows = rows(renamed).filter((cells) => /^`--/.test(cells[0] ?? ''));
 
   it('has a row for every setting, with its variable, file key and default', () => {
     for (const [key, entry] of Object.entries(serveSettings)) {
@@ -46,6 +49,21 @@ describe('README: Configuration', () => {
   it('has no row for a flag the schema does not have', () => {
     const flags = new Set(Object.values(serveSettings).map((entry) => `\`${longFlag(entry)}\``));
     expect(settingRows.map((cells) => cells[0]).filter((flag) => !flags.has(flag ?? ''))).toEqual([]);
+  });
+
+  it('"Renamed settings" lists every old spelling the schema accepts, with its new flag, and no other', () => {
+    const entries: Setting[] = Object.values(serveSettings);
+    for (const entry of entries) {
+      if (entry.formerly === undefined) continue;
+      const row = renamedRows.find((cells) => cells[0] === `\`${entry.formerly?.flag}\``);
+      expect(row, `README row for ${entry.formerly.flag}`).toBeDefined();
+      expect(row?.[1]).toBe(`\`${entry.formerly.env}\``);
+      expect(row?.[2]).toBe(`\`${entry.formerly.key}\``);
+      expect(row?.[3]?.startsWith(`\`${longFlag(entry)}\``), `new flag of ${entry.formerly.flag}: ${row?.[3]}`).toBe(true);
+    }
+    const formerFlags = new Set(entries.flatMap((entry) => (entry.formerly === undefined ? [] : [`\`${entry.formerly.flag}\``])));
+    expect(renamedRows.map((cells) => cells[0]).filter((flag) => !formerFlags.has(flag ?? ''))).toEqual([]);
+    expect(renamedRows.length).toBe(formerFlags.size);
   });
 });
 

@@ -17,12 +17,14 @@ import {
   defaultText,
   flagToKey,
   longFlag,
+  rangeOf,
   REDACTED,
   resolveConfig,
   setting,
   settingsObject,
   valueText,
   type ConfigSources,
+  type Setting,
 } from '../../src/config/settings.ts';
 import { formatConfig } from '../../src/cli/config-command.ts';
 import { addSettingOptions, resolveFromCommand } from '../../src/cli/config-options.ts';
@@ -72,23 +74,23 @@ describe('the serve settings table', () => {
       dataDir: './data',
       durability: 'wal',
       longPollTimeoutMs: 20_000,
-      maxAppendBytes: 64 * 1024 * 1024,
-      maxChunkBytes: 4 * 1024 * 1024,
+      appendBytesMax: 64 * 1024 * 1024,
+      chunkBytesMax: 4 * 1024 * 1024,
       sseReconnectMs: 60_000,
       liveReadersMax: 100_000,
       checkpointWalBytes: 256 * 1024 * 1024,
       objectStore: 'fs',
       segmentSizeBytes: 8 * 1024 * 1024,
       sealIdleMs: 30_000,
-      sealMaxAgeMs: 300_000,
+      unsealedAgeMsMax: 300_000,
       hotTailBudgetBytes: 512 * 1024 * 1024,
       segmentCacheBytes: 256 * 1024 * 1024,
       corsOrigins: '*',
-      maxStreamPathBytes: 1024,
-      maxHeaderBytes: 16 * 1024,
-      maxJsonDepth: 128,
+      streamPathBytesMax: 1024,
+      headerBytesMax: 16 * 1024,
+      jsonDepthMax: 128,
       streamsMax: 2_000_000,
-      liveReadersPerIpMax: 10_000,
+      liveReadersPerClientMax: 10_000,
       appendsPerSecondMax: 0,
       headersTimeoutMs: 20_000,
       requestTimeoutMs: 300_000,
@@ -135,16 +137,16 @@ describe('access control and limit settings', () => {
     expect(resolve({ flags: { trustProxy: '127.0.0.1,fd00::/8' } }).config.trustProxy).toEqual(['127.0.0.1', 'fd00::/8']);
     const issues = issuesOf(() =>
       resolve({
-        flags: { trustProxy: '10.0.0.0/33', authJwksUrl: 'ftp://keys.example/jwks.json', maxHeaderBytes: '512' },
-        env: { CAIRN_APPENDS_PER_SECOND_MAX: '-1', CAIRN_MAX_STREAM_PATH_BYTES: '65537' },
+        flags: { trustProxy: '10.0.0.0/33', authJwksUrl: 'ftp://keys.example/jwks.json', headerBytesMax: '512' },
+        env: { CAIRN_APPENDS_PER_SECOND_MAX: '-1', CAIRN_STREAM_PATH_BYTES_MAX: '65537' },
       }),
     );
     expect(Object.fromEntries(issues.map((issue) => [issue.key, issue.reason]))).toEqual({
       trustProxy: '"10.0.0.0/33" is not an IP address or CIDR range',
       authJwksUrl: 'expected an http(s) URL',
-      maxHeaderBytes: 'expected a whole number from 1024 to 1048576',
+      headerBytesMax: 'expected a whole number from 1024 to 1048576',
       appendsPerSecondMax: 'expected a whole number from 0 to 10000000',
-      maxStreamPathBytes: 'expected a whole number from 1 to 65536',
+      streamPathBytesMax: 'expected a whole number from 1 to 65536',
     });
     expect(resolve({ env: { CAIRN_AUTH_JWKS_URL: 'https://idp.example/.well-known/jwks.json' } }).config.authJwksUrl).toBe(
       'https://idp.example/.well-known/jwks.json',
@@ -190,15 +192,15 @@ describe('precedence: flag > env > file > default', () => {
 
   it('through commander: a typed flag beats its variable, which beats --config, which beats the default', async () => {
     const configPath = path.join(dir, 'precedence.yaml');
-    await writeFile(configPath, 'port: 3000\nhost: 0.0.0.0\nmaxChunkBytes: 8192\ns3ForcePathStyle: false\n');
+    await writeFile(configPath, 'port: 3000\nhost: 0.0.0.0\nchunkBytesMax: 8192\ns3ForcePathStyle: false\n');
     const { config, sources } = parseArgs(['--port', '1000', '--config', configPath, '--s3-force-path-style'], {
       CAIRN_PORT: '2000',
       CAIRN_HOST: '::1',
     });
     expect(config.port).toBe(1000);
     expect(config.host).toBe('::1');
-    expect(config.maxChunkBytes).toBe(8192);
-    expect(sources.maxChunkBytes).toEqual({ kind: 'file', path: configPath });
+    expect(config.chunkBytesMax).toBe(8192);
+    expect(sources.chunkBytesMax).toEqual({ kind: 'file', path: configPath });
     expect(config.s3ForcePathStyle).toBe(true);
     expect(config.liveReadersMax).toBe(100_000);
   });
@@ -221,14 +223,14 @@ describe('invalid configuration names the key, the source and the reason', () =>
     const issues = issuesOf(() =>
       resolve({
         flags: { port: '70000' },
-        env: { CAIRN_MAX_CHUNK_BYTES: '12kb', CAIRN_DURABILITY: 'fast' },
+        env: { CAIRN_CHUNK_BYTES_MAX: '12kb', CAIRN_DURABILITY: 'fast' },
         file: { path: '/etc/cairn.yaml', values: { sealIdleMs: -5, host: 7, liveReadersMax: '0' } },
       }),
     );
     const byKey = Object.fromEntries(issues.map((issue) => [issue.key, issue]));
-    expect(Object.keys(byKey).sort()).toEqual(['durability', 'host', 'liveReadersMax', 'maxChunkBytes', 'port', 'sealIdleMs']);
+    expect(Object.keys(byKey).sort()).toEqual(['chunkBytesMax', 'durability', 'host', 'liveReadersMax', 'port', 'sealIdleMs']);
     expect(byKey.port).toMatchObject({ source: { kind: 'flag', flag: '--port' }, reason: 'expected a whole number from 0 to 65535' });
-    expect(byKey.maxChunkBytes).toMatchObject({ source: { kind: 'env', name: 'CAIRN_MAX_CHUNK_BYTES' }, reason: 'expected a whole number, got "12kb"' });
+    expect(byKey.chunkBytesMax).toMatchObject({ source: { kind: 'env', name: 'CAIRN_CHUNK_BYTES_MAX' }, reason: 'expected a whole number, got "12kb"' });
     expect(byKey.durability?.reason).toBe('expected one of: wal, memory');
     expect(byKey.sealIdleMs).toMatchObject({ source: { kind: 'file', path: '/etc/cairn.yaml' }, reason: 'expected a whole number from 0 to 86400000' });
     expect(byKey.liveReadersMax?.reason).toBe('expected a whole number from 1 to 10000000');
@@ -260,10 +262,10 @@ describe('invalid configuration names the key, the source and the reason', () =>
 
   it('unknown config-file keys are errors naming the key, with a hint for kebab-case', async () => {
     const configPath = path.join(dir, 'unknown.yaml');
-    await writeFile(configPath, 'max-chunk-bytes: 8192\nportt: 1\n');
+    await writeFile(configPath, 'chunk-bytes-max: 8192\nportt: 1\n');
     const issues = issuesOf(() => parseArgs(['--config', configPath]));
-    expect(issues.map((issue) => issue.key)).toEqual(['max-chunk-bytes', 'portt']);
-    expect(issues[0]?.reason).toContain('did you mean maxChunkBytes?');
+    expect(issues.map((issue) => issue.key)).toEqual(['chunk-bytes-max', 'portt']);
+    expect(issues[0]?.reason).toContain('did you mean chunkBytesMax?');
     expect(issues[1]?.source).toEqual({ kind: 'file', path: configPath });
   });
 
@@ -273,6 +275,131 @@ describe('invalid configuration names the key, the source and the reason', () =>
     const list = path.join(dir, 'list.yaml');
     await writeFile(list, '- 1\n- 2\n');
     expect(issuesOf(() => parseArgs([], { CAIRN_CONFIG: list }))[0]).toMatchObject({ key: 'config', source: { kind: 'env', name: 'CAIRN_CONFIG' } });
+  });
+});
+
+describe('renamed settings: the old spellings still work for one release, with a warning', () => {
+  const renamed = Object.entries(serveSettings as Record<string, Setting>).flatMap(([key, entry]) =>
+    entry.formerly === undefined ? [] : [{ key, entry, former: entry.formerly }],
+  );
+  /** Two valid values other than the default: the old spelling gets one, the new the other. */
+  const valuesOf = (entry: Setting) => {
+    const min = rangeOf(entry)?.min ?? 0;
+    return min === entry.default ? [min + 1, min + 2] : [min, min + 1];
+  };
+
+  it('covers every setting that put its qualifier first, and the per-IP live-reader limit', () => {
+    expect(Object.fromEntries(renamed.map(({ key, former }) => [former.key, key]))).toEqual({
+      maxAppendBytes: 'appendBytesMax',
+      maxChunkBytes: 'chunkBytesMax',
+      sealMaxAgeMs: 'unsealedAgeMsMax',
+      maxStreamPathBytes: 'streamPathBytesMax',
+      maxHeaderBytes: 'headerBytesMax',
+      maxJsonDepth: 'jsonDepthMax',
+      liveReadersPerIpMax: 'liveReadersPerClientMax',
+    });
+  });
+
+  it('no key puts a qualifier before its unit or noun: Max and Min come last', () => {
+    expect(Object.keys(serveSettings).filter((key) => /^(max|min)|(Max|Min)(?!$)/.test(key))).toEqual([]);
+  });
+
+  it('each old spelling is the camelCase key and CAIRN_ variable of its old flag, and names nothing current', () => {
+    const current = new Set(Object.entries(serveSettings).flatMap(([key, entry]) => [key, longFlag(entry), entry.env]));
+    for (const { former } of renamed) {
+      expect(flagToKey(former.flag)).toBe(former.key);
+      expect(former.env).toBe(`CAIRN_${former.flag.slice(2).replaceAll('-', '_').toUpperCase()}`);
+      expect([former.key, former.flag, former.env].filter((name) => current.has(name))).toEqual([]);
+    }
+  });
+
+  it('an old flag, variable or file key sets the new key, records its source, and warns once', () => {
+    for (const { key, entry, former } of renamed) {
+      const [value] = valuesOf(entry);
+      const byFlag = resolve({ flags: { [former.key]: String(value) } });
+      expect(byFlag.config[key as keyof typeof byFlag.config]).toBe(value);
+      expect(byFlag.sources[key]).toEqual({ kind: 'flag', flag: former.flag });
+      expect(byFlag.warnings).toEqual([`${former.flag} is deprecated; use ${longFlag(entry)}`]);
+
+      const byEnv = resolve({ env: { [former.env]: String(value) } });
+      expect(byEnv.config[key as keyof typeof byEnv.config]).toBe(value);
+      expect(byEnv.sources[key]).toEqual({ kind: 'env', name: former.env });
+      expect(byEnv.warnings).toEqual([`${former.env} is deprecated; use ${entry.env}`]);
+
+      const byFile = resolve({ file: { path: 'old.yaml', values: { [former.key]: value } } });
+      expect(byFile.config[key as keyof typeof byFile.config]).toBe(value);
+      expect(byFile.sources[key]).toEqual({ kind: 'file', path: 'old.yaml' });
+      expect(byFile.warnings).toEqual([`${former.key} (file old.yaml) is deprecated; use ${key}`]);
+    }
+  });
+
+  it('given both spellings in one source, the new one wins and the warning says so', () => {
+    for (const { key, entry, former } of renamed) {
+      const [oldValue, newValue] = valuesOf(entry);
+      const flags = resolve({ flags: { [former.key]: String(oldValue), [key]: String(newValue) } });
+      expect(flags.config[key as keyof typeof flags.config]).toBe(newValue);
+      expect(flags.sources[key]).toEqual({ kind: 'flag', flag: longFlag(entry) });
+      expect(flags.warnings).toEqual([`${former.flag} is deprecated; use ${longFlag(entry)} (both given: ${longFlag(entry)} wins)`]);
+
+      const env = resolve({ env: { [former.env]: String(oldValue), [entry.env]: String(newValue) } });
+      expect(env.config[key as keyof typeof env.config]).toBe(newValue);
+      expect(env.warnings).toEqual([`${former.env} is deprecated; use ${entry.env} (both given: ${entry.env} wins)`]);
+
+      const file = resolve({ file: { path: 'both.yaml', values: { [key]: newValue, [former.key]: oldValue } } });
+      expect(file.config[key as keyof typeof file.config]).toBe(newValue);
+      expect(file.warnings).toEqual([`${former.key} (file both.yaml) is deprecated; use ${key} (both given: ${key} wins)`]);
+    }
+  });
+
+  it('across sources the usual precedence holds: an old flag beats a new variable; an outranked old spelling says so', () => {
+    const oldFlag = resolve({ flags: { maxAppendBytes: '2048' }, env: { CAIRN_APPEND_BYTES_MAX: '4096' } });
+    expect(oldFlag.config.appendBytesMax).toBe(2048);
+    expect(oldFlag.warnings).toEqual(['--max-append-bytes is deprecated; use --append-bytes-max']);
+    const outranked = resolve({ flags: { appendBytesMax: '2048' }, env: { CAIRN_MAX_APPEND_BYTES: '4096' } });
+    expect(outranked.config.appendBytesMax).toBe(2048);
+    expect(outranked.warnings).toEqual(['CAIRN_MAX_APPEND_BYTES is deprecated; use CAIRN_APPEND_BYTES_MAX (ignored: flag --append-bytes-max wins)']);
+  });
+
+  it('new spellings alone give no warning; an empty old variable counts as unset', () => {
+    expect(resolve({ flags: { appendBytesMax: '2048' }, env: { CAIRN_LIVE_READERS_PER_CLIENT_MAX: '3', CAIRN_MAX_JSON_DEPTH: '' } }).warnings).toEqual([]);
+  });
+
+  it('an invalid value under an old spelling names the new key and the old source', () => {
+    expect(issuesOf(() => resolve({ env: { CAIRN_MAX_CHUNK_BYTES: '12' } }))).toEqual([
+      { key: 'chunkBytesMax', source: { kind: 'env', name: 'CAIRN_MAX_CHUNK_BYTES' }, reason: 'expected a whole number from 1024 to 268435456' },
+    ]);
+  });
+
+  it('through commander: old flags parse, hidden from --help', async () => {
+    const configPath = path.join(dir, 'old-keys.yaml');
+    await writeFile(configPath, 'sealMaxAgeMs: 1000\nliveReadersPerIpMax: 5\n');
+    const { config, warnings } = parseArgs(['--max-header-bytes', '4096', '--live-readers-per-ip-max', '9', '--config', configPath], {
+      CAIRN_MAX_STREAM_PATH_BYTES: '256',
+    });
+    expect(config).toMatchObject({ headerBytesMax: 4096, liveReadersPerClientMax: 9, unsealedAgeMsMax: 1000, streamPathBytesMax: 256 });
+    // In table order, and within a setting flag, variable, file.
+    expect(warnings).toEqual([
+      `sealMaxAgeMs (file ${configPath}) is deprecated; use unsealedAgeMsMax`,
+      'CAIRN_MAX_STREAM_PATH_BYTES is deprecated; use CAIRN_STREAM_PATH_BYTES_MAX',
+      '--max-header-bytes is deprecated; use --header-bytes-max',
+      '--live-readers-per-ip-max is deprecated; use --live-readers-per-client-max',
+      `liveReadersPerIpMax (file ${configPath}) is deprecated; use liveReadersPerClientMax (ignored: flag --live-readers-per-ip-max wins)`,
+    ]);
+    const help = serveCommand().helpInformation();
+    for (const { former } of renamed) expect(help).not.toContain(former.flag);
+  });
+
+  it('unknown config-file keys are still refused, with a did-you-mean for kebab case, old names and reordered words', () => {
+    const issues = issuesOf(() =>
+      resolve({ file: { path: 'typo.yaml', values: { 'max-append-bytes': 1, 'json-depth-max': 1, maxStreams: 1, live_readers_max: 1, portt: 1 } } }),
+    );
+    expect(Object.fromEntries(issues.map((issue) => [issue.key, issue.reason]))).toEqual({
+      'max-append-bytes': 'unknown setting (did you mean appendBytesMax? keys are camelCase, units and qualifiers last)',
+      'json-depth-max': 'unknown setting (did you mean jsonDepthMax? keys are camelCase, units and qualifiers last)',
+      maxStreams: 'unknown setting (did you mean streamsMax? keys are camelCase, units and qualifiers last)',
+      live_readers_max: 'unknown setting (did you mean liveReadersMax? keys are camelCase, units and qualifiers last)',
+      portt: 'unknown setting (keys are camelCase, as `cairn config print` shows them)',
+    });
   });
 });
 
@@ -328,7 +455,7 @@ describe('cairn serve --help', () => {
       expect(help).toContain(`[${valueText(entry)}] (default: ${defaultText(entry)}; env: ${entry.env})`);
     }
     expect(help).toContain('--config <path>');
-    expect(help).toContain('[bytes, 1-134217728] (default: 67108864 (64 MiB); env: CAIRN_MAX_APPEND_BYTES)');
+    expect(help).toContain('[bytes, 1-134217728] (default: 67108864 (64 MiB); env: CAIRN_APPEND_BYTES_MAX)');
     expect(help).toContain('[ms, 1-3600000] (default: 20000; env: CAIRN_LONG_POLL_TIMEOUT_MS)');
   });
 });

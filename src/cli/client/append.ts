@@ -98,7 +98,7 @@ export async function appendStream(url: URL, file: string | undefined, options: 
 
 /**
  * A server that refuses a body of unknown length (stdin) mid-upload, e.g. with 413 above its
- * `--max-append-bytes`, closes the connection, and fetch reports only the broken pipe. If the
+ * `--append-bytes-max`, closes the connection, and fetch reports only the broken pipe. If the
  * server still answers a HEAD, it is up and refused the body: EXIT_ERROR with that explanation;
  * otherwise the server went away: the original EXIT_UNAVAILABLE.
  */
@@ -112,7 +112,7 @@ async function explainBrokenUpload(error: unknown, url: URL, sentBytes: number, 
   return new CliError(
     EXIT_ERROR,
     `POST ${url.href}: the server closed the connection after ${sentBytes} bytes of the body were sent; ` +
-      'it is up, so it refused the append (a body above its --max-append-bytes gets 413)',
+      'it is up, so it refused the append (a body above its --append-bytes-max gets 413)',
     { cause: error },
   );
 }

@@ -10,15 +10,15 @@ import type { HttpContext } from '../context.ts';
 import { streamPathOf } from '../stream-path.ts';
 
 export async function appendToStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const path = streamPathOf(request.url, context.limits.maxStreamPathBytes);
+  const path = streamPathOf(request.url, context.limits.streamPathBytesMax);
   const headers = request.headers;
   const body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
   const contentType = singleHeader(headers['content-type'], 'Content-Type');
   if (body.length > 0 && contentType !== undefined && !isValidContentType(contentType)) {
     throw new BadRequestError('Content-Type is malformed');
   }
-  if (contentType !== undefined && isJsonContentType(contentType) && jsonDepthExceeds(body, context.limits.maxJsonDepth)) {
-    throw new BadRequestError(`JSON body nests deeper than ${context.limits.maxJsonDepth} levels`);
+  if (contentType !== undefined && isJsonContentType(contentType) && jsonDepthExceeds(body, context.limits.jsonDepthMax)) {
+    throw new BadRequestError(`JSON body nests deeper than ${context.limits.jsonDepthMax} levels`);
   }
   const outcome = await context.registry.append({
     path,

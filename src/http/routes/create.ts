@@ -21,13 +21,13 @@ import { setStreamMetadataHeaders } from '../stream-headers.ts';
 
 export async function createStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const limits = context.limits;
-  const path = streamPathOf(request.url, limits.maxStreamPathBytes);
+  const path = streamPathOf(request.url, limits.streamPathBytesMax);
   const headers = request.headers;
   const contentType = singleHeader(headers['content-type'], 'Content-Type');
   if (contentType !== undefined && !isValidContentType(contentType)) throw new BadRequestError('Content-Type is malformed');
   const body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
-  if (contentType !== undefined && isJsonContentType(contentType) && jsonDepthExceeds(body, limits.maxJsonDepth)) {
-    throw new BadRequestError(`JSON body nests deeper than ${limits.maxJsonDepth} levels`);
+  if (contentType !== undefined && isJsonContentType(contentType) && jsonDepthExceeds(body, limits.jsonDepthMax)) {
+    throw new BadRequestError(`JSON body nests deeper than ${limits.jsonDepthMax} levels`);
   }
   if (context.registry.streamCount >= limits.streamsMax && !streamExists(context, path)) {
     throw new ServiceUnavailableError(`the server holds its maximum of ${limits.streamsMax} streams; retry later`, STREAMS_MAX_RETRY_AFTER_SECONDS);
@@ -50,7 +50,7 @@ export async function createStream(context: HttpContext, request: FastifyRequest
     fork:
       forkedFrom === undefined
         ? undefined
-        : { sourcePath: streamPathOfHeader(forkedFrom, limits.maxStreamPathBytes), offset: forkOffset, subOffset: forkSubOffset },
+        : { sourcePath: streamPathOfHeader(forkedFrom, limits.streamPathBytesMax), offset: forkOffset, subOffset: forkSubOffset },
   });
   const stream = outcome.stream;
   setStreamMetadataHeaders(reply, stream);

@@ -6,6 +6,6 @@ import type { HttpContext } from '../context.ts';
 import { streamPathOf } from '../stream-path.ts';
 
 export async function deleteStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  await context.registry.delete(streamPathOf(request.url, context.limits.maxStreamPathBytes));
+  await context.registry.delete(streamPathOf(request.url, context.limits.streamPathBytesMax));
   reply.code(204).send();
 }

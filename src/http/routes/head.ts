@@ -10,7 +10,7 @@ import { streamPathOf } from '../stream-path.ts';
 import { setStreamMetadataHeaders } from '../stream-headers.ts';
 
 export async function headStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const stream = context.registry.get(streamPathOf(request.url, context.limits.maxStreamPathBytes), { touch: false });
+  const stream = context.registry.get(streamPathOf(request.url, context.limits.streamPathBytesMax), { touch: false });
   setStreamMetadataHeaders(reply, stream);
   reply.header('stream-next-offset', context.registry.offsetOf(stream, stream.durableOffset));
   reply.header('cairn-sealed-offset', context.registry.offsetOf(stream, Math.min(stream.sealedOffset, stream.durableOffset)));

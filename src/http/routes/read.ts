@@ -45,7 +45,7 @@ export function readStartPosition(
 }
 
 export async function readStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
-  const path = streamPathOf(request.url, context.limits.maxStreamPathBytes);
+  const path = streamPathOf(request.url, context.limits.streamPathBytesMax);
   const query = request.query as Query;
   const live = queryParam(query, 'live');
   const offsetText = queryParam(query, 'offset');

@@ -180,7 +180,7 @@ export interface AuditOptions {
   objectsDir: string;
   nodeId: string;
   subjects: Subject[];
-  /** `--max-chunk-bytes`: read units inside byte-stream segments are fixed steps of it. */
+  /** `--chunk-bytes-max`: read units inside byte-stream segments are fixed steps of it. */
   maxChunkBytes: number;
   /** Largest `--segment-size-bytes` the server ran with (byte-stream segments are at most this). */
   segmentSizeBytesMax: number;
