@@ -7,7 +7,7 @@
  *   npm run bench -- cold-read [--stream-mib 256] [--append-bytes 1048576] [--repeat 5]
  *                              [--servers cairn,ref-file,ref-memory] [--s3 auto|env|ceph|off]
  *                              [--segment-size-bytes 8388608] [--seal-idle-ms 2000]
- *                              [--max-chunk-bytes N] [--data-root DIR] [--reader raw|node]
+ *                              [--chunk-bytes-max N] [--data-root DIR] [--reader raw|node]
  *
  * Every setup gets a fresh server (pinned to core 0) in a fresh data directory; the stream is
  * written with sequential `--append-bytes` POSTs; each timed read is one process
@@ -96,7 +96,7 @@ interface Options {
   s3: S3Mode;
   segmentSizeBytes: number;
   sealIdleMs: number;
-  maxChunkBytes: number | undefined;
+  chunkBytesMax: number | undefined;
   dataRoot: string;
   reader: ReaderClient;
 }
@@ -189,7 +189,7 @@ function parseOptions(args: string[]): Options | undefined {
       s3: { type: 'string', default: 'auto' },
       'segment-size-bytes': { type: 'string', default: String(8 * MIB) },
       'seal-idle-ms': { type: 'string', default: '2000' },
-      'max-chunk-bytes': { type: 'string' },
+      'chunk-bytes-max': { type: 'string' },
       'data-root': { type: 'string', default: tmpdir() },
       reader: { type: 'string', default: 'raw' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -210,7 +210,7 @@ function parseOptions(args: string[]): Options | undefined {
     s3: values.s3 as S3Mode,
     segmentSizeBytes: wholeNumberFlag('segment-size-bytes', values['segment-size-bytes'], 1, GIB),
     sealIdleMs: wholeNumberFlag('seal-idle-ms', values['seal-idle-ms'], 0, 86_400_000),
-    maxChunkBytes: values['max-chunk-bytes'] === undefined ? undefined : wholeNumberFlag('max-chunk-bytes', values['max-chunk-bytes'], 1024, 256 * MIB),
+    chunkBytesMax: values['chunk-bytes-max'] === undefined ? undefined : wholeNumberFlag('chunk-bytes-max', values['chunk-bytes-max'], 1024, 256 * MIB),
     dataRoot: values['data-root'],
     reader: values.reader as ReaderClient,
   };
@@ -409,7 +409,7 @@ function simpleSetup(server: ServerName, options: Options, machine: Machine, ing
     String(HOT_SEGMENT_SIZE_BYTES),
     '--seal-idle-ms',
     String(HOT_SEAL_TIMER_MS),
-    '--seal-max-age-ms',
+    '--unsealed-age-ms-max',
     String(HOT_SEAL_TIMER_MS),
     '--hot-tail-budget-bytes',
     String(Math.max(GIB, 2 * options.streamBytes)),
@@ -451,7 +451,7 @@ function simpleSetup(server: ServerName, options: Options, machine: Machine, ing
 }
 
 function chunkFlags(options: Options): string[] {
-  return options.maxChunkBytes === undefined ? [] : ['--max-chunk-bytes', String(options.maxChunkBytes)];
+  return options.chunkBytesMax === undefined ? [] : ['--chunk-bytes-max', String(options.chunkBytesMax)];
 }
 
 /** Files and bytes under a directory, recursively (the filesystem store's objects). */
@@ -698,7 +698,7 @@ function targetChecks(rows: readonly Row[], costs: readonly StoreCost[]): Target
 
 const USAGE = `npm run bench -- cold-read [--stream-mib 256] [--append-bytes 1048576] [--repeat 5]
     [--servers cairn,ref-file,ref-memory] [--s3 auto|env|ceph|off] [--segment-size-bytes 8388608]
-    [--seal-idle-ms 2000] [--max-chunk-bytes N] [--data-root DIR] [--reader raw|node]
+    [--seal-idle-ms 2000] [--chunk-bytes-max N] [--data-root DIR] [--reader raw|node]
 about 2 minutes with the defaults; see bench/README.md (cold-read) for what each row means.
 `;
 
@@ -720,7 +720,7 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
       `stream: ${options.streamBytes / MIB} MiB written as ${options.streamBytes / options.appendBytes} sequential ${options.appendBytes}-byte POSTs ` +
         `(application/octet-stream); ${options.repeatCount} reads per case, medians shown`,
       `cairn segments: ${options.segmentSizeBytes} B segments, seal idle ${options.sealIdleMs} ms, ` +
-        `max chunk ${options.maxChunkBytes === undefined ? 'default' : `${options.maxChunkBytes} B`}; S3: ${s3From.kind === 'off' ? `off (${s3From.reason})` : s3From.kind}`,
+        `max chunk ${options.chunkBytesMax === undefined ? 'default' : `${options.chunkBytesMax} B`}; S3: ${s3From.kind === 'off' ? `off (${s3From.reason})` : s3From.kind}`,
       `pinning: ${describePinning(machine, 'reader')}`,
       `data dirs: ${machine.dataRoot} (${machine.dataRootFilesystem}); page cache not dropped (fs "cold" = Cairn's segment cache cold)`,
       '',

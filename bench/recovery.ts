@@ -80,7 +80,7 @@ Workload 9 of issue 4: restart after kill -9 with 1 GiB of WAL to replay. Server
 Per server (fresh data directory, server on core ${SERVER_CORE}):
   1. ingest --wal-mib over --streams streams in --append-bytes POSTs, one sequential writer per
      stream, all streams at once. Cairn runs with --checkpoint-wal-bytes above that, the largest
-     --segment-size-bytes (1 GiB), --seal-idle-ms and --seal-max-age-ms of a day and a hot-tail
+     --segment-size-bytes (1 GiB), --seal-idle-ms and --unsealed-age-ms-max of a day and a hot-tail
      budget of at least 4 GiB, so every acknowledged byte is in the WAL only (checked: no
      checkpoint file, HEAD's Cairn-Sealed-Offset at 0)
   2. HEAD every stream (Stream-Next-Offset = the byte count written); the WAL size on disk
@@ -161,7 +161,7 @@ function cairnFlags(options: Options): string[] {
     String(SEGMENT_SIZE_BYTES_MAX),
     '--seal-idle-ms',
     String(DAY_MS),
-    '--seal-max-age-ms',
+    '--unsealed-age-ms-max',
     String(DAY_MS),
     '--hot-tail-budget-bytes',
     roomyBytes,
