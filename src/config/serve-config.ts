@@ -2,6 +2,7 @@
  * Every setting of `cairn serve`, described once. From this table come the command-line flags,
  * their `CAIRN_*` environment twins, the config-file keys (camelCase, the keys below), `--help`,
  * `cairn config print`, the validation of every source, and the `ServeConfig` type.
+ * (Over 400 lines because it is one table, one entry per setting; splitting it would scatter it.)
  *
  * Adding a setting is one entry (the keys of this object are the `ServeConfig` fields):
  *
