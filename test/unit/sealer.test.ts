@@ -151,3 +151,20 @@ describe('sealer', () => {
     expect(await storedKeys(memory, 'manifest')).toEqual([]);
   });
 });
+
+describe('SealActivity', () => {
+  test('idle waits for the running seal of that incarnation only', async () => {
+    const seals = new SealActivity();
+    let finish!: () => void;
+    const work = new Promise<void>((resolve) => (finish = resolve));
+    seals.track(3, work);
+    await seals.idle(4); // nothing running for 4
+    let idle = false;
+    const waiting = seals.idle(3).then(() => (idle = true));
+    await Promise.resolve();
+    expect(idle).toBe(false);
+    finish();
+    await waiting;
+    expect(idle).toBe(true);
+  });
+});
