@@ -40,7 +40,10 @@ import { SegmentCache, type SegmentCacheStats } from './read-path/segment-cache.
 import { StreamRegistry, type RegistrySnapshot } from './stream/registry.ts';
 import type { StreamRecord } from './stream/records.ts';
 import { ObjectCollector, type DeleteJob } from './tiering/object-collector.ts';
-import { loadNodeId, ObjectNaming } from './tiering/object-naming.ts';
+import { ManifestStore } from './manifest/manifest-store.ts';
+import { ObjectNaming } from './manifest/object-naming.ts';
+import { loadNodeId } from './tiering/object-naming.ts';
+import { SealActivity } from './tiering/seal-activity.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
 import { openWal, type WalFs } from './wal/index.ts';
 
@@ -210,12 +213,13 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     hotTailBudgetBytes: config.hotTailBudgetBytes,
   });
   registry.onBackgroundError = (error) => logger.warn({ err: error }, 'background stream write failed');
-  const collector: ObjectCollector = new ObjectCollector({ store, logger, sealIdle: (incarnation) => sealer.idle(incarnation) });
-  const sealer: Sealer = new Sealer({
+  const seals = new SealActivity();
+  const collector = new ObjectCollector({ store, logger, seals });
+  const sealer = new Sealer({
     registry,
-    store,
-    naming,
+    manifests: new ManifestStore({ store, naming }),
     collector,
+    seals,
     clock,
     logger,
     policy: { segmentSizeBytes: config.segmentSizeBytes, sealIdleMs: config.sealIdleMs, sealMaxAgeMs: config.unsealedAgeMsMax },

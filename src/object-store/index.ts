@@ -36,6 +36,8 @@ export {
 export {
   ObjectStoreOverwriteUnsafeError,
   OVERWRITE_PROBE_KEY_PREFIX,
+  putCreateIfAbsent,
+  storedBytesEqual,
   verifyStoreRefusesOverwrite,
   type OverwriteCheckOptions,
 } from './overwrite-check.ts';

@@ -66,8 +66,7 @@ export async function verifyStoreRefusesOverwrite(
       problem = 'accepted an overwrite of an existing object';
     } catch (error) {
       if (!(error instanceof ObjectAlreadyExistsError)) throw error;
-      const stored = (await store.get(key)).body;
-      if (Buffer.compare(stored, first) !== 0) problem = 'refused an overwrite but changed the object anyway';
+      if (!(await storedBytesEqual(store, key, first))) problem = 'refused an overwrite but changed the object anyway';
     }
   } finally {
     // Only after our own put succeeded: never delete an object someone else wrote.
@@ -76,6 +75,36 @@ export async function verifyStoreRefusesOverwrite(
   if (problem === undefined) return { enforced: true };
   if (options.unsafeAllowOverwrites) return { enforced: false };
   throw new ObjectStoreOverwriteUnsafeError(store.description, key, problem);
+}
+
+/**
+ * The one read-back-and-compare of the code base: true when object `key` holds exactly `body`.
+ * Used after a create-if-absent put was refused, to tell our own earlier write (its answer lost)
+ * from another writer's. One GET of the whole object.
+ * Errors: the store's `get` errors pass through (`ObjectNotFoundError` if the object went away).
+ */
+export async function storedBytesEqual(store: ObjectStore, key: string, body: Uint8Array): Promise<boolean> {
+  const stored = (await store.get(key)).body;
+  return Buffer.compare(stored, body) === 0;
+}
+
+/**
+ * A create-if-absent put that accepts an existing object holding exactly `body`: resolves
+ * `'created'` when this put stored it, `'matched'` when the key already held the same bytes
+ * (our own earlier attempt, or a restart finding what an earlier process stored). The refused
+ * put is still made, so a store can make the existing object durable before answering.
+ * Errors: `ObjectAlreadyExistsError` when the key holds other bytes (another writer: the caller
+ * must stop, not retry); any other `put`/`get` error of the store passes through.
+ */
+export async function putCreateIfAbsent(store: ObjectStore, key: string, body: Uint8Array): Promise<'created' | 'matched'> {
+  try {
+    await store.put(key, body);
+    return 'created';
+  } catch (error) {
+    if (!(error instanceof ObjectAlreadyExistsError)) throw error;
+    if (await storedBytesEqual(store, key, body)) return 'matched';
+    throw error;
+  }
 }
 
 function randomHex(random: RandomSource): string {

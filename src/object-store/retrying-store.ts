@@ -30,6 +30,7 @@ import {
   type ObjectStoreOperation,
   type PutOptions,
 } from './object-store.ts';
+import { storedBytesEqual } from './overwrite-check.ts';
 
 export interface RetryPolicy {
   /** Attempts in all, including the first; ≥ 1. */
@@ -104,13 +105,13 @@ export class RetryingObjectStore implements ObjectStore {
       } catch (error) {
         if (error instanceof ObjectAlreadyExistsError && ambiguous) {
           // May be our own earlier attempt: compare. A retryable read failure is retried like any other.
-          let stored: GetResult;
+          let same: boolean;
           try {
-            stored = await this.#inner.get(key);
+            same = await storedBytesEqual(this.#inner, key, body);
           } catch (readError) {
             throw readError instanceof ObjectStoreError && readError.retryable ? readError : error;
           }
-          if (Buffer.compare(stored.body, body) === 0) return;
+          if (same) return;
         }
         if (error instanceof ObjectStoreError && error.retryable && !options?.overwrite) ambiguous = true;
         throw error;

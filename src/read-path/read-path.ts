@@ -17,7 +17,7 @@ import { ObjectNotFoundError, ObjectStoreError } from '../object-store/index.ts'
 import type { SegmentRef } from '../manifest/manifest.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { StreamState } from '../stream/stream-state.ts';
-import type { ObjectNaming } from '../tiering/object-naming.ts';
+import type { ObjectNaming } from '../manifest/object-naming.ts';
 import type { SegmentCache } from './segment-cache.ts';
 
 export interface ReadResult {

@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import { OBJECT_DELETE_RETRY_MS } from '../config/limits.ts';
 import type { ObjectStore } from '../object-store/index.ts';
+import type { SealActivity } from './seal-activity.ts';
 
 /** One delete job: every object under `prefix`, or the listed `keys`. */
 export type DeleteJob = { prefix: string; incarnation: number } | { keys: string[] };
@@ -16,8 +17,8 @@ export type DeleteJob = { prefix: string; incarnation: number } | { keys: string
 export interface ObjectCollectorOptions {
   store: ObjectStore;
   logger: Logger;
-  /** Resolves when no seal of the incarnation is running (so no upload lands after the delete). */
-  sealIdle: (incarnation: number) => Promise<void>;
+  /** Seals running, waited for before a prefix is deleted (so no upload lands after the delete). */
+  seals: SealActivity;
 }
 
 export class ObjectCollector {
@@ -96,7 +97,7 @@ export class ObjectCollector {
       this.deletedCount += job.keys.length;
       return;
     }
-    await this.#options.sealIdle(job.incarnation);
+    await this.#options.seals.idle(job.incarnation);
     // Each page is deleted before the next is listed, so paging never skips a key.
     for (;;) {
       const page = await store.list({ prefix: job.prefix });

@@ -1,40 +1,10 @@
 /**
- * Object keys of a stream incarnation (src/manifest/object-keys.ts), with this node's id and a
- * per-stream memo of the prefix (it costs a SHA-256).
+ * The node id of a data directory (object keys carry it; see src/manifest/object-keys.ts). The
+ * key naming itself lives in src/manifest/object-naming.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { manifestKey, segmentKey, streamObjectPrefix } from '../manifest/object-keys.ts';
-import type { SegmentRef } from '../manifest/manifest.ts';
-import type { StreamState } from '../stream/stream-state.ts';
-
-export class ObjectNaming {
-  readonly nodeId: string;
-  readonly #prefixes = new WeakMap<StreamState, string>();
-
-  constructor(nodeId: string) {
-    this.nodeId = nodeId;
-  }
-
-  /** Key prefix of everything `stream` stores, ending in '/'. */
-  prefix(stream: StreamState): string {
-    let prefix = this.#prefixes.get(stream);
-    if (prefix === undefined) {
-      prefix = streamObjectPrefix(stream.path, stream.incarnation, this.nodeId);
-      this.#prefixes.set(stream, prefix);
-    }
-    return prefix;
-  }
-
-  segment(stream: StreamState, segment: Pick<SegmentRef, 'start' | 'end'>): string {
-    return segmentKey(this.prefix(stream), segment.start, segment.end);
-  }
-
-  manifest(stream: StreamState, version: number): string {
-    return manifestKey(this.prefix(stream), version);
-  }
-}
 
 /**
  * The node id of a data directory: 12 random hex digits in `<dataDir>/node-id`, created on first

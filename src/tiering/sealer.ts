@@ -7,11 +7,13 @@
  *     hot-tail memory is freed) → the next WAL checkpoint no longer carries the bytes.
  *
  * A crash anywhere leaves the WAL holding the bytes; after restart (or a failed attempt, whose
- * put may have landed with its answer lost) the next seal of the stream probes its prefix, adopts a stored manifest the WAL did not learn about, and deletes segment
- * objects no manifest lists (never served: reads route only through the manifest's segments).
- * A create-if-absent put refused with other content means a second writer: the stream is fenced
- * and never sealed again by this process (DESIGN.md invariants). Retention trims run in the same
- * per-stream slot, so manifest versions are written one at a time.
+ * put may have landed with its answer lost) the next seal of the stream first reconciles its
+ * objects (the manifest store adopts a stored manifest the WAL did not learn about and deletes
+ * segment objects no manifest lists). The writes themselves, the fence and the adoption live in
+ * the manifest store (src/manifest/manifest-store.ts); this module decides which stream to seal
+ * or trim when. A `StreamFencedError` means a second writer: the stream is never sealed again by
+ * this process (DESIGN.md invariants). Retention trims run in the same per-stream slot, so
+ * manifest versions are written one at a time.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
@@ -22,14 +24,13 @@ import {
   SEAL_RETRY_BACKOFF_BASE_MS,
   SEAL_RETRY_BACKOFF_MS_MAX,
 } from '../config/limits.ts';
-import { decodeManifest, encodeManifest, sameManifest, type Manifest, type SegmentRef } from '../manifest/manifest.ts';
-import { parseStreamObjectKey } from '../manifest/object-keys.ts';
-import { listAll, ObjectAlreadyExistsError, type ObjectInfo, type ObjectStore } from '../object-store/index.ts';
+import type { SegmentRef } from '../manifest/manifest.ts';
+import { StreamFencedError, type ManifestStore } from '../manifest/manifest-store.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { StreamState } from '../stream/stream-state.ts';
 import type { ObjectCollector } from './object-collector.ts';
-import type { ObjectNaming } from './object-naming.ts';
 import { retainedStartAfter, type RetentionLimits } from './retention.ts';
+import type { SealActivity } from './seal-activity.ts';
 import { chooseCut, pressureVictims, sealReason, type SealPolicy } from './seal-policy.ts';
 
 /** How often (in sealer ticks) retention is evaluated: about once a second. */
@@ -37,9 +38,11 @@ const RETENTION_CHECK_EVERY_TICKS = Math.max(1, Math.round(1_000 / SEAL_CHECK_IN
 
 export interface SealerOptions {
   registry: StreamRegistry;
-  store: ObjectStore;
-  naming: ObjectNaming;
+  /** Where segments and manifest versions are stored (the fence, restart adoption). */
+  manifests: ManifestStore;
   collector: ObjectCollector;
+  /** Where running seals are recorded for the object collector. */
+  seals: SealActivity;
   clock: Clock;
   logger: Logger;
   policy: SealPolicy;
@@ -63,14 +66,6 @@ export interface SealerStats {
   /** Seal or trim attempts that failed (and will be retried). */
   failures: number;
   trims: number;
-}
-
-/** A create-if-absent put was refused and the stored object differs: another writer exists. */
-export class SealFencedError extends Error {
-  constructor(key: string, reason: string) {
-    super(`object ${key} ${reason}: another writer is using this stream's keys; sealing of the stream stops`);
-    this.name = 'SealFencedError';
-  }
 }
 
 export class Sealer {
@@ -120,11 +115,6 @@ export class Sealer {
     this.#ready.delete(stream);
     this.#retry.delete(stream);
     this.#fenced.delete(stream);
-  }
-
-  /** Resolves when no seal or trim of `incarnation` is running. */
-  async idle(incarnation: number): Promise<void> {
-    for (const [stream, running] of this.#running) if (stream.incarnation === incarnation) await running;
   }
 
   /** Stops starting work and waits for running seals (queued ones are dropped: the WAL keeps their bytes). */
@@ -236,7 +226,7 @@ export class Sealer {
         this.#retry.delete(stream);
       } catch (error) {
         this.stats.failures++;
-        if (error instanceof SealFencedError) {
+        if (error instanceof StreamFencedError) {
           this.#fenced.add(stream);
           this.#o.logger.error({ err: error, stream: stream.path }, 'stream fenced: sealing stopped');
           return;
@@ -259,11 +249,12 @@ export class Sealer {
       this.#startReady();
     });
     this.#running.set(stream, run);
+    this.#o.seals.track(stream.incarnation, run);
   }
 
   /** One seal of `stream` (see the module doc). */
   async #seal(stream: StreamState): Promise<void> {
-    const { registry, naming, store, policy } = this.#o;
+    const { registry, manifests, policy } = this.#o;
     if (stream.needsProbe) await this.#probe(stream);
     // A backlog of whole segments (a fast writer, or a store that was away) goes up in parallel
     // under one manifest version, so sealing keeps pace with ingest even at S3 latencies.
@@ -277,18 +268,14 @@ export class Sealer {
       at = cut.end;
     }
     if (segments.length === 0) return;
-    const segmentKeys = segments.map((segment) => naming.segment(stream, segment));
-    await Promise.all(
-      segments.map((segment, i) => {
-        const { parts } = stream.hotTail.read(segment.start, segment.end, Number.MAX_SAFE_INTEGER, false);
-        return this.#withUploadSlot(() => this.#putOnce(segmentKeys[i], parts.length === 1 ? parts[0] : Buffer.concat(parts)));
-      }),
+    const segmentKeys = await Promise.all(
+      segments.map((segment) => this.#withUploadSlot(() => manifests.putSegment(stream, segment, hotBytes(stream, segment.start, segment.end)))),
     );
 
-    const { version, manifestKey } = await this.#storeNextManifest(stream, [...stream.segments, ...segments], stream.retainedStart);
+    const { version, key: manifestKey } = await manifests.storeNext(stream, [...stream.segments, ...segments], stream.retainedStart);
     if (!registry.holds(stream)) {
       // Deleted while uploading: nothing will reference these objects.
-      await store.deleteMany([...segmentKeys, manifestKey]);
+      await manifests.deleteObjects([...segmentKeys, manifestKey]);
       return;
     }
     // Applied in call order at once (counted now, as readers already see them); resolved when
@@ -297,52 +284,19 @@ export class Sealer {
     this.stats.segmentsWritten += segments.length;
     for (const segment of segments) this.stats.sealedBytes += segment.end - segment.start;
     await committed;
-    if (version > 1) this.#o.collector.deleteKeys([naming.manifest(stream, version - 1)]);
+    if (version > 1) this.#o.collector.deleteKeys([manifests.naming.manifest(stream, version - 1)]);
   }
 
   /** A retention trim: manifest n+1 without the dropped head segments, then the trim record. */
   async #trim(stream: StreamState, retainedStart: number): Promise<void> {
-    const { registry, naming } = this.#o;
+    const { registry, manifests } = this.#o;
     if (stream.needsProbe) await this.#probe(stream);
     if (retainedStart <= stream.retainedStart) return;
-    const { version } = await this.#storeNextManifest(stream, stream.segments.filter((s) => s.end > retainedStart), retainedStart);
+    const { version } = await manifests.storeNext(stream, stream.segments.filter((s) => s.end > retainedStart), retainedStart);
     if (!registry.holds(stream)) return;
     await registry.commitTrim(stream, retainedStart, version); // its segments go to the collector
-    this.#o.collector.deleteKeys([naming.manifest(stream, version - 1)]);
+    this.#o.collector.deleteKeys([manifests.naming.manifest(stream, version - 1)]);
     this.stats.trims++;
-  }
-
-  /** Stores manifest version n+1 of `stream` listing `segments` (create-if-absent, see `#putOnce`). */
-  async #storeNextManifest(stream: StreamState, segments: SegmentRef[], retainedStart: number): Promise<{ version: number; manifestKey: string }> {
-    const version = stream.manifestVersion + 1;
-    const manifestKey = this.#o.naming.manifest(stream, version);
-    const manifest: Manifest = {
-      format: 1,
-      path: stream.path,
-      incarnation: stream.incarnation,
-      nodeId: this.#o.naming.nodeId,
-      contentType: stream.contentType,
-      version,
-      retainedStart,
-      segments,
-    };
-    if (stream.fork !== undefined) manifest.fork = { incarnation: stream.fork.source.incarnation, position: stream.fork.position };
-    await this.#putOnce(manifestKey, encodeManifest(manifest), (stored) => sameManifest(decodeManifest(manifestKey, stored), manifest));
-    return { version, manifestKey };
-  }
-
-  /**
-   * Create-if-absent put. A refusal is accepted only when the stored object is exactly what we
-   * meant to write (our own earlier attempt whose answer was lost); otherwise the stream is fenced.
-   */
-  async #putOnce(key: string, body: Uint8Array, same: (stored: Uint8Array) => boolean = (stored) => Buffer.from(stored).equals(body)): Promise<void> {
-    try {
-      await this.#o.store.put(key, body);
-    } catch (error) {
-      if (!(error instanceof ObjectAlreadyExistsError)) throw error;
-      const stored = await this.#o.store.get(key);
-      if (!same(stored.body)) throw new SealFencedError(key, 'already exists with other content');
-    }
   }
 
   async #withUploadSlot<T>(work: () => Promise<T>): Promise<T> {
@@ -357,55 +311,35 @@ export class Sealer {
   }
 
   /**
-   * First seal after a restart: reconcile the stream's objects with what the WAL knows. A newer
-   * stored manifest is adopted (its seal records were lost in a crash); segment objects above the
-   * sealed offset that no manifest lists are orphans of an interrupted seal and are deleted before
-   * anything is uploaded again.
+   * First seal after a restart (or after a failed attempt): the manifest store reconciles the
+   * stream's objects with what the WAL knows; a newer stored manifest is published here (its seal
+   * records were lost in a crash), superseded versions go to the collector.
    */
   async #probe(stream: StreamState): Promise<void> {
-    const { store, naming, registry, logger } = this.#o;
-    const prefix = naming.prefix(stream);
-    const objects: ObjectInfo[] = [];
-    for await (const object of listAll(store, prefix)) objects.push(object);
-    const manifests: { key: string; version: number }[] = [];
-    for (const object of objects) {
-      const parsed = parseStreamObjectKey(prefix, object.key);
-      if (parsed?.kind === 'manifest') manifests.push({ key: object.key, version: parsed.version });
+    const { manifests, registry, logger } = this.#o;
+    const found = await manifests.reconcile(stream, (start, end) => hotBytes(stream, start, end));
+    if (found.adopt !== undefined) {
+      const { segments, version, retainedStart } = found.adopt;
+      for (const segment of segments) await registry.commitSeal(stream, segment, version);
+      await registry.commitTrim(stream, retainedStart, version);
+      this.stats.segmentsAdopted += segments.length;
+      if (segments.length > 0) logger.info({ stream: stream.path, segments: segments.length }, 'adopted segments sealed before a crash');
     }
-    const newer = manifests.filter((m) => m.version > stream.manifestVersion);
-    const newest = newer.reduce<(typeof newer)[number] | undefined>((a, b) => (a === undefined || b.version > a.version ? b : a), undefined);
-    if (newest !== undefined) {
-      const manifest = decodeManifest(newest.key, (await store.get(newest.key)).body);
-      if (manifest.incarnation !== stream.incarnation || manifest.nodeId !== naming.nodeId) {
-        throw new SealFencedError(newest.key, 'belongs to another incarnation or node');
-      }
-      const adoptable = manifest.segments.filter((segment) => segment.start >= stream.sealedOffset);
-      const fits =
-        adoptable.length === 0 ||
-        (adoptable[0].start === stream.sealedOffset && adoptable[adoptable.length - 1].end <= stream.durableOffset);
-      if (fits) {
-        for (const segment of adoptable) await registry.commitSeal(stream, segment, manifest.version);
-        await registry.commitTrim(stream, manifest.retainedStart, manifest.version);
-        this.stats.segmentsAdopted += adoptable.length;
-        if (adoptable.length > 0) logger.info({ stream: stream.path, segments: adoptable.length }, 'adopted segments sealed before a crash');
-      } else {
-        // The store holds bytes the WAL never made durable (only possible with --durability memory).
-        logger.warn({ stream: stream.path, manifest: newest.key }, 'stored manifest is ahead of the WAL; discarding it');
-        await store.deleteMany(newer.map((m) => m.key));
-      }
+    if (found.discardedKeys.length > 0) {
+      // The store held bytes the WAL never made durable (only possible with --durability memory).
+      logger.warn({ stream: stream.path, manifest: found.discardedKeys.at(-1) }, 'stored manifest is ahead of the WAL; discarding it');
     }
-    // Every other version is superseded: its deletion may have been queued only in memory when a
-    // crash came (the collector's queue is kept in checkpoints, not per seal).
-    this.#o.collector.deleteKeys(manifests.filter((m) => m.version < stream.manifestVersion).map((m) => m.key));
-    const orphans = objects
-      .map((object) => ({ key: object.key, parsed: parseStreamObjectKey(prefix, object.key) }))
-      .filter(({ parsed }) => parsed?.kind === 'segment' && parsed.end > stream.sealedOffset)
-      .map(({ key }) => key);
-    if (orphans.length > 0) {
-      await store.deleteMany(orphans);
-      this.stats.orphansDeleted += orphans.length;
-      logger.info({ stream: stream.path, objects: orphans.length }, 'deleted segment objects of an interrupted seal');
+    this.#o.collector.deleteKeys(found.supersededKeys);
+    if (found.orphanKeys.length > 0) {
+      this.stats.orphansDeleted += found.orphanKeys.length;
+      logger.info({ stream: stream.path, objects: found.orphanKeys.length }, 'deleted segment objects of an interrupted seal');
     }
     stream.needsProbe = false;
   }
+}
+
+/** The hot-tail bytes `[start, end)` of `stream` as one buffer (a segment's body). */
+function hotBytes(stream: StreamState, start: number, end: number): Buffer {
+  const { parts } = stream.hotTail.read(start, end, Number.MAX_SAFE_INTEGER, false);
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }

@@ -91,3 +91,15 @@ describe('verifyStoreRefusesOverwrite', () => {
     expect(deletes.hitCount).toBe(0);
   });
 });
+
+describe('putCreateIfAbsent (the one read-back-and-compare)', () => {
+  test('created, matched by identical bytes, refused over other bytes', async () => {
+    const { putCreateIfAbsent } = await import('../../src/object-store/overwrite-check.ts');
+    const store = new MemoryObjectStore();
+    const body = new TextEncoder().encode('segment bytes');
+    expect(await putCreateIfAbsent(store, 'k', body)).toBe('created');
+    expect(await putCreateIfAbsent(store, 'k', body.slice())).toBe('matched');
+    await expect(putCreateIfAbsent(store, 'k', new TextEncoder().encode('segment bytez'))).rejects.toBeInstanceOf(ObjectAlreadyExistsError);
+    expect(new TextDecoder().decode((await store.get('k')).body)).toBe('segment bytes');
+  });
+});

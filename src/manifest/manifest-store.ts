@@ -1,0 +1,184 @@
+/**
+ * The manifest store: how a stream incarnation's segments and manifest versions reach the object
+ * store, and how a restart finds what an earlier process stored (DESIGN.md invariants, "The
+ * object store is the truth"). Used by the sealer (seals and retention trims) and, for keys, by
+ * the read path and the object collector (`naming`).
+ *
+ * - **The fence.** Every object is written create-if-absent through `putCreateIfAbsent`
+ *   (src/object-store/overwrite-check.ts, the one read-back-and-compare): a refused put whose
+ *   stored bytes equal ours is our own earlier attempt and counts as stored; other bytes mean a
+ *   second writer, and `StreamFencedError` stops this process from writing the stream again.
+ *   Manifest version n+1 is stored only after its segments, so a stored manifest lists only
+ *   stored segments.
+ * - **Restart adoption** (`reconcile`): the first seal after a restart (or after a failed
+ *   attempt whose put may have landed) lists the stream's prefix. A newer manifest the WAL never
+ *   heard of is adopted — its segments and then the manifest itself are put again through the
+ *   same create-if-absent path, so the store confirms (and makes durable) exactly the bytes the
+ *   WAL holds before the caller commits them; segment objects no manifest lists are deleted.
+ */
+import { listAll, ObjectAlreadyExistsError, putCreateIfAbsent, type ObjectInfo, type ObjectStore } from '../object-store/index.ts';
+import { decodeManifest, encodeManifest, type Manifest, type SegmentRef } from './manifest.ts';
+import { parseStreamObjectKey } from './object-keys.ts';
+import type { ObjectNaming, StreamIdentity } from './object-naming.ts';
+
+/** The stream as the manifest store sees it (a `StreamState` is one). */
+export interface ManifestSubject extends StreamIdentity {
+  readonly contentType: string;
+  readonly fork: { readonly source: { readonly incarnation: number }; readonly position: number } | undefined;
+  /** Latest manifest version this process knows is stored (0 = none). */
+  readonly manifestVersion: number;
+}
+
+/** A stream after recovery: what its WAL holds, for `reconcile`. */
+export interface ReconcileSubject extends ManifestSubject {
+  /** End of the bytes the WAL knows are in segments. */
+  readonly sealedOffset: number;
+  /** End of the bytes the WAL holds durably. */
+  readonly durableOffset: number;
+}
+
+/** What `reconcile` found and did. */
+export interface Reconciliation {
+  /**
+   * A stored manifest newer than the WAL knows, whose segments above the sealed offset were
+   * confirmed against the WAL's bytes: the caller commits each segment (in order) and then a
+   * trim to `retainedStart`, all as `version`. Undefined when there is nothing to adopt.
+   */
+  adopt: { version: number; retainedStart: number; segments: SegmentRef[]; key: string } | undefined;
+  /** Stored manifests ahead of the WAL's bytes, deleted (only possible with `--durability memory`). */
+  discardedKeys: string[];
+  /** Manifest versions superseded by the one now current: for the object collector. */
+  supersededKeys: string[];
+  /** Segment objects no manifest lists (an interrupted seal's), deleted. */
+  orphanKeys: string[];
+}
+
+/** A create-if-absent put was refused and the stored object differs: another writer exists. */
+export class StreamFencedError extends Error {
+  readonly key: string;
+  constructor(key: string, reason: string) {
+    super(`object ${key} ${reason}: another writer is using this stream's keys; sealing of the stream stops`);
+    this.name = 'StreamFencedError';
+    this.key = key;
+  }
+}
+
+export interface ManifestStoreOptions {
+  /** The store as the server uses it (retries included). */
+  store: ObjectStore;
+  naming: ObjectNaming;
+}
+
+export class ManifestStore {
+  readonly naming: ObjectNaming;
+  readonly #store: ObjectStore;
+
+  constructor(options: ManifestStoreOptions) {
+    this.#store = options.store;
+    this.naming = options.naming;
+  }
+
+  /**
+   * Stores segment `[segment.start, segment.end)` of `stream` holding `body`, create-if-absent.
+   * @returns its key. @throws StreamFencedError (the key holds other bytes); store errors.
+   */
+  async putSegment(stream: StreamIdentity, segment: Pick<SegmentRef, 'start' | 'end'>, body: Uint8Array): Promise<string> {
+    const key = this.naming.segment(stream, segment);
+    await this.#putFenced(key, body);
+    return key;
+  }
+
+  /**
+   * Stores manifest version `stream.manifestVersion + 1` listing `segments` (already stored),
+   * create-if-absent: the fence of a seal or a retention trim.
+   * @returns the version and its key. @throws StreamFencedError (the version exists with other
+   *   content: a second writer); store errors (the caller retries after `reconcile`).
+   */
+  async storeNext(stream: ManifestSubject, segments: SegmentRef[], retainedStart: number): Promise<{ version: number; key: string }> {
+    const version = stream.manifestVersion + 1;
+    const key = this.naming.manifest(stream, version);
+    const manifest: Manifest = {
+      format: 1,
+      path: stream.path,
+      incarnation: stream.incarnation,
+      nodeId: this.naming.nodeId,
+      contentType: stream.contentType,
+      version,
+      retainedStart,
+      segments,
+    };
+    if (stream.fork !== undefined) manifest.fork = { incarnation: stream.fork.source.incarnation, position: stream.fork.position };
+    await this.#putFenced(key, encodeManifest(manifest));
+    return { version, key };
+  }
+
+  /** Deletes objects of a stream that nothing will reference (a seal that lost its stream). */
+  async deleteObjects(keys: readonly string[]): Promise<void> {
+    await this.#store.deleteMany(keys);
+  }
+
+  /**
+   * Reconciles `stream`'s stored objects with what its WAL knows (module doc, restart adoption).
+   * `walBytes(start, end)` returns the WAL's bytes `[start, end)` of the stream, within
+   * `[sealedOffset, durableOffset)`. Stores again (create-if-absent) what it adopts and deletes
+   * discarded manifests and orphan segments; the caller commits `adopt` and hands
+   * `supersededKeys` to the object collector.
+   * @throws StreamFencedError (a manifest of another incarnation or node, or a stored object
+   *   that differs from the WAL's bytes); ManifestCorruptError; store errors.
+   */
+  async reconcile(stream: ReconcileSubject, walBytes: (start: number, end: number) => Uint8Array): Promise<Reconciliation> {
+    const prefix = this.naming.prefix(stream);
+    const objects: ObjectInfo[] = [];
+    for await (const object of listAll(this.#store, prefix)) objects.push(object);
+    const manifests: { key: string; version: number }[] = [];
+    const segments: { key: string; end: number }[] = [];
+    for (const object of objects) {
+      const parsed = parseStreamObjectKey(prefix, object.key);
+      if (parsed?.kind === 'manifest') manifests.push({ key: object.key, version: parsed.version });
+      else if (parsed?.kind === 'segment') segments.push({ key: object.key, end: parsed.end });
+    }
+    const newer = manifests.filter((m) => m.version > stream.manifestVersion);
+    const newest = newer.reduce<(typeof newer)[number] | undefined>((a, b) => (a === undefined || b.version > a.version ? b : a), undefined);
+    let adopt: Reconciliation['adopt'];
+    let discardedKeys: string[] = [];
+    if (newest !== undefined) {
+      const storedBytes = (await this.#store.get(newest.key)).body;
+      const manifest = decodeManifest(newest.key, storedBytes);
+      if (manifest.incarnation !== stream.incarnation || manifest.nodeId !== this.naming.nodeId) {
+        throw new StreamFencedError(newest.key, 'belongs to another incarnation or node');
+      }
+      const adoptable = manifest.segments.filter((segment) => segment.start >= stream.sealedOffset);
+      const fits =
+        adoptable.length === 0 ||
+        (adoptable[0].start === stream.sealedOffset && adoptable[adoptable.length - 1].end <= stream.durableOffset);
+      if (fits) {
+        // Through the same create-if-absent path as a seal: the store confirms each object holds
+        // the WAL's bytes (and makes it durable) before the caller publishes it.
+        for (const segment of adoptable) await this.putSegment(stream, segment, walBytes(segment.start, segment.end));
+        await this.#putFenced(newest.key, storedBytes);
+        adopt = { version: manifest.version, retainedStart: manifest.retainedStart, segments: adoptable, key: newest.key };
+      } else {
+        discardedKeys = newer.map((m) => m.key);
+        await this.#store.deleteMany(discardedKeys);
+      }
+    }
+    // Every other version is superseded: its deletion may have been queued only in memory when a
+    // crash came (the collector's queue is kept in checkpoints, not per seal).
+    const currentVersion = adopt?.version ?? stream.manifestVersion;
+    const supersededKeys = manifests.filter((m) => m.version < currentVersion).map((m) => m.key);
+    const sealedOffset = adopt?.segments.at(-1)?.end ?? stream.sealedOffset;
+    const orphanKeys = segments.filter((segment) => segment.end > sealedOffset).map((segment) => segment.key);
+    if (orphanKeys.length > 0) await this.#store.deleteMany(orphanKeys);
+    return { adopt, discardedKeys, supersededKeys, orphanKeys };
+  }
+
+  /** `putCreateIfAbsent`, with a refusal over other bytes turned into the fence. */
+  async #putFenced(key: string, body: Uint8Array): Promise<void> {
+    try {
+      await putCreateIfAbsent(this.#store, key, body);
+    } catch (error) {
+      if (error instanceof ObjectAlreadyExistsError) throw new StreamFencedError(key, 'already exists with other content');
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,170 @@
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { pino } from 'pino';
+import { decodeManifest } from '../../src/manifest/manifest.ts';
+import { ManifestStore } from '../../src/manifest/manifest-store.ts';
+import { parseStreamObjectKey } from '../../src/manifest/object-keys.ts';
+import { ObjectNaming } from '../../src/manifest/object-naming.ts';
+import { FaultInjectingObjectStore, injectedUnavailable, MemoryObjectStore, type ObjectStore } from '../../src/object-store/index.ts';
+import type { StreamRegistry } from '../../src/stream/registry.ts';
+import { ObjectCollector } from '../../src/tiering/object-collector.ts';
+import { SealActivity } from '../../src/tiering/seal-activity.ts';
+import { Sealer } from '../../src/tiering/sealer.ts';
+import { createStream, ManualClock, memoryRegistry, replayedRegistry } from '../support/registry.ts';
+
+const NODE_ID = 'a1b2c3d4e5f6';
+const logger = pino({ level: 'silent' });
+const BODY = Buffer.from('x'.repeat(40) + 'y'.repeat(40) + 'z'.repeat(20)); // 100 bytes
+
+const sealers: Sealer[] = [];
+afterEach(async () => {
+  await Promise.all(sealers.splice(0).map((sealer) => sealer.close()));
+});
+
+/** A sealer over `store` that seals 40-byte segments as soon as bytes are durable. */
+function sealerFor(registry: StreamRegistry, store: ObjectStore, clock: ManualClock) {
+  const seals = new SealActivity();
+  const naming = new ObjectNaming(NODE_ID);
+  const collector = new ObjectCollector({ store, logger, seals });
+  const sealer = new Sealer({
+    registry,
+    manifests: new ManifestStore({ store, naming }),
+    collector,
+    seals,
+    clock,
+    logger,
+    policy: { segmentSizeBytes: 40, sealIdleMs: 0, sealMaxAgeMs: 3_600_000 },
+    maxChunkBytes: 1024,
+    hotTailBudgetBytes: 1 << 20,
+    retention: {},
+    uploadsMax: 4,
+  });
+  sealers.push(sealer);
+  return { sealer, seals, naming, collector };
+}
+
+/** Keys of `kind` in the store, in LIST order. */
+async function storedKeys(store: MemoryObjectStore, kind: 'segment' | 'manifest'): Promise<string[]> {
+  const keys: string[] = [];
+  for (const { key } of (await store.list({ prefix: '' })).objects) {
+    const prefix = key.slice(0, key.lastIndexOf('/') + 1);
+    if (parseStreamObjectKey(prefix, key)?.kind === kind) keys.push(key);
+  }
+  return keys;
+}
+
+describe('sealer', () => {
+  test('seals durable bytes into segments and publishes them in the manifest and the WAL', async () => {
+    const clock = new ManualClock();
+    const { registry, log } = memoryRegistry(clock);
+    const store = new MemoryObjectStore();
+    const { sealer, collector } = sealerFor(registry, store, clock);
+    const stream = await createStream(registry, '/s', BODY);
+    sealer.durable(stream);
+    await vi.waitFor(() => expect(stream.sealedOffset).toBe(100), { timeout: 10_000 });
+    expect(stream.segments.map((s) => [s.start, s.end])).toEqual([
+      [0, 40],
+      [40, 80],
+      [80, 100],
+    ]);
+    expect(stream.hotTail.sizeBytes).toBe(0);
+    expect(sealer.stats).toMatchObject({ segmentsWritten: 3, sealedBytes: 100, failures: 0, segmentsAdopted: 0 });
+    const segments = await storedKeys(store, 'segment');
+    expect(segments).toHaveLength(3);
+    const bodies = await Promise.all(segments.map(async (key) => Buffer.from((await store.get(key)).body)));
+    expect(Buffer.concat(bodies).equals(BODY)).toBe(true);
+    // Every seal record names the manifest version that lists its segment.
+    const seals = log.records.filter((record) => record.t === 'seal');
+    expect(seals.map((record) => record.segment.end)).toEqual([40, 80, 100]);
+    await collector.drained();
+    const manifests = await storedKeys(store, 'manifest');
+    expect(manifests).toHaveLength(1); // superseded versions were collected
+    const manifest = decodeManifest(manifests[0], (await store.get(manifests[0])).body);
+    expect(manifest.version).toBe(stream.manifestVersion);
+    expect(manifest.segments).toEqual(stream.segments);
+  });
+
+  test('a failed seal is retried after its backoff, and the retry probes first', async () => {
+    const clock = new ManualClock();
+    const { registry } = memoryRegistry(clock);
+    const memory = new MemoryObjectStore();
+    const store = new FaultInjectingObjectStore(memory);
+    // The first segment put lands, but its answer is lost: the retry finds it already stored.
+    const fault = store.inject({ when: (call) => call.operation === 'put', action: { kind: 'fail', error: injectedUnavailable, phase: 'after' }, times: 1 });
+    const { sealer, seals } = sealerFor(registry, store, clock);
+    const stream = await createStream(registry, '/s', BODY);
+    sealer.start();
+    sealer.durable(stream);
+    await vi.waitFor(() => expect(fault.hitCount).toBe(1), { timeout: 10_000 });
+    await seals.idle(stream.incarnation);
+    expect(sealer.stats.failures).toBe(1);
+    expect(stream.needsProbe).toBe(true);
+    clock.ms += 60_000; // past any backoff
+    await vi.waitFor(() => expect(stream.sealedOffset).toBe(100), { timeout: 10_000 });
+    expect(sealer.stats.failures).toBe(1);
+    expect(stream.needsProbe).toBe(false);
+    const bodies = await Promise.all((await storedKeys(memory, 'segment')).map(async (key) => Buffer.from((await memory.get(key)).body)));
+    expect(Buffer.concat(bodies).equals(BODY)).toBe(true);
+  });
+
+  test('after a crash that lost the seal records, a restart adopts the stored segments', async () => {
+    const clock = new ManualClock();
+    const first = memoryRegistry(clock);
+    const store = new MemoryObjectStore();
+    const before = sealerFor(first.registry, store, clock);
+    const stream = await createStream(first.registry, '/s', BODY);
+    before.sealer.durable(stream);
+    await vi.waitFor(() => expect(stream.sealedOffset).toBe(100), { timeout: 10_000 });
+    await before.sealer.close();
+    await before.collector.drained();
+    const stored = (await store.list({ prefix: '' })).objects.map((object) => object.key);
+
+    // The restart replays the WAL without the seal and trim records.
+    const second = replayedRegistry(first.log.records, clock, (record) => record.t === 'seal' || record.t === 'trim');
+    const restarted = second.registry.get('/s', { touch: false });
+    expect(restarted.sealedOffset).toBe(0);
+    expect(restarted.needsProbe).toBe(true);
+    const after = sealerFor(second.registry, store, clock);
+    after.sealer.durable(restarted);
+    await vi.waitFor(() => expect(restarted.sealedOffset).toBe(100), { timeout: 10_000 });
+    expect(after.sealer.stats).toMatchObject({ segmentsAdopted: 3, segmentsWritten: 0, orphansDeleted: 0, failures: 0 });
+    expect(restarted.segments).toEqual(stream.segments);
+    expect(restarted.manifestVersion).toBe(stream.manifestVersion);
+    expect((await store.list({ prefix: '' })).objects.map((object) => object.key)).toEqual(stored);
+  });
+
+  test('a segment key holding other bytes fences the stream: it is never sealed again', async () => {
+    const clock = new ManualClock();
+    const { registry } = memoryRegistry(clock);
+    const memory = new MemoryObjectStore();
+    const { sealer, seals, naming } = sealerFor(registry, memory, clock);
+    const stream = await createStream(registry, '/s', BODY);
+    // Another writer stored its own bytes under this stream's first segment key.
+    await memory.put(naming.segment(stream, { start: 0, end: 40 }), Buffer.from('o'.repeat(40)));
+    sealer.durable(stream);
+    await seals.idle(stream.incarnation);
+    expect(sealer.stats.failures).toBe(1);
+    expect(stream.sealedOffset).toBe(0);
+    clock.ms += 60_000;
+    sealer.durable(stream); // nothing starts for a fenced stream
+    await seals.idle(stream.incarnation);
+    expect(sealer.stats.failures).toBe(1);
+    expect(await storedKeys(memory, 'manifest')).toEqual([]);
+  });
+});
+
+describe('SealActivity', () => {
+  test('idle waits for the running seal of that incarnation only', async () => {
+    const seals = new SealActivity();
+    let finish!: () => void;
+    const work = new Promise<void>((resolve) => (finish = resolve));
+    seals.track(3, work);
+    await seals.idle(4); // nothing running for 4
+    let idle = false;
+    const waiting = seals.idle(3).then(() => (idle = true));
+    await Promise.resolve();
+    expect(idle).toBe(false);
+    finish();
+    await waiting;
+    expect(idle).toBe(true);
+  });
+});
