@@ -77,7 +77,7 @@ describe('the error table', () => {
     expect(typeof entry.retryable).toBe('boolean');
     expect(Array.isArray(entry.headers)).toBe(true);
     // A retryable answer tells the client when to come back; a final one does not.
-    expect(entry.headers.includes('retry-after')).toBe(entry.retryable);
+    expect((entry.headers as readonly string[]).includes('retry-after')).toBe(entry.retryable);
     for (const name of entry.headers) expect(name).toBe(name.toLowerCase());
   });
 
