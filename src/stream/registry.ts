@@ -27,8 +27,8 @@ import type { AppendRecord, CreateRecord, StreamRecord } from './records.ts';
 import { StreamState } from './stream-state.ts';
 
 /** Largest data of one create or append: a WAL frame, less room for the record's other fields
- * (path, content type, producer: all from request headers, which Node caps at 16 KiB). */
-const WAL_RECORD_DATA_BYTES_MAX = WAL_FRAME_PAYLOAD_BYTES_MAX - 64 * 1024;
+ * (path, content type, producer: all from the request line and headers, `--max-header-bytes` ≤ 1 MiB). */
+const WAL_RECORD_DATA_BYTES_MAX = WAL_FRAME_PAYLOAD_BYTES_MAX - 2 * 1024 * 1024;
 
 /** Where records go to become durable (the WAL writer, or a test double). */
 export interface RecordLog {
