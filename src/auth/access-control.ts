@@ -11,7 +11,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError } from '../protocol/errors.ts';
 import { singleHeader } from '../protocol/headers.ts';
-import { STREAM_PREFIX, streamPathOf, streamPathOfHeader } from '../http/stream-path.ts';
+import { STREAM_PREFIX, streamPathOf, streamPathOfHeader } from '../protocol/stream-path.ts';
 import type { Authenticator } from './authenticator.ts';
 import { checkGrants, type Operation } from './grants.ts';
 

@@ -1,17 +1,22 @@
 /**
- * The one place errors become HTTP responses. Typed ProtocolErrors carry their status and headers;
- * Fastify's own errors (body too large, malformed request) keep their 4xx status; anything else is
- * a bug, logged, and answered 500. Bodies are one readable line of text.
+ * The one place errors become HTTP responses. Every `CairnError` (protocol, WAL, object store)
+ * is answered from the one error table (protocol/error-table.ts): its status, its headers, and
+ * its message (prefixed by the table's subject, e.g. `write-ahead log unavailable: …`); a
+ * non-retryable 5xx is a bug or an operator's problem, logged and answered
+ * `internal server error`. Fastify's own errors (body too large, malformed request) keep their
+ * 4xx status; anything else is a bug, logged, and answered 500. Bodies are one readable line of
+ * text.
  */
-import type { FastifyError, FastifyInstance } from 'fastify';
-import { ProtocolError } from '../protocol/errors.ts';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CairnError, errorEntry } from '../protocol/error-table.ts';
+
+const INTERNAL = 'internal server error';
 
 export function installErrorHandler(app: FastifyInstance, maxAppendBytes: number): void {
-  app.setErrorHandler((error: FastifyError | ProtocolError, request, reply) => {
+  app.setErrorHandler((error: FastifyError | CairnError, request, reply) => {
     reply.header('cache-control', 'no-store');
-    if (error instanceof ProtocolError) {
-      if (error.statusCode >= 500) request.log.warn({ err: error, reqId: request.id, method: request.method, url: request.url }, 'request refused');
-      reply.headers(error.headers).code(error.statusCode).type('text/plain; charset=utf-8').send(error.message);
+    if (error instanceof CairnError) {
+      sendCairnError(error, request, reply);
       return;
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -19,7 +24,24 @@ export function installErrorHandler(app: FastifyInstance, maxAppendBytes: number
       return;
     }
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-    if (status === 500) request.log.error({ err: error, reqId: request.id, method: request.method, url: request.url }, 'unhandled error');
-    reply.code(status).type('text/plain; charset=utf-8').send(status === 500 ? 'internal server error' : error.message);
+    if (status === 500) logUnhandled(error, request);
+    reply.code(status).type('text/plain; charset=utf-8').send(status === 500 ? INTERNAL : error.message);
   });
+}
+
+/** Status, headers and body of a typed error, as `ERROR_TABLE` says. */
+function sendCairnError(error: CairnError, request: FastifyRequest, reply: FastifyReply): void {
+  const entry = errorEntry(error.code);
+  if (entry.status >= 500 && !entry.retryable) {
+    logUnhandled(error, request);
+    reply.code(entry.status).type('text/plain; charset=utf-8').send(INTERNAL);
+    return;
+  }
+  if (entry.status >= 500) request.log.warn({ err: error, reqId: request.id, method: request.method, url: request.url }, 'request refused');
+  const body = entry.subject === undefined ? error.message : `${entry.subject}: ${error.message}`;
+  reply.headers(error.headers).code(entry.status).type('text/plain; charset=utf-8').send(body);
+}
+
+function logUnhandled(error: Error, request: FastifyRequest): void {
+  request.log.error({ err: error, reqId: request.id, method: request.method, url: request.url }, 'unhandled error');
 }

@@ -14,6 +14,7 @@
  * - Errors are `ObjectStoreError` subclasses; callers branch on the class or `code`, never on
  *   message text. `retryable` errors are the only ones `retrying-store.ts` retries.
  */
+import { CairnError, type ErrorCode } from '../protocol/error-table.ts';
 
 /** Half-open byte range `[startByte, endByte)` of an object, like `Uint8Array.subarray`. */
 export interface ByteRange {
@@ -108,36 +109,26 @@ export interface ObjectStore {
   close(): Promise<void>;
 }
 
-/** Base class of every object-store error. */
-export class ObjectStoreError extends Error {
-  /** Stable machine-readable code, e.g. `OBJECT_NOT_FOUND`. */
-  readonly code: string;
-  /** True if the same operation may succeed later; only these are retried. */
-  readonly retryable: boolean;
-  /**
-   * HTTP status for a client request that failed with this error: 503 (with `Retry-After`)
-   * for retryable errors, 500 otherwise (callers that expect e.g. a missing object catch it
-   * before it reaches a client).
-   */
-  readonly statusCode: number;
+/**
+ * Base class of every object-store error. Whether it is retryable (only those are retried) and
+ * the HTTP status of a client request that fails with it (503 with `Retry-After` for retryable
+ * errors, 500 otherwise: callers that expect e.g. a missing object catch it before it reaches a
+ * client) come from the one error table (protocol/error-table.ts).
+ */
+export class ObjectStoreError extends CairnError {
   /** The operation that failed. */
   readonly operation: ObjectStoreOperation;
   /** The key concerned, or the list prefix; '' for `deleteMany`. */
   readonly key: string;
 
   constructor(
-    code: string,
-    retryable: boolean,
+    code: ErrorCode & `OBJECT_${string}`,
     operation: ObjectStoreOperation,
     key: string,
     message: string,
     options?: ErrorOptions,
   ) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-    this.retryable = retryable;
-    this.statusCode = retryable ? 503 : 500;
+    super(code, message, options);
     this.operation = operation;
     this.key = key;
   }
@@ -146,14 +137,14 @@ export class ObjectStoreError extends Error {
 /** A create-if-absent `put` found the key present (S3: 412 Precondition Failed). Never retried. */
 export class ObjectAlreadyExistsError extends ObjectStoreError {
   constructor(key: string, options?: ErrorOptions) {
-    super('OBJECT_ALREADY_EXISTS', false, 'put', key, `object already exists: ${key}`, options);
+    super('OBJECT_ALREADY_EXISTS', 'put', key, `object already exists: ${key}`, options);
   }
 }
 
 /** `get` or `head` of a key that does not exist (S3: 404 NoSuchKey). */
 export class ObjectNotFoundError extends ObjectStoreError {
   constructor(operation: ObjectStoreOperation, key: string, options?: ErrorOptions) {
-    super('OBJECT_NOT_FOUND', false, operation, key, `object not found: ${key}`, options);
+    super('OBJECT_NOT_FOUND', operation, key, `object not found: ${key}`, options);
   }
 }
 
@@ -164,7 +155,6 @@ export class ObjectRangeNotSatisfiableError extends ObjectStoreError {
   constructor(key: string, range: ByteRange, options?: ErrorOptions) {
     super(
       'OBJECT_RANGE_NOT_SATISFIABLE',
-      false,
       'get',
       key,
       `range [${range.startByte}, ${range.endByte}) not satisfiable for ${key}`,
@@ -177,7 +167,7 @@ export class ObjectRangeNotSatisfiableError extends ObjectStoreError {
 /** A key breaks the rules of `assertValidObjectKey`. A caller bug; not retryable. */
 export class InvalidObjectKeyError extends ObjectStoreError {
   constructor(operation: ObjectStoreOperation, key: string, reason: string) {
-    super('OBJECT_KEY_INVALID', false, operation, key, `invalid object key ${JSON.stringify(key)}: ${reason}`);
+    super('OBJECT_KEY_INVALID', operation, key, `invalid object key ${JSON.stringify(key)}: ${reason}`);
   }
 }
 
@@ -188,7 +178,7 @@ export class InvalidObjectKeyError extends ObjectStoreError {
  */
 export class ObjectStoreUnavailableError extends ObjectStoreError {
   constructor(operation: ObjectStoreOperation, key: string, message: string, options?: ErrorOptions) {
-    super('OBJECT_STORE_UNAVAILABLE', true, operation, key, message, options);
+    super('OBJECT_STORE_UNAVAILABLE', operation, key, message, options);
   }
 }
 
@@ -201,7 +191,7 @@ export class ObjectStoreRequestError extends ObjectStoreError {
   readonly storeCode: string;
 
   constructor(operation: ObjectStoreOperation, key: string, storeCode: string, message: string, options?: ErrorOptions) {
-    super('OBJECT_STORE_REQUEST_FAILED', false, operation, key, message, options);
+    super('OBJECT_STORE_REQUEST_FAILED', operation, key, message, options);
     this.storeCode = storeCode;
   }
 }

@@ -29,7 +29,6 @@ export class ObjectStoreOverwriteUnsafeError extends ObjectStoreError {
   constructor(storeDescription: string, probeKey: string, what: string) {
     super(
       'OBJECT_STORE_OVERWRITE_UNSAFE',
-      false,
       'put',
       probeKey,
       `object store ${storeDescription} ${what}: it does not enforce create-if-absent (If-None-Match: *). ` +

@@ -2,7 +2,7 @@
  * The protocol operation of a request, for the `operation` label of the request metrics.
  */
 import type { FastifyRequest } from 'fastify';
-import { STREAM_PREFIX } from '../http/stream-path.ts';
+import { STREAM_PREFIX } from '../protocol/stream-path.ts';
 import { parseClosedFlag } from '../protocol/headers.ts';
 import type { RequestOperation } from './server-metrics.ts';
 

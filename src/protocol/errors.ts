@@ -1,59 +1,52 @@
 /**
  * Typed protocol errors. Each class is one failure the protocol distinguishes; it carries the
- * HTTP status and the headers PROTOCOL.md requires with it. The HTTP layer maps these in one
- * error handler (src/http/error-handler.ts) — a status is never chosen by matching message text.
+ * header values PROTOCOL.md requires with it, and its status comes from `ERROR_TABLE`
+ * (error-table.ts). The HTTP layer maps these in one error handler (src/http/error-handler.ts) —
+ * a status is never chosen by matching message text.
  */
+import { CairnError, type ErrorCode } from './error-table.ts';
 
-/** Base of every error that reaches a client with a defined status. */
-export class ProtocolError extends Error {
-  /** Stable machine-readable code, e.g. `STREAM_NOT_FOUND`. */
-  readonly code: string;
-  /** HTTP status code sent to the client. */
-  readonly statusCode: number;
-  /** Extra response headers the protocol requires for this failure. */
-  readonly headers: Record<string, string>;
+export { CairnError, ERROR_TABLE, type ErrorCode, type ErrorEntry } from './error-table.ts';
 
-  constructor(code: string, statusCode: number, message: string, headers: Record<string, string> = {}) {
-    super(message);
-    this.name = new.target.name;
-    this.code = code;
-    this.statusCode = statusCode;
-    this.headers = headers;
+/** Base of the errors the protocol itself defines; status and retryability come from `ERROR_TABLE`. */
+export class ProtocolError extends CairnError {
+  constructor(code: ErrorCode, message: string, headers: Record<string, string> = {}) {
+    super(code, message, { headers });
   }
 }
 
 /** 400: malformed header, offset, TTL, JSON body, or parameter (PROTOCOL.md §5). */
 export class BadRequestError extends ProtocolError {
   constructor(message: string) {
-    super('BAD_REQUEST', 400, message);
+    super('BAD_REQUEST', message);
   }
 }
 
 /** 404: no stream at this path (or it expired). */
 export class StreamNotFoundError extends ProtocolError {
   constructor(path: string) {
-    super('STREAM_NOT_FOUND', 404, `stream not found: ${path}`);
+    super('STREAM_NOT_FOUND', `stream not found: ${path}`);
   }
 }
 
 /** 410: the stream is soft-deleted (§4.2) or the offset is before the retained start. */
 export class GoneError extends ProtocolError {
   constructor(message: string) {
-    super('GONE', 410, message);
+    super('GONE', message);
   }
 }
 
 /** 409: configuration mismatch, content-type mismatch, Stream-Seq regression (§5.1, §5.2). */
 export class ConflictError extends ProtocolError {
   constructor(message: string, headers: Record<string, string> = {}) {
-    super('CONFLICT', 409, message, headers);
+    super('CONFLICT', message, headers);
   }
 }
 
 /** 409 with `Stream-Closed: true` and the final `Stream-Next-Offset` (§5.2). */
 export class StreamClosedError extends ProtocolError {
   constructor(nextOffset: string) {
-    super('STREAM_CLOSED', 409, 'stream is closed', {
+    super('STREAM_CLOSED', 'stream is closed', {
       'stream-closed': 'true',
       'stream-next-offset': nextOffset,
     });
@@ -63,7 +56,7 @@ export class StreamClosedError extends ProtocolError {
 /** 403: stale producer epoch (zombie fencing), with the current epoch (§5.2.1). */
 export class StaleProducerEpochError extends ProtocolError {
   constructor(currentEpoch: number) {
-    super('STALE_PRODUCER_EPOCH', 403, `stale producer epoch; current epoch is ${currentEpoch}`, {
+    super('STALE_PRODUCER_EPOCH', `stale producer epoch; current epoch is ${currentEpoch}`, {
       'producer-epoch': String(currentEpoch),
     });
   }
@@ -72,7 +65,7 @@ export class StaleProducerEpochError extends ProtocolError {
 /** 409: producer sequence gap, with expected and received sequence numbers (§5.2.1). */
 export class ProducerSequenceGapError extends ProtocolError {
   constructor(expectedSeq: number, receivedSeq: number) {
-    super('PRODUCER_SEQUENCE_GAP', 409, `producer sequence gap: expected ${expectedSeq}, received ${receivedSeq}`, {
+    super('PRODUCER_SEQUENCE_GAP', `producer sequence gap: expected ${expectedSeq}, received ${receivedSeq}`, {
       'producer-expected-seq': String(expectedSeq),
       'producer-received-seq': String(receivedSeq),
     });
@@ -82,14 +75,14 @@ export class ProducerSequenceGapError extends ProtocolError {
 /** 413: request body exceeds `--append-bytes-max`. */
 export class PayloadTooLargeError extends ProtocolError {
   constructor(limitBytes: number) {
-    super('PAYLOAD_TOO_LARGE', 413, `request body exceeds the limit of ${limitBytes} bytes`);
+    super('PAYLOAD_TOO_LARGE', `request body exceeds the limit of ${limitBytes} bytes`);
   }
 }
 
 /** 503 with `Retry-After`: a bounded resource is full or storage is failing; retry later. */
 export class ServiceUnavailableError extends ProtocolError {
   constructor(message: string, retryAfterSeconds = 1) {
-    super('SERVICE_UNAVAILABLE', 503, message, { 'retry-after': String(retryAfterSeconds) });
+    super('SERVICE_UNAVAILABLE', message, { 'retry-after': String(retryAfterSeconds) });
   }
 }
 
@@ -100,7 +93,7 @@ export class ServiceUnavailableError extends ProtocolError {
  */
 export class UnauthorizedError extends ProtocolError {
   constructor(message: string, tokenPresent: boolean) {
-    super('UNAUTHORIZED', 401, message, {
+    super('UNAUTHORIZED', message, {
       'www-authenticate': tokenPresent ? 'Bearer realm="cairn", error="invalid_token"' : 'Bearer realm="cairn"',
     });
   }
@@ -109,13 +102,13 @@ export class UnauthorizedError extends ProtocolError {
 /** 403: a valid token whose grants do not cover this path and operation (RFC 6750 `insufficient_scope`). */
 export class ForbiddenError extends ProtocolError {
   constructor(message: string) {
-    super('FORBIDDEN', 403, message, { 'www-authenticate': 'Bearer realm="cairn", error="insufficient_scope"' });
+    super('FORBIDDEN', message, { 'www-authenticate': 'Bearer realm="cairn", error="insufficient_scope"' });
   }
 }
 
 /** 429 with `Retry-After`: the client's write rate is above `--appends-per-second-max` (§12.5). */
 export class TooManyRequestsError extends ProtocolError {
   constructor(message: string, retryAfterSeconds: number) {
-    super('TOO_MANY_REQUESTS', 429, message, { 'retry-after': String(retryAfterSeconds) });
+    super('TOO_MANY_REQUESTS', message, { 'retry-after': String(retryAfterSeconds) });
   }
 }

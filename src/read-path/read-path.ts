@@ -11,9 +11,9 @@
  * starts fetching the next unit (read-ahead), so a reader walking history overlaps its GETs.
  */
 import { READ_AHEAD_CACHE_CHUNKS_MIN } from '../config/limits.ts';
-import { GoneError, ServiceUnavailableError } from '../protocol/errors.ts';
+import { GoneError } from '../protocol/errors.ts';
 import { jsonArrayBody } from '../protocol/json-mode.ts';
-import { ObjectNotFoundError, ObjectStoreError } from '../object-store/index.ts';
+import { ObjectNotFoundError } from '../object-store/index.ts';
 import type { SegmentRef } from '../manifest/manifest.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { StreamState } from '../stream/stream-state.ts';
@@ -56,7 +56,7 @@ export class ReadPath {
   /**
    * A catch-up response of `stream` from `from` (a resolved position ≤ durableOffset).
    * @throws GoneError when `from` (or a segment under it) fell to retention meanwhile;
-   *   ServiceUnavailableError when the object store cannot be reached.
+   *   ObjectStoreUnavailableError (503 + Retry-After) when the object store cannot be reached.
    */
   read(stream: StreamState, from: number): Promise<ReadResult> {
     if (from >= this.#o.registry.ownerOf(stream, from).sealedOffset) return this.#read(stream, from);
@@ -148,9 +148,6 @@ export class ReadPath {
     } catch (error) {
       if (error instanceof ObjectNotFoundError && start < owner.retainedStart) {
         throw new GoneError('offset is before the earliest retained position of the stream (retention)');
-      }
-      if (error instanceof ObjectStoreError && error.retryable) {
-        throw new ServiceUnavailableError(`object store unavailable: ${error.message}`, 5);
       }
       throw error;
     }

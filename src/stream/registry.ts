@@ -12,7 +12,6 @@ import {
   ConflictError,
   GoneError,
   ProducerSequenceGapError,
-  ProtocolError,
   ServiceUnavailableError,
   StaleProducerEpochError,
   StreamClosedError,
@@ -23,8 +22,13 @@ import { encodeJsonMessages, storedMessagesLength } from '../protocol/json-mode.
 import { formatOffset, ZERO_INCARNATION, type OffsetToken } from '../protocol/offset.ts';
 import type { ProducerHeaders } from '../protocol/headers.ts';
 import type { SegmentRef } from '../manifest/manifest.ts';
+import { WAL_FRAME_PAYLOAD_BYTES_MAX, WalRecordTooLargeError } from '../wal/index.ts';
 import type { AppendRecord, CreateRecord, StreamRecord } from './records.ts';
 import { StreamState } from './stream-state.ts';
+
+/** Largest data of one create or append: a WAL frame, less room for the record's other fields
+ * (path, content type, producer: all from the request line and headers, `--max-header-bytes` ≤ 1 MiB). */
+const WAL_RECORD_DATA_BYTES_MAX = WAL_FRAME_PAYLOAD_BYTES_MAX - 2 * 1024 * 1024;
 
 /** Where records go to become durable (the WAL writer, or a test double). */
 export interface RecordLog {
@@ -299,6 +303,9 @@ export class StreamRegistry {
    * @returns the stream's tail position right after this record (what becomes durable with it).
    */
   async #commit(record: StreamRecord): Promise<number> {
+    // Refused before apply(), so an append the WAL cannot hold leaves nothing behind (413).
+    const recordData = record.t === 'create' || record.t === 'append' ? record.data : undefined;
+    if (recordData !== undefined && recordData.length > WAL_RECORD_DATA_BYTES_MAX) throw new WalRecordTooLargeError(recordData.length, WAL_RECORD_DATA_BYTES_MAX);
     const stream = this.apply(record);
     // apply() is synchronous, so the tail and closure right now are exactly this record's effect.
     const end = stream?.tailOffset ?? 0;
@@ -316,11 +323,6 @@ export class StreamRegistry {
           this.listener?.durable(stream);
         }
         stream.notifySoon();
-      },
-      (error: unknown) => {
-        throw error instanceof ProtocolError
-          ? error
-          : new ServiceUnavailableError(`write-ahead log unavailable: ${(error as Error).message}`);
       },
     );
     if (stream !== undefined && writes) stream.lastCommit = durable;

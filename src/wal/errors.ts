@@ -1,24 +1,15 @@
 /**
- * Typed errors of the write-ahead log. Each has a stable `code`, whether a client may retry
- * (`retryable`), and the HTTP status the error handler maps it to (`statusCode`). Callers
- * branch on the class or `code`, never on message text.
+ * Typed errors of the write-ahead log. Each has a stable `code`; whether a client may retry
+ * (`retryable`) and the HTTP status the error handler answers (`statusCode`) come from the one
+ * error table (protocol/error-table.ts). Callers branch on the class or `code`, never on
+ * message text.
  */
+import { CairnError, type ErrorCode } from '../protocol/error-table.ts';
 
 /** Base class of every WAL error. */
-export class WalError extends Error {
-  /** Stable machine-readable code, e.g. `WAL_OVERLOADED`. */
-  readonly code: string;
-  /** True if the same request may succeed later (the server sends `Retry-After`). */
-  readonly retryable: boolean;
-  /** HTTP status for a request that failed with this error. */
-  readonly statusCode: number;
-
-  constructor(code: string, retryable: boolean, statusCode: number, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-    this.retryable = retryable;
-    this.statusCode = statusCode;
+export class WalError extends CairnError {
+  constructor(code: ErrorCode & `WAL_${string}`, message: string, options?: ErrorOptions) {
+    super(code, message, options);
   }
 }
 
@@ -35,8 +26,6 @@ export class WalOverloadedError extends WalError {
   constructor(queuedBytes: number, queueBytesMax: number) {
     super(
       'WAL_OVERLOADED',
-      true,
-      503,
       `WAL queue is full (${queuedBytes} bytes queued, limit ${queueBytesMax}); retry later`,
     );
     this.queuedBytes = queuedBytes;
@@ -51,7 +40,7 @@ export class WalOverloadedError extends WalError {
  */
 export class WalWriteError extends WalError {
   constructor(message: string, cause: unknown) {
-    super('WAL_WRITE_FAILED', true, 503, message, { cause });
+    super('WAL_WRITE_FAILED', message, { cause });
   }
 }
 
@@ -65,7 +54,7 @@ export class WalCorruptError extends WalError {
   readonly offsetBytes: number;
 
   constructor(file: string, offsetBytes: number, reason: string) {
-    super('WAL_CORRUPT', false, 500, `WAL corrupt: ${file} at byte ${offsetBytes}: ${reason}`);
+    super('WAL_CORRUPT', `WAL corrupt: ${file} at byte ${offsetBytes}: ${reason}`);
     this.file = file;
     this.offsetBytes = offsetBytes;
   }
@@ -79,9 +68,7 @@ export class WalRecordTooLargeError extends WalError {
   constructor(payloadBytes: number, payloadBytesMax: number) {
     super(
       'WAL_RECORD_TOO_LARGE',
-      false,
-      413,
-      `WAL record payload is ${payloadBytes} bytes, limit ${payloadBytesMax}`,
+      `write-ahead log record of ${payloadBytes} bytes is over the limit of ${payloadBytesMax} bytes; send the data in smaller appends`,
     );
     this.payloadBytes = payloadBytes;
     this.payloadBytesMax = payloadBytesMax;
@@ -91,7 +78,7 @@ export class WalRecordTooLargeError extends WalError {
 /** The writer was closed (server shutting down). 503, retryable against the next process. */
 export class WalClosedError extends WalError {
   constructor() {
-    super('WAL_CLOSED', true, 503, 'WAL writer is closed');
+    super('WAL_CLOSED', 'WAL writer is closed');
   }
 }
 
@@ -101,6 +88,6 @@ export class WalClosedError extends WalError {
  */
 export class WalCheckpointInProgressError extends WalError {
   constructor() {
-    super('WAL_CHECKPOINT_IN_PROGRESS', true, 503, 'a WAL checkpoint is already in progress');
+    super('WAL_CHECKPOINT_IN_PROGRESS', 'a WAL checkpoint is already in progress');
   }
 }

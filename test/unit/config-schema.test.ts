@@ -8,10 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import { PORT_DEFAULT } from '../../src/config/limits.ts';
-import { serveConfigDefaults, serveConfigSchema, serveSettings } from '../../src/config/serve-config.ts';
+import { serveConfigDefaults, serveConfigSchema, serveSettings, type ServeConfig } from '../../src/config/serve-config.ts';
+import type { WalDurability } from '../../src/wal/index.ts';
 import {
   ConfigError,
   defaultText,
@@ -465,4 +466,10 @@ it('a YAML file with every setting parses to what config print shows', () => {
   const example = parseYaml('port: 4437\nobjectStore: s3\ns3Bucket: my-bucket\ns3ForcePathStyle: true\nretentionMs: 604800000\n') as Record<string, unknown>;
   const { config } = resolve({ file: { path: 'example.yaml', values: example } });
   expect(config).toMatchObject({ objectStore: 's3', s3Bucket: 'my-bucket', s3ForcePathStyle: true, retentionMs: 604_800_000 });
+});
+
+describe('durability', () => {
+  it("the schema's durability values are exactly the WAL's (checked by the type checker)", () => {
+    expectTypeOf<ServeConfig['durability']>().toEqualTypeOf<WalDurability>();
+  });
 });

@@ -7,7 +7,7 @@ import { isJsonContentType, isValidContentType } from '../../protocol/content-ty
 import { jsonDepthExceeds } from '../../protocol/json-depth.ts';
 import { parseClosedFlag, parseProducerHeaders, singleHeader } from '../../protocol/headers.ts';
 import type { HttpContext } from '../context.ts';
-import { streamPathOf } from '../stream-path.ts';
+import { streamPathOf } from '../../protocol/stream-path.ts';
 
 export async function appendToStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const path = streamPathOf(request.url, context.limits.streamPathBytesMax);

@@ -16,7 +16,7 @@ import {
   singleHeader,
 } from '../../protocol/headers.ts';
 import type { HttpContext } from '../context.ts';
-import { streamPathOf, streamPathOfHeader } from '../stream-path.ts';
+import { streamPathOf, streamPathOfHeader } from '../../protocol/stream-path.ts';
 import { setStreamMetadataHeaders } from '../stream-headers.ts';
 
 export async function createStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {

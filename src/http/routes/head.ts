@@ -6,7 +6,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CACHE_CONTROL_NO_STORE } from '../../protocol/caching.ts';
 import type { HttpContext } from '../context.ts';
-import { streamPathOf } from '../stream-path.ts';
+import { streamPathOf } from '../../protocol/stream-path.ts';
 import { setStreamMetadataHeaders } from '../stream-headers.ts';
 
 export async function headStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {

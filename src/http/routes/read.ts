@@ -10,7 +10,7 @@ import { responseCursor } from '../../protocol/cursor.ts';
 import { parseOffsetQuery, ZERO_INCARNATION } from '../../protocol/offset.ts';
 import type { StreamState } from '../../stream/stream-state.ts';
 import type { HttpContext } from '../context.ts';
-import { streamPathOf } from '../stream-path.ts';
+import { streamPathOf } from '../../protocol/stream-path.ts';
 import { streamSse } from './sse.ts';
 
 type Query = Record<string, string | string[] | undefined>;

@@ -3,11 +3,11 @@
  * `/metrics`, `/healthz`, `/readyz` routes.
  */
 import type { FastifyInstance } from 'fastify';
-import { registerHealthRoutes } from '../http/routes/health.ts';
-import { registerMetricsRoute } from '../http/routes/metrics.ts';
-import type { Readiness } from './readiness.ts';
-import { requestOperation } from './request-operation.ts';
-import type { ServerMetrics } from './server-metrics.ts';
+import { registerHealthRoutes } from './routes/health.ts';
+import { registerMetricsRoute } from './routes/metrics.ts';
+import type { Readiness } from '../observability/readiness.ts';
+import { requestOperation } from '../observability/request-operation.ts';
+import type { ServerMetrics } from '../observability/server-metrics.ts';
 
 export interface Observability {
   metrics: ServerMetrics;

@@ -3,7 +3,7 @@
  * §12.2 asks for validation against traversal).
  */
 import { STREAM_PATH_BYTES_MAX_DEFAULT } from '../config/limits.ts';
-import { BadRequestError } from '../protocol/errors.ts';
+import { BadRequestError } from './errors.ts';
 
 export const STREAM_PREFIX = '/v1/stream/';
 /** Longest stream path accepted by default, in bytes of its decoded form (`--stream-path-bytes-max`). */

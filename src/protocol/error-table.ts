@@ -1,0 +1,124 @@
+/**
+ * Every error a request can end in, in one table: its stable `code`, the HTTP status it is
+ * answered with, whether the same request may succeed later (`retryable`), and the protocol
+ * headers it carries. `CairnError` is the one base class: the protocol's errors
+ * (`protocol/errors.ts`), the WAL's (`wal/errors.ts`) and the object store's
+ * (`object-store/object-store.ts`) all extend it, and take status, `retryable` and default
+ * headers from this table by their code. `http/error-handler.ts` is the only place that turns
+ * them into responses. It lives in `protocol/`, the bottom layer, so every layer can import it.
+ *
+ * Rich internal codes map to a few public answers (the WAL's and the object store's codes are
+ * 503, 413 or 500); a status is never chosen by matching message text.
+ */
+
+/** How the error handler answers one error code. */
+export interface ErrorEntry {
+  /** HTTP status of the response. */
+  readonly status: number;
+  /** True if the same request may succeed later; such errors carry `retry-after`. */
+  readonly retryable: boolean;
+  /** Protocol headers (lower-case names) an error of this code always carries. */
+  readonly headers: readonly string[];
+  /** `Retry-After` in seconds when the error itself does not give one. */
+  readonly retryAfterSeconds?: number;
+  /** Prefix of the response body naming the part that failed (`<subject>: <message>`). */
+  readonly subject?: string;
+}
+
+const RETRY_AFTER = ['retry-after'] as const;
+const NONE = [] as const;
+
+/** The one error table, keyed by code. Status ≥ 500 and not retryable: a bug or an operator's problem. */
+export const ERROR_TABLE = {
+  // Protocol (PROTOCOL.md §5, §12): what the client got wrong, or what the server refuses for now.
+  /** Malformed header, offset, TTL, JSON body or parameter: the client must change the request. */
+  BAD_REQUEST: { status: 400, retryable: false, headers: NONE },
+  /** Token missing or invalid: RFC 6750 §3 asks for `WWW-Authenticate: Bearer`. */
+  UNAUTHORIZED: { status: 401, retryable: false, headers: ['www-authenticate'] },
+  /** A valid token without the grant: RFC 6750 `insufficient_scope`. */
+  FORBIDDEN: { status: 403, retryable: false, headers: ['www-authenticate'] },
+  /** Zombie producer fencing (§5.2.1): the client learns the current epoch. */
+  STALE_PRODUCER_EPOCH: { status: 403, retryable: false, headers: ['producer-epoch'] },
+  /** No stream at this path (or it expired). */
+  STREAM_NOT_FOUND: { status: 404, retryable: false, headers: NONE },
+  /** Configuration, content-type or Stream-Seq conflict (§5.1, §5.2). */
+  CONFLICT: { status: 409, retryable: false, headers: NONE },
+  /** Append to a closed stream (§5.2): the client learns the final offset. */
+  STREAM_CLOSED: { status: 409, retryable: false, headers: ['stream-closed', 'stream-next-offset'] },
+  /** Producer sequence gap (§5.2.1): the client learns which sequence to resend from. */
+  PRODUCER_SEQUENCE_GAP: { status: 409, retryable: false, headers: ['producer-expected-seq', 'producer-received-seq'] },
+  /** Soft-deleted stream (§4.2), offset below retention, or an earlier incarnation's offset. */
+  GONE: { status: 410, retryable: false, headers: NONE },
+  /** Body above `--max-append-bytes`: retrying the same body cannot succeed. */
+  PAYLOAD_TOO_LARGE: { status: 413, retryable: false, headers: NONE },
+  /** Write rate above the client's limit (§12.5); the error sets its own Retry-After. */
+  TOO_MANY_REQUESTS: { status: 429, retryable: true, headers: RETRY_AFTER },
+  /** A bounded resource is full (streams, live readers, hot tails) or auth keys cannot be fetched. */
+  SERVICE_UNAVAILABLE: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1 },
+
+  // Write-ahead log (wal/errors.ts).
+  /** The WAL's queue of not-yet-durable bytes is full: the disk is behind; nothing was written. */
+  WAL_OVERLOADED: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, subject: 'write-ahead log unavailable' },
+  /** A WAL write or fsync failed: the append was not acknowledged; the next process may take it. */
+  WAL_WRITE_FAILED: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, subject: 'write-ahead log unavailable' },
+  /** The server is shutting down: retry against the next process. */
+  WAL_CLOSED: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, subject: 'write-ahead log unavailable' },
+  /** Internal: a second checkpoint while one runs; never reaches a client, 503 if it ever did. */
+  WAL_CHECKPOINT_IN_PROGRESS: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, subject: 'write-ahead log unavailable' },
+  /** One append does not fit one WAL record: the same body never will, so 413, not 503. */
+  WAL_RECORD_TOO_LARGE: { status: 413, retryable: false, headers: NONE },
+  /** Recovery found damage it cannot explain: the data directory needs an operator. */
+  WAL_CORRUPT: { status: 500, retryable: false, headers: NONE },
+
+  // Object store (object-store/object-store.ts). Callers catch the expected ones (a missing
+  // object, a lost create-if-absent race) before they reach a client; the rest are 500.
+  /** Store unreachable or transient failure, after the retrying store gave up: retry in a while. */
+  OBJECT_STORE_UNAVAILABLE: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 5, subject: 'object store unavailable' },
+  /** A create-if-absent put lost: another writer exists; a client never should see it. */
+  OBJECT_ALREADY_EXISTS: { status: 500, retryable: false, headers: NONE },
+  /** A missing object the caller did not expect (one it expects becomes e.g. GONE at the call site). */
+  OBJECT_NOT_FOUND: { status: 500, retryable: false, headers: NONE },
+  /** A ranged read past an object's end: a caller bug. */
+  OBJECT_RANGE_NOT_SATISFIABLE: { status: 500, retryable: false, headers: NONE },
+  /** A key that breaks the key rules: a caller bug. */
+  OBJECT_KEY_INVALID: { status: 500, retryable: false, headers: NONE },
+  /** The store refused for good (access denied, no such bucket): the operator must fix it. */
+  OBJECT_STORE_REQUEST_FAILED: { status: 500, retryable: false, headers: NONE },
+  /** The store does not enforce create-if-absent: startup refuses it. */
+  OBJECT_STORE_OVERWRITE_UNSAFE: { status: 500, retryable: false, headers: NONE },
+} as const satisfies Record<string, ErrorEntry>;
+
+/** A stable error code: a key of `ERROR_TABLE`. */
+export type ErrorCode = keyof typeof ERROR_TABLE;
+
+/** The table entry of `code`. */
+export function errorEntry(code: ErrorCode): ErrorEntry {
+  return ERROR_TABLE[code];
+}
+
+/**
+ * Base of every error that can reach a client. Status, `retryable` and the default
+ * `retry-after` come from `ERROR_TABLE[code]`; `headers` adds the values only the thrower
+ * knows (an offset, an epoch). Branch on the class or `code`, never on message text.
+ */
+export class CairnError extends Error {
+  /** Stable machine-readable code, e.g. `STREAM_NOT_FOUND`. */
+  readonly code: ErrorCode;
+  /** HTTP status of a request that failed with this error (from the table). */
+  readonly statusCode: number;
+  /** True if the same request may succeed later (from the table). */
+  readonly retryable: boolean;
+  /** The protocol headers of the response (lower-case names): the table's, with values. */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions & { headers?: Record<string, string> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    const entry = errorEntry(code);
+    this.code = code;
+    this.statusCode = entry.status;
+    this.retryable = entry.retryable;
+    const defaults: Record<string, string> = entry.retryAfterSeconds === undefined ? {} : { 'retry-after': String(entry.retryAfterSeconds) };
+    this.headers = { ...defaults, ...options?.headers };
+  }
+}
