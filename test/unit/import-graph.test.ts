@@ -34,15 +34,9 @@ async function violationsOf(target: string): Promise<Violation[]> {
   return report.summary.violations;
 }
 
-/**
- * KNOWN, until the branch that moves object naming into src/manifest is merged: read-path
- * imports tiering/object-naming.ts. Delete this entry then; do not add others.
- */
-const KNOWN: ReadonlyArray<Pick<Violation, 'from' | 'to'>> = [{ from: 'src/read-path/read-path.ts', to: 'src/tiering/object-naming.ts' }];
-
 describe('import graph', () => {
   test('src/ imports only downward', async () => {
-    const violations = (await violationsOf('src')).filter((v) => !KNOWN.some((k) => k.from === v.from && k.to === v.to));
+    const violations = await violationsOf('src');
     expect(violations.map((v) => `${v.rule.name}: ${v.from} → ${v.to}`)).toEqual([]);
   }, 120_000);
 
