@@ -214,7 +214,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   });
   registry.onBackgroundError = (error) => logger.warn({ err: error }, 'background stream write failed');
   const seals = new SealActivity();
-  const collector = new ObjectCollector({ store, logger, seals });
+  const collector = new ObjectCollector({ store, logger, seals, clock });
   const sealer = new Sealer({
     registry,
     manifests: new ManifestStore({ store, naming }),
@@ -262,7 +262,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     'recovered',
   );
 
-  const live = new LiveReaders(config.liveReadersMax);
+  const live = new LiveReaders(config.liveReadersMax, clock);
   const app = await buildApp({
     context: {
       registry,

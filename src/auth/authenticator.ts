@@ -9,7 +9,7 @@
  * µs; an RS256 check alone is about that).
  */
 import { LRUCache } from 'lru-cache';
-import type { Clock } from '../clock.ts';
+import type { WallClock } from '../clock.ts';
 import { AUTH_CACHE_ENTRIES_MAX, AUTH_CACHE_TTL_MS_MAX } from '../config/limits.ts';
 import { ServiceUnavailableError, UnauthorizedError } from '../protocol/errors.ts';
 import type { CompiledGrant } from './grants.ts';
@@ -34,10 +34,10 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 export class Authenticator {
   readonly #tokens: Map<string, StaticToken>;
   readonly #jwt: JwtVerifier | undefined;
-  readonly #clock: Clock;
+  readonly #clock: WallClock;
   readonly #cache: LRUCache<string, Principal>;
 
-  constructor(tokens: Map<string, StaticToken>, jwt: JwtVerifier | undefined, clock: Clock) {
+  constructor(tokens: Map<string, StaticToken>, jwt: JwtVerifier | undefined, clock: WallClock) {
     this.#tokens = tokens;
     this.#jwt = jwt;
     this.#clock = clock;
@@ -45,7 +45,7 @@ export class Authenticator {
   }
 
   /** Builds the authenticator of a configuration, or undefined when auth is off. @throws TokensFileError */
-  static async open(config: AuthConfig, clock: Clock): Promise<Authenticator | undefined> {
+  static async open(config: AuthConfig, clock: WallClock): Promise<Authenticator | undefined> {
     if (!authConfigured(config)) return undefined;
     const tokens = config.authTokensFile === undefined ? new Map<string, StaticToken>() : await loadTokensFile(config.authTokensFile);
     const jwt =

@@ -9,7 +9,7 @@
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
-import type { Clock } from '../clock.ts';
+import type { WallClock } from '../clock.ts';
 import { compileGrants, grantsSchema, type CompiledGrant } from './grants.ts';
 import { sha256Hex } from './tokens-file.ts';
 
@@ -29,7 +29,7 @@ export interface JwtOptions {
   audience?: string;
   /** Required `iss` (when set). */
   issuer?: string;
-  clock: Clock;
+  clock: WallClock;
 }
 
 /** A verified JWT: its per-client key, grants and expiry (ms since the epoch; undefined without `exp`). */

@@ -4,6 +4,7 @@
  * the request is refused with 503 + Retry-After instead of growing memory without bound.
  */
 import type { EventEmitter } from 'node:events';
+import type { Clock } from '../clock.ts';
 import { ServiceUnavailableError } from '../protocol/errors.ts';
 import type { StreamState } from '../stream/stream-state.ts';
 
@@ -15,15 +16,20 @@ export type LiveMode = 'long-poll' | 'sse';
 
 export class LiveReaders {
   readonly #maxWaiters: number;
+  readonly #clock: Clock;
   #waiting = 0;
   #longPollWaiting = 0;
   #sseOpen = 0;
   #closing = false;
   readonly #all = new Set<() => void>();
 
-  /** @param maxWaiters most readers that may wait at once. */
-  constructor(maxWaiters: number) {
+  /**
+   * @param maxWaiters most readers that may wait at once.
+   * @param clock times each wait out.
+   */
+  constructor(maxWaiters: number, clock: Clock) {
     this.#maxWaiters = maxWaiters;
+    this.#clock = clock;
   }
 
   /** Readers waiting right now. */
@@ -82,7 +88,7 @@ export class LiveReaders {
     if (longPoll) this.#longPollWaiting++;
     return new Promise<WakeReason>((resolve) => {
       const finish = (reason: WakeReason) => {
-        clearTimeout(timer);
+        timer.cancel();
         stream.removeWaiter(onChange);
         this.#all.delete(onShutdown);
         connection.off('close', onClose);
@@ -93,7 +99,7 @@ export class LiveReaders {
       const onChange = () => finish('changed');
       const onClose = () => finish('disconnected');
       const onShutdown = () => finish('shutdown');
-      const timer = setTimeout(finish, timeoutMs, 'timeout');
+      const timer = this.#clock.setTimeout(() => finish('timeout'), timeoutMs);
       stream.addWaiter(onChange);
       this.#all.add(onShutdown);
       connection.once('close', onClose);

@@ -7,6 +7,7 @@
  *   const faults = new FaultInjectingObjectStore(new MemoryObjectStore());
  *   faults.inject({ when: (c) => c.operation === 'put', action: { kind: 'fail', error: injectedUnavailable }, times: 2 });
  */
+import { systemClock } from '../clock.ts';
 import {
   ObjectStoreUnavailableError,
   type ByteRange,
@@ -67,7 +68,6 @@ interface ActiveRule {
   hitCount: number;
 }
 
-const realSleep = (delayMs: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, delayMs));
 
 export class FaultInjectingObjectStore implements ObjectStore {
   readonly description: string;
@@ -80,7 +80,7 @@ export class FaultInjectingObjectStore implements ObjectStore {
   constructor(inner: ObjectStore, options: { sleep?: (delayMs: number) => Promise<void> } = {}) {
     this.#inner = inner;
     this.description = inner.description;
-    this.#sleep = options.sleep ?? realSleep;
+    this.#sleep = options.sleep ?? systemClock.sleep;
   }
 
   inject(rule: FaultRule): FaultHandle {

@@ -6,7 +6,7 @@
  * It counts calls that reach it: wrapped inside `retrying-store.ts` (`retrying(metered(s3))`)
  * it counts every attempt, i.e. the requests the store really saw; outside, logical operations.
  */
-import { systemClock, type Clock } from '../clock.ts';
+import { systemClock, type WallClock } from '../clock.ts';
 import {
   ObjectStoreError,
   type ByteRange,
@@ -50,7 +50,7 @@ function emptyMetrics(): OperationMetrics {
 export class MeteredObjectStore implements ObjectStore {
   readonly description: string;
   readonly #inner: ObjectStore;
-  readonly #clock: Clock;
+  readonly #clock: WallClock;
   readonly #onFinish: ObjectStoreFinishListener | undefined;
   #metrics: ObjectStoreMetricsSnapshot;
 
@@ -58,7 +58,7 @@ export class MeteredObjectStore implements ObjectStore {
    * `clock` times the calls; default the system clock. `onFinish` is told each finished call's
    * operation and latency (a Prometheus histogram observes it); it must not throw.
    */
-  constructor(inner: ObjectStore, options: { clock?: Clock; onFinish?: ObjectStoreFinishListener } = {}) {
+  constructor(inner: ObjectStore, options: { clock?: WallClock; onFinish?: ObjectStoreFinishListener } = {}) {
     this.#inner = inner;
     this.description = inner.description;
     this.#clock = options.clock ?? systemClock;

@@ -17,7 +17,7 @@
  *
  * Compose it outside `metered-store.ts` to count real requests: `retrying(metered(s3))`.
  */
-import type { Clock, RandomSource } from '../clock.ts';
+import { systemClock, type RandomSource, type WallClock } from '../clock.ts';
 import {
   ObjectAlreadyExistsError,
   ObjectStoreError,
@@ -67,7 +67,7 @@ export interface RetryEvent {
 
 export interface RetryingObjectStoreOptions {
   random: RandomSource;
-  clock: Clock;
+  clock: WallClock;
   policy?: Partial<RetryPolicy>;
   /** Default: a `setTimeout` sleep. Tests pass one that only records. */
   sleep?: (delayMs: number) => Promise<void>;
@@ -75,14 +75,13 @@ export interface RetryingObjectStoreOptions {
   onRetry?: (event: RetryEvent) => void;
 }
 
-const realSleep = (delayMs: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, delayMs));
 
 export class RetryingObjectStore implements ObjectStore {
   readonly description: string;
   readonly policy: RetryPolicy;
   readonly #inner: ObjectStore;
   readonly #random: RandomSource;
-  readonly #clock: Clock;
+  readonly #clock: WallClock;
   readonly #sleep: (delayMs: number) => Promise<void>;
   readonly #onRetry: ((event: RetryEvent) => void) | undefined;
 
@@ -93,7 +92,7 @@ export class RetryingObjectStore implements ObjectStore {
     if (!(this.policy.attemptsMax >= 1)) throw new RangeError(`attemptsMax must be ≥ 1, got ${this.policy.attemptsMax}`);
     this.#random = options.random;
     this.#clock = options.clock;
-    this.#sleep = options.sleep ?? realSleep;
+    this.#sleep = options.sleep ?? systemClock.sleep;
     this.#onRetry = options.onRetry;
   }
 

@@ -5,7 +5,7 @@
  * `READINESS_PROBE_CACHE_MS` and concurrent checks share one probe, so frequent scrapers cost
  * the store one request per period.
  */
-import type { Clock } from '../clock.ts';
+import type { Clock, Timer } from '../clock.ts';
 import { READINESS_PROBE_CACHE_MS, READINESS_PROBE_TIMEOUT_MS } from '../config/limits.ts';
 import { ObjectNotFoundError, type ObjectStore } from '../object-store/index.ts';
 
@@ -68,9 +68,9 @@ export class Readiness {
   }
 
   async #probeStore(): Promise<ReadinessResult> {
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     const timeout = new Promise<ReadinessResult>((resolve) => {
-      timer = setTimeout(
+      timer = this.#o.clock.setTimeout(
         () => resolve({ ready: false, reason: `object store did not answer within ${READINESS_PROBE_TIMEOUT_MS} ms` }),
         READINESS_PROBE_TIMEOUT_MS,
       );
@@ -85,7 +85,7 @@ export class Readiness {
     try {
       return await Promise.race([probe, timeout]);
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
     }
   }
 }

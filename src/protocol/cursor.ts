@@ -4,7 +4,7 @@
  * echoes a cursor at or past the current interval, the answer jumps ahead by a random 1–3600 s,
  * so cursors never go backwards and a cached empty response cannot loop.
  */
-import type { Clock, RandomSource } from '../clock.ts';
+import type { RandomSource, WallClock } from '../clock.ts';
 
 export const CURSOR_EPOCH_MS = Date.UTC(2024, 9, 9);
 export const CURSOR_INTERVAL_MS = 20_000;
@@ -20,7 +20,7 @@ export function currentCursorInterval(nowMs: number): number {
  * The cursor to send on a live response, given the client's `cursor` parameter (if any).
  * Always ≥ the current interval and strictly greater than a client cursor that is not behind.
  */
-export function responseCursor(clientCursor: string | undefined, clock: Clock, random: RandomSource): string {
+export function responseCursor(clientCursor: string | undefined, clock: WallClock, random: RandomSource): string {
   const current = currentCursorInterval(clock.nowMs());
   if (clientCursor === undefined || !/^\d{1,15}$/.test(clientCursor)) return String(current);
   const client = Number(clientCursor);

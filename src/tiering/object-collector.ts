@@ -6,6 +6,7 @@
  * checkpoints, and replaying a delete record queues its job again, so a restart does not forget
  * them (deleting an absent key succeeds, so a job may safely run twice).
  */
+import type { Clock, Timer } from '../clock.ts';
 import type { Logger } from 'pino';
 import { OBJECT_DELETE_RETRY_MS } from '../config/limits.ts';
 import type { ObjectStore } from '../object-store/index.ts';
@@ -19,6 +20,8 @@ export interface ObjectCollectorOptions {
   logger: Logger;
   /** Seals running, waited for before a prefix is deleted (so no upload lands after the delete). */
   seals: SealActivity;
+  /** Times the pause before a failed delete is retried. */
+  clock: Clock;
 }
 
 export class ObjectCollector {
@@ -26,7 +29,7 @@ export class ObjectCollector {
   readonly #jobs: DeleteJob[] = [];
   #running: Promise<void> | undefined;
   #closed = false;
-  #retryTimer: NodeJS.Timeout | undefined;
+  #retryTimer: Timer | undefined;
   /** Objects deleted so far (keys handed to the store). */
   deletedCount = 0;
 
@@ -56,7 +59,7 @@ export class ObjectCollector {
   /** Stops starting jobs; the pending ones stay for the next checkpoint or restart. */
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#retryTimer);
+    this.#retryTimer?.cancel();
     await this.#running;
   }
 
@@ -80,11 +83,12 @@ export class ObjectCollector {
         this.#jobs.shift();
       } catch (error) {
         this.#options.logger.warn({ err: error, retryInMs: OBJECT_DELETE_RETRY_MS }, 'object delete failed; will retry');
-        this.#retryTimer = setTimeout(() => {
-          this.#retryTimer = undefined;
-          this.#kick();
-        }, OBJECT_DELETE_RETRY_MS);
-        this.#retryTimer.unref();
+        this.#retryTimer = this.#options.clock
+          .setTimeout(() => {
+            this.#retryTimer = undefined;
+            this.#kick();
+          }, OBJECT_DELETE_RETRY_MS)
+          .unref();
         return;
       }
     }

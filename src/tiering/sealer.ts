@@ -16,7 +16,7 @@
  * manifest versions are written one at a time.
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../clock.ts';
+import type { Clock, Timer } from '../clock.ts';
 import {
   HOT_TAIL_PRESSURE_FRACTION,
   SEAL_CHECK_INTERVAL_MS,
@@ -87,7 +87,7 @@ export class Sealer {
   readonly #slotWaiters: (() => void)[] = [];
   #uploads = 0;
   #ticks = 0;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
   #closed = false;
   readonly stats: SealerStats = { segmentsWritten: 0, sealedBytes: 0, segmentsAdopted: 0, orphansDeleted: 0, failures: 0, trims: 0 };
 
@@ -98,8 +98,7 @@ export class Sealer {
   /** Starts the periodic checks (after recovery: every stream with a hot tail is a candidate). */
   start(): void {
     for (const stream of this.#o.registry.allStreams()) if (stream.hotTail.sizeBytes > 0) this.#track(stream);
-    this.#timer = setInterval(() => this.#tick(), SEAL_CHECK_INTERVAL_MS);
-    this.#timer.unref();
+    this.#timer = this.#o.clock.setInterval(() => this.#tick(), SEAL_CHECK_INTERVAL_MS).unref();
   }
 
   /** New durable bytes or closure of `stream` (registry listener): seal at once if the policy says so. */
@@ -120,7 +119,7 @@ export class Sealer {
   /** Stops starting work and waits for running seals (queued ones are dropped: the WAL keeps their bytes). */
   async close(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#timer);
+    this.#timer?.cancel();
     this.#ready.clear();
     await Promise.allSettled(this.#running.values());
   }

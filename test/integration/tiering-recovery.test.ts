@@ -5,6 +5,7 @@
  *   between the two) is adopted, and a segment object no manifest lists is deleted, never served;
  * - seals published before a restart are read from segments afterwards without being uploaded again.
  */
+import { systemClock } from '../../src/clock.ts';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -103,7 +104,7 @@ test('a checkpoint taken after retention dropped every segment restores the seal
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-trim-'));
   cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
   let skewMs = 0;
-  const clock = { nowMs: () => Date.now() + skewMs };
+  const clock = { ...systemClock, nowMs: () => Date.now() + skewMs };
   const config = testConfig(dataDir, { sealIdleMs: 0, segmentSizeBytes: 1000, retentionMs: 60_000 });
   const first = await startServer(config, { logger: pino({ level: 'warn' }), clock });
   cleanup.push(() => first.close());

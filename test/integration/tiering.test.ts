@@ -4,6 +4,7 @@
  * the hot/cold boundary (fast-check, both content modes), object lifecycle (delete, forks,
  * cascade) and retention (410 below the retained start).
  */
+import { systemClock } from '../../src/clock.ts';
 import fc from 'fast-check';
 import { afterEach, describe, expect, test } from 'vitest';
 import { MemoryObjectStore } from '../../src/object-store/index.ts';
@@ -404,7 +405,7 @@ describe('retention', () => {
 
   test('the Cairn-Retention-Ms create header keeps a stream only as long as asked', async () => {
     let skewMs = 0;
-    const clock = { nowMs: () => Date.now() + skewMs };
+    const clock = { ...systemClock, nowMs: () => Date.now() + skewMs };
     const { server } = await start({ sealIdleMs: 0, segmentSizeBytes: 500 }, { clock });
     const created = await create(server, 'brief', 'application/octet-stream', { 'cairn-retention-ms': '60000' });
     expect(created.headers.get('cairn-retention-ms')).toBe('60000');

@@ -2,7 +2,7 @@
  * A stream registry over an in-memory record log, for unit tests of the layers above it (sealer,
  * read path). Uses only the registry's public methods.
  */
-import type { Clock } from '../../src/clock.ts';
+import { manualClock, type Clock, type ManualClock } from '../../src/clock.ts';
 import type { StreamRecord } from '../../src/stream/records.ts';
 import { StreamRegistry } from '../../src/stream/registry.ts';
 import type { StreamState } from '../../src/stream/stream-state.ts';
@@ -16,18 +16,14 @@ export class MemoryRecordLog {
   }
 }
 
-/** A clock the test moves by hand. */
-export class ManualClock implements Clock {
-  ms: number;
-  constructor(ms = 1_700_000_000_000) {
-    this.ms = ms;
-  }
-  nowMs(): number {
-    return this.ms;
-  }
+/** A clock the test moves by hand (`advance`), starting at a fixed wall time. */
+export function testClock(): ManualClock {
+  return manualClock(1_700_000_000_000);
 }
 
-export function memoryRegistry(clock: Clock = new ManualClock()): { registry: StreamRegistry; log: MemoryRecordLog } {
+export type { ManualClock };
+
+export function memoryRegistry(clock: Clock = testClock()): { registry: StreamRegistry; log: MemoryRecordLog } {
   const log = new MemoryRecordLog();
   return { registry: new StreamRegistry(log, clock), log };
 }
@@ -38,7 +34,7 @@ export function memoryRegistry(clock: Clock = new ManualClock()): { registry: St
  */
 export function replayedRegistry(
   records: readonly StreamRecord[],
-  clock: Clock = new ManualClock(),
+  clock: Clock = testClock(),
   lose: (record: StreamRecord) => boolean = () => false,
 ): { registry: StreamRegistry; log: MemoryRecordLog } {
   const rebuilt = memoryRegistry(clock);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { seededRandom, type Clock } from '../../src/clock.ts';
+import { seededRandom, type WallClock } from '../../src/clock.ts';
 import {
   FaultInjectingObjectStore,
   injectedUnavailable,
@@ -41,7 +41,7 @@ describe('MeteredObjectStore', () => {
 
   test('measures latency with the injected clock', async () => {
     let nowMs = 0;
-    const clock: Clock = { nowMs: () => nowMs };
+    const clock: WallClock = { nowMs: () => nowMs };
     const faults = new FaultInjectingObjectStore(new MemoryObjectStore(), {
       sleep: async (delayMs) => {
         nowMs += delayMs;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { seededRandom, type Clock, type RandomSource } from '../../src/clock.ts';
+import { seededRandom, type RandomSource, type WallClock } from '../../src/clock.ts';
 import {
   FaultInjectingObjectStore,
   injectedUnavailable,
@@ -21,7 +21,7 @@ function setup(policy: Partial<RetryPolicy> = {}, random: RandomSource = seededR
   const metered = new MeteredObjectStore(memory);
   const faults = new FaultInjectingObjectStore(metered);
   let nowMs = 1_000_000;
-  const clock: Clock = { nowMs: () => nowMs };
+  const clock: WallClock = { nowMs: () => nowMs };
   const sleeps: number[] = [];
   const events: RetryEvent[] = [];
   const store = new RetryingObjectStore(faults, {

@@ -3,6 +3,7 @@
  * per READINESS_PROBE_CACHE_MS however many checks, shared by concurrent checks).
  */
 import { expect, test } from 'vitest';
+import { manualClock } from '../../src/clock.ts';
 import { READINESS_PROBE_CACHE_MS, READINESS_PROBE_TIMEOUT_MS } from '../../src/config/limits.ts';
 import { FaultInjectingObjectStore, injectedUnavailable, MemoryObjectStore, MeteredObjectStore } from '../../src/object-store/index.ts';
 import { Readiness } from '../../src/observability/readiness.ts';
@@ -12,7 +13,7 @@ function setup() {
   // Counts every probe.
   const metered = new MeteredObjectStore(store);
   const probes = { get hitCount() { return metered.snapshot().head.requestCount; } };
-  const clock = { ms: 1_000, nowMs: () => clock.ms };
+  const clock = manualClock(1_000);
   let walFailure: Error | undefined;
   const readiness = new Readiness({ store: metered, clock, walFailure: () => walFailure });
   return { store, probes, clock, readiness, failWal: (error: Error) => (walFailure = error) };
@@ -42,10 +43,10 @@ test('one probe per cache period, shared by concurrent checks; outages seen afte
   expect(probes.hitCount).toBe(1);
 
   store.inject({ when: () => true, action: { kind: 'fail', error: injectedUnavailable } });
-  clock.ms += READINESS_PROBE_CACHE_MS - 1;
+  clock.advance(READINESS_PROBE_CACHE_MS - 1);
   expect(await readiness.check()).toEqual({ ready: true });
   expect(probes.hitCount).toBe(1);
-  clock.ms += 1;
+  clock.advance(1);
   const down = await readiness.check();
   expect(down.ready).toBe(false);
   expect(!down.ready && down.reason).toMatch(/^object store unreachable: /);
@@ -53,11 +54,13 @@ test('one probe per cache period, shared by concurrent checks; outages seen afte
 });
 
 test('a probe that hangs counts as unreachable after the timeout', async () => {
-  const { store, readiness } = setup();
+  const { store, readiness, clock } = setup();
   readiness.markRecovered();
   store.inject({ when: () => true, action: { kind: 'hang' } });
   try {
-    expect(await readiness.check()).toEqual({ ready: false, reason: `object store did not answer within ${READINESS_PROBE_TIMEOUT_MS} ms` });
+    const pending = readiness.check();
+    clock.advance(READINESS_PROBE_TIMEOUT_MS);
+    expect(await pending).toEqual({ ready: false, reason: `object store did not answer within ${READINESS_PROBE_TIMEOUT_MS} ms` });
   } finally {
     store.releaseHung();
   }

@@ -9,7 +9,7 @@ import type { StreamRegistry } from '../../src/stream/registry.ts';
 import { ObjectCollector } from '../../src/tiering/object-collector.ts';
 import { SealActivity } from '../../src/tiering/seal-activity.ts';
 import { Sealer } from '../../src/tiering/sealer.ts';
-import { createStream, ManualClock, memoryRegistry, replayedRegistry } from '../support/registry.ts';
+import { createStream, testClock, type ManualClock, memoryRegistry, replayedRegistry } from '../support/registry.ts';
 
 const NODE_ID = 'a1b2c3d4e5f6';
 const logger = pino({ level: 'silent' });
@@ -24,7 +24,7 @@ afterEach(async () => {
 function sealerFor(registry: StreamRegistry, store: ObjectStore, clock: ManualClock) {
   const seals = new SealActivity();
   const naming = new ObjectNaming(NODE_ID);
-  const collector = new ObjectCollector({ store, logger, seals });
+  const collector = new ObjectCollector({ store, logger, seals, clock });
   const sealer = new Sealer({
     registry,
     manifests: new ManifestStore({ store, naming }),
@@ -54,7 +54,7 @@ async function storedKeys(store: MemoryObjectStore, kind: 'segment' | 'manifest'
 
 describe('sealer', () => {
   test('seals durable bytes into segments and publishes them in the manifest and the WAL', async () => {
-    const clock = new ManualClock();
+    const clock = testClock();
     const { registry, log } = memoryRegistry(clock);
     const store = new MemoryObjectStore();
     const { sealer, collector } = sealerFor(registry, store, clock);
@@ -84,7 +84,7 @@ describe('sealer', () => {
   });
 
   test('a failed seal is retried after its backoff, and the retry probes first', async () => {
-    const clock = new ManualClock();
+    const clock = testClock();
     const { registry } = memoryRegistry(clock);
     const memory = new MemoryObjectStore();
     const store = new FaultInjectingObjectStore(memory);
@@ -98,7 +98,7 @@ describe('sealer', () => {
     await seals.idle(stream.incarnation);
     expect(sealer.stats.failures).toBe(1);
     expect(stream.needsProbe).toBe(true);
-    clock.ms += 60_000; // past any backoff
+    clock.advance(60_000); // past any backoff
     await vi.waitFor(() => expect(stream.sealedOffset).toBe(100), { timeout: 10_000 });
     expect(sealer.stats.failures).toBe(1);
     expect(stream.needsProbe).toBe(false);
@@ -107,7 +107,7 @@ describe('sealer', () => {
   });
 
   test('after a crash that lost the seal records, a restart adopts the stored segments', async () => {
-    const clock = new ManualClock();
+    const clock = testClock();
     const first = memoryRegistry(clock);
     const store = new MemoryObjectStore();
     const before = sealerFor(first.registry, store, clock);
@@ -133,7 +133,7 @@ describe('sealer', () => {
   });
 
   test('a segment key holding other bytes fences the stream: it is never sealed again', async () => {
-    const clock = new ManualClock();
+    const clock = testClock();
     const { registry } = memoryRegistry(clock);
     const memory = new MemoryObjectStore();
     const { sealer, seals, naming } = sealerFor(registry, memory, clock);
@@ -144,7 +144,7 @@ describe('sealer', () => {
     await seals.idle(stream.incarnation);
     expect(sealer.stats.failures).toBe(1);
     expect(stream.sealedOffset).toBe(0);
-    clock.ms += 60_000;
+    clock.advance(60_000);
     sealer.durable(stream); // nothing starts for a fenced stream
     await seals.idle(stream.incarnation);
     expect(sealer.stats.failures).toBe(1);

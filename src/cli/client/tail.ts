@@ -5,7 +5,7 @@
  * every minute or so: tail reconnects from the last offset, and stops when a control event says
  * `streamClosed` (exit 0) or on Ctrl-C.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { systemClock } from '../../clock.ts';
 import { CliError, EXIT_UNAVAILABLE } from '../exit-codes.ts';
 import { send, withQuery, type ClientOptions } from './http.ts';
 import { isJson, jsonLines, writeOut } from './output.ts';
@@ -35,7 +35,7 @@ export async function tailStream(url: URL, offset: string, options: ClientOption
     } catch (error) {
       // Only an unreachable server is worth retrying; a 404 or 401 will not change.
       if (!(error instanceof CliError) || error.exitCode !== EXIT_UNAVAILABLE || ++failures >= TAIL_CONNECT_ATTEMPTS_MAX) throw error;
-      await sleep(TAIL_RETRY_PAUSE_MS);
+      await systemClock.sleep(TAIL_RETRY_PAUSE_MS);
       continue;
     }
     failures = 0;
@@ -57,7 +57,7 @@ export async function tailStream(url: URL, offset: string, options: ClientOption
       if (error instanceof SyntaxError) throw error;
       // The connection broke mid-stream: reconnect from the last control event's offset.
       if (++failures >= TAIL_CONNECT_ATTEMPTS_MAX) throw new CliError(EXIT_UNAVAILABLE, `GET ${url.href}: connection lost (${(error as Error).message})`);
-      await sleep(TAIL_RETRY_PAUSE_MS);
+      await systemClock.sleep(TAIL_RETRY_PAUSE_MS);
     }
   }
 }
