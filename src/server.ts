@@ -40,7 +40,8 @@ import { SegmentCache, type SegmentCacheStats } from './read-path/segment-cache.
 import { StreamRegistry, type RegistrySnapshot } from './stream/registry.ts';
 import type { StreamRecord } from './stream/records.ts';
 import { ObjectCollector, type DeleteJob } from './tiering/object-collector.ts';
-import { loadNodeId, ObjectNaming } from './tiering/object-naming.ts';
+import { ObjectNaming } from './tiering/object-naming.ts';
+import { loadNodeId } from './data-dir.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
 import { openWal, type WalFs } from './wal/index.ts';
 
