@@ -2,7 +2,7 @@
  * Power loss (issue "Power loss: nothing served or acknowledged before it is on disk"): the real
  * WAL writer, recovery, checkpoints, sealer and filesystem store run on a simulated page cache
  * (support/simulated-disk.ts) under a seeded random workload: three streams appended to at once
- * (one through an idempotent producer), checkpoints, and 64-byte... 2 KiB segments sealed as
+ * (one through an idempotent producer), checkpoints, and 2 KiB segments sealed as
  * they fill. The run is a chain of process lives, each ended by a `kill -9` (cache kept) or a
  * power loss (only durable state kept). At every file operation of every life, until
  * `POWER_LOSS_CUTS` of them, the test also takes a power-loss image of the machine (optionally
@@ -14,7 +14,8 @@
  * After every life's recovery it reads each stream (what a reader is served from now on) and a
  * producer resends its last append (which must be a duplicate).
  *
- * Replay a run: POWER_LOSS_SEED=<seed printed> (and POWER_LOSS_CUTS=<n> for more cut points).
+ * Replay a run: POWER_LOSS_SEED=<seed printed> (and POWER_LOSS_CUTS=<n> for more cut points); the
+ * seed fixes the workload and every cut, and only a sealer timer tick (100 ms) can reorder it.
  */
 import { expect, test } from 'vitest';
 import { seededRandom, type RandomSource } from '../../src/clock.ts';
