@@ -40,9 +40,9 @@ import { SegmentCache, type SegmentCacheStats } from './read-path/segment-cache.
 import { StreamRegistry, type RegistrySnapshot } from './stream/registry.ts';
 import type { StreamRecord } from './stream/records.ts';
 import { ObjectCollector, type DeleteJob } from './tiering/object-collector.ts';
+import { loadNodeId } from './data-dir.ts';
 import { ManifestStore } from './manifest/manifest-store.ts';
 import { ObjectNaming } from './manifest/object-naming.ts';
-import { loadNodeId } from './tiering/object-naming.ts';
 import { SealActivity } from './tiering/seal-activity.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
 import { openWal, type WalFs } from './wal/index.ts';

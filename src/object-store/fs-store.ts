@@ -10,22 +10,29 @@
  *
  * Durability and atomicity. A put writes a temporary file in `<root>/.tmp/`, fsyncs it, then
  * publishes it with `link()` (create-if-absent: fails with EEXIST, never replaces) or `rename()`
- * (overwrite), then fsyncs the target directory, and every directory it had to create. A reader
- * therefore sees either no object or the whole object, also after a crash. A crash can leave a
- * temporary file behind; it is never listed or read, and the first put of a later process
- * removes the temporary files of other processes.
+ * (overwrite), then fsyncs the target directory, and the parent of every directory on the way
+ * from the data directory down that this process has not yet seen durable (whoever created it:
+ * of two racing creators the loser must not answer before the winner's fsync). A reader
+ * therefore sees either no object or the whole object, also after a crash or a power loss. A
+ * create-if-absent put that meets an existing object (EEXIST) fsyncs that object and its
+ * directories before answering `ObjectAlreadyExistsError`: its writer may have died before its
+ * own fsyncs, and the caller may adopt the object as stored (retrying-store.ts, the sealer).
+ * A crash can leave a temporary file behind; it is never listed or read, and the first put of a
+ * later process removes the temporary files of other processes.
+ *
+ * A failed fsync is not retryable (`ObjectStoreRequestError`, storeCode `FSYNC_FAILED`): Linux
+ * marks the pages clean after a failed writeback, so a retry's fsync would report success for
+ * data that is not on disk. For the same reason every later put and delete of this store
+ * instance fails too, until the process restarts (docs/reliability.md).
  *
  * Hard links are required for create-if-absent: on a filesystem without them the put fails
  * (`ObjectStoreRequestError`, e.g. EPERM), which the startup overwrite check reports.
  */
 import { randomBytes } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
-import { link, mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import {
   assertValidByteRange,
   assertValidObjectKey,
-  compareObjectKeys,
   listLimit,
   ObjectAlreadyExistsError,
   ObjectNotFoundError,
@@ -42,15 +49,20 @@ import {
   type ObjectStoreOperation,
   type PutOptions,
 } from './object-store.ts';
+import { decodeComponent, DIRECTORY_SUFFIX, encodeComponent, walk } from './fs-store-layout.ts';
+import { nodeStoreFs, type StoreFileHandle, type StoreFs } from './store-fs.ts';
+
+export { decodeComponent, encodeComponent };
 
 export interface FsObjectStoreOptions {
   /** Directory holding the objects; created on the first put. */
   rootDir: string;
+  /** File-system calls (power-loss tests pass a simulated page cache). Default: node:fs. */
+  fs?: StoreFs;
 }
 
 /** Longest file name most Linux filesystems accept, in bytes. */
 const FILE_NAME_BYTES_MAX = 255;
-const DIRECTORY_SUFFIX = '~';
 const TEMP_PREFIX = '.tmp-';
 /** Directory of temporary files, under the root; a leading '.' cannot come from a key. */
 const TEMP_DIR = '.tmp';
@@ -59,6 +71,11 @@ const TEMP_DIR = '.tmp';
  * again; more than a few such races in a row would mean something else is removing files.
  */
 const PUT_DIRECTORY_RACE_ATTEMPTS_MAX = 5;
+/**
+ * Directories remembered as durable (their entry in the parent fsynced by this process). One per
+ * stream incarnation or so; past the bound the memo starts again, which costs a few fsyncs.
+ */
+const DURABLE_DIRS_MAX = 65_536;
 
 /** errno codes that describe a transient condition: the same operation may succeed later. */
 const TRANSIENT_ERRNO = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EMFILE', 'ENFILE', 'EAGAIN', 'EBUSY', 'ETIMEDOUT', 'EINTR']);
@@ -66,12 +83,18 @@ const TRANSIENT_ERRNO = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EMFILE', 'ENFILE', 
 export class FsObjectStore implements ObjectStore {
   readonly description: string;
   readonly rootDir: string;
+  readonly #fs: StoreFs;
   #tempCounter = 0;
   #tempDirReady: Promise<string> | undefined;
+  /** Directories whose entry in their parent this process made durable (see the module doc). */
+  readonly #durableDirs = new Set<string>();
+  /** The first fsync failure: every later write fails with it (see the module doc). */
+  #syncFailure: FsyncFailure | undefined;
 
   constructor(options: FsObjectStoreOptions) {
     this.rootDir = path.resolve(options.rootDir);
     this.description = `filesystem ${this.rootDir}`;
+    this.#fs = options.fs ?? nodeStoreFs;
   }
 
   async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
@@ -92,9 +115,9 @@ export class FsObjectStore implements ObjectStore {
     assertValidObjectKey('get', key);
     if (range) assertValidByteRange(range);
     const { file } = this.#pathOf('get', key);
-    let handle: FileHandle;
+    let handle: StoreFileHandle;
     try {
-      handle = await open(file, 'r');
+      handle = await this.#fs.open(file, 'r');
     } catch (error) {
       throw toStoreError('get', key, error);
     }
@@ -123,7 +146,7 @@ export class FsObjectStore implements ObjectStore {
     assertValidObjectKey('head', key);
     const { file } = this.#pathOf('head', key);
     try {
-      return { key, sizeBytes: (await stat(file)).size };
+      return { key, sizeBytes: (await this.#fs.stat(file)).size };
     } catch (error) {
       throw toStoreError('head', key, error);
     }
@@ -145,10 +168,10 @@ export class FsObjectStore implements ObjectStore {
     }
     const objects: ObjectInfo[] = [];
     try {
-      for await (const { key, file } of walk(dir, dirKeyPrefix, prefix, startAfter)) {
+      for await (const { key, file } of walk(this.#fs, dir, dirKeyPrefix, prefix, startAfter)) {
         if (objects.length === limit) return { objects, nextStartAfter: objects[objects.length - 1]!.key };
         try {
-          objects.push({ key, sizeBytes: (await stat(file)).size });
+          objects.push({ key, sizeBytes: (await this.#fs.stat(file)).size });
         } catch (error) {
           if (errnoOf(error) !== 'ENOENT') throw error; // deleted since readdir: not listed
         }
@@ -182,67 +205,112 @@ export class FsObjectStore implements ObjectStore {
   async close(): Promise<void> {}
 
   async #putOnce(key: string, dir: string, file: string, body: Uint8Array, overwrite: boolean): Promise<void> {
+    if (this.#syncFailure) throw this.#syncFailure;
+    const fs = this.#fs;
     const tempDir = await (this.#tempDirReady ??= this.#prepareTempDir());
-    const firstCreatedDir = await mkdir(dir, { recursive: true });
+    await fs.mkdir(dir, { recursive: true });
     const temp = path.join(tempDir, `${TEMP_PREFIX}${process.pid}-${++this.#tempCounter}-${randomBytes(6).toString('hex')}`);
-    const handle = await open(temp, 'wx');
+    const handle = await fs.open(temp, 'wx');
     let published = false;
     try {
       try {
         await handle.writeFile(body);
-        await handle.datasync();
+        await this.#synced(temp, () => handle.datasync());
       } finally {
         await handle.close();
       }
       if (overwrite) {
-        await rename(temp, file);
+        await fs.rename(temp, file);
         published = true;
       } else {
         try {
-          await link(temp, file);
+          await fs.link(temp, file);
           published = true;
         } catch (error) {
-          if (errnoOf(error) === 'EEXIST') throw new ObjectAlreadyExistsError(key, { cause: error });
-          throw error;
+          if (errnoOf(error) !== 'EEXIST') throw error;
+          // Its writer may have died before its fsyncs; the caller may adopt it as stored.
+          await this.#syncFile(file);
+          await this.#syncDirChain(dir);
+          throw new ObjectAlreadyExistsError(key, { cause: error });
         }
       }
     } finally {
-      if (!overwrite || !published) await unlink(temp).catch(() => {});
+      if (!overwrite || !published) await fs.unlink(temp).catch(() => {});
     }
-    await syncDir(dir);
-    if (firstCreatedDir !== undefined) {
-      // Each directory created here is an entry in its parent: make those entries durable too.
-      for (let d = dir; d !== path.dirname(firstCreatedDir); d = path.dirname(d)) await syncDir(path.dirname(d));
+    await this.#syncDirChain(dir);
+  }
+
+  /** Makes the entries in `dir` durable, and the entry of every directory from the root down to it. */
+  async #syncDirChain(dir: string): Promise<void> {
+    await this.#syncDir(dir);
+    const chain: string[] = [];
+    for (let d = dir; d !== path.dirname(this.rootDir); d = path.dirname(d)) chain.push(d);
+    for (const d of chain.reverse()) {
+      if (this.#durableDirs.has(d)) continue;
+      await this.#syncDir(path.dirname(d));
+      if (this.#durableDirs.size >= DURABLE_DIRS_MAX) this.#durableDirs.clear();
+      this.#durableDirs.add(d);
+    }
+  }
+
+  async #syncDir(dir: string): Promise<void> {
+    const handle = await this.#fs.open(dir, 'r');
+    try {
+      await this.#synced(dir, () => handle.sync());
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async #syncFile(file: string): Promise<void> {
+    const handle = await this.#fs.open(file, 'r');
+    try {
+      await this.#synced(file, () => handle.datasync());
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Runs an fsync; a failure becomes the store's `#syncFailure` (see the module doc). */
+  async #synced(target: string, sync: () => Promise<void>): Promise<void> {
+    try {
+      await sync();
+    } catch (error) {
+      this.#syncFailure ??= new FsyncFailure(target, error);
+      throw this.#syncFailure;
     }
   }
 
   /** Creates `<root>/.tmp` and removes what interrupted puts of other processes left there. */
   async #prepareTempDir(): Promise<string> {
     const tempDir = path.join(this.rootDir, TEMP_DIR);
-    await mkdir(tempDir, { recursive: true });
+    await this.#fs.mkdir(tempDir, { recursive: true });
+    await this.#syncDirChain(tempDir);
     const mine = `${TEMP_PREFIX}${process.pid}-`;
-    for (const name of await readdir(tempDir)) {
-      if (!name.startsWith(mine)) await unlink(path.join(tempDir, name)).catch(() => {});
+    for (const name of await this.#fs.readdir(tempDir)) {
+      if (!name.startsWith(mine)) await this.#fs.unlink(path.join(tempDir, name)).catch(() => {});
     }
     return tempDir;
   }
 
   async #deleteOne(key: string): Promise<void> {
+    if (this.#syncFailure) throw this.#syncFailure;
     const { dir, file } = this.#pathOf('delete', key);
     try {
-      await unlink(file);
+      await this.#fs.unlink(file);
     } catch (error) {
       if (errnoOf(error) === 'ENOENT') return;
       throw error;
     }
-    await syncDir(dir);
+    await this.#syncDir(dir);
     // Prune directories left empty, so deleted streams leave no trace; stop at the first that is not.
     for (let d = dir; d !== this.rootDir; d = path.dirname(d)) {
       try {
-        await rmdir(d);
+        await this.#fs.rmdir(d);
       } catch {
         return;
       }
+      this.#durableDirs.delete(d);
     }
   }
 
@@ -264,107 +332,15 @@ export class FsObjectStore implements ObjectStore {
   }
 }
 
-/**
- * Keys under `dir` (whose keys all start with `dirKeyPrefix`) that start with `prefix` and sort
- * after `startAfter`, in key order. Children are visited sorted by the key range they hold (a
- * file `c` holds key `<dirKeyPrefix>c`, a directory `d~` holds keys starting `<dirKeyPrefix>d/`);
- * since keys sharing a prefix are contiguous in key order, this yields keys in order, and whole
- * subtrees outside the prefix or before `startAfter` are skipped unread.
- */
-async function* walk(
-  dir: string,
-  dirKeyPrefix: string,
-  prefix: string,
-  startAfter: string | undefined,
-): AsyncGenerator<{ key: string; file: string }> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return;
-    throw error;
-  }
-  const children: { keyOrKeyPrefix: string; name: string; isDir: boolean }[] = [];
-  for (const name of names) {
-    if (name.startsWith('.')) continue; // temporary files
-    const isDir = name.endsWith(DIRECTORY_SUFFIX);
-    const component = decodeComponent(isDir ? name.slice(0, -DIRECTORY_SUFFIX.length) : name);
-    if (component === undefined) continue; // not written by this store
-    children.push({ keyOrKeyPrefix: dirKeyPrefix + component + (isDir ? '/' : ''), name, isDir });
-  }
-  children.sort((a, b) => compareObjectKeys(a.keyOrKeyPrefix, b.keyOrKeyPrefix));
-  for (const child of children) {
-    const k = child.keyOrKeyPrefix;
-    if (child.isDir) {
-      if (!k.startsWith(prefix) && !prefix.startsWith(k)) continue;
-      // Every key under `k` is below a `startAfter` that is greater than `k` without extending it.
-      if (startAfter !== undefined && compareObjectKeys(startAfter, k) > 0 && !startAfter.startsWith(k)) continue;
-      yield* walk(path.join(dir, child.name), k, prefix, startAfter);
-    } else {
-      if (!k.startsWith(prefix)) continue;
-      if (startAfter !== undefined && compareObjectKeys(k, startAfter) <= 0) continue;
-      yield { key: k, file: path.join(dir, child.name) };
-    }
-  }
-}
-
-const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder('utf-8', { fatal: true });
-
-function isPlainByte(byte: number, index: number): boolean {
-  return (
-    (byte >= 0x30 && byte <= 0x39) || // 0-9
-    (byte >= 0x41 && byte <= 0x5a) || // A-Z
-    (byte >= 0x61 && byte <= 0x7a) || // a-z
-    byte === 0x5f || // _
-    byte === 0x2d || // -
-    (byte === 0x2e && index > 0) // . (not leading)
-  );
-}
-
-/** Percent-encodes one key component into a file name (see the layout in the module doc). */
-export function encodeComponent(component: string): string {
-  let name = '';
-  const bytes = textEncoder.encode(component);
-  for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i]!;
-    name += isPlainByte(byte, i) ? String.fromCharCode(byte) : '%' + byte.toString(16).toUpperCase().padStart(2, '0');
-  }
-  return name;
-}
-
-/** The key component a file name encodes, or undefined for a name `encodeComponent` cannot produce. */
-export function decodeComponent(name: string): string | undefined {
-  const bytes: number[] = [];
-  for (let i = 0; i < name.length; i++) {
-    const char = name.charCodeAt(i);
-    if (char === 0x25) {
-      const hex = name.slice(i + 1, i + 3);
-      if (!/^[0-9A-F]{2}$/.test(hex)) return undefined;
-      const byte = Number.parseInt(hex, 16);
-      if (isPlainByte(byte, bytes.length)) return undefined; // not canonical
-      bytes.push(byte);
-      i += 2;
-    } else if (isPlainByte(char, bytes.length)) {
-      bytes.push(char);
-    } else {
-      return undefined;
-    }
-  }
-  try {
-    const component = textDecoder.decode(new Uint8Array(bytes));
-    return component === '' ? undefined : component;
-  } catch {
-    return undefined;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+/** An fsync failed: not retryable (see the module doc); mapped to `ObjectStoreRequestError`. */
+class FsyncFailure extends Error {
+  constructor(target: string, cause: unknown) {
+    super(
+      `fsync of ${target} failed (${cause instanceof Error ? cause.message : String(cause)}); ` +
+        'this store writes nothing more until the process restarts',
+      { cause },
+    );
+    this.name = 'FsyncFailure';
   }
 }
 
@@ -377,6 +353,9 @@ function errnoOf(error: unknown): string | undefined {
 /** Maps a Node I/O error to the interface's typed errors; passes typed errors through. */
 function toStoreError(operation: ObjectStoreOperation, key: string, error: unknown): Error {
   if (error instanceof ObjectStoreError) return error;
+  if (error instanceof FsyncFailure) {
+    return new ObjectStoreRequestError(operation, key, 'FSYNC_FAILED', `filesystem store ${operation} ${key}: ${error.message}`, { cause: error });
+  }
   const errno = errnoOf(error);
   if (errno === 'ENOENT' && (operation === 'get' || operation === 'head')) {
     return new ObjectNotFoundError(operation, key, { cause: error });

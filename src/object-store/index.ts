@@ -12,6 +12,7 @@ export type { S3ObjectStoreConfig } from './s3-store.ts';
 export * from './object-store.ts';
 export { MemoryObjectStore, type MemoryObjectStoreOptions } from './memory-store.ts';
 export { FsObjectStore, type FsObjectStoreOptions } from './fs-store.ts';
+export { nodeStoreFs, type StoreFs, type StoreFileHandle } from './store-fs.ts';
 export {
   RetryingObjectStore,
   RETRY_POLICY_DEFAULT,

@@ -7,7 +7,9 @@
  * and then throws the last error unchanged.
  *
  * Never retried: non-retryable errors, in particular `ObjectAlreadyExistsError` — a lost
- * create-if-absent race means another writer exists, and the caller must stop, not try again.
+ * create-if-absent race means another writer exists, and the caller must stop, not try again —
+ * and a failed fsync of the filesystem store (`ObjectStoreRequestError`, storeCode
+ * `FSYNC_FAILED`): after one, a retry's fsync could report success for data not on disk.
  *
  * An ambiguous create-if-absent put: an attempt that failed retryably may still have stored the
  * object (the response was lost), so a retry can meet `ObjectAlreadyExistsError` for its own

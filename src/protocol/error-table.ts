@@ -69,6 +69,8 @@ export const ERROR_TABLE = {
   WAL_RECORD_TOO_LARGE: { status: 413, retryable: false, headers: NONE },
   /** Recovery found damage it cannot explain: the data directory needs an operator. */
   WAL_CORRUPT: { status: 500, retryable: false, headers: NONE },
+  /** Recovery could not show the WAL is on disk: the server refuses to start; never a response. */
+  WAL_NOT_DURABLE: { status: 500, retryable: false, headers: NONE },
 
   // Object store (object-store/object-store.ts). Callers catch the expected ones (a missing
   // object, a lost create-if-absent race) before they reach a client; the rest are 500.

@@ -91,3 +91,15 @@ export class WalCheckpointInProgressError extends WalError {
     super('WAL_CHECKPOINT_IN_PROGRESS', 'a WAL checkpoint is already in progress');
   }
 }
+
+/**
+ * Recovery cannot show that the WAL it would replay is on disk: an fsync at recovery failed, or
+ * an fsync of this WAL failed earlier since the machine booted (the kernel may still cache pages
+ * that never reached the disk, so rereading the files proves nothing). The server refuses to
+ * start; the message says what the operator must do. 500, not retryable.
+ */
+export class WalNotDurableError extends WalError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('WAL_NOT_DURABLE', message, options);
+  }
+}

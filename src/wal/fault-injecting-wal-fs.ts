@@ -16,6 +16,7 @@ export type WalFsOperation =
   | 'unlink'
   | 'truncateFile'
   | 'syncDir'
+  | 'syncFile'
   | 'writev'
   | 'datasync'
   | 'close';
@@ -74,5 +75,11 @@ export function faultInjectingWalFs(inner: WalFs, hook: WalFsHook): WalFs {
       await hook('syncDir', dir);
       return inner.syncDir(dir);
     },
+    async syncFile(path) {
+      await hook('syncFile', path);
+      return inner.syncFile(path);
+    },
+    // Not a disk operation: never failed or delayed.
+    bootId: () => inner.bootId(),
   };
 }

@@ -16,7 +16,9 @@ export {
   WalRecordTooLargeError,
   WalClosedError,
   WalCheckpointInProgressError,
+  WalNotDurableError,
 } from './errors.ts';
+export { SYNC_FAILED_MARKER_NAME } from './sync-failure-marker.ts';
 export {
   encodeFrame,
   encodeFrameParts,

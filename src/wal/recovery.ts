@@ -7,12 +7,13 @@
  * batch, at the end of the last file. Anything else that is damaged is corruption and stops
  * the start rather than silently losing acknowledged records.
  */
-import { join } from 'node:path';
-import type { Clock } from '../clock.ts';
+import { dirname, join } from 'node:path';
+import { systemClock, type WallClock } from '../clock.ts';
 import { readCheckpointFile, deleteObsoleteFiles } from './checkpoint.ts';
-import { WalCorruptError } from './errors.ts';
+import { WalCorruptError, WalNotDurableError } from './errors.ts';
 import { decodeFrames, scanFrames } from './record-codec.ts';
-import { parseWalDir, walFilePath } from './wal-files.ts';
+import { checkSyncFailureMarker, recordingSyncFailures, SYNC_FAILED_MARKER_NAME } from './sync-failure-marker.ts';
+import { checkpointFileName, parseWalDir, walFilePath } from './wal-files.ts';
 import { nodeWalFs, type WalFs } from './wal-fs.ts';
 import { silentWalLogger, type WalLogger } from './wal-logger.ts';
 import { WalWriter, type WalCommitInfo, type WalDurability } from './wal-writer.ts';
@@ -31,7 +32,7 @@ export interface OpenWalOptions {
   /** File-system operations (fault injection). Default: node:fs. */
   fs?: WalFs;
   /** Monotonic clock for durations. Default: `performance.now()`. */
-  clock?: Clock;
+  clock?: WallClock;
 }
 
 export interface OpenedWal {
@@ -53,24 +54,42 @@ export interface OpenedWal {
 /**
  * Opens (or creates) the WAL in `options.dir`.
  *
- * Steps: remove `*.tmp` leftovers of unfinished checkpoints; load the newest checkpoint
+ * Steps: refuse to start if a WAL fsync failed earlier in this boot (sync-failure-marker.ts);
+ * remove `*.tmp` leftovers of unfinished checkpoints; load the newest checkpoint
  * `checkpoint-<S>.ckpt`; check that WAL files S, S+1, … are all present (S = 1 without a
- * checkpoint); delete files the checkpoint made obsolete; check the last WAL file, and if its
- * end is a torn write (incomplete frame, bad checksum, bad length), truncate it to the last
- * good frame and log a warning with file, offset and discarded bytes; then create the writer
- * on file max(last + 1, S), so no recovered file is ever appended to.
+ * checkpoint); check the last WAL file, and if its end is a torn write (incomplete frame, bad
+ * checksum, bad length), truncate it to the last good frame and log a warning with file, offset
+ * and discarded bytes; with `'wal'` durability fdatasync the checkpoint and every WAL file to
+ * replay and fsync the directory (a killed process leaves acknowledged-looking records that
+ * only the page cache holds: they must be on disk before anything replayed is served); only
+ * then delete the files the checkpoint made obsolete; create the writer on file
+ * max(last + 1, S), so no recovered file is ever appended to.
  *
  * @throws WalCorruptError if the newest checkpoint is damaged (no fallback to an older one:
  *   the WAL files it relied on may be deleted) or a WAL file is missing.
+ * @throws WalNotDurableError if a WAL fsync failed earlier in this boot, or an fsync at
+ *   recovery fails: the server must not start.
  * @throws the I/O error if the directory cannot be read or the new file cannot be created.
  */
 export async function openWal(options: OpenWalOptions): Promise<OpenedWal> {
   const { dir, durability } = options;
-  const fs = options.fs ?? nodeWalFs;
   const logger = options.logger ?? silentWalLogger;
-  const clock = options.clock ?? { nowMs: () => performance.now() };
+  const fs = recordingSyncFailures(options.fs ?? nodeWalFs, dir, logger);
+  const clock: WallClock = options.clock ?? { nowMs: () => systemClock.monotonicMs() };
+  const sync = durability === 'wal';
+  const durably = async (what: string, run: () => Promise<void>): Promise<void> => {
+    if (!sync) return;
+    try {
+      await run();
+    } catch (err) {
+      throw new WalNotDurableError(`WAL recovery could not make ${what} durable; refusing to start`, { cause: err });
+    }
+  };
 
   await fs.mkdir(dir);
+  // Both of two racing creators fsync: the entry is durable only once one fsync after it returned.
+  await durably(`the directory entry of ${dir}`, () => fs.syncDir(dirname(dir)));
+  const markerFromEarlierBoot = await checkSyncFailureMarker(fs, dir);
   const listing = parseWalDir(await fs.readdir(dir));
   for (const name of listing.tmpNames) {
     await fs.unlink(join(dir, name)).then(
@@ -81,7 +100,11 @@ export async function openWal(options: OpenWalOptions): Promise<OpenedWal> {
 
   const checkpointWalSeqStart = listing.checkpointSeqs.at(-1);
   let checkpoint: unknown;
-  if (checkpointWalSeqStart !== undefined) checkpoint = await readCheckpointFile(fs, dir, checkpointWalSeqStart);
+  if (checkpointWalSeqStart !== undefined) {
+    checkpoint = await readCheckpointFile(fs, dir, checkpointWalSeqStart);
+    const path = join(dir, checkpointFileName(checkpointWalSeqStart));
+    await durably(path, () => fs.syncFile(path));
+  }
   const walSeqStart = checkpointWalSeqStart ?? 1;
 
   const replaySeqs = listing.walSeqs.filter((seq) => seq >= walSeqStart);
@@ -94,11 +117,6 @@ export async function openWal(options: OpenWalOptions): Promise<OpenedWal> {
       );
     }
   });
-  // Left by a crash between writing a checkpoint and deleting what it made obsolete.
-  const staleFileCount =
-    listing.walSeqs.filter((seq) => seq < walSeqStart).length +
-    listing.checkpointSeqs.filter((seq) => seq < walSeqStart).length;
-  if (staleFileCount > 0) await deleteObsoleteFiles({ fs, dir, walSeqStart, logger });
 
   const lastSeq = replaySeqs.at(-1);
   let replayBytes = 0;
@@ -112,6 +130,22 @@ export async function openWal(options: OpenWalOptions): Promise<OpenedWal> {
     } else {
       replayBytes += await fs.fileBytes(path);
     }
+    // Every file, not only the last: after two crashes the unsynced one is no longer last.
+    await durably(path, () => fs.syncFile(path));
+  }
+  // The names of the checkpoint and the WAL files; also orders the deletes below after them.
+  await durably(dir, () => fs.syncDir(dir));
+
+  // Left by a crash between writing a checkpoint and deleting what it made obsolete.
+  const staleFileCount =
+    listing.walSeqs.filter((seq) => seq < walSeqStart).length +
+    listing.checkpointSeqs.filter((seq) => seq < walSeqStart).length;
+  if (staleFileCount > 0) await deleteObsoleteFiles({ fs, dir, walSeqStart, logger });
+  if (markerFromEarlierBoot) {
+    // Everything replayed is now on disk as read after the reboot; the new writer's directory
+    // fsync makes the removal durable.
+    await fs.unlink(join(dir, SYNC_FAILED_MARKER_NAME));
+    logger.warn({ dir }, 'WAL: a WAL fsync had failed in an earlier boot; recovered from what the disk holds');
   }
 
   const writer = await WalWriter.create({

@@ -5,6 +5,9 @@
  */
 import * as fsp from 'node:fs/promises';
 
+/** Linux's id of the current boot: a new value after every reboot (proc(5)). */
+const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
+
 /** An open file the WAL writes sequentially (at the current position). */
 export interface WalFileHandle {
   writev(buffers: Buffer[]): Promise<{ bytesWritten: number }>;
@@ -26,6 +29,13 @@ export interface WalFs {
   truncateFile(path: string, lengthBytes: number, sync: boolean): Promise<void>;
   /** fsyncs a directory, making creates, renames and unlinks in it durable. */
   syncDir(dir: string): Promise<void>;
+  /** fdatasyncs an existing file (its data and size; its name needs `syncDir` of its directory). */
+  syncFile(path: string): Promise<void>;
+  /**
+   * The id of the running boot of this machine (changes on every reboot, i.e. whenever the page
+   * cache was dropped), or `undefined` where the OS does not tell (not Linux).
+   */
+  bootId(): Promise<string | undefined>;
 }
 
 export const nodeWalFs: WalFs = {
@@ -53,6 +63,21 @@ export const nodeWalFs: WalFs = {
       await fh.sync();
     } finally {
       await fh.close();
+    }
+  },
+  async syncFile(path) {
+    const fh = await fsp.open(path, 'r');
+    try {
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  },
+  async bootId() {
+    try {
+      return (await fsp.readFile(BOOT_ID_PATH, 'utf8')).trim() || undefined;
+    } catch {
+      return undefined;
     }
   },
 };

@@ -15,7 +15,7 @@
  * - after a write, fsync or rotation error the writer is failed: that batch and everything
  *   queued reject with `WalWriteError`, and so does every later append.
  */
-import type { Clock } from '../clock.ts';
+import { systemClock, type WallClock } from '../clock.ts';
 import { encodeFrameParts } from './record-codec.ts';
 import { encodeSnapshotFrame, writeCheckpointFile, deleteObsoleteFiles } from './checkpoint.ts';
 import {
@@ -65,7 +65,7 @@ export interface WalWriterOptions {
   /** File-system operations; tests inject failures here. Default: node:fs. */
   fs?: WalFs;
   /** Monotonic clock for durations. Default: `performance.now()`. */
-  clock?: Clock;
+  clock?: WallClock;
 }
 
 interface Batch {
@@ -81,7 +81,7 @@ interface Batch {
   seal: PromiseWithResolvers<number> | undefined;
 }
 
-const monotonicClock: Clock = { nowMs: () => performance.now() };
+const monotonicClock: WallClock = { nowMs: () => systemClock.monotonicMs() };
 const ignore = (): void => {};
 
 export class WalWriter {
@@ -92,7 +92,7 @@ export class WalWriter {
 
   readonly #fs: WalFs;
   readonly #logger: WalLogger;
-  readonly #clock: Clock;
+  readonly #clock: WallClock;
   readonly #onCommit: ((info: WalCommitInfo) => void) | undefined;
 
   #file: WalFileHandle;

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, expect, test } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server.ts';
-import { faultInjectingWalFs, nodeWalFs, type WalFsOperation } from '../../src/wal/index.ts';
+import { faultInjectingWalFs, nodeWalFs, WalNotDurableError, type WalFsOperation } from '../../src/wal/index.ts';
 import { testConfig } from '../support/server.ts';
 import { ChildServer, freePort } from './support/child-server.ts';
 import { header, HttpClient } from './support/http-client.ts';
@@ -63,10 +63,17 @@ async function readWhole(client: HttpClient, streamPath: string): Promise<Buffer
 
 const jsonMessages = (bodies: Buffer[]) => bodies.flatMap((body) => (JSON.parse(body.toString('utf8')) as unknown[]).map((m) => JSON.stringify(m)));
 
-async function startInProcess(dataDir: string, failing?: { op: WalFsOperation; code: string; armed: boolean }): Promise<{ server: RunningServer; client: HttpClient }> {
-  const walFs = failing === undefined ? undefined : faultInjectingWalFs(nodeWalFs, (op) => {
-    if (failing.armed && op === failing.op) throw errnoError(failing.code, op);
-  });
+/** `afterReboot`: the WAL sees another boot id, as after a reboot (a failed fsync blocks restarts in the same boot). */
+async function startInProcess(
+  dataDir: string,
+  failing?: { op: WalFsOperation; code: string; armed: boolean },
+  afterReboot = false,
+): Promise<{ server: RunningServer; client: HttpClient }> {
+  const walFs = failing === undefined
+    ? afterReboot ? { ...nodeWalFs, bootId: async () => 'a boot after the failure' } : undefined
+    : faultInjectingWalFs(nodeWalFs, (op) => {
+      if (failing.armed && op === failing.op) throw errnoError(failing.code, op);
+    });
   const server = await startServer(testConfig(dataDir, { logLevel: 'silent' }), { logger: pino({ level: 'silent' }), walFs });
   return { server, client: new HttpClient(Number(new URL(server.url).port)) };
 }
@@ -124,7 +131,11 @@ for (const [op, code] of [['writev', 'ENOSPC'], ['datasync', 'EIO']] as const) {
 
       client.destroy();
       await server.close().catch(() => {}); // the failed writer rejects its close
-      ({ server, client } = await startInProcess(dataDir));
+      if (op === 'datasync') {
+        // The kernel may cache WAL pages that never reached the disk: no restart before a reboot.
+        await expect(startInProcess(dataDir)).rejects.toBeInstanceOf(WalNotDurableError);
+      }
+      ({ server, client } = await startInProcess(dataDir, undefined, op === 'datasync'));
       expect((await client.request('GET', '/healthz')).status, 'alive again after the restart').toBe(200);
 
       // After the restart: the failed append absent or whole, never partial; the producer's retry agrees.

@@ -9,6 +9,7 @@ import {
   WalClosedError,
   WalOverloadedError,
   WalWriteError,
+  WalNotDurableError,
   WalWriter,
   type WalCommitInfo,
   type WalFsOperation,
@@ -22,8 +23,10 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function replayAll(walDir: string): Promise<unknown[]> {
-  const wal = await openWal({ dir: walDir, durability: 'memory' });
+/** Replays the WAL; `afterReboot` opens it as on a later boot (a WAL fsync failure refuses the same boot). */
+async function replayAll(walDir: string, afterReboot = false): Promise<unknown[]> {
+  const fs = afterReboot ? { ...nodeWalFs, bootId: async () => 'a later boot' } : nodeWalFs;
+  const wal = await openWal({ dir: walDir, durability: 'memory', fs });
   const out: unknown[] = [];
   for await (const r of wal.replay()) out.push(r);
   await wal.writer.close();
@@ -180,7 +183,11 @@ describe('WalWriter write failures', () => {
       expect(writer.failure).toBeInstanceOf(WalWriteError);
       expect(writer.queuedBytes).toBe(0);
       await expect(writer.close()).rejects.toBeInstanceOf(WalWriteError);
-      expect(await replayAll(dir)).toContainEqual(rec(0));
+      if (op === 'datasync') {
+        // The failed fsync is recorded: no restart before a reboot (sync-failure-marker.ts).
+        await expect(replayAll(dir)).rejects.toBeInstanceOf(WalNotDurableError);
+      }
+      expect(await replayAll(dir, op === 'datasync')).toContainEqual(rec(0));
     });
   }
 
