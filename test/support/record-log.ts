@@ -9,7 +9,10 @@ import type { StreamRecord } from '../../src/stream/records.ts';
 import type { StreamState } from '../../src/stream/stream-state.ts';
 
 export class ManualClock implements Clock {
-  constructor(public ms = 1_000_000) {}
+  ms: number;
+  constructor(ms = 1_000_000) {
+    this.ms = ms;
+  }
   nowMs(): number {
     return this.ms;
   }
