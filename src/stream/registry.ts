@@ -6,6 +6,9 @@
  * serialised without locks; acknowledgement waits for the WAL record to be durable. The producer
  * rules are a pure decision (src/protocol/producer-rules.ts); lineage and offsets are in
  * src/stream/lineage.ts; checkpoints in src/stream/registry-checkpoint.ts.
+ *
+ * Somewhat over 400 lines on purpose: create and append each validate and apply in one
+ * synchronous step (that is what serialises writes), so their checks stay together here.
  */
 import type { Clock } from '../clock.ts';
 import { PRODUCER_SEQUENCE_GAP_WAIT_MS } from '../config/limits.ts';
@@ -210,10 +213,6 @@ export class StreamRegistry {
   }
 
   // Lineage lookups for the routes and the read path: src/stream/lineage.ts has their shapes and errors.
-
-  lineage(stream: StreamState): StreamState[] {
-    return lineage.lineage(stream);
-  }
 
   offsetOf(stream: StreamState, position: number): string {
     return lineage.offsetOf(stream, position);
