@@ -209,10 +209,24 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     onCommit: (info) => metrics.walCommitted(info),
   });
   const writer = wal.writer;
-  const registry = new StreamRegistry({ append: (record: StreamRecord) => writer.append(record) }, clock, {
+  // The sealer, the collector and the read path are built below: the registry calls them only on
+  // writes, replay and expiry, which all come after.
+  const registry = new StreamRegistry({
+    log: { append: (record: StreamRecord) => writer.append(record) },
+    clock,
     hotTailBudgetBytes: config.hotTailBudgetBytes,
+    listener: {
+      durable: (stream) => sealer.durable(stream),
+      removed: (stream) => {
+        sealer.removed(stream);
+        // A stream that never stored a manifest has no objects, or its running seal removes its own.
+        if (stream.manifestVersion > 0 || stream.needsProbe) collector.deletePrefix(naming.prefix(stream), stream.incarnation);
+      },
+      segmentsDropped: (stream, segments) => collector.deleteKeys(segments.map((segment) => naming.segment(stream, segment))),
+    },
+    sealedUnitReader: (stream, position) => reads.unitRest(stream, position),
+    onBackgroundError: (error) => logger.warn({ err: error }, 'background stream write failed'),
   });
-  registry.onBackgroundError = (error) => logger.warn({ err: error }, 'background stream write failed');
   const seals = new SealActivity();
   const collector = new ObjectCollector({ store, logger, seals, clock });
   const sealer = new Sealer({
@@ -228,18 +242,8 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     retention: { retentionMs: config.retentionMs, retentionBytes: config.retentionBytes },
     uploadsMax: SEAL_UPLOADS_MAX,
   });
-  registry.listener = {
-    durable: (stream) => sealer.durable(stream),
-    removed: (stream) => {
-      sealer.removed(stream);
-      // A stream that never stored a manifest has no objects, or its running seal removes its own.
-      if (stream.manifestVersion > 0 || stream.needsProbe) collector.deletePrefix(naming.prefix(stream), stream.incarnation);
-    },
-    segmentsDropped: (stream, segments) => collector.deleteKeys(segments.map((segment) => naming.segment(stream, segment))),
-  };
   const cache = new SegmentCache(store, config.segmentCacheBytes);
-  const reads = new ReadPath({ registry, cache, naming, maxChunkBytes: config.chunkBytesMax });
-  registry.sealedUnitReader = (stream, position) => reads.unitRest(stream, position);
+  const reads: ReadPath = new ReadPath({ registry, cache, naming, maxChunkBytes: config.chunkBytesMax });
 
   if (wal.checkpoint !== undefined) {
     const checkpoint = wal.checkpoint as CheckpointState;

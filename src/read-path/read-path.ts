@@ -15,6 +15,7 @@ import { GoneError } from '../protocol/errors.ts';
 import { jsonArrayBody } from '../protocol/json-mode.ts';
 import { ObjectNotFoundError } from '../object-store/index.ts';
 import type { SegmentRef } from '../manifest/manifest.ts';
+import { childBase } from '../stream/lineage.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { StreamState } from '../stream/stream-state.ts';
 import type { ObjectNaming } from '../manifest/object-naming.ts';
@@ -190,11 +191,4 @@ export function unitAt(segment: SegmentRef, position: number): { start: number; 
     start = end;
   }
   throw new RangeError(`position ${position} is not inside segment [${segment.start}, ${segment.end})`);
-}
-
-/** Where `owner`'s bytes stop being `stream`'s: the lowest fork point between them (∞ for the stream itself). */
-function childBase(stream: StreamState, owner: StreamState): number {
-  let limit = Number.POSITIVE_INFINITY;
-  for (let at = stream; at !== owner && at.fork !== undefined; at = at.fork.source) limit = Math.min(limit, at.basePosition);
-  return limit;
 }

@@ -1,6 +1,6 @@
 /**
  * WAL records of the stream layer. Every state change of a stream is one record, applied by the
- * same function live and at replay (src/stream/registry.ts `apply`), so recovery reproduces the
+ * same function live and at replay (src/stream/stream-table.ts `apply`), so recovery reproduces the
  * exact state. A producer-state change travels in the same record as its data (exactly-once
  * across crashes, DESIGN.md invariants). Fields are short because every append carries them.
  */

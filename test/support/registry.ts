@@ -2,30 +2,15 @@
  * A stream registry over an in-memory record log, for unit tests of the layers above it (sealer,
  * read path). Uses only the registry's public methods.
  */
-import { manualClock, type Clock, type ManualClock } from '../../src/clock.ts';
+import type { Clock } from '../../src/clock.ts';
+import { MemoryRecordLog, testClock, type ManualClock } from './record-log.ts';
 import type { StreamRecord } from '../../src/stream/records.ts';
 import { StreamRegistry } from '../../src/stream/registry.ts';
 import type { StreamState } from '../../src/stream/stream-state.ts';
 
-/** A `RecordLog` that keeps every record in memory; durable at once. */
-export class MemoryRecordLog {
-  readonly records: StreamRecord[] = [];
-
-  async append(record: StreamRecord): Promise<void> {
-    this.records.push(record);
-  }
-}
-
-/** A clock the test moves by hand (`advance`), starting at a fixed wall time. */
-export function testClock(): ManualClock {
-  return manualClock(1_700_000_000_000);
-}
-
-export type { ManualClock };
-
-export function memoryRegistry(clock: Clock = testClock()): { registry: StreamRegistry; log: MemoryRecordLog } {
+export function memoryRegistry(clock: Clock = testClock(1_700_000_000_000)): { registry: StreamRegistry; log: MemoryRecordLog } {
   const log = new MemoryRecordLog();
-  return { registry: new StreamRegistry(log, clock), log };
+  return { registry: new StreamRegistry({ log, clock }), log };
 }
 
 /**
@@ -34,7 +19,7 @@ export function memoryRegistry(clock: Clock = testClock()): { registry: StreamRe
  */
 export function replayedRegistry(
   records: readonly StreamRecord[],
-  clock: Clock = testClock(),
+  clock: Clock = testClock(1_700_000_000_000),
   lose: (record: StreamRecord) => boolean = () => false,
 ): { registry: StreamRegistry; log: MemoryRecordLog } {
   const rebuilt = memoryRegistry(clock);

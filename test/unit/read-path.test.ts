@@ -3,7 +3,7 @@ import type { SegmentRef } from '../../src/manifest/manifest.ts';
 import { ManifestStore } from '../../src/manifest/manifest-store.ts';
 import { ObjectNaming } from '../../src/manifest/object-naming.ts';
 import { FaultInjectingObjectStore, injectedUnavailable, MemoryObjectStore } from '../../src/object-store/index.ts';
-import { GoneError, ServiceUnavailableError } from '../../src/protocol/errors.ts';
+import { GoneError } from '../../src/protocol/errors.ts';
 import { ReadPath, unitAt } from '../../src/read-path/read-path.ts';
 import { SegmentCache } from '../../src/read-path/segment-cache.ts';
 import { createStream, memoryRegistry } from '../support/registry.ts';
@@ -79,10 +79,10 @@ describe('read path', () => {
     expect((await reads.read(stream, 40)).end).toBe(100);
   });
 
-  test('an object store that cannot be reached answers ServiceUnavailable', async () => {
+  test('an object store that cannot be reached fails the read with a retryable 503 error', async () => {
     const { store, stream, reads } = await setup(1000);
     store.inject({ when: (call) => call.operation === 'get', action: { kind: 'fail', error: injectedUnavailable } });
-    await expect(reads.read(stream, 0)).rejects.toBeInstanceOf(ServiceUnavailableError);
+    await expect(reads.read(stream, 0)).rejects.toMatchObject({ statusCode: 503, retryable: true });
     // The hot tail is still served.
     expect((await reads.read(stream, 80)).end).toBe(100);
   });

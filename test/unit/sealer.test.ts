@@ -9,7 +9,8 @@ import type { StreamRegistry } from '../../src/stream/registry.ts';
 import { ObjectCollector } from '../../src/tiering/object-collector.ts';
 import { SealActivity } from '../../src/tiering/seal-activity.ts';
 import { Sealer } from '../../src/tiering/sealer.ts';
-import { createStream, testClock, type ManualClock, memoryRegistry, replayedRegistry } from '../support/registry.ts';
+import { createStream, memoryRegistry, replayedRegistry } from '../support/registry.ts';
+import { testClock, type ManualClock } from '../support/record-log.ts';
 
 const NODE_ID = 'a1b2c3d4e5f6';
 const logger = pino({ level: 'silent' });

@@ -52,8 +52,19 @@ export async function bootStack(process: SimulatedProcess, clock: Clock, seed: n
   const naming = new ObjectNaming(NODE_ID);
   const wal = await openWal({ dir: `${DATA_DIR}/wal`, durability: 'wal', fs: process.walFs, clock, logger: silent });
   const writer = wal.writer;
-  const registry = new StreamRegistry({ append: (record: StreamRecord) => writer.append(record) }, clock, { hotTailBudgetBytes: 1 << 30 });
-  registry.onBackgroundError = () => {};
+  // The sealer, collector and read path are built below; the registry calls them only later.
+  const registry = new StreamRegistry({
+    log: { append: (record: StreamRecord) => writer.append(record) },
+    clock,
+    hotTailBudgetBytes: 1 << 30,
+    listener: {
+      durable: (stream) => sealer.durable(stream),
+      removed: (stream) => sealer.removed(stream),
+      segmentsDropped: (stream, segments) => collector.deleteKeys(segments.map((segment) => naming.segment(stream, segment))),
+    },
+    sealedUnitReader: (stream, position) => reads.unitRest(stream, position),
+    onBackgroundError: () => {},
+  });
   const seals = new SealActivity();
   const collector = new ObjectCollector({ store, logger: silent, seals, clock });
   const sealer = new Sealer({
@@ -69,14 +80,8 @@ export async function bootStack(process: SimulatedProcess, clock: Clock, seed: n
     retention: { retentionMs: undefined, retentionBytes: undefined },
     uploadsMax: 2,
   });
-  registry.listener = {
-    durable: (stream) => sealer.durable(stream),
-    removed: (stream) => sealer.removed(stream),
-    segmentsDropped: (stream, segments) => collector.deleteKeys(segments.map((segment) => naming.segment(stream, segment))),
-  };
   const cache = new SegmentCache(store, 1 << 20);
-  const reads = new ReadPath({ registry, cache, naming, maxChunkBytes: 4096 });
-  registry.sealedUnitReader = (stream, position) => reads.unitRest(stream, position);
+  const reads: ReadPath = new ReadPath({ registry, cache, naming, maxChunkBytes: 4096 });
   if (wal.checkpoint !== undefined) registry.restore(wal.checkpoint as CheckpointState);
   for await (const record of wal.replay()) registry.apply(record as StreamRecord);
   registry.markAllDurable();

@@ -1,0 +1,90 @@
+/**
+ * Checkpoint snapshot and restore of the stream table: a WAL checkpoint bounds replay
+ * (src/wal/checkpoint.ts stores the snapshot as one frame). A snapshot is plain data; restoring it into
+ * an empty table and replaying the records after it gives the state the records alone would.
+ * Not persisted: access and append times (restart counts as access), waiters, durability flags
+ * (`StreamTable.markAllDurable` sets them after replay).
+ */
+import type { SegmentRef } from '../manifest/manifest.ts';
+import type { StreamTable } from './stream-table.ts';
+
+/** Serialised registry state for WAL checkpoints. */
+export interface RegistrySnapshot {
+  nextIncarnation: number;
+  /** Every incarnation held, soft-deleted ones included, by increasing incarnation (sources before forks). */
+  streams: SnapshotStream[];
+}
+
+export interface SnapshotStream {
+  path: string;
+  inc: number;
+  contentType: string;
+  ttlSeconds?: number;
+  expiresAtMs?: number;
+  fork?: { inc: number; position: number };
+  closed: boolean;
+  closedBy?: [string, number, number];
+  lastStreamSeq?: string;
+  softDeleted: boolean;
+  /** `[producerId, epoch, lastSeq]` of every producer. */
+  producers: [string, number, number][];
+  /** The hot tail's append entries (stored form), from `sealedOffset` on. */
+  entries: Buffer[];
+  retentionMs?: number;
+  retentionBytes?: number;
+  segments?: SegmentRef[];
+  /** End of the sealed bytes (retention may have dropped every segment below it). */
+  sealedOffset?: number;
+  manifestVersion?: number;
+  retainedStart?: number;
+}
+
+/** A consistent copy of every stream in `table` (taken synchronously; shares the entries' buffers). */
+export function snapshotTable(table: StreamTable): RegistrySnapshot {
+  const streams: SnapshotStream[] = [];
+  for (const stream of [...table.allStreams()].sort((a, b) => a.incarnation - b.incarnation)) {
+    const entry: SnapshotStream = {
+      path: stream.path,
+      inc: stream.incarnation,
+      contentType: stream.contentType,
+      closed: stream.closed,
+      softDeleted: stream.softDeleted,
+      producers: [...stream.producerStates()].map(([id, state]) => [id, state.epoch, state.lastSeq]),
+      entries: stream.hotTail.entries().map((e) => e.data),
+    };
+    if (stream.ttlSeconds !== undefined) entry.ttlSeconds = stream.ttlSeconds;
+    if (stream.expiresAtMs !== undefined) entry.expiresAtMs = stream.expiresAtMs;
+    if (stream.fork !== undefined) entry.fork = { inc: stream.fork.source.incarnation, position: stream.fork.position };
+    if (stream.closedBy !== undefined) entry.closedBy = stream.closedBy;
+    if (stream.lastStreamSeq !== undefined) entry.lastStreamSeq = stream.lastStreamSeq;
+    if (stream.retentionMs !== undefined) entry.retentionMs = stream.retentionMs;
+    if (stream.retentionBytes !== undefined) entry.retentionBytes = stream.retentionBytes;
+    if (stream.segments.length > 0) entry.segments = stream.segments;
+    if (stream.sealedOffset > stream.basePosition) entry.sealedOffset = stream.sealedOffset;
+    if (stream.manifestVersion > 0) entry.manifestVersion = stream.manifestVersion;
+    if (stream.retainedStart > stream.basePosition) entry.retainedStart = stream.retainedStart;
+    streams.push(entry);
+  }
+  return { nextIncarnation: table.nextIncarnation, streams };
+}
+
+/**
+ * Loads a snapshot into an empty `table` (before WAL replay).
+ * @throws Error when a stream names a fork source the snapshot does not hold (a corrupt checkpoint).
+ */
+export function restoreTable(table: StreamTable, snapshot: RegistrySnapshot): void {
+  table.raiseNextIncarnation(snapshot.nextIncarnation);
+  for (const s of snapshot.streams) {
+    const stream = table.register(s);
+    stream.segments = s.segments ?? [];
+    stream.manifestVersion = s.manifestVersion ?? 0;
+    stream.retainedStart = s.retainedStart ?? stream.basePosition;
+    stream.hotTail.dropBefore(s.sealedOffset ?? stream.basePosition);
+    for (const data of s.entries) table.addHot(stream, data);
+    stream.closed = s.closed;
+    stream.closedBy = s.closedBy;
+    stream.lastStreamSeq = s.lastStreamSeq;
+    stream.softDeleted = s.softDeleted;
+    for (const [id, epoch, lastSeq] of s.producers) stream.setProducer(id, { epoch, lastSeq });
+  }
+}
