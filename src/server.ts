@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { seededRandom, systemClock, type Clock, type RandomSource } from './clock.ts';
+import { freshSeed, seededRandom, systemClock, type Clock, type RandomSource } from './clock.ts';
 import {
   CHECKPOINT_CHECK_INTERVAL_MS,
   EXPIRY_REAP_INTERVAL_MS,
@@ -154,8 +154,11 @@ async function openAuthenticator(config: ServeConfig, clock: Clock): Promise<Aut
 
 export async function startServer(config: ServeConfig, options: StartOptions = {}): Promise<RunningServer> {
   const clock = options.clock ?? systemClock;
-  const random = options.random ?? seededRandom(Date.now());
   const logger = options.logger ?? pino({ level: config.logLevel });
+  const randomSeed = config.randomSeed ?? freshSeed();
+  const random = options.random ?? seededRandom(randomSeed);
+  // Logged so a failing run can be replayed with --random-seed.
+  if (options.random === undefined) logger.info({ randomSeed }, 'random source seeded');
   checkExposure(config);
   const authenticator = authConfigured(config) ? await openAuthenticator(config, clock) : undefined;
   const { headersTimeoutMs, requestTimeoutMs } = config;
@@ -163,7 +166,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     throw new StartupError(`--headers-timeout-ms (${headersTimeoutMs}) must not exceed --request-timeout-ms (${requestTimeoutMs})`);
   }
 
-  const startedMs = performance.now();
+  const startedMs = clock.monotonicMs();
   // Scrape-time sources are read through closures: the parts they name are built below.
   const metrics = new ServerMetrics({
     appendedBytes: () => registry.appendedBytes,
@@ -262,7 +265,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   readiness.markRecovered();
   sealer.start();
   logger.info(
-    { streams: registry.streamCount, replayedRecords: replayed, recoveryMs: Math.round(performance.now() - startedMs) },
+    { streams: registry.streamCount, replayedRecords: replayed, recoveryMs: Math.round(clock.monotonicMs() - startedMs) },
     'recovered',
   );
 
@@ -302,7 +305,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   });
 
   const drain = new ConnectionDrain(app.server);
-  const reaper = setInterval(() => registry.reapExpired(), EXPIRY_REAP_INTERVAL_MS);
+  const reaper = clock.setInterval(() => registry.reapExpired(), EXPIRY_REAP_INTERVAL_MS).unref();
   let checkpointing: Promise<void> | undefined;
   const checkpoint = (): Promise<void> => {
     checkpointing ??= writer
@@ -313,12 +316,12 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       });
     return checkpointing;
   };
-  const checkpointer = setInterval(() => {
-    if (checkpointing !== undefined || writer.walBytesSinceCheckpoint < config.checkpointWalBytes) return;
-    checkpoint().catch((error: unknown) => logger.warn({ err: error }, 'checkpoint failed'));
-  }, CHECKPOINT_CHECK_INTERVAL_MS);
-  reaper.unref();
-  checkpointer.unref();
+  const checkpointer = clock
+    .setInterval(() => {
+      if (checkpointing !== undefined || writer.walBytesSinceCheckpoint < config.checkpointWalBytes) return;
+      checkpoint().catch((error: unknown) => logger.warn({ err: error }, 'checkpoint failed'));
+    }, CHECKPOINT_CHECK_INTERVAL_MS)
+    .unref();
 
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info(
@@ -356,8 +359,8 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     close() {
       closing ??= (async () => {
         readiness.markClosing();
-        clearInterval(reaper);
-        clearInterval(checkpointer);
+        reaper.cancel();
+        checkpointer.cancel();
         // Long-polls are answered (204 at the tail) and SSE connections get a final control event.
         live.closeAll();
         // Stops accepting; waits for in-flight requests (appends await their fsync), at most
@@ -365,16 +368,16 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         // Connections that finish their last response while draining (SSE just ended, an
         // answered long-poll) become idle keep-alive sockets: close those as they appear, and
         // sockets that never carried a request.
-        const idleSweeper = setInterval(() => drain.closeUnused(), SHUTDOWN_IDLE_SWEEP_MS);
-        const drainTimer = setTimeout(() => {
+        const idleSweeper = clock.setInterval(() => drain.closeUnused(), SHUTDOWN_IDLE_SWEEP_MS);
+        const drainTimer = clock.setTimeout(() => {
           logger.warn({ drainMs: SHUTDOWN_DRAIN_MS }, 'shutdown drain timed out; closing open connections');
           app.server.closeAllConnections();
         }, SHUTDOWN_DRAIN_MS);
         try {
           await app.close();
         } finally {
-          clearInterval(idleSweeper);
-          clearTimeout(drainTimer);
+          idleSweeper.cancel();
+          drainTimer.cancel();
         }
         await sealer.close();
         await collector.close();

@@ -471,6 +471,13 @@ export const serveSettings = {
     default: 'info',
     description: 'pino log level',
   }),
+  randomSeed: setting({
+    flag: '--random-seed <n>',
+    env: 'CAIRN_RANDOM_SEED',
+    schema: int(0, 2 ** 32 - 1).optional(),
+    description: 'seed of the random source (retry jitter, cursors); logged at start so a run can be replayed',
+    unsetMeans: 'a fresh seed',
+  }),
 };
 
 /** The whole configuration, with the rules that involve more than one setting. */

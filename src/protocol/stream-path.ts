@@ -40,7 +40,6 @@ function validateStreamPath(raw: string, decode: boolean, maxBytes: number): str
   if (Buffer.byteLength(path) > maxBytes) {
     throw new BadRequestError(`stream path is longer than ${maxBytes} bytes`);
   }
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(path)) throw new BadRequestError('stream path contains control characters');
   if (path.split('/').some((segment) => segment === '.' || segment === '..')) {
     throw new BadRequestError('stream path must not contain . or .. segments');
