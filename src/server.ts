@@ -215,7 +215,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   // The sealer, the collector and the read path are built below: the registry calls them only on
   // writes, replay and expiry, which all come after.
   const registry = new StreamRegistry({
-    log: { append: (record: StreamRecord) => writer.append(record) },
+    log: { append: (record: StreamRecord) => writer.enqueue(record) },
     clock,
     hotTailBudgetBytes: config.hotTailBudgetBytes,
     listener: {

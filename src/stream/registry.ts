@@ -47,7 +47,11 @@ const WAL_RECORD_DATA_BYTES_MAX = WAL_FRAME_PAYLOAD_BYTES_MAX - 2 * 1024 * 1024;
 
 /** Where records go to become durable (the WAL writer, or a test double). */
 export interface RecordLog {
-  /** Resolves once the record is durable; rejects if it cannot be made durable. */
+  /**
+   * Queues `record`. Throws synchronously if it is refused (nothing queued: overload, closed,
+   * failed, too large), so the registry applies only records the log holds, in the log's order.
+   * The promise resolves once the record is durable and rejects if it cannot be made durable.
+   */
   append(record: StreamRecord): Promise<void>;
 }
 
@@ -152,13 +156,16 @@ export class StreamRegistry {
     // Refused before apply(), so an append the WAL cannot hold leaves nothing behind (413).
     const recordData = record.t === 'create' || record.t === 'append' ? record.data : undefined;
     if (recordData !== undefined && recordData.length > WAL_RECORD_DATA_BYTES_MAX) throw new WalRecordTooLargeError(recordData.length, WAL_RECORD_DATA_BYTES_MAX);
+    // Queued first: a record the log refuses (it throws) leaves the state untouched, so its bytes
+    // can never become visible through a later append's durable offset.
+    const queued = this.#log.append(record);
     const stream = this.#table.apply(record);
     // apply() is synchronous, so the tail and closure right now are exactly this record's effect.
     const end = stream?.tailOffset ?? 0;
     const closed = stream?.closed ?? false;
     const writes = record.t === 'create' || record.t === 'append';
     const dataBytes = writes ? (record.data?.length ?? 0) : 0;
-    const durable = this.#log.append(record).then(
+    const durable = queued.then(
       () => {
         if (stream === undefined || record.t === 'seal' || record.t === 'trim') return;
         if (writes) {

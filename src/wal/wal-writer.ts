@@ -185,19 +185,29 @@ export class WalWriter {
    * - `WalRecordTooLargeError` (413) or msgpackr's error if the record cannot be encoded.
    */
   append(record: unknown): Promise<void> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#closePromise) return Promise.reject(new WalClosedError());
-    let parts: Buffer[];
     try {
-      parts = encodeFrameParts(record);
-    } catch (err) {
-      return Promise.reject(err);
+      return this.enqueue(record);
+    } catch (error) {
+      return Promise.reject(error);
     }
+  }
+
+  /**
+   * `append`, but a refused record THROWS synchronously (nothing was queued): the caller can apply
+   * the record to its state right after this returns, knowing the WAL holds it in order, and never
+   * applies one the WAL refused. The returned promise resolves when the record is durable and
+   * rejects with `WalWriteError` if writing it fails. Throws `WalWriteError` (failed earlier),
+   * `WalClosedError`, `WalOverloadedError`, `WalRecordTooLargeError` or an encoding error.
+   */
+  enqueue(record: unknown): Promise<void> {
+    if (this.#failure) throw this.#failure;
+    if (this.#closePromise) throw new WalClosedError();
+    const parts = encodeFrameParts(record);
     const frameBytes = parts.length === 1 ? parts[0].length : parts[0].length + parts[1].length;
     // An empty queue accepts any single frame, so a record larger than the bound is not
     // refused forever.
     if (this.#queuedBytes > 0 && this.#queuedBytes + frameBytes > this.queueBytesMax) {
-      return Promise.reject(new WalOverloadedError(this.#queuedBytes, this.queueBytesMax));
+      throw new WalOverloadedError(this.#queuedBytes, this.queueBytesMax);
     }
     const batch = this.#openBatch ?? this.#newBatch();
     for (const part of parts) batch.buffers.push(part);

@@ -23,8 +23,14 @@ export class MemoryRecordLog implements RecordLog {
   readonly records: StreamRecord[] = [];
   #held: { resolve: () => void; reject: (error: unknown) => void }[] | undefined;
   #failure: unknown;
+  #refusal: unknown;
 
   append(record: StreamRecord): Promise<void> {
+    if (this.#refusal !== undefined) {
+      const refusal = this.#refusal;
+      this.#refusal = undefined;
+      throw refusal;
+    }
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     this.records.push(record);
     if (this.#held === undefined) return Promise.resolve();
@@ -41,6 +47,11 @@ export class MemoryRecordLog implements RecordLog {
     const held = this.#held ?? [];
     this.#held = undefined;
     for (const { resolve } of held) resolve();
+  }
+
+  /** Refuses the next append synchronously (the WAL's queue is full): nothing is queued. */
+  refuseNext(error: unknown): void {
+    this.#refusal = error;
   }
 
   /** Rejects every later append (the WAL failed). */

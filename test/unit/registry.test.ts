@@ -11,7 +11,7 @@ import {
   StreamNotFoundError,
 } from '../../src/protocol/errors.ts';
 import { formatOffset } from '../../src/protocol/offset.ts';
-import { WalWriteError } from '../../src/wal/index.ts';
+import { WalOverloadedError, WalWriteError } from '../../src/wal/index.ts';
 import { StreamRegistry, type AppendRequest, type CreateRequest, type RegistryOptions } from '../../src/stream/registry.ts';
 import { testClock, MemoryRecordLog, RecordingListener } from '../support/record-log.ts';
 
@@ -118,6 +118,19 @@ describe('append and close', () => {
     log.fail(new WalWriteError('fsync failed', new Error('EIO')));
     await expect(registry.append(appendRequest('/a', 'abc'))).rejects.toMatchObject({ statusCode: 503, retryable: true });
     expect(stream.durableOffset).toBe(0);
+  });
+
+  test('an append the log refuses leaves nothing behind: a later append does not expose its bytes', async () => {
+    const { registry, log } = setup();
+    const { stream } = await registry.create(createRequest('/a'));
+    await registry.append(appendRequest('/a', 'ab'));
+    log.refuseNext(new WalOverloadedError(10, 5));
+    await expect(registry.append(appendRequest('/a', 'XX'))).rejects.toThrow(WalOverloadedError);
+    expect(stream.tailOffset).toBe(2);
+    await registry.append(appendRequest('/a', 'cd'));
+    expect(stream.durableOffset).toBe(4);
+    expect(Buffer.concat(stream.hotTail.entries().map((e) => e.data)).toString()).toBe('abcd');
+    expect(log.records.filter((r) => r.t === 'append').map((r) => Buffer.from(r.t === 'append' ? (r.data ?? []) : []).toString())).toEqual(['ab', 'cd']);
   });
 
   test('closing: close-only, then retries of the close are duplicates, other appends 409', async () => {

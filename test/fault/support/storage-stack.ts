@@ -54,7 +54,7 @@ export async function bootStack(process: SimulatedProcess, clock: Clock, seed: n
   const writer = wal.writer;
   // The sealer, collector and read path are built below; the registry calls them only later.
   const registry = new StreamRegistry({
-    log: { append: (record: StreamRecord) => writer.append(record) },
+    log: { append: (record: StreamRecord) => writer.enqueue(record) },
     clock,
     hotTailBudgetBytes: 1 << 30,
     listener: {
