@@ -1,13 +1,15 @@
 /**
  * The upstream conformance suite (@durable-streams/server-conformance-tests) against
- * `cairn serve --durability wal`, in-process on port 0 with a 500 ms long-poll timeout.
+ * `cairn serve --durability wal`, in-process on port 0 with the long-poll timeout of
+ * test/support/conformance.ts.
  * The 6 "Reserved subscription APIs" tests stay skipped until the subscriptions issue.
  */
 import { afterAll } from 'vitest';
 import { runConformanceTests } from '@durable-streams/server-conformance-tests';
+import { CONFORMANCE_LONG_POLL_TIMEOUT_MS } from '../support/conformance.ts';
 import { startTestServer } from '../support/server.ts';
 
-const server = await startTestServer({ durability: 'wal', longPollTimeoutMs: 500 });
+const server = await startTestServer({ durability: 'wal', longPollTimeoutMs: CONFORMANCE_LONG_POLL_TIMEOUT_MS });
 afterAll(() => server.stop());
 
-runConformanceTests({ baseUrl: server.url, longPollTimeoutMs: 500 });
+runConformanceTests({ baseUrl: server.url, longPollTimeoutMs: CONFORMANCE_LONG_POLL_TIMEOUT_MS });

@@ -37,9 +37,13 @@ async function append(server: TestServer, path: string, contentType: string, bod
   return response.headers.get('stream-next-offset') ?? '';
 }
 
-/** Waits until at most `hotBytesMax` durable bytes of the stream are unsealed. */
+/**
+ * Waits until at most `hotBytesMax` durable bytes of the stream are unsealed: up to 20 s (a busy
+ * machine seals slowly; below the 30 s test timeout, so a failure names the stream).
+ */
 async function waitSealed(server: TestServer, path: string, hotBytesMax = 0): Promise<void> {
-  for (let i = 0; i < 500; i++) {
+  const deadline = performance.now() + 20_000;
+  while (performance.now() < deadline) {
     const stream = server.registry.get(path, { touch: false });
     if (stream.durableOffset - stream.sealedOffset <= hotBytesMax) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -231,7 +235,8 @@ describe('live readers starting in sealed history', () => {
   });
 
   test('long-poll from a sealed offset returns history at once, then waits for live data', async () => {
-    const { server } = await start({ sealIdleMs: 0, segmentSizeBytes: 100 });
+    // A long-poll timeout far beyond the append below, however slow the machine (500 ms gave 204s).
+    const { server } = await start({ sealIdleMs: 0, segmentSizeBytes: 100, longPollTimeoutMs: 20_000 });
     await create(server, 'lp', 'application/octet-stream');
     const data = bytes(500, 8);
     await append(server, 'lp', 'application/octet-stream', data);

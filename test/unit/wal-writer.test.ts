@@ -14,6 +14,7 @@ import {
   type WalCommitInfo,
   type WalFsOperation,
 } from '../../src/wal/index.ts';
+import { waitFor } from '../support/streams.ts';
 
 let dir: string;
 beforeEach(async () => {
@@ -59,14 +60,19 @@ describe('WalWriter group commit', () => {
   it('batches appends that arrive while a write is in flight', async () => {
     let releaseFirst: () => void = () => {};
     const firstHeld = new Promise<void>((r) => (releaseFirst = r));
+    let firstInDatasync: () => void = () => {};
+    const firstEntered = new Promise<void>((r) => (firstInDatasync = r));
     let datasyncCount = 0;
     const fs = faultInjectingWalFs(nodeWalFs, async (op) => {
-      if (op === 'datasync' && ++datasyncCount === 1) await firstHeld;
+      if (op === 'datasync' && ++datasyncCount === 1) {
+        firstInDatasync();
+        await firstHeld;
+      }
     });
     const commits: WalCommitInfo[] = [];
     const { writer } = await openWal({ dir, durability: 'wal', fs, onCommit: (c) => commits.push(c) });
     const first = writer.append(rec(0));
-    await new Promise((r) => setTimeout(r, 20)); // first batch is now waiting in datasync
+    await firstEntered; // the first batch is now waiting in datasync
     const rest = Array.from({ length: 99 }, (_, i) => writer.append(rec(i + 1)));
     expect(writer.queuedBytes).toBeGreaterThan(0);
     releaseFirst();
@@ -195,15 +201,18 @@ describe('WalWriter write failures', () => {
     let releaseSync: () => void = () => {};
     const held = new Promise<void>((r) => (releaseSync = r));
     const injected = new Error('disk gone');
+    let inDatasync: () => void = () => {};
+    const entered = new Promise<void>((r) => (inDatasync = r));
     const fs = faultInjectingWalFs(nodeWalFs, async (op) => {
       if (op === 'datasync') {
+        inDatasync();
         await held;
         throw injected;
       }
     });
     const { writer } = await openWal({ dir, durability: 'wal', fs });
     const inFlight = writer.append(rec(0));
-    await new Promise((r) => setTimeout(r, 20));
+    await entered; // the first batch is now in flight (waiting in datasync)
     const queued = Array.from({ length: 5 }, (_, i) => writer.append(rec(i + 1)));
     releaseSync();
     const settled = await Promise.allSettled([inFlight, ...queued]);
@@ -221,7 +230,7 @@ describe('WalWriter write failures', () => {
     });
     const { writer } = await openWal({ dir, durability: 'wal', fs, walFileBytesMax: 100 });
     await writer.append({ data: Buffer.alloc(200) }); // durable; the rotation after it fails
-    await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => writer.failure !== undefined);
     const err = await writer.append(rec(1)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WalWriteError);
     expect((err as WalWriteError).cause).toBe(injected);
