@@ -239,14 +239,14 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     seals,
     clock,
     logger,
-    policy: { segmentSizeBytes: config.segmentSizeBytes, sealIdleMs: config.sealIdleMs, sealMaxAgeMs: config.unsealedAgeMsMax },
-    maxChunkBytes: config.chunkBytesMax,
+    policy: { segmentSizeBytes: config.segmentSizeBytes, sealIdleMs: config.sealIdleMs, unsealedAgeMsMax: config.unsealedAgeMsMax },
+    chunkBytesMax: config.chunkBytesMax,
     hotTailBudgetBytes: config.hotTailBudgetBytes,
     retention: { retentionMs: config.retentionMs, retentionBytes: config.retentionBytes },
     uploadsMax: SEAL_UPLOADS_MAX,
   });
   const cache = new SegmentCache(store, config.segmentCacheBytes);
-  const reads: ReadPath = new ReadPath({ registry, cache, naming, maxChunkBytes: config.chunkBytesMax });
+  const reads: ReadPath = new ReadPath({ registry, cache, naming, chunkBytesMax: config.chunkBytesMax });
 
   if (wal.checkpoint !== undefined) {
     const checkpoint = wal.checkpoint as CheckpointState;

@@ -12,7 +12,7 @@ import { CairnError, errorEntry } from '../protocol/error-table.ts';
 
 const INTERNAL = 'internal server error';
 
-export function installErrorHandler(app: FastifyInstance, maxAppendBytes: number): void {
+export function installErrorHandler(app: FastifyInstance, appendBytesMax: number): void {
   app.setErrorHandler((error: FastifyError | CairnError, request, reply) => {
     reply.header('cache-control', 'no-store');
     if (error instanceof CairnError) {
@@ -20,7 +20,7 @@ export function installErrorHandler(app: FastifyInstance, maxAppendBytes: number
       return;
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      reply.code(413).type('text/plain; charset=utf-8').send(`request body exceeds the limit of ${maxAppendBytes} bytes`);
+      reply.code(413).type('text/plain; charset=utf-8').send(`request body exceeds the limit of ${appendBytesMax} bytes`);
       return;
     }
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;

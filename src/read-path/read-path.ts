@@ -4,7 +4,7 @@
  *
  * Boundaries are deterministic (issue 3 §3): a response starting in sealed data takes the rest of
  * the read unit holding its offset, then whole following units while they fit in
- * `maxChunkBytes`, and may run on into the hot tail. A response that never touched the hot tail
+ * `chunkBytesMax`, and may run on into the hot tail. A response that never touched the hot tail
  * and stopped because the next (existing) unit did not fit, or at the end of a closed stream, can
  * never change: it is `immutable`. Identical concurrent reads that start in sealed data (same
  * incarnation and offset) share one in-flight response. A response that stopped in sealed data
@@ -39,7 +39,7 @@ export interface ReadPathOptions {
   registry: StreamRegistry;
   cache: SegmentCache;
   naming: ObjectNaming;
-  maxChunkBytes: number;
+  chunkBytesMax: number;
 }
 
 export class ReadPath {
@@ -87,7 +87,7 @@ export class ReadPath {
     const wholeEntries = stream.isJson;
     const parts: Buffer[] = [];
     let at = from;
-    let budget = this.#o.maxChunkBytes;
+    let budget = this.#o.chunkBytesMax;
     let touchedHot = false;
     let full = false;
     while (at < to && !full) {
@@ -137,7 +137,7 @@ export class ReadPath {
     const unit = unitAt(segment, at);
     const whole = unit.start === segment.start && unit.end === segment.end;
     const range = whole ? undefined : { startByte: unit.start - segment.start, endByte: unit.end - segment.start };
-    this.#o.cache.prefetch(this.#o.naming.segment(owner, segment), range, READ_AHEAD_CACHE_CHUNKS_MIN * this.#o.maxChunkBytes);
+    this.#o.cache.prefetch(this.#o.naming.segment(owner, segment), range, READ_AHEAD_CACHE_CHUNKS_MIN * this.#o.chunkBytesMax);
   }
 
   /** One read unit of a segment, through the cache. */

@@ -10,7 +10,7 @@ export interface SealPolicy {
   /** Seal after this long without appends (`--seal-idle-ms`). */
   sealIdleMs: number;
   /** Seal bytes unsealed for this long (`--unsealed-age-ms-max`). */
-  sealMaxAgeMs: number;
+  unsealedAgeMsMax: number;
 }
 
 /** What the policy needs to know about one hot tail. */
@@ -33,7 +33,7 @@ export function sealReason(view: HotTailView, policy: SealPolicy): SealReason | 
   if (view.sealableBytes >= policy.segmentSizeBytes) return 'size';
   if (view.closed) return 'closed';
   if (view.idleMs >= policy.sealIdleMs) return 'idle';
-  if (view.unsealedAgeMs >= policy.sealMaxAgeMs) return 'age';
+  if (view.unsealedAgeMs >= policy.unsealedAgeMsMax) return 'age';
   return undefined;
 }
 
@@ -65,7 +65,7 @@ export interface Cut {
  * `from` (the sealed offset, an entry boundary or inside the first entry) up to `to` (the durable
  * offset).
  * - Byte streams cut at `from + segmentSizeBytes` (or `to`), and split the segment into read units
- *   at fixed steps of `maxChunkBytes`.
+ *   at fixed steps of `chunkBytesMax`.
  * - JSON streams (`wholeEntries`) cut and split only between append entries, so every segment and
  *   unit holds whole messages; a single entry larger than a limit is a unit (and a segment) alone.
  * Deterministic for the same bytes, so readers and CDNs see the same boundaries.
@@ -75,14 +75,14 @@ export function chooseCut(
   from: number,
   to: number,
   segmentSizeBytes: number,
-  maxChunkBytes: number,
+  chunkBytesMax: number,
   wholeEntries: boolean,
 ): Cut | undefined {
   if (to <= from) return undefined;
   if (!wholeEntries) {
     const end = Math.min(to, from + segmentSizeBytes);
     const unitEnds: number[] = [];
-    for (let at = from + maxChunkBytes; at < end; at += maxChunkBytes) unitEnds.push(at);
+    for (let at = from + chunkBytesMax; at < end; at += chunkBytesMax) unitEnds.push(at);
     unitEnds.push(end);
     return { end, unitEnds };
   }
@@ -93,7 +93,7 @@ export function chooseCut(
     const entryEnd = entry.start + entry.data.length;
     if (entryEnd <= from) continue;
     if (entryEnd > to || (end > from && entryEnd - from > segmentSizeBytes)) break;
-    if (end > unitStart && entryEnd - unitStart > maxChunkBytes) {
+    if (end > unitStart && entryEnd - unitStart > chunkBytesMax) {
       unitEnds.push(end);
       unitStart = end;
     }

@@ -47,7 +47,7 @@ export interface SealerOptions {
   logger: Logger;
   policy: SealPolicy;
   /** Read-unit size inside segments (`--chunk-bytes-max`). */
-  maxChunkBytes: number;
+  chunkBytesMax: number;
   hotTailBudgetBytes: number;
   /** Server-wide retention; a stream's own `Cairn-Retention-*` values override it. */
   retention: RetentionLimits;
@@ -138,14 +138,14 @@ export class Sealer {
 
   #tick(): void {
     const now = this.#o.clock.nowMs();
-    const { sealIdleMs, sealMaxAgeMs } = this.#o.policy;
+    const { sealIdleMs, unsealedAgeMsMax } = this.#o.policy;
     for (const stream of this.#byLastAppend) {
       if (now - stream.lastAppendMs < sealIdleMs) break;
       this.#byLastAppend.delete(stream); // back with its next append, or when its seal ends
       this.#consider(stream, now);
     }
     for (const stream of this.#byUnsealedSince) {
-      if (now - stream.unsealedSinceMs < sealMaxAgeMs) break;
+      if (now - stream.unsealedSinceMs < unsealedAgeMsMax) break;
       this.#byUnsealedSince.delete(stream);
       this.#consider(stream, now);
     }
@@ -261,7 +261,7 @@ export class Sealer {
     const sealedAtMs = this.#o.clock.nowMs();
     for (let at = stream.sealedOffset; segments.length < this.#o.uploadsMax; ) {
       if (segments.length > 0 && stream.durableOffset - at < policy.segmentSizeBytes) break;
-      const cut = chooseCut(stream.hotTail.entries(), at, stream.durableOffset, policy.segmentSizeBytes, this.#o.maxChunkBytes, stream.isJson);
+      const cut = chooseCut(stream.hotTail.entries(), at, stream.durableOffset, policy.segmentSizeBytes, this.#o.chunkBytesMax, stream.isJson);
       if (cut === undefined) break;
       segments.push({ start: at, end: cut.end, unitEnds: cut.unitEnds, sealedAtMs });
       at = cut.end;

@@ -135,12 +135,12 @@ test(
       seed: deriveSeed(SEED, 100),
       producerId: 'closer-producer',
       closePlan: { cycle: closeCycle, afterMs: driver.int(0, 250), killInFlight: driver.chance(0.5) },
-      maxAppendBytes: APPEND_BYTES_MAX,
+      appendBytesMax: APPEND_BYTES_MAX,
     });
     const subjects: Subject[] = [
-      new ByteStream({ name: 'bin-plain', seed: deriveSeed(SEED, 101), maxAppendBytes: APPEND_BYTES_MAX }),
-      new ByteStream({ name: 'bin-producer', seed: deriveSeed(SEED, 102), producerId: 'bin-producer-0', maxAppendBytes: APPEND_BYTES_MAX }),
-      new FramedStream({ name: 'bin-multi', seed: deriveSeed(SEED, 103), writers: 3, maxAppendBytes: APPEND_BYTES_MAX }),
+      new ByteStream({ name: 'bin-plain', seed: deriveSeed(SEED, 101), appendBytesMax: APPEND_BYTES_MAX }),
+      new ByteStream({ name: 'bin-producer', seed: deriveSeed(SEED, 102), producerId: 'bin-producer-0', appendBytesMax: APPEND_BYTES_MAX }),
+      new FramedStream({ name: 'bin-multi', seed: deriveSeed(SEED, 103), writers: 3, appendBytesMax: APPEND_BYTES_MAX }),
       new JsonStream({ name: 'json', seed: deriveSeed(SEED, 104), producers: 2, plainWriters: 1, padMax: JSON_PAD_MAX }),
       closer,
     ];
@@ -164,7 +164,7 @@ test(
         objectsDir,
         nodeId,
         subjects,
-        maxChunkBytes: CHUNK_BYTES_MAX,
+        chunkBytesMax: CHUNK_BYTES_MAX,
         segmentSizeBytesMax: Math.max(...seal.segmentSizes),
       });
     };

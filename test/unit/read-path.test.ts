@@ -12,9 +12,9 @@ const BODY = Buffer.from(Array.from({ length: 100 }, (_, i) => 65 + (i % 26))); 
 
 /**
  * A stream holding BODY whose [0, 40) and [40, 80) are sealed (read units of 20 bytes) and whose
- * [80, 100) is the hot tail; a read path with `maxChunkBytes`.
+ * [80, 100) is the hot tail; a read path with `chunkBytesMax`.
  */
-async function setup(maxChunkBytes: number) {
+async function setup(chunkBytesMax: number) {
   const { registry } = memoryRegistry();
   const memory = new MemoryObjectStore();
   const store = new FaultInjectingObjectStore(memory);
@@ -29,7 +29,7 @@ async function setup(maxChunkBytes: number) {
   const { version } = await manifests.storeNext(stream, segments, 0);
   for (const segment of segments) await registry.commitSeal(stream, segment, version);
   const cache = new SegmentCache(store, 1 << 20);
-  const reads = new ReadPath({ registry, cache, naming, maxChunkBytes });
+  const reads = new ReadPath({ registry, cache, naming, chunkBytesMax });
   return { registry, store, stream, cache, reads };
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
 import { chooseCut, pressureVictims, sealReason, type HotTailView, type SealPolicy } from '../../src/tiering/seal-policy.ts';
 
-const policy: SealPolicy = { segmentSizeBytes: 1000, sealIdleMs: 5_000, sealMaxAgeMs: 60_000 };
+const policy: SealPolicy = { segmentSizeBytes: 1000, sealIdleMs: 5_000, unsealedAgeMsMax: 60_000 };
 
 /** A hot tail that no rule would seal, apart from the fields overridden. */
 function view(overrides: Partial<HotTailView>): HotTailView {
@@ -168,7 +168,7 @@ describe('chooseCut, byte streams', () => {
     expect(chooseCut(entries, 0, 230, 1000, 100, false)).toEqual({ end: 230, unitEnds: [100, 200, 230] });
   });
 
-  test('unit ends step by maxChunkBytes from the segment start; the last unit may be short or exact', () => {
+  test('unit ends step by chunkBytesMax from the segment start; the last unit may be short or exact', () => {
     expect(chooseCut(entries, 0, 300, 1000, 100, false)).toEqual({ end: 300, unitEnds: [100, 200, 300] });
     expect(chooseCut(entries, 0, 50, 1000, 100, false)).toEqual({ end: 50, unitEnds: [50] });
     expect(chooseCut(entries, 0, 500, 1000, 1000, false)).toEqual({ end: 500, unitEnds: [500] });
@@ -209,7 +209,7 @@ describe('chooseCut, JSON streams (whole entries)', () => {
     expect(chooseCut(entries, 1040, 1040, 1000, 100, true)).toBeUndefined();
   });
 
-  test('units group whole entries up to maxChunkBytes', () => {
+  test('units group whole entries up to chunkBytesMax', () => {
     const entries = entriesOf([30, 30, 30, 50, 10, 60]); // ends 30 60 90 140 150 210
     expect(chooseCut(entries, 0, 210, 1000, 60, true)).toEqual({ end: 210, unitEnds: [60, 90, 150, 210] });
     expect(chooseCut(entries, 0, 210, 1000, 100, true)).toEqual({ end: 210, unitEnds: [90, 150, 210] });
@@ -237,7 +237,7 @@ describe('chooseCut, JSON streams (whole entries)', () => {
 describe('chooseCut properties', () => {
   const limits = {
     segmentSizeBytes: fc.integer({ min: 1, max: 300 }),
-    maxChunkBytes: fc.integer({ min: 1, max: 120 }),
+    chunkBytesMax: fc.integer({ min: 1, max: 120 }),
   };
 
   /** The checks both modes share: unit ends strictly increasing in (from, end], the last = end. */
@@ -261,13 +261,13 @@ describe('chooseCut properties', () => {
         fc.nat(),
         fc.nat(),
         limits.segmentSizeBytes,
-        limits.maxChunkBytes,
-        (sizes, base, a, b, segmentSizeBytes, maxChunkBytes) => {
+        limits.chunkBytesMax,
+        (sizes, base, a, b, segmentSizeBytes, chunkBytesMax) => {
           const boundaries = boundariesOf(sizes, base);
           const total = boundaries[boundaries.length - 1];
           const from = base + (a % (total - base + 1)); // anywhere, also inside an entry
           const to = from + (b % (total - from + 1));
-          const cut = chooseCut(entriesOf(sizes, base), from, to, segmentSizeBytes, maxChunkBytes, false);
+          const cut = chooseCut(entriesOf(sizes, base), from, to, segmentSizeBytes, chunkBytesMax, false);
           if (to === from) {
             expect(cut).toBeUndefined();
             return;
@@ -279,9 +279,9 @@ describe('chooseCut properties', () => {
           expect(cut.end - from).toBeLessThanOrEqual(segmentSizeBytes);
           let unitStart = from;
           for (const [i, unitEnd] of cut.unitEnds.entries()) {
-            expect(unitEnd - unitStart).toBeLessThanOrEqual(maxChunkBytes);
-            // Fixed steps: every unit but the last is exactly maxChunkBytes.
-            if (i < cut.unitEnds.length - 1) expect(unitEnd - unitStart).toBe(maxChunkBytes);
+            expect(unitEnd - unitStart).toBeLessThanOrEqual(chunkBytesMax);
+            // Fixed steps: every unit but the last is exactly chunkBytesMax.
+            if (i < cut.unitEnds.length - 1) expect(unitEnd - unitStart).toBe(chunkBytesMax);
             unitStart = unitEnd;
           }
         },
@@ -298,14 +298,14 @@ describe('chooseCut properties', () => {
         fc.nat(),
         fc.boolean(),
         limits.segmentSizeBytes,
-        limits.maxChunkBytes,
-        (sizes, base, a, b, toOnBoundary, segmentSizeBytes, maxChunkBytes) => {
+        limits.chunkBytesMax,
+        (sizes, base, a, b, toOnBoundary, segmentSizeBytes, chunkBytesMax) => {
           const boundaries = boundariesOf(sizes, base);
           const total = boundaries[boundaries.length - 1];
           const from = boundaries[a % boundaries.length];
           // The durable offset is normally an entry boundary; elsewhere, nothing past it may be cut.
           const to = toOnBoundary ? boundaries[Math.max(a % boundaries.length, b % boundaries.length)] : from + (b % (total - from + 1));
-          const cut = chooseCut(entriesOf(sizes, base), from, to, segmentSizeBytes, maxChunkBytes, true);
+          const cut = chooseCut(entriesOf(sizes, base), from, to, segmentSizeBytes, chunkBytesMax, true);
           const reachable = boundaries.filter((boundary) => boundary > from && boundary <= to);
           if (reachable.length === 0) {
             expect(cut).toBeUndefined();
@@ -327,9 +327,9 @@ describe('chooseCut properties', () => {
 
           let unitStart = from;
           for (const [i, unitEnd] of cut.unitEnds.entries()) {
-            if (unitEnd - unitStart > maxChunkBytes) expect(unitEnd).toBe(nextBoundary(unitStart));
+            if (unitEnd - unitStart > chunkBytesMax) expect(unitEnd).toBe(nextBoundary(unitStart));
             // Greedy units: the next entry would not have fitted in this one.
-            if (i < cut.unitEnds.length - 1) expect((nextBoundary(unitEnd) ?? Infinity) - unitStart).toBeGreaterThan(maxChunkBytes);
+            if (i < cut.unitEnds.length - 1) expect((nextBoundary(unitEnd) ?? Infinity) - unitStart).toBeGreaterThan(chunkBytesMax);
             unitStart = unitEnd;
           }
         },

@@ -299,7 +299,7 @@ export class ByteStream implements Subject {
   readonly streamPath: string;
   readonly json = false;
   readonly #rng: Rng;
-  readonly #maxAppendBytes: number;
+  readonly #appendBytesMax: number;
   readonly #producerId: string | undefined;
   readonly #closePlan: ClosePlan | undefined;
   readonly #acked: Buffer[] = [];
@@ -311,13 +311,13 @@ export class ByteStream implements Subject {
   closedInCycle: number | undefined;
   observed: Observation | undefined;
 
-  /** `maxAppendBytes`: largest random append (default 64 KiB); sizes are log-uniform. */
-  constructor(options: { name: string; seed: number; producerId?: string; closePlan?: ClosePlan; maxAppendBytes?: number }) {
+  /** `appendBytesMax`: largest random append (default 64 KiB); sizes are log-uniform. */
+  constructor(options: { name: string; seed: number; producerId?: string; closePlan?: ClosePlan; appendBytesMax?: number }) {
     this.name = options.name;
     this.streamPath = `crash/${options.name}`;
     this.path = `/v1/stream/${this.streamPath}`;
     this.#rng = new Rng(options.seed);
-    this.#maxAppendBytes = options.maxAppendBytes ?? MAX_BINARY_APPEND;
+    this.#appendBytesMax = options.appendBytesMax ?? MAX_BINARY_APPEND;
     this.#producerId = options.producerId;
     this.#closePlan = options.closePlan;
   }
@@ -386,7 +386,7 @@ export class ByteStream implements Subject {
       const close = plan !== undefined && run.cycle >= plan.cycle && performance.now() - started >= plan.afterMs;
       const body = close
         ? Buffer.concat([Buffer.from(`final append of ${this.name}:`), this.#rng.bytes(this.#rng.int(0, 1024))])
-        : this.#rng.bytes(this.#rng.size(this.#maxAppendBytes));
+        : this.#rng.bytes(this.#rng.size(this.#appendBytesMax));
       const seq = this.#producerId === undefined ? undefined : this.#nextSeq;
       const pending: BytePending = { body, seq, close };
       this.#pending = pending;
@@ -533,16 +533,16 @@ export class FramedStream implements Subject {
   readonly streamPath: string;
   readonly json = false;
   readonly #writers: FrameWriter[];
-  readonly #maxAppendBytes: number;
+  readonly #appendBytesMax: number;
   #stored: Buffer = Buffer.alloc(0);
   observed: Observation | undefined;
 
-  /** `maxAppendBytes`: largest frame (default 64 KiB). */
-  constructor(options: { name: string; seed: number; writers: number; maxAppendBytes?: number }) {
+  /** `appendBytesMax`: largest frame (default 64 KiB). */
+  constructor(options: { name: string; seed: number; writers: number; appendBytesMax?: number }) {
     this.name = options.name;
     this.streamPath = `crash/${options.name}`;
     this.path = `/v1/stream/${this.streamPath}`;
-    this.#maxAppendBytes = Math.max(FRAME_HEADER + 1, options.maxAppendBytes ?? MAX_BINARY_APPEND);
+    this.#appendBytesMax = Math.max(FRAME_HEADER + 1, options.appendBytesMax ?? MAX_BINARY_APPEND);
     this.#writers = Array.from({ length: options.writers }, (_, id) => ({
       id,
       rng: new Rng(deriveSeed(options.seed, id)),
@@ -566,7 +566,7 @@ export class FramedStream implements Subject {
 
   async #write(run: Run, writer: FrameWriter): Promise<void> {
     while (!run.stopped) {
-      const payload = writer.rng.bytes(writer.rng.size(this.#maxAppendBytes - FRAME_HEADER));
+      const payload = writer.rng.bytes(writer.rng.size(this.#appendBytesMax - FRAME_HEADER));
       const frame = Buffer.allocUnsafe(FRAME_HEADER + payload.length);
       frame.writeUInt32BE(FRAME_MAGIC, 0);
       frame.writeUInt32BE(writer.id, 4);

@@ -181,7 +181,7 @@ export interface AuditOptions {
   nodeId: string;
   subjects: Subject[];
   /** `--chunk-bytes-max`: read units inside byte-stream segments are fixed steps of it. */
-  maxChunkBytes: number;
+  chunkBytesMax: number;
   /** Largest `--segment-size-bytes` the server ran with (byte-stream segments are at most this). */
   segmentSizeBytesMax: number;
 }
@@ -289,9 +289,9 @@ function checkManifest(subject: Subject, objects: PrefixObjects, key: string, ve
     for (const [u, unitEnd] of units.entries()) {
       if (unitEnd <= unitStart) throw new CheckFailure(`${where}: ${range} read unit ends are not ascending: ${units.join(',')}`);
       // Byte streams: fixed steps of the maximum chunk size from the segment start (deterministic URLs).
-      const step = segment.start + (u + 1) * options.maxChunkBytes;
+      const step = segment.start + (u + 1) * options.chunkBytesMax;
       if (!subject.json && (u < units.length - 1 ? unitEnd !== step : unitEnd > step)) {
-        throw new CheckFailure(`${where}: ${range} read unit ${u} ends at ${unitEnd}, not at a step of ${options.maxChunkBytes}`);
+        throw new CheckFailure(`${where}: ${range} read unit ${u} ends at ${unitEnd}, not at a step of ${options.chunkBytesMax}`);
       }
       unitStart = unitEnd;
     }

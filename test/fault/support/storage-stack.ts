@@ -74,14 +74,14 @@ export async function bootStack(process: SimulatedProcess, clock: Clock, seed: n
     seals,
     clock,
     logger: silent,
-    policy: { segmentSizeBytes, sealIdleMs: 1e12, sealMaxAgeMs: 1e12 },
-    maxChunkBytes: 4096,
+    policy: { segmentSizeBytes, sealIdleMs: 1e12, unsealedAgeMsMax: 1e12 },
+    chunkBytesMax: 4096,
     hotTailBudgetBytes: 1 << 30,
     retention: { retentionMs: undefined, retentionBytes: undefined },
     uploadsMax: 2,
   });
   const cache = new SegmentCache(store, 1 << 20);
-  const reads: ReadPath = new ReadPath({ registry, cache, naming, maxChunkBytes: 4096 });
+  const reads: ReadPath = new ReadPath({ registry, cache, naming, chunkBytesMax: 4096 });
   if (wal.checkpoint !== undefined) registry.restore(wal.checkpoint as CheckpointState);
   for await (const record of wal.replay()) registry.apply(record as StreamRecord);
   registry.markAllDurable();
