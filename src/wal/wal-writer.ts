@@ -1,5 +1,7 @@
 /**
  * The WAL writer: one append-only file at a time, shared by all streams, with group commit.
+ * (Over ~400 lines on purpose: the batch loop, rotation, checkpoint cut and failure state share
+ * one set of invariants that is easier to check in one file than across several.)
  *
  * Implements DESIGN.md "Key decisions: Acknowledge on the local WAL": an append is acknowledged
  * (its promise resolves) only once its frame is written and the file fdatasync'ed, and many
