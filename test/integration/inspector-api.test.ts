@@ -122,11 +122,25 @@ describe('GET /v1/streams', () => {
   });
 });
 
+interface Meta {
+  offsets: Record<'tail' | 'durable' | 'sealed' | 'earliest', string>;
+  fork: { sourcePath: string | null; offset: string } | null;
+  forkCount: number;
+  segmentCount: number;
+  segments: unknown[];
+}
+
+async function meta(path: string, token: string): Promise<Meta> {
+  const response = await call('GET', `/v1/streams/meta?path=${path}`, token);
+  expect(response.status).toBe(200);
+  return (await response.json()) as Meta;
+}
+
 describe('GET /v1/streams/meta', () => {
   test('gives offsets, producers, segments and lineage of a readable stream', async () => {
-    const meta = await (await call('GET', '/v1/streams/meta?path=tenant-a/y', TOKENS.readerA)).json();
+    const y = await meta('tenant-a/y', TOKENS.readerA);
     const head = await call('HEAD', '/v1/stream/tenant-a/y', TOKENS.readerA);
-    expect(meta).toMatchObject({
+    expect(y).toMatchObject({
       path: 'tenant-a/y',
       contentType: 'text/plain',
       closed: false,
@@ -135,18 +149,18 @@ describe('GET /v1/streams/meta', () => {
       producerCount: 1,
       producers: [{ producerId: 'writer-1', epoch: 2, lastSeq: 0 }],
     });
-    expect(meta.offsets.durable).toBe(head.headers.get('stream-next-offset'));
-    expect(meta.offsets.tail).toBe(head.headers.get('stream-next-offset'));
-    expect(meta.offsets.earliest).toBe(head.headers.get('cairn-earliest-offset'));
-    expect(meta.segmentCount).toBe(meta.segments.length);
+    expect(y.offsets.durable).toBe(head.headers.get('stream-next-offset'));
+    expect(y.offsets.tail).toBe(head.headers.get('stream-next-offset'));
+    expect(y.offsets.earliest).toBe(head.headers.get('cairn-earliest-offset'));
+    expect(y.segmentCount).toBe(y.segments.length);
   });
 
   test('a fork names its source only when the token may read it', async () => {
-    const asReader = await (await call('GET', '/v1/streams/meta?path=tenant-a/fork', TOKENS.readerA)).json();
+    const asReader = await meta('tenant-a/fork', TOKENS.readerA);
     expect(asReader.fork).toEqual({ sourcePath: null, offset: expect.any(String) });
-    const asAdmin = await (await call('GET', '/v1/streams/meta?path=tenant-a/fork', TOKENS.admin)).json();
-    expect(asAdmin.fork.sourcePath).toBe('tenant-b/secret');
-    const source = await (await call('GET', '/v1/streams/meta?path=tenant-b/secret', TOKENS.admin)).json();
+    const asAdmin = await meta('tenant-a/fork', TOKENS.admin);
+    expect(asAdmin.fork?.sourcePath).toBe('tenant-b/secret');
+    const source = await meta('tenant-b/secret', TOKENS.admin);
     expect(source.forkCount).toBe(1);
   });
 
