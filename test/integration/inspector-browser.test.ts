@@ -47,15 +47,13 @@ async function waitForText(selector: string, predicate: (text: string) => boolea
   const deadline = WAIT_MS;
   let last = '';
   try {
-    await page.waitForFunction(
-      (sel: string) => document.querySelector(sel) !== null,
-      { timeout: deadline },
-      selector,
-    );
+    // Page functions as strings: this file is type-checked without the DOM library.
+    const textExpression = `(document.querySelector(${JSON.stringify(selector)})?.textContent ?? '')`;
+    await page.waitForFunction(`document.querySelector(${JSON.stringify(selector)}) !== null`, { timeout: deadline });
     for (;;) {
       last = await page.$eval(selector, (element) => element.textContent ?? '');
       if (predicate(last)) return last;
-      await page.waitForFunction((sel: string, old: string) => (document.querySelector(sel)?.textContent ?? '') !== old, { timeout: deadline }, selector, last);
+      await page.waitForFunction(`${textExpression} !== ${JSON.stringify(last)}`, { timeout: deadline });
     }
   } catch (error) {
     throw new Error(`waiting for ${what} in ${selector}; last text: ${JSON.stringify(last)}`, { cause: error });
@@ -166,7 +164,9 @@ describe.skipIf(!chromiumInstalled)('inspector in chromium', () => {
     await screenshot('stream');
 
     // Fork, behind a confirmation: nothing happens until confirmed.
-    await page.$eval('input[name=fork-path]', (input) => ((input as HTMLInputElement).value = ''));
+    await page.$eval('input[name=fork-path]', (input) => {
+      (input as unknown as { value: string }).value = '';
+    });
     await page.type('input[name=fork-path]', 'tenant-a/orders-copy');
     const forkButton = await page.waitForSelector('xpath///button[contains(., "Fork…")]');
     await forkButton!.click();
