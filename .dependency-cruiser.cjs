@@ -58,6 +58,23 @@ const forbidden = LAYERS.flatMap((layer, rank) =>
 module.exports = {
   forbidden: [
     ...forbidden,
+    // The web inspector (src/inspector) is browser code bundled by esbuild: it talks to the server
+    // only over HTTP, so it imports nothing of the server's src/, and nothing there imports it.
+    // Outside the layer stack on purpose: it is a client, not a layer.
+    {
+      name: 'inspector-is-a-client',
+      severity: 'error',
+      comment: 'src/inspector is browser code: it may import only its own files and browser packages (preact)',
+      from: { path: '(^|/)src/inspector/' },
+      to: { path: '(^|/)src/', pathNot: '(^|/)src/inspector/' },
+    },
+    {
+      name: 'not-to-inspector',
+      severity: 'error',
+      comment: 'server code must not import the browser code of src/inspector (it serves its built files)',
+      from: { path: '(^|/)src/', pathNot: '(^|/)src/inspector/' },
+      to: { path: '(^|/)src/inspector/' },
+    },
     {
       name: 'not-to-unresolvable',
       severity: 'error',

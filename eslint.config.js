@@ -8,7 +8,8 @@ const clockOnly = 'use the injected Clock / RandomSource (src/clock.ts) so tests
 export default tseslint.config(
   { ignores: ['node_modules/**', 'data/**', 'cdk.out/**', 'coverage/**', 'bench/results/**'] },
   {
-    files: ['src/**/*.ts'],
+    // .tsx: the inspector's browser code (src/inspector) keeps the same rules.
+    files: ['src/**/*.ts', 'src/**/*.tsx'],
     extends: [js.configs.recommended, ...tseslint.configs.recommended],
     rules: {
       // `_name` marks a deliberately unused binding (e.g. a property split off with a rest pattern).
@@ -33,7 +34,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/clock.ts'],
+    // The browser's clock for the inspector: its one door to time and timers, as src/clock.ts is the server's.
+    files: ['src/clock.ts', 'src/inspector/browser-clock.ts'],
     rules: { 'no-restricted-properties': 'off', 'no-restricted-globals': 'off', 'no-restricted-imports': 'off', 'no-restricted-syntax': 'off' },
   },
 );

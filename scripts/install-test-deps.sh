@@ -4,6 +4,7 @@
 #   - Ceph RGW (radosgw ceph-mon ceph-osd): a real S3-compatible server for the object-store tests;
 #     test/support/s3-ceph-rgw.ts starts and stops it. Not needed when S3_ENDPOINT points elsewhere.
 #   - nginx (nginx-light): the local-CDN integration test (infra/local-cdn/).
+#   - chromium: the browser tests (puppeteer-core drives /usr/bin/chromium), e.g. the inspector's.
 # Fast when everything is there: it only looks for the binaries (no apt-get update).
 # Without root or apt-get it installs nothing, prints what it skipped and the command to run, and
 # exits 0: those tests then skip (and fail under CI=1). With `--required` (CI) anything missing
@@ -32,6 +33,11 @@ fi
 if ! have nginx; then
   packages+=(nginx-light)
   reasons+=("nginx (nginx missing): the local-CDN integration test")
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  packages+=(chromium)
+  reasons+=("chromium (/usr/bin/chromium missing): the browser tests (inspector)")
 fi
 
 [ "${#packages[@]}" -eq 0 ] && exit 0

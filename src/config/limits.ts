@@ -157,6 +157,21 @@ export const STREAMS_MAX_DEFAULT = 2_000_000;
 export const STREAMS_MAX_RETRY_AFTER_SECONDS = 30;
 
 /**
+ * Streams per page of `GET /v1/streams`: 100 unless the client asks, at most 1,000. A page is
+ * built by one scan of the streams this node holds (sorted selection of the page, O(n) per page),
+ * and an entry is ~200 bytes of JSON, so the largest page stays near 200 KB and one request
+ * cannot make the server serialise a million streams at once.
+ */
+export const STREAM_LIST_PAGE_SIZE_DEFAULT = 100;
+export const STREAM_LIST_PAGE_SIZE_MAX = 1_000;
+
+/**
+ * Segments and producers listed per stream by `GET /v1/streams/meta`: the newest 1,000 of each
+ * (with their total counts). Both grow with a stream's history; the inspector shows the recent end.
+ */
+export const STREAM_META_ITEMS_MAX = 1_000;
+
+/**
  * Live readers (long-poll + SSE) per client key at once: 10,000, a tenth of the total. The key is
  * the token when authenticated, else the client IP (the `X-Forwarded-For` client only behind a
  * `--trust-proxy`). Behind a CDN, a handful of edge IPs carry all readers, so the cap is high enough

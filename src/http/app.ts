@@ -18,6 +18,9 @@ import { appendToStream } from './routes/append.ts';
 import { deleteStream } from './routes/delete.ts';
 import { headStream } from './routes/head.ts';
 import { readStream } from './routes/read.ts';
+import { listStreams, STREAM_LIST_PATH } from './routes/list.ts';
+import { streamMeta, STREAM_META_PATH } from './routes/stream-meta.ts';
+import { registerInspector } from './routes/inspector.ts';
 import { nodeServerFactory, type NodeServerLimits } from './node-server.ts';
 import { ALLOWED_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS } from './cors-headers.ts';
 
@@ -37,6 +40,8 @@ export interface AppOptions {
   nodeServer?: NodeServerLimits;
   /** Request metrics and the /metrics, /healthz, /readyz routes; none when absent. */
   observability?: Observability;
+  /** The built inspector's files (tests); default build/inspector/ of the package. */
+  inspectorDir?: string;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -108,6 +113,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.delete(route, (request, reply) => deleteStream(context, request, reply));
   app.head(route, (request, reply) => headStream(context, request, reply));
   app.get(route, { exposeHeadRoute: false }, (request, reply) => readStream(context, request, reply));
+
+  // Listing, per-stream metadata and the web inspector (README "Listing streams", "Inspector").
+  const { authenticator } = options;
+  app.get(STREAM_LIST_PATH, { exposeHeadRoute: false }, (request, reply) => listStreams(context, authenticator, request, reply));
+  app.get(STREAM_META_PATH, { exposeHeadRoute: false }, (request, reply) => streamMeta(context, authenticator, request, reply));
+  await registerInspector(app, options.inspectorDir);
 
   return app;
 }

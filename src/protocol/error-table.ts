@@ -56,6 +56,9 @@ export const ERROR_TABLE = {
   /** A bounded resource is full (streams, live readers, hot tails) or auth keys cannot be fetched. */
   SERVICE_UNAVAILABLE: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1 },
 
+  /** The web inspector's files are not built yet (`npm run build:inspector`); served as soon as they are. */
+  INSPECTOR_NOT_BUILT: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 60 },
+
   // Write-ahead log (wal/errors.ts).
   /** The WAL's queue of not-yet-durable bytes is full: the disk is behind; nothing was written. */
   WAL_OVERLOADED: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, subject: 'write-ahead log unavailable' },

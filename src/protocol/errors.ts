@@ -112,3 +112,10 @@ export class TooManyRequestsError extends ProtocolError {
     super('TOO_MANY_REQUESTS', message, { 'retry-after': String(retryAfterSeconds) });
   }
 }
+
+/** 503: `/inspector/` was asked for but its files are not built (yet); Retry-After from the table. */
+export class InspectorNotBuiltError extends ProtocolError {
+  constructor() {
+    super('INSPECTOR_NOT_BUILT', 'inspector not built: run npm run build:inspector');
+  }
+}

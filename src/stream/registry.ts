@@ -34,11 +34,13 @@ import { sameConfig, type AppendOutcome, type AppendRequest, type CreateOutcome,
 import type { AppendRecord, CreateRecord, StreamRecord } from './records.ts';
 import { restoreTable, snapshotTable, type RegistrySnapshot } from './registry-checkpoint.ts';
 import type { StreamState } from './stream-state.ts';
+import { selectStreamPage, type StreamListPage, type StreamListQuery } from './stream-listing.ts';
 import { StreamTable, type RegistryListener } from './stream-table.ts';
 
 export type { RegistryListener } from './stream-table.ts';
 export type { RegistrySnapshot } from './registry-checkpoint.ts';
 export type { SealedUnitReader } from './lineage.ts';
+export type { StreamListPage, StreamListQuery } from './stream-listing.ts';
 export type { AppendOutcome, AppendRequest, CreateOutcome, CreateRequest } from './write-requests.ts';
 
 /** Largest data of one create or append: a WAL frame, less room for the record's other fields
@@ -214,6 +216,21 @@ export class StreamRegistry {
     let count = 0;
     for (const stream of [...this.#table.pathStreams()]) if (this.#expireIfDue(stream)) count++;
     return count;
+  }
+
+  /**
+   * One page of the live streams this node holds, ascending by path (`GET /v1/streams`):
+   * durable, not soft-deleted, not expired (an expired one is not deleted here; reads do that).
+   */
+  list(query: StreamListQuery): StreamListPage {
+    const nowMs = this.#clock.nowMs();
+    const live = function* (streams: Iterable<StreamState>) {
+      for (const stream of streams) {
+        const expiry = stream.expiryMs();
+        if (stream.createDurable && !stream.softDeleted && (expiry === undefined || nowMs < expiry)) yield stream;
+      }
+    };
+    return selectStreamPage(live(this.#table.pathStreams()), query);
   }
 
   /** True while `stream` is the incarnation at its path (not replaced, not removed). */

@@ -1,0 +1,72 @@
+/**
+ * GET /v1/streams?prefix=…&cursor=…&limit=… — the streams this node holds whose path starts
+ * with `prefix` and which the caller may read, ascending by path, one page at a time (README
+ * "Listing streams"). Not part of the protocol (PROTOCOL.md leaves discovery to servers).
+ *
+ * 200 `{"streams":[{"path","contentType","nextOffset","closed"}…],"nextCursor":string|null}`;
+ * `nextOffset` is the durable tail, as HEAD's `Stream-Next-Offset`. `nextCursor` is opaque
+ * (the last path, base64url): pass it back as `cursor` for the next page; null on the last page.
+ * `limit` defaults to STREAM_LIST_PAGE_SIZE_DEFAULT, at most STREAM_LIST_PAGE_SIZE_MAX.
+ * Errors: 400 for a bad `limit` or `cursor`, 401 as every stream route when auth is on. A path the
+ * token cannot read is left out, exactly as if it did not exist (no 403: that would tell which
+ * hidden paths exist).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Authenticator } from '../../auth/authenticator.ts';
+import { STREAM_LIST_PAGE_SIZE_DEFAULT, STREAM_LIST_PAGE_SIZE_MAX } from '../../config/limits.ts';
+import { CACHE_CONTROL_NO_STORE } from '../../protocol/caching.ts';
+import { BadRequestError } from '../../protocol/errors.ts';
+import type { HttpContext } from '../context.ts';
+import { readCheckOf } from '../read-grants.ts';
+import { queryParam } from './read.ts';
+
+export const STREAM_LIST_PATH = '/v1/streams';
+
+/** One entry of a listing page. */
+export interface StreamListEntry {
+  path: string;
+  contentType: string;
+  /** Durable tail offset token (what a reader from `-1` would reach). */
+  nextOffset: string;
+  closed: boolean;
+}
+
+export async function listStreams(
+  context: HttpContext,
+  authenticator: Authenticator | undefined,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
+  const visible = await readCheckOf(authenticator, request);
+  const query = request.query as Record<string, string | string[] | undefined>;
+  const prefix = queryParam(query, 'prefix') ?? '';
+  const limit = parseLimit(queryParam(query, 'limit'));
+  const afterPath = decodeCursor(queryParam(query, 'cursor'), context.limits.streamPathBytesMax);
+  const page = context.registry.list({ prefix, afterPath, limit, visible });
+  const streams: StreamListEntry[] = page.streams.map((stream) => ({
+    path: stream.path,
+    contentType: stream.contentType,
+    nextOffset: context.registry.offsetOf(stream, stream.durableOffset),
+    closed: stream.durableClosed,
+  }));
+  const last = streams.at(-1);
+  const nextCursor = page.more && last !== undefined ? Buffer.from(last.path).toString('base64url') : null;
+  reply.header('cache-control', CACHE_CONTROL_NO_STORE).type('application/json').send(JSON.stringify({ streams, nextCursor }));
+}
+
+function parseLimit(text: string | undefined): number {
+  if (text === undefined || text === '') return STREAM_LIST_PAGE_SIZE_DEFAULT;
+  if (!/^[0-9]{1,7}$/.test(text) || Number(text) < 1 || Number(text) > STREAM_LIST_PAGE_SIZE_MAX) {
+    throw new BadRequestError(`limit must be an integer from 1 to ${STREAM_LIST_PAGE_SIZE_MAX}`);
+  }
+  return Number(text);
+}
+
+function decodeCursor(cursor: string | undefined, streamPathBytesMax: number): string | undefined {
+  if (cursor === undefined || cursor === '') return undefined;
+  const bytes = /^[A-Za-z0-9_-]+$/.test(cursor) ? Buffer.from(cursor, 'base64url') : undefined;
+  if (bytes === undefined || bytes.length === 0 || bytes.length > streamPathBytesMax || bytes.toString('base64url') !== cursor) {
+    throw new BadRequestError('cursor is not one this server returned');
+  }
+  return bytes.toString('utf8');
+}
