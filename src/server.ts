@@ -5,6 +5,7 @@
  * `close()` is the graceful shutdown: stop accepting, end live readers, finish in-flight appends
  * and seals, fsync, close.
  */
+import type { Http2SecureServer } from 'node:http2';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -15,6 +16,7 @@ import {
   SEAL_UPLOADS_MAX,
   SHUTDOWN_DRAIN_MS,
   SHUTDOWN_IDLE_SWEEP_MS,
+  TLS_RELOAD_CHECK_INTERVAL_MS,
 } from './config/limits.ts';
 import { authConfigured } from './auth/auth-config.ts';
 import type { Authenticator } from './auth/authenticator.ts';
@@ -23,6 +25,8 @@ import type { ServeConfig } from './config/serve-config.ts';
 import { buildApp } from './http/app.ts';
 import { ConnectionDrain } from './http/connection-drain.ts';
 import { LiveReaders } from './http/live-readers.ts';
+import type { ServerTransport } from './http/node-server.ts';
+import { loadTlsPair, TlsReloader, type TlsFiles } from './http/tls-reload.ts';
 import {
   FsObjectStore,
   MeteredObjectStore,
@@ -166,6 +170,16 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     throw new StartupError(`--headers-timeout-ms (${headersTimeoutMs}) must not exceed --request-timeout-ms (${requestTimeoutMs})`);
   }
 
+  const tlsFiles: TlsFiles | undefined =
+    config.tlsCertFile === undefined || config.tlsKeyFile === undefined ? undefined : { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile };
+  let transport: ServerTransport = { kind: config.http2Cleartext === true ? 'h2c' : 'http1' };
+  if (tlsFiles !== undefined) {
+    const pair = await loadTlsPair(tlsFiles).catch((error: unknown) => {
+      throw new StartupError(`TLS: ${(error as Error).message}`, { cause: error });
+    });
+    transport = { kind: 'tls', ...pair };
+  }
+
   const startedMs = clock.monotonicMs();
   // Scrape-time sources are read through closures: the parts they name are built below.
   const metrics = new ServerMetrics({
@@ -301,6 +315,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       bodyTimeoutMs: config.bodyTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
     },
+    transport,
     observability: { metrics, readiness },
   });
 
@@ -324,6 +339,18 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     .unref();
 
   const address = await app.listen({ host: config.host, port: config.port });
+  const tlsReloader =
+    transport.kind === 'tls' && tlsFiles !== undefined
+      ? new TlsReloader({
+          files: tlsFiles,
+          current: transport,
+          server: app.server as unknown as Http2SecureServer,
+          clock,
+          logger,
+          checkIntervalMs: TLS_RELOAD_CHECK_INTERVAL_MS,
+        })
+      : undefined;
+  tlsReloader?.start();
   logger.info(
     {
       url: address,
@@ -332,6 +359,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       objectStore: store.description,
       nodeId: naming.nodeId,
       auth: authenticator === undefined ? 'off' : 'on',
+      transport: transport.kind,
     },
     'cairn listening',
   );
@@ -361,6 +389,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         readiness.markClosing();
         reaper.cancel();
         checkpointer.cancel();
+        tlsReloader?.close();
         // Long-polls are answered (204 at the tail) and SSE connections get a final control event.
         live.closeAll();
         // Stops accepting; waits for in-flight requests (appends await their fsync), at most
@@ -371,7 +400,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         const idleSweeper = clock.setInterval(() => drain.closeUnused(), SHUTDOWN_IDLE_SWEEP_MS);
         const drainTimer = clock.setTimeout(() => {
           logger.warn({ drainMs: SHUTDOWN_DRAIN_MS }, 'shutdown drain timed out; closing open connections');
-          app.server.closeAllConnections();
+          drain.closeAll();
         }, SHUTDOWN_DRAIN_MS);
         try {
           await app.close();
