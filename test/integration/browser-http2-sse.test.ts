@@ -70,7 +70,7 @@ if (!existsSync(CHROMIUM)) {
   }, 60_000);
 
   const append = (name: string, body: string, method = 'POST') =>
-    fetch(`${server.url}/v1/stream/${name}`, { method, headers: { 'content-type': 'text/plain' }, body, dispatcher: agent } as RequestInit);
+    fetch(`${server.url}/v1/stream/${name}`, { method, headers: { 'content-type': 'text/plain' }, body, dispatcher: agent } as unknown as RequestInit);
 
   it(`opens ${STREAM_COUNT} live SSE streams from one page over HTTP/2 and sees every append on all of them`, async () => {
     const names = Array.from({ length: STREAM_COUNT }, (_, index) => `browser-sse-${index}`);
@@ -94,7 +94,7 @@ if (!existsSync(CHROMIUM)) {
         received[name] = [];
         const source = new EventSource(`/v1/stream/${name}?offset=-1&live=sse`);
         source.addEventListener('open', () => (opened[name] = true));
-        source.addEventListener('data', (event) => received[name]?.push((event as MessageEvent<string>).data));
+        source.addEventListener('data', (event) => received[name]?.push(String((event as MessageEvent).data)));
       }
     }, names);
 
