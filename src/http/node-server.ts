@@ -11,8 +11,9 @@
  * - silence during a request (`bodyTimeoutMs`): per stream; a silent stream is reset (CANCEL);
  * - keep-alive idle (`idleTimeoutMs`): per session; a session silent this long gets a GOAWAY
  *   (streams still open finish, new requests go to a new connection);
- * - request-head size (`headerBytesMax`): the session's SETTINGS_MAX_HEADER_LIST_SIZE (HTTP/2
- *   counts decoded names and values plus 32 bytes per header); a larger head is refused;
+ * - request-head size (`headerBytesMax`): advertised as SETTINGS_MAX_HEADER_LIST_SIZE (HTTP/2
+ *   counts decoded names and values plus 32 bytes per header), so clients do not send a larger
+ *   head; one that does gets its stream reset (ENHANCE_YOUR_CALM), not a 431;
  * - whole-request time (`requestTimeoutMs`): per stream; a body chunk arriving after it resets
  *   the stream (a silent stream is ended by the silence limit instead);
  * - head time (`headersTimeoutMs`): a head is one HEADERS frame sequence and a stream starts only
@@ -107,13 +108,29 @@ function applyHttp2Limits(server: http2.Http2Server | http2.Http2SecureServer, l
     session.setTimeout(limits.idleTimeoutMs, () => session.close());
   });
   // Before the request handler (registered at construction), so a route can still lift the limit.
-  server.prependListener('stream', (stream: http2.ServerHttp2Stream) => {
+  server.prependListener('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    // Clients that honour SETTINGS_MAX_HEADER_LIST_SIZE never send a larger head; Node does not
+    // check it on receipt, so a client that ignores it is cut here (ENHANCE_YOUR_CALM).
+    if (headerListBytes(headers) > limits.headerBytesMax) {
+      stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      return;
+    }
     stream.setTimeout(limits.bodyTimeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
     // The deadline of the whole request, checked as its body arrives; cleared once it ended.
     const deadline = setStreamDeadline(stream, limits.requestTimeoutMs, clock);
     stream.once('end', deadline.clear);
     stream.once('close', deadline.clear);
   });
+}
+
+/** A head's size as HTTP/2 counts it against SETTINGS_MAX_HEADER_LIST_SIZE: names, values, 32 bytes each. */
+function headerListBytes(headers: http2.IncomingHttpHeaders): number {
+  let bytes = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    for (const item of Array.isArray(value) ? value : [value]) bytes += Buffer.byteLength(name) + Buffer.byteLength(item) + 32;
+  }
+  return bytes;
 }
 
 /**
