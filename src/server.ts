@@ -5,7 +5,6 @@
  * `close()` is the graceful shutdown: stop accepting, end live readers, finish in-flight appends
  * and seals, fsync, close.
  */
-import type { Http2SecureServer } from 'node:http2';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -16,7 +15,6 @@ import {
   SEAL_UPLOADS_MAX,
   SHUTDOWN_DRAIN_MS,
   SHUTDOWN_IDLE_SWEEP_MS,
-  TLS_RELOAD_CHECK_INTERVAL_MS,
 } from './config/limits.ts';
 import { authConfigured } from './auth/auth-config.ts';
 import type { Authenticator } from './auth/authenticator.ts';
@@ -25,8 +23,7 @@ import type { ServeConfig } from './config/serve-config.ts';
 import { buildApp } from './http/app.ts';
 import { ConnectionDrain } from './http/connection-drain.ts';
 import { LiveReaders } from './http/live-readers.ts';
-import type { ServerTransport } from './http/node-server.ts';
-import { loadTlsPair, TlsReloader, type TlsFiles } from './http/tls-reload.ts';
+import { openTransport, TlsReloader, type SecureContextTarget } from './http/tls-reload.ts';
 import {
   FsObjectStore,
   MeteredObjectStore,
@@ -170,15 +167,9 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     throw new StartupError(`--headers-timeout-ms (${headersTimeoutMs}) must not exceed --request-timeout-ms (${requestTimeoutMs})`);
   }
 
-  const tlsFiles: TlsFiles | undefined =
-    config.tlsCertFile === undefined || config.tlsKeyFile === undefined ? undefined : { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile };
-  let transport: ServerTransport = { kind: config.http2Cleartext === true ? 'h2c' : 'http1' };
-  if (tlsFiles !== undefined) {
-    const pair = await loadTlsPair(tlsFiles).catch((error: unknown) => {
-      throw new StartupError(`TLS: ${(error as Error).message}`, { cause: error });
-    });
-    transport = { kind: 'tls', ...pair };
-  }
+  const { transport, tls } = await openTransport(config).catch((error: unknown) => {
+    throw new StartupError(`TLS: ${(error as Error).message}`, { cause: error });
+  });
 
   const startedMs = clock.monotonicMs();
   // Scrape-time sources are read through closures: the parts they name are built below.
@@ -340,16 +331,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
 
   const address = await app.listen({ host: config.host, port: config.port });
   const tlsReloader =
-    transport.kind === 'tls' && tlsFiles !== undefined
-      ? new TlsReloader({
-          files: tlsFiles,
-          current: transport,
-          server: app.server as unknown as Http2SecureServer,
-          clock,
-          logger,
-          checkIntervalMs: TLS_RELOAD_CHECK_INTERVAL_MS,
-        })
-      : undefined;
+    tls && new TlsReloader({ files: tls.files, current: tls.pair, server: app.server as unknown as SecureContextTarget, clock, logger });
   tlsReloader?.start();
   logger.info(
     {

@@ -9,6 +9,7 @@
  * limits of the cleartext server. HTTP/2 carries many requests (streams) on one connection
  * (session), so the socket limits become per-stream and per-session ones:
  * - silence during a request (`bodyTimeoutMs`): per stream; a silent stream is reset (CANCEL);
+ * - streams open at once per session: HTTP2_STREAMS_PER_SESSION_MAX (src/config/limits.ts);
  * - keep-alive idle (`idleTimeoutMs`): per session; a session silent this long gets a GOAWAY
  *   (streams still open finish, new requests go to a new connection);
  * - request-head size (`headerBytesMax`): advertised as SETTINGS_MAX_HEADER_LIST_SIZE (HTTP/2
@@ -23,6 +24,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../clock.ts';
+import { HTTP2_STREAMS_PER_SESSION_MAX } from '../config/limits.ts';
 
 export interface NodeServerLimits {
   /** Largest request head (request line + headers), in bytes; 431 above. */
@@ -71,7 +73,7 @@ export function nodeServerFactory(limits: NodeServerLimits, transport: ServerTra
       server.setTimeout(limits.bodyTimeoutMs);
       return server;
     }
-    const settings = { maxHeaderListSize: limits.headerBytesMax };
+    const settings = { maxHeaderListSize: limits.headerBytesMax, maxConcurrentStreams: HTTP2_STREAMS_PER_SESSION_MAX };
     // Fastify's handler takes node:http's request and response; node:http2's compatibility API has their shape.
     const h2Handler = handler as unknown as (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void;
     if (transport.kind === 'h2c') {

@@ -12,6 +12,8 @@ import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../clock.ts';
+import { TLS_RELOAD_CHECK_INTERVAL_MS } from '../config/limits.ts';
+import type { ServerTransport } from './node-server.ts';
 
 /** A certificate chain and its private key, PEM bytes as read from the files. */
 export interface TlsPair {
@@ -40,6 +42,23 @@ export async function loadTlsPair(files: TlsFiles): Promise<TlsPair> {
   return { cert, key };
 }
 
+/**
+ * The transport of the settings (README "TLS and HTTP/2"): TLS when both files are given (read
+ * and checked now), else h2c with `http2Cleartext`, else cleartext HTTP/1.1. `tls` holds what the
+ * reloader needs. @throws Error as `loadTlsPair`.
+ */
+export async function openTransport(settings: {
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  http2Cleartext?: boolean;
+}): Promise<{ transport: ServerTransport; tls?: { files: TlsFiles; pair: TlsPair } }> {
+  const { tlsCertFile: certFile, tlsKeyFile: keyFile } = settings;
+  if (certFile === undefined || keyFile === undefined) return { transport: { kind: settings.http2Cleartext === true ? 'h2c' : 'http1' } };
+  const files = { certFile, keyFile };
+  const pair = await loadTlsPair(files);
+  return { transport: { kind: 'tls', ...pair }, tls: { files, pair } };
+}
+
 /** The part of a TLS server the reloader uses. */
 export interface SecureContextTarget {
   setSecureContext(options: tls.SecureContextOptions): void;
@@ -52,8 +71,8 @@ export interface TlsReloaderOptions {
   server: SecureContextTarget;
   clock: Clock;
   logger: Logger;
-  /** How often the files are re-read, in ms. */
-  checkIntervalMs: number;
+  /** How often the files are re-read, in ms; default TLS_RELOAD_CHECK_INTERVAL_MS. */
+  checkIntervalMs?: number;
 }
 
 export class TlsReloader {
@@ -71,7 +90,9 @@ export class TlsReloader {
 
   /** Starts the periodic check; it does not keep the process alive. */
   start(): void {
-    this.#timer ??= this.#options.clock.setInterval(() => void this.check(), this.#options.checkIntervalMs).unref();
+    this.#timer ??= this.#options.clock
+      .setInterval(() => void this.check(), this.#options.checkIntervalMs ?? TLS_RELOAD_CHECK_INTERVAL_MS)
+      .unref();
   }
 
   /**
