@@ -75,7 +75,12 @@ export function nodeServerFactory(limits: NodeServerLimits, transport: ServerTra
     }
     const settings = { maxHeaderListSize: limits.headerBytesMax, maxConcurrentStreams: HTTP2_STREAMS_PER_SESSION_MAX };
     // Fastify's handler takes node:http's request and response; node:http2's compatibility API has their shape.
-    const h2Handler = handler as unknown as (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void;
+    const fastifyHandler = handler as unknown as (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void;
+    // HTTP/1.1 requests on the TLS port come through here too, as node:http's request and response.
+    const h2Handler = (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => {
+      failTruncatedBody(request);
+      fastifyHandler(request, response);
+    };
     if (transport.kind === 'h2c') {
       const server = http2.createServer({ settings }, h2Handler);
       applyHttp2Limits(server, limits, clock);
@@ -122,6 +127,23 @@ function applyHttp2Limits(server: http2.Http2Server | http2.Http2SecureServer, l
     const deadline = setStreamDeadline(stream, limits.requestTimeoutMs, clock);
     stream.once('end', deadline.clear);
     stream.once('close', deadline.clear);
+  });
+}
+
+/**
+ * Node's HTTP/2 compatibility layer ends a request body normally when its stream closes, even
+ * when the stream was reset before the client finished sending (a cancelled upload, or a reset by
+ * the limits above); Fastify would then take a truncated body as whole and append it. Here a
+ * request whose stream is aborted (reset before its response ended) fails instead, as an aborted
+ * HTTP/1.1 upload does, so nothing of a truncated body is stored. Bodiless requests are left alone.
+ */
+function failTruncatedBody(request: http2.Http2ServerRequest | http.IncomingMessage): void {
+  if (!('stream' in request) || request.stream.endAfterHeaders) return;
+  // 'aborted' comes before the compatibility layer ends the body on close.
+  request.stream.once('aborted', () => {
+    if (request.destroyed) return;
+    request.on('error', () => {});
+    request.destroy(new Error('HTTP/2 stream reset before the request ended'));
   });
 }
 

@@ -2,8 +2,10 @@
  * TLS and HTTP/2 (README "TLS and HTTP/2"), against real servers on port 0:
  * - one TLS port speaks HTTP/2 to clients offering h2 and HTTP/1.1 to a plain HTTPS client (ALPN);
  * - appends, catch-up reads, long-poll and SSE work over HTTP/2, several live streams on one session;
+ *   an upload cancelled mid-body stores nothing (Node's compatibility layer would end it as whole);
  * - the silence limit (--body-timeout-ms) is per stream on HTTP/2: a stalled upload is reset while
- *   a long-poll on the same session waits it out; an oversized head is refused;
+ *   a long-poll on the same session waits it out; an oversized head is refused; an upload still
+ *   trickling past --request-timeout-ms is reset; an idle session gets a GOAWAY;
  * - the certificate is reloaded when its files change: new connections get the new one, open
  *   connections keep working; a bad pair is refused and the certificate in use kept;
  * - h2c (--http2-cleartext) serves HTTP/2 with prior knowledge;
@@ -13,7 +15,9 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import { copyFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import tls from 'node:tls';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../support/server.ts';
 import { connectH2, h2Open, h2Request } from '../support/http2-client.ts';
@@ -141,6 +145,25 @@ describe('HTTPS with HTTP/2 and HTTP/1.1 on one port', () => {
     expect(session.closed || session.destroyed).toBe(false);
   });
 
+  it('stores nothing of an upload the client cancels mid-body (no Content-Length)', async () => {
+    expect((await h2Request(session, 'PUT', '/v1/stream/h2-cancelled', { headers: TEXT })).status).toBe(201);
+    // waitForTrailers: node's client would otherwise end the body (END_STREAM) before its reset,
+    // and the server would rightly see a whole body; browsers and curl reset without ending.
+    const upload = session.request(
+      { ':method': 'POST', ':path': '/v1/stream/h2-cancelled', 'content-type': 'text/plain' },
+      { waitForTrailers: true },
+    );
+    upload.on('error', () => {});
+    upload.write('half of a message');
+    // Frames on one connection arrive in order: once a later request is answered, the server has the partial body.
+    expect((await h2Request(session, 'GET', '/healthz')).status).toBe(200);
+    upload.close(http2.constants.NGHTTP2_CANCEL);
+    expect((await h2Request(session, 'GET', '/healthz')).status).toBe(200);
+    const read = await h2Request(session, 'GET', '/v1/stream/h2-cancelled?offset=-1');
+    expect(read.status).toBe(200);
+    expect(read.body.toString()).toBe('');
+  });
+
   it('refuses a request head above --header-bytes-max; the session keeps working', async () => {
     // A client that has the server's SETTINGS refuses to send it; one that has not yet (or ignores
     // them) gets the stream reset by the server. Either way the request is not served.
@@ -161,15 +184,73 @@ async function liveLongPollsWaiting(session: http2.ClientHttp2Session): Promise<
   return Number(match?.[1] ?? 0);
 }
 
+describe('whole-request and idle limits over HTTP/2', () => {
+  let certificate: Certificate;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    certificate = await selfSignedCertificate();
+    server = await startTestServer({
+      tlsCertFile: certificate.certFile,
+      tlsKeyFile: certificate.keyFile,
+      headersTimeoutMs: 500,
+      requestTimeoutMs: 1_000,
+      bodyTimeoutMs: 30_000,
+      idleTimeoutMs: 1_000,
+    });
+  });
+  afterAll(async () => {
+    await server.stop();
+    await certificate.remove();
+  });
+
+  it('resets an upload still trickling past --request-timeout-ms, and stores nothing of it', async () => {
+    const session = await connectH2(server.url, certificate.cert);
+    expect((await h2Request(session, 'PUT', '/v1/stream/h2-trickle', { headers: TEXT })).status).toBe(201);
+    const upload = session.request({ ':method': 'POST', ':path': '/v1/stream/h2-trickle', 'content-type': 'text/plain' });
+    upload.on('error', () => {});
+    const closed = new Promise<number>((resolve) => upload.on('close', () => resolve(upload.rstCode ?? -1)));
+    // A byte every 50 ms, far inside the 30 s silence limit; stops when the server resets the stream.
+    let sent = 0;
+    while (!upload.closed && sent < 600) {
+      upload.write('x');
+      sent++;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await closed).toBe(http2.constants.NGHTTP2_CANCEL);
+    const read = await h2Request(session, 'GET', '/v1/stream/h2-trickle?offset=-1');
+    expect(read.body.length).toBe(0);
+    session.close();
+  }, 60_000);
+
+  it('sends a GOAWAY to a session idle for --idle-timeout-ms', async () => {
+    const session = await connectH2(server.url, certificate.cert);
+    expect((await h2Request(session, 'GET', '/healthz')).status).toBe(200);
+    const goaway = await new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)));
+    expect(goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    session.destroy();
+  }, 30_000);
+});
+
 describe('certificate reload', () => {
   let first: Certificate;
   let server: TestServer;
   let dir: string;
+  const warnings: string[] = [];
 
   beforeAll(async () => {
     first = await selfSignedCertificate(undefined, 'cairn-first');
     dir = first.dir;
-    server = await startTestServer({ tlsCertFile: first.certFile, tlsKeyFile: first.keyFile });
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          warnings.push(chunk.toString());
+          done();
+        },
+      }),
+    );
+    server = await startTestServer({ tlsCertFile: first.certFile, tlsKeyFile: first.keyFile }, { logger });
   });
   afterAll(async () => {
     await server.stop();
@@ -202,9 +283,9 @@ describe('certificate reload', () => {
     // A key that does not match the certificate: refused, the second certificate stays in use.
     await writeFile(path.join(dir, 'key.next'), third.key);
     await rename(path.join(dir, 'key.next'), first.keyFile);
-    // Then the third certificate's own pair: it is installed, which also shows the checks kept running.
-    const servedAfterBadPair = await servedSerial(server.url, ca);
-    expect(servedAfterBadPair).toBe(second.serialNumber);
+    await waitFor(() => warnings.some((line) => line.includes('do not load')), 30_000);
+    expect(await servedSerial(server.url, ca)).toBe(second.serialNumber);
+    // Then the third certificate's own pair: installed at a later check.
     await install(third.certFile, third.keyFile);
     await waitFor(async () => (await servedSerial(server.url, ca)) === third.serialNumber, 30_000);
     const fresh = await connectH2(server.url, ca);
