@@ -223,6 +223,21 @@ describe('whole-request and idle limits over HTTP/2', () => {
     session.close();
   }, 60_000);
 
+  it('answers 408 to an HTTP/1.1 head on the TLS port not finished within --headers-timeout-ms', async () => {
+    const { hostname, port } = new URL(server.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const socket = tls.connect({ host: hostname, port: Number(port), ca: certificate.cert, ALPNProtocols: ['http/1.1'] }, () => {
+        socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n');
+      });
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => (text += chunk));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  }, 30_000);
+
   it('sends a GOAWAY to a session idle for --idle-timeout-ms', async () => {
     const session = await connectH2(server.url, certificate.cert);
     expect((await h2Request(session, 'GET', '/healthz')).status).toBe(200);
