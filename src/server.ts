@@ -23,6 +23,7 @@ import type { ServeConfig } from './config/serve-config.ts';
 import { buildApp } from './http/app.ts';
 import { ConnectionDrain } from './http/connection-drain.ts';
 import { LiveReaders } from './http/live-readers.ts';
+import { openTransport, TlsReloader, type SecureContextTarget } from './http/tls-reload.ts';
 import {
   FsObjectStore,
   MeteredObjectStore,
@@ -166,6 +167,10 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     throw new StartupError(`--headers-timeout-ms (${headersTimeoutMs}) must not exceed --request-timeout-ms (${requestTimeoutMs})`);
   }
 
+  const { transport, tls } = await openTransport(config).catch((error: unknown) => {
+    throw new StartupError(`TLS: ${(error as Error).message}`, { cause: error });
+  });
+
   const startedMs = clock.monotonicMs();
   // Scrape-time sources are read through closures: the parts they name are built below.
   const metrics = new ServerMetrics({
@@ -301,6 +306,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       bodyTimeoutMs: config.bodyTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
     },
+    transport,
     observability: { metrics, readiness },
   });
 
@@ -324,6 +330,9 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     .unref();
 
   const address = await app.listen({ host: config.host, port: config.port });
+  const tlsReloader =
+    tls && new TlsReloader({ files: tls.files, current: tls.pair, server: app.server as unknown as SecureContextTarget, clock, logger });
+  tlsReloader?.start();
   logger.info(
     {
       url: address,
@@ -332,6 +341,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       objectStore: store.description,
       nodeId: naming.nodeId,
       auth: authenticator === undefined ? 'off' : 'on',
+      transport: transport.kind,
     },
     'cairn listening',
   );
@@ -361,6 +371,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         readiness.markClosing();
         reaper.cancel();
         checkpointer.cancel();
+        tlsReloader?.close();
         // Long-polls are answered (204 at the tail) and SSE connections get a final control event.
         live.closeAll();
         // Stops accepting; waits for in-flight requests (appends await their fsync), at most
@@ -371,7 +382,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         const idleSweeper = clock.setInterval(() => drain.closeUnused(), SHUTDOWN_IDLE_SWEEP_MS);
         const drainTimer = clock.setTimeout(() => {
           logger.warn({ drainMs: SHUTDOWN_DRAIN_MS }, 'shutdown drain timed out; closing open connections');
-          app.server.closeAllConnections();
+          drain.closeAll();
         }, SHUTDOWN_DRAIN_MS);
         try {
           await app.close();

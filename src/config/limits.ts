@@ -216,6 +216,21 @@ export const BODY_TIMEOUT_MS_DEFAULT = 60_000;
 export const IDLE_TIMEOUT_MS_DEFAULT = 72_000;
 
 /**
+ * The TLS certificate and key files are re-read every 2 s (src/http/tls-reload.ts): two small
+ * reads are negligible, and a renewed certificate (cert-manager, certbot) is in use for new
+ * connections within seconds of being written.
+ */
+export const TLS_RELOAD_CHECK_INTERVAL_MS = 2_000;
+
+/**
+ * Requests open at once on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS): 256. Node's
+ * own default is unbounded; nginx uses 128 and Go 250. Each live reader holds a stream, and a
+ * browser puts every stream of an origin on one connection, so this is how many streams one page
+ * (or all tabs of one browser) can follow at once; the per-client live-reader limit still applies.
+ */
+export const HTTP2_STREAMS_PER_SESSION_MAX = 256;
+
+/**
  * Verified tokens remembered: 10,000. A hit costs one map lookup instead of a JWT signature check
  * (tens of µs for RS256) or a SHA-256; an entry never outlives its token's `exp`.
  */

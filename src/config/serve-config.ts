@@ -430,6 +430,29 @@ export const serveSettings = {
     unit: 'count',
     description: 'writes (PUT, POST) per second per client (token, else IP); 429 above; 0 = off',
   }),
+  tlsCertFile: setting({
+    flag: '--tls-cert-file <path>',
+    env: 'CAIRN_TLS_CERT_FILE',
+    schema: z.string().min(1, { error: 'expected a path' }).optional(),
+    unit: 'path',
+    description: 'PEM certificate chain: serve HTTPS with HTTP/2 and HTTP/1.1 (ALPN); reloaded when the file changes',
+    unsetMeans: 'cleartext',
+  }),
+  tlsKeyFile: setting({
+    flag: '--tls-key-file <path>',
+    env: 'CAIRN_TLS_KEY_FILE',
+    schema: z.string().min(1, { error: 'expected a path' }).optional(),
+    unit: 'path',
+    description: 'PEM private key of --tls-cert-file; reloaded when the file changes',
+    unsetMeans: 'none',
+  }),
+  http2Cleartext: setting({
+    flag: '--http2-cleartext',
+    env: 'CAIRN_HTTP2_CLEARTEXT',
+    schema: onOff(),
+    description: 'without TLS, speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1, for a proxy in front',
+    unsetMeans: 'off',
+  }),
   headersTimeoutMs: setting({
     flag: '--headers-timeout-ms <ms>',
     env: 'CAIRN_HEADERS_TIMEOUT_MS',
@@ -484,6 +507,17 @@ export const serveSettings = {
 export const serveConfigSchema = settingsObject(serveSettings).superRefine((config, context) => {
   if (config.objectStore === 's3' && config.s3Bucket === undefined) {
     context.addIssue({ code: 'custom', path: ['s3Bucket'], message: 'required with objectStore s3 (--s3-bucket or CAIRN_S3_BUCKET)' });
+  }
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
+    const missing = config.tlsCertFile === undefined ? 'tlsCertFile' : 'tlsKeyFile';
+    context.addIssue({ code: 'custom', path: [missing], message: 'TLS needs both --tls-cert-file and --tls-key-file' });
+  }
+  if (config.http2Cleartext === true && config.tlsCertFile !== undefined) {
+    context.addIssue({
+      code: 'custom',
+      path: ['http2Cleartext'],
+      message: 'not with TLS: the TLS port already offers HTTP/2 and HTTP/1.1 (ALPN); h2c is for cleartext behind a proxy',
+    });
   }
 });
 

@@ -5,6 +5,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
+import type { Server } from 'node:http';
 import { installAccessControl } from '../auth/access-control.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 import { TooManyRequestsError } from '../protocol/errors.ts';
@@ -21,7 +22,7 @@ import { readStream } from './routes/read.ts';
 import { listStreams, STREAM_LIST_PATH } from './routes/list.ts';
 import { streamMeta, STREAM_META_PATH } from './routes/stream-meta.ts';
 import { registerInspector } from './routes/inspector.ts';
-import { nodeServerFactory, type NodeServerLimits } from './node-server.ts';
+import { nodeServerFactory, type NodeServerLimits, type ServerTransport } from './node-server.ts';
 import { ALLOWED_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS } from './cors-headers.ts';
 
 export interface AppOptions {
@@ -38,6 +39,8 @@ export interface AppOptions {
   appendsPerSecondMax?: number;
   /** Limits of the node:http server (`--header-bytes-max`, timeouts); Fastify's defaults when absent. */
   nodeServer?: NodeServerLimits;
+  /** TLS (HTTP/2 + HTTP/1.1) or h2c (README "TLS and HTTP/2"); cleartext HTTP/1.1 when absent. Needs `nodeServer`. */
+  transport?: ServerTransport;
   /** Request metrics and the /metrics, /healthz, /readyz routes; none when absent. */
   observability?: Observability;
   /** The built inspector's files (tests); default build/inspector/ of the package. */
@@ -51,7 +54,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bodyLimit: context.limits.appendBytesMax,
     // Stream paths may be long; Fastify's default of 100 characters per parameter is too small.
     routerOptions: { maxParamLength: 4096 },
-    ...(options.nodeServer === undefined ? {} : { serverFactory: nodeServerFactory(options.nodeServer) }),
+    ...(options.nodeServer === undefined
+      ? {}
+      : { serverFactory: nodeServerFactory(options.nodeServer, options.transport ?? { kind: 'http1' }, context.clock) as () => Server }),
+    // Only read by Fastify for the scheme of the address `listen` returns (the factory builds the server).
+    ...(options.transport?.kind === 'tls' ? { https: { allowHTTP1: true } as unknown as null } : {}),
     ...(options.trustProxy === undefined || options.trustProxy.length === 0 ? {} : { trustProxy: options.trustProxy }),
     // Quiet on hot paths: no per-request log lines (errors are still logged by the error handler).
     logController: new LogController({ disableRequestLogging: true }),

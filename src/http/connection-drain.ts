@@ -3,29 +3,46 @@
  * connection to end, and `closeIdleConnections()` only closes keep-alive sockets between
  * requests: a socket a client opened and has not used yet (HTTP clients and browsers pre-open
  * them) would hold the drain open until the drain timeout. This tracks sockets (one Set entry per
- * connection, nothing per request) so the drain can close those too.
+ * connection, nothing per request) so the drain can close those too. HTTP/2 sessions (TLS or h2c)
+ * are tracked the same way and closed with a GOAWAY: their streams in flight finish, no new ones
+ * start.
  */
-import type { Server } from 'node:http';
+import type { Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { NodeServer } from './node-server.ts';
 
 export class ConnectionDrain {
-  readonly #server: Server;
+  readonly #server: NodeServer;
   readonly #sockets = new Set<Socket>();
+  readonly #sessions = new Set<Http2Session>();
 
-  constructor(server: Server) {
+  constructor(server: NodeServer) {
     this.#server = server;
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
+    server.on('session', (session: Http2Session) => {
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+    });
   }
 
   /**
    * Closes the connections that carry no request now: keep-alive sockets between requests, and
-   * sockets that never sent a byte. Connections with a request in flight are left to finish.
+   * sockets that never sent a byte; HTTP/2 sessions get a GOAWAY (open streams finish, then the
+   * session ends). Connections with a request in flight are left to finish.
    */
   closeUnused(): void {
-    this.#server.closeIdleConnections();
+    if ('closeIdleConnections' in this.#server) this.#server.closeIdleConnections();
+    for (const session of this.#sessions) if (!session.closed) session.close();
     for (const socket of this.#sockets) if (socket.bytesRead === 0) socket.destroy();
+  }
+
+  /** Cuts every connection now, requests in flight included (the end of the drain time). */
+  closeAll(): void {
+    if ('closeAllConnections' in this.#server) this.#server.closeAllConnections();
+    for (const session of this.#sessions) session.destroy();
+    for (const socket of this.#sockets) socket.destroy();
   }
 }

@@ -12,6 +12,7 @@ import type { StreamState } from '../../stream/stream-state.ts';
 import type { HttpContext } from '../context.ts';
 import { streamPathOf } from '../../protocol/stream-path.ts';
 import { streamSse } from './sse.ts';
+import { disableSilenceTimeout } from '../node-server.ts';
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -73,7 +74,7 @@ export async function readStream(context: HttpContext, request: FastifyRequest, 
       context.live.admit();
       const release = context.liveClients.acquire(request.cairnAccess?.clientKey ?? request.ip);
       // The wait is silent by design: the socket's inactivity timeout (--body-timeout-ms) must not end it.
-      request.raw.socket.setTimeout(0);
+      disableSilenceTimeout(request.raw);
       const reason = await context.live.wait(stream, context.limits.longPollTimeoutMs, request.raw).finally(release);
       if (!registry.isCurrent(stream) || stream.softDeleted) throw new StreamNotFoundError(path);
       if (reason === 'disconnected') return;

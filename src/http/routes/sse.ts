@@ -10,6 +10,7 @@ import { isSseTextContentType } from '../../protocol/content-type.ts';
 import { responseCursor } from '../../protocol/cursor.ts';
 import type { StreamState } from '../../stream/stream-state.ts';
 import type { HttpContext } from '../context.ts';
+import { disableSilenceTimeout } from '../node-server.ts';
 
 export async function streamSse(
   context: HttpContext,
@@ -42,7 +43,7 @@ export async function streamSse(
   reply.hijack();
   raw.writeHead(200, headers);
   // Waits between events are silent: the socket's inactivity timeout (--body-timeout-ms) must not end them.
-  request.raw.socket.setTimeout(0);
+  disableSilenceTimeout(request.raw);
 
   let disconnected = false;
   raw.once('close', () => {
