@@ -236,7 +236,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     onBackgroundError: (error) => logger.warn({ err: error }, 'background stream write failed'),
   });
   const seals = new SealActivity();
-  const collector = new ObjectCollector({ store, logger, seals, clock });
+  const collector = new ObjectCollector({ store, logger, seals, clock, recordsDurable: () => registry.recordsDurable() });
   const sealer = new Sealer({
     registry,
     manifests: new ManifestStore({ store, naming }),

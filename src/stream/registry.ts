@@ -52,7 +52,8 @@ export interface RecordLog {
   /**
    * Queues `record`. Throws synchronously if it is refused (nothing queued: overload, closed,
    * failed, too large), so the registry applies only records the log holds, in the log's order.
-   * The promise resolves once the record is durable and rejects if it cannot be made durable.
+   * The promise resolves once the record is durable and rejects if it cannot be made durable;
+   * records become durable in the order they were queued.
    */
   append(record: StreamRecord): Promise<void>;
 }
@@ -84,6 +85,8 @@ export class StreamRegistry {
   readonly #onBackgroundError: (error: unknown) => void;
   readonly #table: StreamTable;
   #appendedBytes = 0;
+  /** The promise of the last record queued (records become durable in queue order). */
+  #lastQueued: Promise<void> = Promise.resolve();
 
   constructor(options: RegistryOptions) {
     this.#log = options.log;
@@ -126,6 +129,17 @@ export class StreamRegistry {
     return this.#table.apply(record);
   }
 
+  /**
+   * Resolves when every record applied so far is durable (replayed ones are); rejects when the
+   * log could not make the last of them durable (a failed WAL: they may be lost). A record is
+   * queued before it is applied, so a listener call made while applying it (a removal, dropped
+   * segments) can use this to wait for that record: the object collector deletes nothing before
+   * the record that let it go is durable (a crash that loses the record must find the objects).
+   */
+  recordsDurable(): Promise<void> {
+    return this.#lastQueued;
+  }
+
   /** Marks everything applied so far as durable (after WAL replay). */
   markAllDurable(): void {
     this.#table.markAllDurable();
@@ -161,6 +175,7 @@ export class StreamRegistry {
     // Queued first: a record the log refuses (it throws) leaves the state untouched, so its bytes
     // can never become visible through a later append's durable offset.
     const queued = this.#log.append(record);
+    this.#lastQueued = queued;
     const stream = this.#table.apply(record);
     // apply() is synchronous, so the tail and closure right now are exactly this record's effect.
     const end = stream?.tailOffset ?? 0;

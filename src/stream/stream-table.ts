@@ -18,9 +18,12 @@ import { StreamState } from './stream-state.ts';
 export interface RegistryListener {
   /** New bytes or closure of `stream` are durable (live writes only, not replay). */
   durable(stream: StreamState): void;
-  /** An incarnation is gone for good (deleted, expired, last fork gone): its objects may go. */
+  /**
+   * An incarnation is gone for good (deleted, expired, last fork gone): its objects may go once
+   * the record is durable (`StreamRegistry.recordsDurable`; until then a crash brings it back).
+   */
   removed(stream: StreamState): void;
-  /** Retention dropped these segments of `stream`: their objects may go. */
+  /** Retention dropped these segments of `stream`: their objects may go (once the record is durable, as above). */
   segmentsDropped(stream: StreamState, segments: readonly SegmentRef[]): void;
 }
 

@@ -4,7 +4,9 @@
  * dropped by retention, superseded manifest versions. Deletes run in the background, one job at a
  * time, retried until they succeed, and never block a request. Pending jobs travel in WAL
  * checkpoints, and replaying a delete record queues its job again, so a restart does not forget
- * them (deleting an absent key succeeds, so a job may safely run twice).
+ * them (deleting an absent key succeeds, so a job may safely run twice). A job starts only once
+ * the WAL record that let its objects go (a delete, a trim) is durable: a crash that loses the
+ * record brings the stream or its segments back, and they must still be readable.
  */
 import type { Clock, Timer } from '../clock.ts';
 import type { Logger } from 'pino';
@@ -22,13 +24,27 @@ export interface ObjectCollectorOptions {
   seals: SealActivity;
   /** Times the pause before a failed delete is retried. */
   clock: Clock;
+  /**
+   * Resolves when every WAL record applied so far is durable, rejects when the WAL could not make
+   * them durable (`StreamRegistry.recordsDurable`). Read when a job is queued; the job waits for it,
+   * and is dropped if it rejects (a restart replays the record if it landed, queueing the job again).
+   */
+  recordsDurable: () => Promise<void>;
+}
+
+/** A queued job and whether the records it depends on became durable. */
+interface QueuedJob {
+  job: DeleteJob;
+  durable: Promise<boolean>;
 }
 
 export class ObjectCollector {
   readonly #options: ObjectCollectorOptions;
-  readonly #jobs: DeleteJob[] = [];
+  readonly #jobs: QueuedJob[] = [];
   #running: Promise<void> | undefined;
   #closed = false;
+  /** Resolved by `close()`: a job waiting for its records stops waiting. */
+  readonly #closing = Promise.withResolvers<void>();
   #retryTimer: Timer | undefined;
   /** Objects deleted so far (keys handed to the store). */
   deletedCount = 0;
@@ -48,7 +64,9 @@ export class ObjectCollector {
 
   /** Jobs not yet done, for a checkpoint. */
   pending(): DeleteJob[] {
-    return this.#jobs.map((job) => ('keys' in job ? { keys: [...job.keys] } : { ...job }));
+    // A checkpoint is written only once the records before it are durable, so a job it carries
+    // needs no wait after a restart.
+    return this.#jobs.map(({ job }) => ('keys' in job ? { keys: [...job.keys] } : { ...job }));
   }
 
   /** Resolves when the queue is empty (tests, shutdown of short runs). */
@@ -59,12 +77,17 @@ export class ObjectCollector {
   /** Stops starting jobs; the pending ones stay for the next checkpoint or restart. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#closing.resolve();
     this.#retryTimer?.cancel();
     await this.#running;
   }
 
   #enqueue(job: DeleteJob): void {
-    this.#jobs.push(job);
+    const durable = this.#options.recordsDurable().then(
+      () => true,
+      () => false,
+    );
+    this.#jobs.push({ job, durable });
     this.#kick();
   }
 
@@ -77,7 +100,14 @@ export class ObjectCollector {
 
   async #drain(): Promise<void> {
     while (!this.#closed && this.#jobs.length > 0) {
-      const job = this.#jobs[0];
+      const { job, durable } = this.#jobs[0];
+      const ready = await Promise.race([durable, this.#closing.promise.then(() => undefined)]);
+      if (ready === undefined) return; // closed: the job stays for the next checkpoint
+      if (!ready) {
+        this.#jobs.shift();
+        this.#options.logger.warn({ job }, 'object delete dropped: the WAL record that allowed it is not durable');
+        continue;
+      }
       try {
         await this.#run(job);
         this.#jobs.shift();

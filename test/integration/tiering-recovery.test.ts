@@ -3,7 +3,9 @@
  * over one data directory:
  * - a seal whose manifest reached the store but whose seal record never reached the WAL (a crash
  *   between the two) is adopted, and a segment object no manifest lists is deleted, never served;
- * - seals published before a restart are read from segments afterwards without being uploaded again.
+ * - seals published before a restart are read from segments afterwards without being uploaded again;
+ * - a deleted stream's objects stay until its delete record is durable (a crash losing the record
+ *   brings the stream back, and its segments must still be there).
  */
 import { systemClock } from '../../src/clock.ts';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -17,6 +19,7 @@ import { manifestKey, segmentKey, streamObjectPrefix } from '../../src/manifest/
 import { FsObjectStore } from '../../src/object-store/index.ts';
 import { parseOffsetToken } from '../../src/protocol/offset.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
+import { nodeWalFs, type WalFs } from '../../src/wal/index.ts';
 import { testConfig } from '../support/server.ts';
 import { readToEnd, waitFor } from '../support/streams.ts';
 
@@ -126,4 +129,55 @@ test('a checkpoint taken after retention dropped every segment restores the seal
   const append = await fetch(`${second.url}/v1/stream/trimmed`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'after' });
   expect(append.headers.get('stream-next-offset')).toMatch(/_0000000000003005$/);
   expect((await readToEnd(`${second.url}/v1/stream/trimmed`)).toString()).toBe('after');
+});
+
+test('a deleted stream keeps its objects until the delete record is durable', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-delete-'));
+  cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
+  // While `stall` is set, every WAL fdatasync waits for it: records are written, not durable.
+  let stall: PromiseWithResolvers<void> | undefined;
+  const walFs: WalFs = {
+    ...nodeWalFs,
+    async openFile(file, flags) {
+      const handle = await nodeWalFs.openFile(file, flags);
+      return {
+        writev: (buffers) => handle.writev(buffers),
+        close: () => handle.close(),
+        async datasync() {
+          await stall?.promise;
+          await handle.datasync();
+        },
+      };
+    },
+  };
+  const server = await startServer(testConfig(dataDir, { sealIdleMs: 0 }), { logger: pino({ level: 'warn' }), walFs });
+  cleanup.push(() => server.close());
+  cleanup.push(async () => stall?.resolve()); // runs before close, which waits for the WAL
+  const url = `${server.url}/v1/stream/doomed`;
+  const put = await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: Buffer.alloc(500, 7) });
+  expect(put.status).toBe(201);
+  const stream = server.registry.get('doomed', { touch: false });
+  await waitFor(() => stream.sealedOffset === 500);
+  await server.tiering.deletesDrained();
+  const prefix = streamObjectPrefix('doomed', stream.incarnation, (await readFile(path.join(dataDir, 'node-id'), 'utf8')).trim());
+  const keys = async () => (await server.tiering.store.list({ prefix })).objects.map((object) => object.key);
+  const stored = await keys();
+  expect(stored.length).toBeGreaterThan(0);
+
+  // The delete is applied at once (404), but its record waits for an fdatasync: a kill now would
+  // lose it, so no object of the stream may go yet (give a collector that did not wait time to act).
+  stall = Promise.withResolvers<void>();
+  const deleting = fetch(url, { method: 'DELETE' });
+  await waitFor(() => !server.registry.holds(stream));
+  await Promise.race([server.tiering.deletesDrained(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
+  expect(await keys()).toEqual(stored);
+
+  // Durable: now they go.
+  stall.resolve();
+  stall = undefined;
+  expect((await deleting).status).toBe(204);
+  await waitFor(async () => {
+    await server.tiering.deletesDrained();
+    return (await keys()).length === 0;
+  });
 });

@@ -5,12 +5,12 @@ import { ManifestStore } from '../../src/manifest/manifest-store.ts';
 import { parseStreamObjectKey } from '../../src/manifest/object-keys.ts';
 import { ObjectNaming } from '../../src/manifest/object-naming.ts';
 import { FaultInjectingObjectStore, injectedUnavailable, MemoryObjectStore, type ObjectStore } from '../../src/object-store/index.ts';
-import type { StreamRegistry } from '../../src/stream/registry.ts';
+import { StreamRegistry } from '../../src/stream/registry.ts';
 import { ObjectCollector } from '../../src/tiering/object-collector.ts';
 import { SealActivity } from '../../src/tiering/seal-activity.ts';
 import { Sealer } from '../../src/tiering/sealer.ts';
 import { createStream, memoryRegistry, replayedRegistry } from '../support/registry.ts';
-import { testClock, type ManualClock } from '../support/record-log.ts';
+import { MemoryRecordLog, testClock, type ManualClock } from '../support/record-log.ts';
 
 const NODE_ID = 'a1b2c3d4e5f6';
 const logger = pino({ level: 'silent' });
@@ -25,7 +25,7 @@ afterEach(async () => {
 function sealerFor(registry: StreamRegistry, store: ObjectStore, clock: ManualClock) {
   const seals = new SealActivity();
   const naming = new ObjectNaming(NODE_ID);
-  const collector = new ObjectCollector({ store, logger, seals, clock });
+  const collector = new ObjectCollector({ store, logger, seals, clock, recordsDurable: () => registry.recordsDurable() });
   const sealer = new Sealer({
     registry,
     manifests: new ManifestStore({ store, naming }),
@@ -150,6 +150,116 @@ describe('sealer', () => {
     await seals.idle(stream.incarnation);
     expect(sealer.stats.failures).toBe(1);
     expect(await storedKeys(memory, 'manifest')).toEqual([]);
+  });
+});
+
+describe('objects of a removed stream', () => {
+  /** A registry wired to a sealer and a collector as src/server.ts wires them. */
+  function wiredStack(clock: ManualClock, store: ObjectStore) {
+    // The listener names the sealer and the collector, built after the registry (as in src/server.ts).
+
+    const log = new MemoryRecordLog();
+    const parts: { stack?: ReturnType<typeof sealerFor> } = {};
+    const registry = new StreamRegistry({
+      log,
+      clock,
+      listener: {
+        durable: (stream) => parts.stack?.sealer.durable(stream),
+        removed: (stream) => {
+          parts.stack?.sealer.removed(stream);
+          if (stream.manifestVersion > 0 || stream.needsProbe) parts.stack?.collector.deletePrefix(parts.stack.naming.prefix(stream), stream.incarnation);
+        },
+        segmentsDropped: (stream, segments) => parts.stack?.collector.deleteKeys(segments.map((s) => parts.stack!.naming.segment(stream, s))),
+      },
+    });
+    parts.stack = sealerFor(registry, store, clock);
+    return { registry, log, ...parts.stack };
+  }
+
+  test('stay until the delete record is durable: a crash that loses the delete finds every segment', async () => {
+    const clock = testClock();
+    const store = new MemoryObjectStore();
+    const { registry, log, sealer, collector, naming } = wiredStack(clock, store);
+    const stream = await createStream(registry, '/s', BODY);
+    sealer.durable(stream);
+    await vi.waitFor(() => expect(stream.sealedOffset).toBe(100), { timeout: 10_000 });
+    await collector.drained();
+
+    // The delete is applied (readers get 404 at once) but its record is not yet durable...
+    log.hold();
+    const deleting = registry.delete('/s');
+    expect(registry.holds(stream)).toBe(false);
+    await new Promise((resolve) => setImmediate(resolve));
+    // ...when the process is killed (close() lets a delete job that already started finish): the
+    // restart replays the WAL without the delete record.
+    await sealer.close();
+    await collector.close();
+    void deleting;
+    const restarted = replayedRegistry(log.records, clock, (record) => record.t === 'delete').registry.get('/s', { touch: false });
+    expect(restarted.segments.map((s) => [s.start, s.end])).toEqual([
+      [0, 40],
+      [40, 80],
+      [80, 100],
+    ]);
+    for (const segment of restarted.segments) {
+      const body = Buffer.from((await store.get(naming.segment(restarted, segment))).body);
+      expect(body.equals(BODY.subarray(segment.start, segment.end))).toBe(true);
+    }
+    expect(collector.pending()).toHaveLength(1); // still waiting for the record (kept in a checkpoint)
+  });
+
+  test('dropped by a trim stay until the trim record is durable', async () => {
+    const clock = testClock();
+    const store = new MemoryObjectStore();
+    const { registry, log, sealer, collector, naming } = wiredStack(clock, store);
+    const stream = await createStream(registry, '/s', BODY);
+    sealer.durable(stream);
+    await vi.waitFor(() => expect(stream.sealedOffset).toBe(100), { timeout: 10_000 });
+    await collector.drained();
+    log.hold();
+    void registry.commitTrim(stream, 40, stream.manifestVersion + 1);
+    expect(stream.retainedStart).toBe(40);
+    await new Promise((resolve) => setImmediate(resolve));
+    await sealer.close();
+    await collector.close();
+    const restarted = replayedRegistry(log.records, clock, (record) => record.t === 'trim').registry.get('/s', { touch: false });
+    expect(restarted.retainedStart).toBe(0);
+    const body = Buffer.from((await store.get(naming.segment(restarted, restarted.segments[0]))).body);
+    expect(body.equals(BODY.subarray(0, 40))).toBe(true);
+  });
+
+  test('a delete whose record the WAL could not make durable is dropped: the objects stay', async () => {
+    const clock = testClock();
+    const store = new MemoryObjectStore();
+    const { registry, log, sealer, collector } = wiredStack(clock, store);
+    const stream = await createStream(registry, '/s', BODY);
+    sealer.durable(stream);
+    await vi.waitFor(() => expect(stream.sealedOffset).toBe(100), { timeout: 10_000 });
+    await collector.drained();
+    const before = (await store.list({ prefix: '' })).objects.map((object) => object.key);
+    log.fail(new Error('fsync failed')); // the delete record is queued, then its write fails
+    const deleting = registry.delete('/s').catch((error: unknown) => error);
+    expect(registry.holds(stream)).toBe(false);
+    expect(await deleting).toBeInstanceOf(Error);
+    await collector.drained();
+    expect((await store.list({ prefix: '' })).objects.map((object) => object.key)).toEqual(before);
+  });
+
+  test('go once the delete record is durable', async () => {
+    const clock = testClock();
+    const store = new MemoryObjectStore();
+    const { registry, log, sealer, collector } = wiredStack(clock, store);
+    const stream = await createStream(registry, '/s', BODY);
+    sealer.durable(stream);
+    await vi.waitFor(() => expect(stream.sealedOffset).toBe(100), { timeout: 10_000 });
+    log.hold();
+    const deleting = registry.delete('/s');
+    log.release();
+    await deleting;
+    await vi.waitFor(async () => {
+      await collector.drained();
+      expect((await store.list({ prefix: '' })).objects).toEqual([]);
+    }, { timeout: 10_000 });
   });
 });
 

@@ -66,7 +66,7 @@ export async function bootStack(process: SimulatedProcess, clock: Clock, seed: n
     onBackgroundError: () => {},
   });
   const seals = new SealActivity();
-  const collector = new ObjectCollector({ store, logger: silent, seals, clock });
+  const collector = new ObjectCollector({ store, logger: silent, seals, clock, recordsDurable: () => registry.recordsDurable() });
   const sealer = new Sealer({
     registry,
     manifests: new ManifestStore({ store, naming }),
