@@ -12,6 +12,7 @@ import { freshSeed, seededRandom, systemClock, type Clock, type RandomSource } f
 import {
   CHECKPOINT_CHECK_INTERVAL_MS,
   EXPIRY_REAP_INTERVAL_MS,
+  INCARNATIONS_PER_MS,
   SEAL_UPLOADS_MAX,
   SHUTDOWN_DRAIN_MS,
   SHUTDOWN_IDLE_SWEEP_MS,
@@ -45,6 +46,8 @@ import { ManifestStore } from './manifest/manifest-store.ts';
 import { ObjectNaming } from './manifest/object-naming.ts';
 import { SealActivity } from './tiering/seal-activity.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
+import { StreamFinder } from './tiering/stream-finder.ts';
+import { installStreamLookup } from './http/stream-lookup-hook.ts';
 import { openWal, type WalFs } from './wal/index.ts';
 
 /** The server cannot start for a reason the operator must fix; the message says which. */
@@ -229,12 +232,16 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     },
     sealedUnitReader: (stream, position) => reads.unitRest(stream, position),
     onBackgroundError: (error) => logger.warn({ err: error }, 'background stream write failed'),
+    // Time-ordered incarnations never repeat without the local disk (docs/storage-layout.md).
+    incarnationFloor: () => Math.floor(clock.nowMs()) * INCARNATIONS_PER_MS,
   });
   const seals = new SealActivity();
-  const collector = new ObjectCollector({ store, logger, seals, clock });
+  const manifests = new ManifestStore({ store, naming });
+  const collector = new ObjectCollector({ store, logger, seals, clock, manifests });
+  const finder = new StreamFinder({ store, registry, clock, isDeleting: (incarnation) => collector.isDeleting(incarnation) });
   const sealer = new Sealer({
     registry,
-    manifests: new ManifestStore({ store, naming }),
+    manifests,
     collector,
     seals,
     clock,
@@ -244,8 +251,11 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     hotTailBudgetBytes: config.hotTailBudgetBytes,
     retention: { retentionMs: config.retentionMs, retentionBytes: config.retentionBytes },
     uploadsMax: SEAL_UPLOADS_MAX,
+    metadataFlushMs: config.metadataFlushMs,
   });
-  const cache = new SegmentCache(store, config.segmentCacheBytes);
+  const cache = new SegmentCache(store, config.segmentCacheBytes, {
+    onCorrupt: (error) => logger.error({ key: error.key }, error.message),
+  });
   const reads: ReadPath = new ReadPath({ registry, cache, naming, chunkBytesMax: config.chunkBytesMax });
 
   if (wal.checkpoint !== undefined) {
@@ -303,6 +313,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     },
     observability: { metrics, readiness },
   });
+  installStreamLookup(app, finder, config.streamPathBytesMax);
 
   const drain = new ConnectionDrain(app.server);
   const reaper = clock.setInterval(() => registry.reapExpired(), EXPIRY_REAP_INTERVAL_MS).unref();
