@@ -225,8 +225,10 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       durable: (stream) => sealer.durable(stream),
       removed: (stream) => {
         sealer.removed(stream);
-        // A stream that never stored a manifest has no objects, or its running seal removes its own.
-        if (stream.manifestVersion > 0 || stream.needsProbe) collector.deletePrefix(naming.prefix(stream), stream.incarnation);
+        // A stream that never stored a manifest and has no write running has no objects.
+        if (stream.manifestVersion > 0 || stream.needsProbe || seals.running(stream.incarnation)) {
+          collector.deletePrefix(naming.prefix(stream), stream.incarnation);
+        }
       },
       segmentsDropped: (stream, segments) => collector.deleteKeys(segments.map((segment) => naming.segment(stream, segment))),
     },

@@ -8,7 +8,8 @@
  * src/stream/lineage.ts; checkpoints in src/stream/registry-checkpoint.ts.
  *
  * Somewhat over 400 lines on purpose: create and append each validate and apply in one
- * synchronous step (that is what serialises writes), so their checks stay together here.
+ * synchronous step (that is what serialises writes), so their checks stay together here; the
+ * streams loaded from the object store (`install`, load records) share that one step too.
  */
 import type { Clock } from '../clock.ts';
 import { PRODUCER_SEQUENCE_GAP_WAIT_MS } from '../config/limits.ts';
@@ -32,6 +33,7 @@ import * as lineage from './lineage.ts';
 import type { SealedUnitReader } from './lineage.ts';
 import { sameConfig, type AppendOutcome, type AppendRequest, type CreateOutcome, type CreateRequest } from './write-requests.ts';
 import type { AppendRecord, CreateRecord, LoadRecord, StreamRecord } from './records.ts';
+import { loadRecordOf } from './load-record.ts';
 import { restoreTable, snapshotTable, type RegistrySnapshot } from './registry-checkpoint.ts';
 import type { StreamState } from './stream-state.ts';
 import { StreamTable, type RegistryListener } from './stream-table.ts';
@@ -512,29 +514,3 @@ export class StreamRegistry {
   }
 }
 
-/** The load record of `stream`'s current state (it holds no unsealed bytes: nothing was written since it was loaded). */
-function loadRecordOf(stream: StreamState): LoadRecord {
-  const record: LoadRecord = {
-    t: 'load',
-    inc: stream.incarnation,
-    path: stream.path,
-    contentType: stream.contentType,
-    createdAtMs: stream.createdAtMs,
-    objectNodeId: stream.objectNodeId ?? '',
-    segments: stream.segments,
-    sealedOffset: stream.sealedOffset,
-    retainedStart: stream.retainedStart,
-    manifestVersion: stream.manifestVersion,
-    closed: stream.closed,
-    producers: [...stream.producerStates()].map(([id, state]) => [id, state.epoch, state.lastSeq]),
-    softDeleted: stream.softDeleted,
-  };
-  if (stream.ttlSeconds !== undefined) record.ttlSeconds = stream.ttlSeconds;
-  if (stream.expiresAtMs !== undefined) record.expiresAtMs = stream.expiresAtMs;
-  if (stream.retentionMs !== undefined) record.retentionMs = stream.retentionMs;
-  if (stream.retentionBytes !== undefined) record.retentionBytes = stream.retentionBytes;
-  if (stream.fork !== undefined) record.fork = { inc: stream.fork.source.incarnation, position: stream.fork.position };
-  if (stream.closedBy !== undefined) record.closedBy = stream.closedBy;
-  if (stream.lastStreamSeq !== undefined) record.lastStreamSeq = stream.lastStreamSeq;
-  return record;
-}

@@ -24,8 +24,8 @@ import {
   SEAL_RETRY_BACKOFF_BASE_MS,
   SEAL_RETRY_BACKOFF_MS_MAX,
 } from '../config/limits.ts';
-import type { SegmentRef, StoredStreamMeta } from '../manifest/manifest.ts';
-import { unitChecksum } from '../manifest/unit-checksum.ts';
+import type { SegmentRef } from '../manifest/manifest.ts';
+import { storedMetaOf, unitChecksums } from './stored-meta.ts';
 import { StreamFencedError, type ManifestStore } from '../manifest/manifest-store.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { StreamState } from '../stream/stream-state.ts';
@@ -330,7 +330,7 @@ export class Sealer {
   async #writeMetadata(stream: StreamState): Promise<void> {
     const { registry, manifests } = this.#o;
     if (stream.needsProbe) await this.#probe(stream);
-    if (!stream.metaDirty) return; // a seal carried it meanwhile
+    if (!stream.metaDirty || !registry.holds(stream)) return; // a seal carried it meanwhile, or the stream is gone
     const { version } = await this.#storeWithMeta(stream, () =>
       manifests.storeNext(stream, stream.segments, stream.retainedStart, storedMetaOf(stream, stream.sealedOffset)),
     );
@@ -404,32 +404,3 @@ function hotBytes(stream: StreamState, start: number, end: number): Buffer {
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
-/** Checksums of the read units of `[start, unitEnds.at(-1))` of `stream`'s hot tail (src/manifest/unit-checksum.ts). */
-function unitChecksums(stream: StreamState, start: number, unitEnds: readonly number[]): string[] {
-  const sums: string[] = [];
-  let at = start;
-  for (const end of unitEnds) {
-    sums.push(unitChecksum(hotBytes(stream, at, end)));
-    at = end;
-  }
-  return sums;
-}
-
-/** The metadata a manifest stores for `stream` once its sealed offset is `sealedOffset` (docs/storage-layout.md). */
-export function storedMetaOf(stream: StreamState, sealedOffset: number): StoredStreamMeta {
-  const view = stream.sealedViewAt(sealedOffset);
-  const meta: StoredStreamMeta = {
-    createdAtMs: stream.createdAtMs,
-    sealedOffset,
-    closed: view.closed,
-    producers: [...view.producers].map(([id, state]) => [id, state.epoch, state.lastSeq]),
-  };
-  if (stream.ttlSeconds !== undefined) meta.ttlSeconds = stream.ttlSeconds;
-  if (stream.expiresAtMs !== undefined) meta.expiresAtMs = stream.expiresAtMs;
-  if (stream.retentionMs !== undefined) meta.retentionMs = stream.retentionMs;
-  if (stream.retentionBytes !== undefined) meta.retentionBytes = stream.retentionBytes;
-  if (view.closedBy !== undefined) meta.closedBy = view.closedBy;
-  if (view.lastStreamSeq !== undefined) meta.lastStreamSeq = view.lastStreamSeq;
-  if (stream.softDeleted) meta.deleted = 'soft';
-  return meta;
-}
