@@ -113,8 +113,8 @@ export interface StartOptions {
   walFs?: WalFs;
 }
 
-/** The configured store, unwrapped: the filesystem under the data directory, or S3. */
-async function openBaseStore(config: ServeConfig): Promise<ObjectStore> {
+/** The configured store, unwrapped: the filesystem under the data directory, or S3 (also `cairn verify`). */
+export async function openBaseStore(config: ServeConfig): Promise<ObjectStore> {
   if (config.objectStore === 'fs') return new FsObjectStore({ rootDir: path.join(config.dataDir, 'objects') });
   if (config.s3Bucket === undefined) throw new Error('--object-store s3 needs --s3-bucket');
   // Imported only here, so the embedded default never loads the AWS SDK.
