@@ -19,6 +19,9 @@ import { parseOffsetToken } from '../../src/protocol/offset.ts';
 import { ChildServer, freePort } from '../fault/support/child-server.ts';
 import { findS3ServerSource, startS3Server, warnS3Unavailable, type S3TestServer } from '../support/s3-server.ts';
 import { waitFor } from '../support/streams.ts';
+import { testConfig } from '../support/server.ts';
+import { startServer } from '../../src/server.ts';
+import { pino } from 'pino';
 
 const TIERING = ['--seal-idle-ms', '0', '--segment-size-bytes', '64', '--metadata-flush-ms', '20'];
 const WAIT_MS = 60_000;
@@ -233,4 +236,30 @@ describe('disk loss on S3', () => {
     if (config.prefix !== undefined) args.push('--s3-prefix', config.prefix);
     await scenario((dataDir) => ({ args, store, loseDisk: () => rm(dataDir, { recursive: true, force: true }) }));
   }, 300_000);
+});
+
+describe('a stream loaded from the object store, then written', () => {
+  test('survives a restart with its disk: the WAL holds a load record before the first write', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-load-replay-'));
+    cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
+    const config = testConfig(dataDir, { sealIdleMs: 0, metadataFlushMs: 10 });
+    const octet = { 'content-type': 'application/octet-stream' };
+    const first = await startServer(config, { logger: pino({ level: 'warn' }) });
+    expect((await fetch(`${first.url}/v1/stream/l`, { method: 'PUT', headers: octet, body: 'sealed;' })).status).toBe(201);
+    await waitFor(() => first.registry.get('l', { touch: false }).sealedOffset === 7 && !first.registry.get('l', { touch: false }).metaDirty);
+    await first.close();
+    for (const entry of await readdir(dataDir)) if (entry !== 'objects') await rm(path.join(dataDir, entry), { recursive: true, force: true });
+
+    // A fresh node: the stream is loaded on first use, then written (no seal: the bytes stay in the WAL).
+    const second = await startServer({ ...config, sealIdleMs: 3_600_000 }, { logger: pino({ level: 'warn' }) });
+    const append = await fetch(`${second.url}/v1/stream/l`, { method: 'POST', headers: octet, body: 'in the wal' });
+    expect(append.status).toBe(204);
+    await second.close();
+
+    const third = await startServer({ ...config, sealIdleMs: 3_600_000 }, { logger: pino({ level: 'warn' }) });
+    cleanup.push(() => third.close());
+    const read = await fetch(`${third.url}/v1/stream/l?offset=-1`);
+    expect(await read.text()).toBe('sealed;in the wal');
+    expect(read.headers.get('stream-next-offset')).toBe(append.headers.get('stream-next-offset'));
+  }, 60_000);
 });
