@@ -223,6 +223,20 @@ export class StreamRegistry {
     return last;
   }
 
+  /**
+   * Logs the load records of `stream` and its unlogged fork sources now (`cairn recover`), so the
+   * next start replays them instead of looking them up. Resolves when they are durable.
+   */
+  async persistLoaded(stream: StreamState): Promise<void> {
+    const unlogged = lineage.lineage(stream).filter((at) => at.unlogged).reverse();
+    const written = unlogged.map((at) => {
+      const durable = this.#log.append(loadRecordOf(at));
+      at.unlogged = false;
+      return durable;
+    });
+    await Promise.all(written);
+  }
+
   /** Raises the next incarnation past one seen in the object store. */
   raiseNextIncarnation(incarnation: number): void {
     this.#table.raiseNextIncarnation(incarnation);

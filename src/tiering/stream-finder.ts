@@ -72,7 +72,7 @@ export class StreamFinder {
     }
     const chain: LoadRecord[] = [];
     for (let at: FoundIncarnation | undefined = found; at !== undefined; ) {
-      chain.unshift(loadRecordOf(at));
+      chain.unshift(storedLoadRecord(at));
       const fork: Manifest['fork'] = at.manifest.fork;
       if (fork === undefined || registry.byIncarnation(fork.incarnation) !== undefined) break;
       const source: FoundIncarnation | undefined =
@@ -90,7 +90,7 @@ export class StreamFinder {
 }
 
 /** The load record of a stored incarnation: its state as of the manifest's sealed offset. */
-function loadRecordOf(found: FoundIncarnation): LoadRecord {
+export function storedLoadRecord(found: FoundIncarnation): LoadRecord {
   const m: Manifest = found.manifest;
   const base = m.fork?.position ?? 0;
   const meta = m.stream ?? { createdAtMs: 0, sealedOffset: m.segments.at(-1)?.end ?? Math.max(base, m.retainedStart), closed: false, producers: [] };
