@@ -14,12 +14,12 @@ import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import type { StoredStreamMeta } from '../../src/manifest/manifest.ts';
 import { verifyStore } from '../../src/manifest/store-verify.ts';
 import { lookUpPath } from '../../src/manifest/stream-lookup.ts';
-import { FsObjectStore, type ObjectStore } from '../../src/object-store/index.ts';
+import { FaultInjectingObjectStore, FsObjectStore, injectedUnavailable, MemoryObjectStore, type ObjectStore } from '../../src/object-store/index.ts';
 import { parseOffsetToken } from '../../src/protocol/offset.ts';
 import { ChildServer, freePort } from '../fault/support/child-server.ts';
 import { findS3ServerSource, startS3Server, warnS3Unavailable, type S3TestServer } from '../support/s3-server.ts';
 import { waitFor } from '../support/streams.ts';
-import { testConfig } from '../support/server.ts';
+import { startTestServer, testConfig } from '../support/server.ts';
 import { startServer } from '../../src/server.ts';
 import { pino } from 'pino';
 
@@ -261,5 +261,20 @@ describe('a stream loaded from the object store, then written', () => {
     const read = await fetch(`${third.url}/v1/stream/l?offset=-1`);
     expect(await read.text()).toBe('sealed;in the wal');
     expect(read.headers.get('stream-next-offset')).toBe(append.headers.get('stream-next-offset'));
+  }, 60_000);
+});
+
+describe('lazy lookup while the object store is down', () => {
+  test('a create still succeeds (the WAL acknowledges it); a read of an unknown path answers 503', async () => {
+    const store = new FaultInjectingObjectStore(new MemoryObjectStore());
+    const server = await startTestServer({ logLevel: 'silent' }, { objectStore: store, retryPolicy: { attemptsMax: 2, backoffBaseMs: 5, backoffMaxMs: 20, elapsedMsMax: 200 } });
+    cleanup.push(() => server.stop());
+    store.inject({ when: () => true, action: { kind: 'fail', error: injectedUnavailable } });
+    const created = await fetch(`${server.url}/v1/stream/new`, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'hi' });
+    expect(created.status).toBe(201);
+    expect(await (await fetch(`${server.url}/v1/stream/new?offset=-1`)).text()).toBe('hi');
+    const unknown = await fetch(`${server.url}/v1/stream/elsewhere?offset=-1`);
+    expect(unknown.status).toBe(503);
+    store.clearFaults();
   }, 60_000);
 });
