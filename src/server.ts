@@ -12,6 +12,7 @@ import { freshSeed, seededRandom, systemClock, type Clock, type RandomSource } f
 import {
   CHECKPOINT_CHECK_INTERVAL_MS,
   EXPIRY_REAP_INTERVAL_MS,
+  INCARNATIONS_PER_MS,
   SEAL_UPLOADS_MAX,
   SHUTDOWN_DRAIN_MS,
   SHUTDOWN_IDLE_SWEEP_MS,
@@ -46,6 +47,8 @@ import { ManifestStore } from './manifest/manifest-store.ts';
 import { ObjectNaming } from './manifest/object-naming.ts';
 import { SealActivity } from './tiering/seal-activity.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
+import { StreamFinder } from './tiering/stream-finder.ts';
+import { installStreamLookup } from './http/stream-lookup-hook.ts';
 import { openWal, type WalFs } from './wal/index.ts';
 
 /** The server cannot start for a reason the operator must fix; the message says which. */
@@ -111,8 +114,8 @@ export interface StartOptions {
   walFs?: WalFs;
 }
 
-/** The configured store, unwrapped: the filesystem under the data directory, or S3. */
-async function openBaseStore(config: ServeConfig): Promise<ObjectStore> {
+/** The configured store, unwrapped: the filesystem under the data directory, or S3 (also `cairn verify`). */
+export async function openBaseStore(config: ServeConfig): Promise<ObjectStore> {
   if (config.objectStore === 'fs') return new FsObjectStore({ rootDir: path.join(config.dataDir, 'objects') });
   if (config.s3Bucket === undefined) throw new Error('--object-store s3 needs --s3-bucket');
   // Imported only here, so the embedded default never loads the AWS SDK.
@@ -227,19 +230,25 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       durable: (stream) => sealer.durable(stream),
       removed: (stream) => {
         sealer.removed(stream);
-        // A stream that never stored a manifest has no objects, or its running seal removes its own.
-        if (stream.manifestVersion > 0 || stream.needsProbe) collector.deletePrefix(naming.prefix(stream), stream.incarnation);
+        // A stream that never stored a manifest and has no write running has no objects.
+        if (stream.manifestVersion > 0 || stream.needsProbe || seals.running(stream.incarnation)) {
+          collector.deletePrefix(naming.prefix(stream), stream.incarnation);
+        }
       },
       segmentsDropped: (stream, segments) => collector.deleteKeys(segments.map((segment) => naming.segment(stream, segment))),
     },
     sealedUnitReader: (stream, position) => reads.unitRest(stream, position),
     onBackgroundError: (error) => logger.warn({ err: error }, 'background stream write failed'),
+    // Time-ordered incarnations never repeat without the local disk (docs/storage-layout.md).
+    incarnationFloor: () => Math.floor(clock.nowMs()) * INCARNATIONS_PER_MS,
   });
   const seals = new SealActivity();
-  const collector = new ObjectCollector({ store, logger, seals, clock, recordsDurable: () => registry.recordsDurable() });
+  const manifests = new ManifestStore({ store, naming });
+  const collector = new ObjectCollector({ store, logger, seals, clock, manifests, recordsDurable: () => registry.recordsDurable() });
+  const finder = new StreamFinder({ store, registry, clock, isDeleting: (incarnation) => collector.isDeleting(incarnation) });
   const sealer = new Sealer({
     registry,
-    manifests: new ManifestStore({ store, naming }),
+    manifests,
     collector,
     seals,
     clock,
@@ -249,8 +258,11 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     hotTailBudgetBytes: config.hotTailBudgetBytes,
     retention: { retentionMs: config.retentionMs, retentionBytes: config.retentionBytes },
     uploadsMax: SEAL_UPLOADS_MAX,
+    metadataFlushMs: config.metadataFlushMs,
   });
-  const cache = new SegmentCache(store, config.segmentCacheBytes);
+  const cache = new SegmentCache(store, config.segmentCacheBytes, {
+    onCorrupt: (error) => logger.error({ key: error.key }, error.message),
+  });
   const reads: ReadPath = new ReadPath({ registry, cache, naming, chunkBytesMax: config.chunkBytesMax });
 
   if (wal.checkpoint !== undefined) {
@@ -309,6 +321,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     transport,
     observability: { metrics, readiness },
   });
+  installStreamLookup(app, finder, config.streamPathBytesMax);
 
   const drain = new ConnectionDrain(app.server);
   const reaper = clock.setInterval(() => registry.reapExpired(), EXPIRY_REAP_INTERVAL_MS).unref();

@@ -8,6 +8,8 @@ import { clientCommands } from './client/commands.ts';
 import { CliError, EXIT_USAGE } from './exit-codes.ts';
 import { configCommand } from './config-command.ts';
 import { serveCommand } from './serve-command.ts';
+import { verifyCommand } from './verify-command.ts';
+import { recoverCommand } from './recover-command.ts';
 
 function everyCommand(command: Command): Command[] {
   return [command, ...command.commands.flatMap(everyCommand)];
@@ -17,7 +19,9 @@ export async function main(argv: string[]): Promise<void> {
   const program = new Command('cairn')
     .description('Cairn: a Durable Streams server with a crash-safe write-ahead log')
     .addCommand(serveCommand())
-    .addCommand(configCommand());
+    .addCommand(configCommand())
+    .addCommand(verifyCommand())
+    .addCommand(recoverCommand());
   for (const command of clientCommands()) program.addCommand(command);
   // `cairn read … | head` closes stdout early: that is the reader's choice, not an error.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {

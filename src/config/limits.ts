@@ -117,6 +117,29 @@ export const SEAL_TASKS_MAX = 64;
 export const SEAL_RETRY_BACKOFF_BASE_MS = 500;
 export const SEAL_RETRY_BACKOFF_MS_MAX = 30_000;
 
+/**
+ * Default `--metadata-flush-ms`: 1 s. A create, a close at a sealed tail or a soft delete reaches
+ * the object store within about a second (one manifest PUT per stream per change, fewer when a
+ * seal comes first and carries it), so a lost disk forgets at most a second of stream lifecycle.
+ */
+export const METADATA_FLUSH_MS_DEFAULT = 1_000;
+
+/**
+ * Lazy lookup (docs/storage-layout.md): a path the object store does not hold is remembered as
+ * absent for 1 s, so a client polling an absent path costs one LIST a second, not one per request;
+ * short, because another node may create it. At most 10,000 such paths (about 1 MiB of keys with
+ * paths up to ~100 bytes), least recently asked forgotten first.
+ */
+export const LOOKUP_ABSENT_TTL_MS = 1_000;
+export const LOOKUP_ABSENT_PATHS_MAX = 10_000;
+
+/**
+ * Incarnations are time-ordered (docs/storage-layout.md "Incarnations"): a new one is at least
+ * wall-clock ms × 1,000, so up to 1,000 creates per ms stay unique by the counter alone, and the
+ * value stays below 2^53 and within the 16 digits of an offset token until the year 2255.
+ */
+export const INCARNATIONS_PER_MS = 1_000;
+
 /** How often the sealer looks at idle/old hot tails, budget pressure and retention. */
 export const SEAL_CHECK_INTERVAL_MS = 100;
 

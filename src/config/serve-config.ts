@@ -47,6 +47,7 @@ import {
   PORT_DEFAULT,
   REQUEST_TIMEOUT_MS_DEFAULT,
   SEAL_IDLE_MS_DEFAULT,
+  METADATA_FLUSH_MS_DEFAULT,
   SEGMENT_CACHE_BYTES_DEFAULT,
   SEGMENT_SIZE_BYTES_DEFAULT,
   SSE_RECONNECT_MS_DEFAULT,
@@ -283,6 +284,14 @@ export const serveSettings = {
     default: UNSEALED_AGE_MS_MAX_DEFAULT,
     unit: 'ms',
     description: 'seal bytes unsealed this long, even if appends continue',
+  }),
+  metadataFlushMs: setting({
+    flag: '--metadata-flush-ms <ms>',
+    env: 'CAIRN_METADATA_FLUSH_MS',
+    schema: ms(0, 86_400_000),
+    default: METADATA_FLUSH_MS_DEFAULT,
+    unit: 'ms',
+    description: 'store a changed stream metadata (create, close, delete) in the object store within this long',
   }),
   hotTailBudgetBytes: setting({
     flag: '--hot-tail-budget-bytes <bytes>',

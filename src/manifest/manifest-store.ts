@@ -17,14 +17,16 @@
  *   WAL holds before the caller commits them; segment objects no manifest lists are deleted.
  */
 import { listAll, ObjectAlreadyExistsError, putCreateIfAbsent, type ObjectInfo, type ObjectStore } from '../object-store/index.ts';
-import { decodeManifest, encodeManifest, type Manifest, type SegmentRef } from './manifest.ts';
-import { parseStreamObjectKey } from './object-keys.ts';
+import { decodeManifest, encodeManifest, type Manifest, type SegmentRef, type StoredStreamMeta } from './manifest.ts';
+import { manifestKey, parseStreamObjectKey } from './object-keys.ts';
 import type { ObjectNaming, StreamIdentity } from './object-naming.ts';
 
 /** The stream as the manifest store sees it (a `StreamState` is one). */
 export interface ManifestSubject extends StreamIdentity {
   readonly contentType: string;
-  readonly fork: { readonly source: { readonly incarnation: number }; readonly position: number } | undefined;
+  readonly fork:
+    | { readonly source: { readonly incarnation: number; readonly path?: string; readonly objectNodeId?: string | undefined }; readonly position: number }
+    | undefined;
   /** Latest manifest version this process knows is stored (0 = none). */
   readonly manifestVersion: number;
 }
@@ -94,7 +96,12 @@ export class ManifestStore {
    * @returns the version and its key. @throws StreamFencedError (the version exists with other
    *   content: a second writer); store errors (the caller retries after `reconcile`).
    */
-  async storeNext(stream: ManifestSubject, segments: SegmentRef[], retainedStart: number): Promise<{ version: number; key: string }> {
+  async storeNext(
+    stream: ManifestSubject,
+    segments: SegmentRef[],
+    retainedStart: number,
+    meta?: StoredStreamMeta,
+  ): Promise<{ version: number; key: string }> {
     const version = stream.manifestVersion + 1;
     const key = this.naming.manifest(stream, version);
     const manifest: Manifest = {
@@ -107,9 +114,39 @@ export class ManifestStore {
       retainedStart,
       segments,
     };
-    if (stream.fork !== undefined) manifest.fork = { incarnation: stream.fork.source.incarnation, position: stream.fork.position };
+    if (stream.fork !== undefined) {
+      const { source, position } = stream.fork;
+      manifest.fork = { incarnation: source.incarnation, position };
+      if (source.path !== undefined) Object.assign(manifest.fork, { path: source.path, nodeId: source.objectNodeId ?? this.naming.nodeId });
+    }
+    if (meta !== undefined) manifest.stream = meta;
     await this.#putFenced(key, encodeManifest(manifest));
     return { version, key };
+  }
+
+  /**
+   * Before a removed incarnation's objects are deleted: stores a tombstone, the next manifest
+   * version marked `deleted: 'hard'` with no segments, so a node without the local disk never
+   * serves the stream again even if the deletion stops half-way (docs/storage-layout.md).
+   * @returns the tombstone's key, or undefined when the prefix holds no manifest (nothing to hide).
+   * @throws ManifestCorruptError; store errors (the caller retries).
+   */
+  async storeTombstone(prefix: string): Promise<string | undefined> {
+    const newest = await newestManifestKey(this.#store, prefix);
+    if (newest === undefined) return undefined;
+    const manifest = decodeManifest(newest.key, (await this.#store.get(newest.key)).body);
+    if (manifest.stream?.deleted === 'hard') return newest.key;
+    const tombstone: Manifest = { ...manifest, version: newest.version + 1, nodeId: this.naming.nodeId, segments: [] };
+    tombstone.stream = { ...(manifest.stream ?? { createdAtMs: 0, sealedOffset: manifest.retainedStart, closed: false, producers: [] }), deleted: 'hard' };
+    const key = manifestKey(prefix, tombstone.version);
+    try {
+      await putCreateIfAbsent(this.#store, key, encodeManifest(tombstone));
+    } catch (error) {
+      // Another version landed meanwhile (a seal racing the delete): tombstone after it.
+      if (error instanceof ObjectAlreadyExistsError) return this.storeTombstone(prefix);
+      throw error;
+    }
+    return key;
   }
 
   /** Deletes objects of a stream that nothing will reference (a seal that lost its stream). */
@@ -144,7 +181,9 @@ export class ManifestStore {
     if (newest !== undefined) {
       const storedBytes = (await this.#store.get(newest.key)).body;
       const manifest = decodeManifest(newest.key, storedBytes);
-      if (manifest.incarnation !== stream.incarnation || manifest.nodeId !== this.naming.nodeId) {
+      // A stream loaded from the store lives under another node's prefix: any writer of that prefix is its own lineage.
+      const foreignWriter = manifest.nodeId !== this.naming.nodeId && stream.objectNodeId === undefined;
+      if (manifest.incarnation !== stream.incarnation || foreignWriter) {
         throw new StreamFencedError(newest.key, 'belongs to another incarnation or node');
       }
       const adoptable = manifest.segments.filter((segment) => segment.start >= stream.sealedOffset);
@@ -181,4 +220,14 @@ export class ManifestStore {
       throw error;
     }
   }
+}
+
+/** The newest manifest version under `prefix` (an incarnation's), by listing `manifest-` keys only. */
+export async function newestManifestKey(store: ObjectStore, prefix: string): Promise<{ key: string; version: number } | undefined> {
+  let newest: { key: string; version: number } | undefined;
+  for await (const object of listAll(store, `${prefix}manifest-`)) {
+    const parsed = parseStreamObjectKey(prefix, object.key);
+    if (parsed?.kind === 'manifest' && (newest === undefined || parsed.version > newest.version)) newest = { key: object.key, version: parsed.version };
+  }
+  return newest;
 }

@@ -17,6 +17,34 @@ export interface SegmentRef {
   unitEnds: number[];
   /** When the segment was sealed (ms since the epoch); retention by age uses it. */
   sealedAtMs: number;
+  /**
+   * Integrity: per read unit (same order as `unitEnds`), the first 16 hex digits of the SHA-256
+   * of the unit's bytes (docs/storage-layout.md "Checksums"). Absent in manifests written before
+   * checksums; verified on every read from the object store when present.
+   */
+  unitSha256?: string[];
+}
+
+/**
+ * What a stream is, beyond its bytes, as of the manifest's sealed offset (docs/storage-layout.md):
+ * enough to serve the stream and take writes again from the object store alone.
+ */
+export interface StoredStreamMeta {
+  createdAtMs: number;
+  ttlSeconds?: number;
+  expiresAtMs?: number;
+  retentionMs?: number;
+  retentionBytes?: number;
+  /** End of the sealed bytes (retention may have dropped every segment below it). */
+  sealedOffset: number;
+  /** Closed as of `sealedOffset`, and the producer tuple `[id, epoch, seq]` that closed it. */
+  closed: boolean;
+  closedBy?: [string, number, number];
+  lastStreamSeq?: string;
+  /** `[producerId, epoch, lastSeq]` of every producer as of `sealedOffset`. */
+  producers: [string, number, number][];
+  /** `soft`: deleted while forks still read it (410 at its path); `hard`: a tombstone, the objects go next. */
+  deleted?: 'soft' | 'hard';
 }
 
 export interface Manifest {
@@ -28,9 +56,15 @@ export interface Manifest {
   version: number;
   /** First retained position: reads below it answer 410 Gone (retention). */
   retainedStart: number;
-  /** Fork source incarnation and fork position; the source's own manifest lists those bytes. */
-  fork?: { incarnation: number; position: number };
+  /**
+   * Fork source incarnation and fork position; the source's own manifest lists those bytes. `path`
+   * and `nodeId` (the node id in the source's key prefix) are written since stream metadata is
+   * stored, so a node without the local disk can find the source.
+   */
+  fork?: { incarnation: number; position: number; path?: string; nodeId?: string };
   segments: SegmentRef[];
+  /** Stream metadata (absent in manifests written before it was stored). */
+  stream?: StoredStreamMeta;
 }
 
 /** A stored manifest could not be decoded. A bug or a foreign writer: never guessed around. */
@@ -72,6 +106,10 @@ function segmentProblem(segment: SegmentRef): string | undefined {
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start >= end) return 'bad range';
   if (!Number.isSafeInteger(sealedAtMs)) return 'bad sealedAtMs';
   if (!Array.isArray(unitEnds) || unitEnds.length === 0 || unitEnds.at(-1) !== end) return 'unit ends must finish at the segment end';
+  const sums = segment.unitSha256;
+  if (sums !== undefined && (!Array.isArray(sums) || sums.length !== unitEnds.length || sums.some((sum) => !/^[0-9a-f]{16}$/.test(sum)))) {
+    return 'unit checksums must be 16 hex digits, one per unit';
+  }
   let previous = start;
   for (const unitEnd of unitEnds) {
     if (!Number.isSafeInteger(unitEnd) || unitEnd <= previous) return 'unit ends must increase inside the segment';

@@ -21,8 +21,21 @@ import { createHash } from 'node:crypto';
 
 /** Key prefix of everything one stream incarnation stores, ending in '/'. */
 export function streamObjectPrefix(path: string, incarnation: number, nodeId: string): string {
+  return `${streamPathPrefix(path)}${String(incarnation).padStart(16, '0')}-${nodeId}/`;
+}
+
+/** Key prefix of every incarnation of a path, ending in '/': what a lazy lookup lists. */
+export function streamPathPrefix(path: string): string {
   const streamId = createHash('sha256').update(path).digest('hex').slice(0, 32);
-  return `${streamId.slice(0, 2)}/${streamId}/${String(incarnation).padStart(16, '0')}-${nodeId}/`;
+  return `${streamId.slice(0, 2)}/${streamId}/`;
+}
+
+/** The incarnation directory a key under a path prefix is in (`<incarnation>-<node-id>/`), or undefined. */
+export function parseIncarnationDir(pathPrefix: string, key: string): { dir: string; incarnation: number; nodeId: string } | undefined {
+  if (!key.startsWith(pathPrefix)) return undefined;
+  const match = /^((\d{16})-([0-9a-f]+)\/)/.exec(key.slice(pathPrefix.length));
+  if (match === null) return undefined;
+  return { dir: `${pathPrefix}${match[1]}`, incarnation: Number(match[2]), nodeId: match[3] };
 }
 
 /** Key of the segment `[start, end)` under a stream prefix. */

@@ -10,6 +10,8 @@ import type { SegmentRef } from './manifest.ts';
 export interface StreamIdentity {
   readonly path: string;
   readonly incarnation: number;
+  /** Node id in the incarnation's keys when another node created it (loaded from the store); default this node's. */
+  readonly objectNodeId?: string | undefined;
 }
 
 export class ObjectNaming {
@@ -25,7 +27,7 @@ export class ObjectNaming {
   prefix(stream: StreamIdentity): string {
     let prefix = this.#prefixes.get(stream);
     if (prefix === undefined) {
-      prefix = streamObjectPrefix(stream.path, stream.incarnation, this.nodeId);
+      prefix = streamObjectPrefix(stream.path, stream.incarnation, stream.objectNodeId ?? this.nodeId);
       this.#prefixes.set(stream, prefix);
     }
     return prefix;

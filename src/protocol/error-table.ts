@@ -91,6 +91,12 @@ export const ERROR_TABLE = {
   OBJECT_STORE_REQUEST_FAILED: { status: 500, retryable: false, headers: NONE },
   /** The store does not enforce create-if-absent: startup refuses it. */
   OBJECT_STORE_OVERWRITE_UNSAFE: { status: 500, retryable: false, headers: NONE },
+  /**
+   * Stored bytes fail their manifest checksum, or a manifest names objects the store no longer
+   * holds (docs/storage-layout.md): no bytes are served; the key is in the error log. 503, not
+   * 500: another replica or an operator's repair may bring the data back.
+   */
+  STORED_DATA_CORRUPT: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 60, subject: 'stored data corrupt' },
 } as const satisfies Record<string, ErrorEntry>;
 
 /** A stable error code: a key of `ERROR_TABLE`. */

@@ -137,7 +137,8 @@ export class ReadPath {
     const unit = unitAt(segment, at);
     const whole = unit.start === segment.start && unit.end === segment.end;
     const range = whole ? undefined : { startByte: unit.start - segment.start, endByte: unit.end - segment.start };
-    this.#o.cache.prefetch(this.#o.naming.segment(owner, segment), range, READ_AHEAD_CACHE_CHUNKS_MIN * this.#o.chunkBytesMax);
+    const keepBytesMin = READ_AHEAD_CACHE_CHUNKS_MIN * this.#o.chunkBytesMax;
+    this.#o.cache.prefetch(this.#o.naming.segment(owner, segment), range, keepBytesMin, unitChecksumOf(segment, unit.end));
   }
 
   /** One read unit of a segment, through the cache. */
@@ -145,7 +146,8 @@ export class ReadPath {
     const key = this.#o.naming.segment(owner, segment);
     const whole = start === segment.start && end === segment.end;
     try {
-      return await this.#o.cache.read(key, whole ? undefined : { startByte: start - segment.start, endByte: end - segment.start });
+      const range = whole ? undefined : { startByte: start - segment.start, endByte: end - segment.start };
+      return await this.#o.cache.read(key, range, unitChecksumOf(segment, end));
     } catch (error) {
       if (error instanceof ObjectNotFoundError && start < owner.retainedStart) {
         throw new GoneError('offset is before the earliest retained position of the stream (retention)');
@@ -181,6 +183,11 @@ function coalesceSmallParts(parts: Buffer[]): Buffer[] {
   }
   flush();
   return out;
+}
+
+/** The manifest checksum of `segment`'s unit ending at `end` (undefined for segments stored without). */
+function unitChecksumOf(segment: SegmentRef, end: number): string | undefined {
+  return segment.unitSha256?.[segment.unitEnds.indexOf(end)];
 }
 
 /** The read unit `[start, end)` of `segment` holding `position`. */

@@ -6,6 +6,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { ByteRange, ObjectStore } from '../object-store/index.ts';
+import { StoredDataCorruptError, unitChecksum } from '../manifest/unit-checksum.ts';
 
 export interface SegmentCacheStats {
   /** Units served from memory. */
@@ -21,6 +22,13 @@ export interface SegmentCacheStats {
 interface FetchContext {
   key: string;
   range: ByteRange | undefined;
+  /** The unit's manifest checksum (src/manifest/unit-checksum.ts), verified before the bytes are kept. */
+  checksum: string | undefined;
+}
+
+export interface SegmentCacheOptions {
+  /** Hears of every unit that failed its checksum (the server logs the key). */
+  onCorrupt?: (error: StoredDataCorruptError) => void;
 }
 
 export class SegmentCache {
@@ -30,12 +38,18 @@ export class SegmentCache {
   #collapsed = 0;
 
   /** @param maxBytes memory for cached units; 0 keeps nothing (GETs are still collapsed while in flight). */
-  constructor(store: ObjectStore, maxBytes: number) {
+  constructor(store: ObjectStore, maxBytes: number, options: SegmentCacheOptions = {}) {
     this.#lru = new LRUCache<string, Buffer, FetchContext>({
       maxSize: Math.max(1, maxBytes),
       sizeCalculation: (value) => Math.max(1, value.length),
       fetchMethod: async (_cacheKey, _stale, { context }) => {
         const result = await store.get(context.key, context.range);
+        if (context.checksum !== undefined && unitChecksum(result.body) !== context.checksum) {
+          const at = context.range === undefined ? '' : ` bytes [${context.range.startByte}, ${context.range.endByte})`;
+          const error = new StoredDataCorruptError(context.key, `object ${context.key}${at} does not match its manifest checksum; not served`);
+          options.onCorrupt?.(error);
+          throw error;
+        }
         return Buffer.from(result.body.buffer, result.body.byteOffset, result.body.byteLength);
       },
     });
@@ -44,11 +58,13 @@ export class SegmentCache {
   /**
    * Bytes `[range.startByte, range.endByte)` of object `key` (the whole object when `range` is
    * undefined), from memory or with one GET shared by all concurrent callers.
-   * Errors: the object store's (`ObjectNotFoundError`, `ObjectStoreUnavailableError`, …).
+   * `checksum`: the unit's manifest checksum, verified on a fetch from the store.
+   * Errors: the object store's (`ObjectNotFoundError`, `ObjectStoreUnavailableError`, …);
+   * `StoredDataCorruptError` when the fetched bytes fail `checksum` (nothing is cached).
    */
-  async read(key: string, range: ByteRange | undefined): Promise<Buffer> {
+  async read(key: string, range: ByteRange | undefined, checksum?: string): Promise<Buffer> {
     const status: LRUCache.Status<string, Buffer, FetchContext> = {};
-    const value = await this.#lru.fetch(range === undefined ? key : `${key}@${range.startByte}`, { context: { key, range }, status });
+    const value = await this.#lru.fetch(range === undefined ? key : `${key}@${range.startByte}`, { context: { key, range, checksum }, status });
     if (status.fetch === 'hit') this.#hits++;
     else if (status.fetch === 'inflight') this.#collapsed++;
     else this.#misses++;
@@ -62,10 +78,10 @@ export class SegmentCache {
    * fetched, or when the cache is too small to keep it until asked for (`keepBytesMin`). Counted
    * as a miss only if it makes a GET. Errors are dropped: the reader's own read reports them.
    */
-  prefetch(key: string, range: ByteRange | undefined, keepBytesMin: number): void {
+  prefetch(key: string, range: ByteRange | undefined, keepBytesMin: number, checksum?: string): void {
     if (this.#lru.maxSize < keepBytesMin) return;
     const status: LRUCache.Status<string, Buffer, FetchContext> = {};
-    this.#lru.fetch(range === undefined ? key : `${key}@${range.startByte}`, { context: { key, range }, status }).catch(() => {});
+    this.#lru.fetch(range === undefined ? key : `${key}@${range.startByte}`, { context: { key, range, checksum }, status }).catch(() => {});
     if (status.fetch === 'miss') this.#misses++;
   }
 

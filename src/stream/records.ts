@@ -62,4 +62,33 @@ export interface TrimRecord {
   version: number;
 }
 
-export type StreamRecord = CreateRecord | AppendRecord | DeleteRecord | SealRecord | TrimRecord;
+/**
+ * A stream incarnation loaded from the object store (docs/storage-layout.md "Lazy lookup"): its
+ * state as of its stored sealed offset. Logged before the first record that changes it, so replay
+ * knows the incarnation; applying it when the incarnation is already held changes nothing.
+ */
+export interface LoadRecord {
+  t: 'load';
+  inc: number;
+  path: string;
+  contentType: string;
+  createdAtMs: number;
+  ttlSeconds?: number;
+  expiresAtMs?: number;
+  retentionMs?: number;
+  retentionBytes?: number;
+  fork?: { inc: number; position: number };
+  /** The node id in the incarnation's object keys. */
+  objectNodeId: string;
+  segments: SegmentRef[];
+  sealedOffset: number;
+  retainedStart: number;
+  manifestVersion: number;
+  closed: boolean;
+  closedBy?: [string, number, number];
+  lastStreamSeq?: string;
+  producers: [string, number, number][];
+  softDeleted: boolean;
+}
+
+export type StreamRecord = CreateRecord | AppendRecord | DeleteRecord | SealRecord | TrimRecord | LoadRecord;

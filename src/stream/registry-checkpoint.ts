@@ -6,6 +6,7 @@
  * (`StreamTable.markAllDurable` sets them after replay).
  */
 import type { SegmentRef } from '../manifest/manifest.ts';
+import type { SealedViewUpdate, StreamState } from './stream-state.ts';
 import type { StreamTable } from './stream-table.ts';
 
 /** Serialised registry state for WAL checkpoints. */
@@ -37,12 +38,19 @@ export interface SnapshotStream {
   sealedOffset?: number;
   manifestVersion?: number;
   retainedStart?: number;
+  createdAtMs?: number;
+  objectNodeId?: string;
+  /** Producers, Stream-Seq and closure as of the sealed offset (absent: none, open) and the changes above it (absent: none). */
+  sealedView?: { producers: [string, number, number][]; lastStreamSeq?: string; closed: boolean; closedBy?: [string, number, number] };
+  sealedViewPending?: SealedViewUpdate[];
+  /** Stored metadata is behind (kept only once a manifest exists: before, a stream is always behind). */
+  metaDirty?: boolean;
 }
 
 /** A consistent copy of every stream in `table` (taken synchronously; shares the entries' buffers). */
 export function snapshotTable(table: StreamTable): RegistrySnapshot {
   const streams: SnapshotStream[] = [];
-  for (const stream of [...table.allStreams()].sort((a, b) => a.incarnation - b.incarnation)) {
+  for (const stream of sourcesFirst([...table.allStreams()])) {
     const entry: SnapshotStream = {
       path: stream.path,
       inc: stream.incarnation,
@@ -63,6 +71,17 @@ export function snapshotTable(table: StreamTable): RegistrySnapshot {
     if (stream.sealedOffset > stream.basePosition) entry.sealedOffset = stream.sealedOffset;
     if (stream.manifestVersion > 0) entry.manifestVersion = stream.manifestVersion;
     if (stream.retainedStart > stream.basePosition) entry.retainedStart = stream.retainedStart;
+    entry.createdAtMs = stream.createdAtMs;
+    if (stream.objectNodeId !== undefined) entry.objectNodeId = stream.objectNodeId;
+    const view = stream.sealedView;
+    if (view.producers.size > 0 || view.closed || view.lastStreamSeq !== undefined) {
+      entry.sealedView = { producers: [...view.producers].map(([id, state]) => [id, state.epoch, state.lastSeq]), closed: view.closed };
+      if (view.lastStreamSeq !== undefined) entry.sealedView.lastStreamSeq = view.lastStreamSeq;
+      if (view.closedBy !== undefined) entry.sealedView.closedBy = view.closedBy;
+    }
+    if (stream.sealedViewPending.length > 0) entry.sealedViewPending = stream.sealedViewPending.map((update) => ({ ...update }));
+    // A stream that never stored a manifest is dirty anyway (restore marks it).
+    if (stream.metaDirty && stream.manifestVersion > 0) entry.metaDirty = true;
     streams.push(entry);
   }
   return { nextIncarnation: table.nextIncarnation, streams };
@@ -86,5 +105,34 @@ export function restoreTable(table: StreamTable, snapshot: RegistrySnapshot): vo
     stream.lastStreamSeq = s.lastStreamSeq;
     stream.softDeleted = s.softDeleted;
     for (const [id, epoch, lastSeq] of s.producers) stream.setProducer(id, { epoch, lastSeq });
+    const before = s.createdAtMs === undefined; // a checkpoint from before stream metadata was stored
+    if (s.sealedView !== undefined) {
+      const view = s.sealedView;
+      stream.sealedView = {
+        producers: new Map(view.producers.map(([id, epoch, lastSeq]) => [id, { epoch, lastSeq }])),
+        lastStreamSeq: view.lastStreamSeq,
+        closed: view.closed,
+        closedBy: view.closedBy,
+      };
+    } else if (before) {
+      // The sealed view was not kept then: the current state is the best guess.
+      stream.sealedView = { producers: new Map(stream.producerStates()), lastStreamSeq: s.lastStreamSeq, closed: s.closed, closedBy: s.closedBy };
+    }
+    stream.sealedViewPending = s.sealedViewPending ?? [];
+    if (s.metaDirty === true || before || stream.manifestVersion === 0) table.markMetaDirty(stream);
   }
+}
+
+/** Streams ordered so that every fork source comes before its forks, otherwise by incarnation. */
+function sourcesFirst(streams: StreamState[]): StreamState[] {
+  const ordered: StreamState[] = [];
+  const placed = new Set<StreamState>();
+  const place = (stream: StreamState): void => {
+    if (placed.has(stream)) return;
+    if (stream.fork !== undefined) place(stream.fork.source);
+    placed.add(stream);
+    ordered.push(stream);
+  };
+  for (const stream of streams.sort((a, b) => a.incarnation - b.incarnation)) place(stream);
+  return ordered;
 }

@@ -8,7 +8,8 @@
  * src/stream/lineage.ts; checkpoints in src/stream/registry-checkpoint.ts.
  *
  * Somewhat over 400 lines on purpose: create and append each validate and apply in one
- * synchronous step (that is what serialises writes), so their checks stay together here.
+ * synchronous step (that is what serialises writes), so their checks stay together here; the
+ * streams loaded from the object store (`install`, load records) share that one step too.
  */
 import type { Clock } from '../clock.ts';
 import { PRODUCER_SEQUENCE_GAP_WAIT_MS } from '../config/limits.ts';
@@ -31,7 +32,8 @@ import { WAL_FRAME_PAYLOAD_BYTES_MAX, WalRecordTooLargeError } from '../wal/inde
 import * as lineage from './lineage.ts';
 import type { SealedUnitReader } from './lineage.ts';
 import { sameConfig, type AppendOutcome, type AppendRequest, type CreateOutcome, type CreateRequest } from './write-requests.ts';
-import type { AppendRecord, CreateRecord, StreamRecord } from './records.ts';
+import type { AppendRecord, CreateRecord, LoadRecord, StreamRecord } from './records.ts';
+import { loadRecordOf } from './load-record.ts';
 import { restoreTable, snapshotTable, type RegistrySnapshot } from './registry-checkpoint.ts';
 import type { StreamState } from './stream-state.ts';
 import { selectStreamPage, type StreamListPage, type StreamListQuery } from './stream-listing.ts';
@@ -74,6 +76,11 @@ export interface RegistryOptions {
   sealedUnitReader?: SealedUnitReader;
   /** Called when a commit fails in the background (expiry deletes); for logging. */
   onBackgroundError?: (error: unknown) => void;
+  /**
+   * Lowest incarnation a new stream may get, asked at every create (docs/storage-layout.md
+   * "Incarnations"); default none (the counter alone, as in unit tests).
+   */
+  incarnationFloor?: () => number;
 }
 
 export class StreamRegistry {
@@ -83,6 +90,7 @@ export class StreamRegistry {
   readonly #listener: RegistryListener | undefined;
   readonly #sealedUnitReader: SealedUnitReader | undefined;
   readonly #onBackgroundError: (error: unknown) => void;
+  readonly #incarnationFloor: () => number;
   readonly #table: StreamTable;
   #appendedBytes = 0;
   /** The promise of the last record queued (records become durable in queue order). */
@@ -95,6 +103,7 @@ export class StreamRegistry {
     this.#listener = options.listener;
     this.#sealedUnitReader = options.sealedUnitReader;
     this.#onBackgroundError = options.onBackgroundError ?? (() => {});
+    this.#incarnationFloor = options.incarnationFloor ?? (() => 0);
     this.#table = new StreamTable(options.clock, options.listener);
   }
 
@@ -172,6 +181,7 @@ export class StreamRegistry {
     // Refused before apply(), so an append the WAL cannot hold leaves nothing behind (413).
     const recordData = record.t === 'create' || record.t === 'append' ? record.data : undefined;
     if (recordData !== undefined && recordData.length > WAL_RECORD_DATA_BYTES_MAX) throw new WalRecordTooLargeError(recordData.length, WAL_RECORD_DATA_BYTES_MAX);
+    this.#logLoads(record);
     // Queued first: a record the log refuses (it throws) leaves the state untouched, so its bytes
     // can never become visible through a later append's durable offset.
     const queued = this.#log.append(record);
@@ -198,6 +208,78 @@ export class StreamRegistry {
     if (stream !== undefined && writes) stream.lastCommit = durable;
     await durable;
     return end;
+  }
+
+  /**
+   * Before the first record that touches a stream loaded from the object store (or a fork of
+   * one), logs load records for it and its unlogged sources, sources first, so replay knows them.
+   */
+  #logLoads(record: StreamRecord): void {
+    const inc = record.t === 'create' ? record.fork?.inc : record.inc;
+    const target = inc === undefined ? undefined : this.#table.byIncarnation(inc);
+    if (target === undefined) return;
+    const unlogged = lineage.lineage(target).filter((stream) => stream.unlogged).reverse();
+    for (const stream of unlogged) {
+      void this.#log.append(loadRecordOf(stream)).catch(() => {}); // the record after it reports a failure
+      stream.unlogged = false;
+    }
+  }
+
+  /**
+   * Installs streams loaded from the object store (sources before forks), as sealed-only state;
+   * incarnations already held are left as they are. Nothing is logged until a write touches them.
+   * @returns the last one's state. @throws Error when a fork names a source not held or given.
+   */
+  install(records: readonly LoadRecord[]): StreamState | undefined {
+    let last: StreamState | undefined;
+    for (const record of records) {
+      const held = this.#table.byIncarnation(record.inc);
+      last = held ?? this.#table.load(record);
+      if (held === undefined) last.unlogged = true;
+    }
+    return last;
+  }
+
+  /**
+   * Logs the load records of `stream` and its unlogged fork sources now (`cairn recover`), so the
+   * next start replays them instead of looking them up. Resolves when they are durable.
+   */
+  async persistLoaded(stream: StreamState): Promise<void> {
+    const unlogged = lineage.lineage(stream).filter((at) => at.unlogged).reverse();
+    const written = unlogged.map((at) => {
+      const durable = this.#log.append(loadRecordOf(at));
+      at.unlogged = false;
+      return durable;
+    });
+    await Promise.all(written);
+  }
+
+  /** Raises the next incarnation past one seen in the object store. */
+  raiseNextIncarnation(incarnation: number): void {
+    this.#table.raiseNextIncarnation(incarnation);
+  }
+
+  /** True when some incarnation (live, soft-deleted, expired or not yet durable) holds `path`. */
+  holdsPath(path: string): boolean {
+    return this.#table.atPath(path) !== undefined;
+  }
+
+  /** The held incarnation numbered `incarnation`, if any. */
+  byIncarnation(incarnation: number): StreamState | undefined {
+    return this.#table.byIncarnation(incarnation);
+  }
+
+  /** Streams whose stored metadata is behind, oldest first (the sealer's metadata flush). */
+  metaDirtyStreams(): IterableIterator<StreamState> {
+    return this.#table.metaDirtyStreams();
+  }
+
+  markMetaDirty(stream: StreamState): void {
+    this.#table.markMetaDirty(stream);
+  }
+
+  clearMetaDirty(stream: StreamState): void {
+    this.#table.clearMetaDirty(stream);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -328,7 +410,7 @@ export class StreamRegistry {
     this.#admitHotBytes(data?.length ?? 0);
     const record: CreateRecord = {
       t: 'create',
-      inc: this.#table.nextIncarnation,
+      inc: Math.max(this.#table.nextIncarnation, this.#incarnationFloor()),
       path: request.path,
       contentType,
       closed: request.closed,
@@ -477,3 +559,4 @@ export class StreamRegistry {
     return this.#table.byIncarnation(stream.incarnation) === stream;
   }
 }
+

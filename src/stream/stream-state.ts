@@ -13,6 +13,25 @@ export interface ProducerState {
   lastSeq: number;
 }
 
+/**
+ * What the stream looked like at its sealed offset: producers, last Stream-Seq and closure as
+ * stored in the manifest (docs/storage-layout.md). A node that loses its disk serves exactly this.
+ */
+export interface SealedView {
+  producers: Map<string, ProducerState>;
+  lastStreamSeq: string | undefined;
+  closed: boolean;
+  closedBy: [string, number, number] | undefined;
+}
+
+/** A change to the sealed view that takes effect once the sealed offset reaches `end`. */
+export interface SealedViewUpdate {
+  end: number;
+  producer?: [string, number, number];
+  streamSeq?: string;
+  close?: boolean;
+}
+
 /** The initial `lastCommit` of every stream: one settled promise shared by all. */
 const SETTLED: Promise<void> = Promise.resolve();
 const EMPTY_PRODUCERS: ReadonlyMap<string, ProducerState> = new Map();
@@ -43,6 +62,26 @@ export class StreamState {
   /** Per-stream retention from the create request; undefined = the server default. */
   readonly retentionMs: number | undefined;
   readonly retentionBytes: number | undefined;
+  /** When the stream was created (ms since the epoch), as stored with its metadata. */
+  readonly createdAtMs: number;
+  /**
+   * The node id in this incarnation's object keys when another node (or this data directory's
+   * earlier life) created it and it was loaded from the object store; undefined = this node.
+   */
+  readonly objectNodeId: string | undefined;
+  /** Producers, Stream-Seq and closure as of `sealedOffset` (what the manifest stores). */
+  sealedView: SealedView = { producers: new Map(), lastStreamSeq: undefined, closed: false, closedBy: undefined };
+  /** Changes above `sealedOffset`, in order, folded into `sealedView` as seals pass their `end`. */
+  sealedViewPending: SealedViewUpdate[] = [];
+  /**
+   * Stored metadata is behind (created, closed at a sealed tail, soft-deleted without a seal):
+   * the sealer writes a manifest version within `--metadata-flush-ms`.
+   */
+  metaDirty = false;
+  /** When `metaDirty` was last set (ms): the metadata flush is due `--metadata-flush-ms` later. */
+  metaDirtySinceMs = 0;
+  /** Loaded from the object store and not yet in the WAL: the first record for it is preceded by a load record. */
+  unlogged = false;
   /** Sealed segments of this stream's own bytes, contiguous, ending at `sealedOffset`. */
   segments: SegmentRef[] = [];
   /** Latest stored manifest version (0 = none yet). */
@@ -88,6 +127,8 @@ export class StreamState {
     fork?: { source: StreamState; position: number };
     retentionMs?: number;
     retentionBytes?: number;
+    createdAtMs?: number;
+    objectNodeId?: string;
     nowMs: number;
   }) {
     this.path = options.path;
@@ -103,6 +144,8 @@ export class StreamState {
     this.retainedStart = base;
     this.retentionMs = options.retentionMs;
     this.retentionBytes = options.retentionBytes;
+    this.createdAtMs = options.createdAtMs ?? options.nowMs;
+    this.objectNodeId = options.objectNodeId;
     this.lastAccessMs = options.nowMs;
     this.lastAppendMs = options.nowMs;
     this.unsealedSinceMs = options.nowMs;
@@ -140,6 +183,39 @@ export class StreamState {
     if (this.expiresAtMs !== undefined) return this.expiresAtMs;
     if (this.ttlSeconds !== undefined) return this.lastAccessMs + this.ttlSeconds * 1000;
     return undefined;
+  }
+
+  /**
+   * Records a change of producers, Stream-Seq or closure ending at `update.end`.
+   * @returns true when it applied at once (everything up to `end` is sealed): stored metadata is behind.
+   */
+  addSealedViewUpdate(update: SealedViewUpdate): boolean {
+    if (update.end <= this.sealedOffset && this.sealedViewPending.length === 0) {
+      applySealedViewUpdate(this.sealedView, update);
+      return true;
+    }
+    this.sealedViewPending.push(update);
+    return false;
+  }
+
+  /** The sealed view as it will be once the sealed offset reaches `offset` (not stored; for a manifest being written). */
+  sealedViewAt(offset: number): SealedView {
+    const view: SealedView = { ...this.sealedView, producers: new Map(this.sealedView.producers) };
+    for (const update of this.sealedViewPending) {
+      if (update.end > offset) break;
+      applySealedViewUpdate(view, update);
+    }
+    return view;
+  }
+
+  /** Folds the pending changes that end at or below the sealed offset (after a seal). */
+  foldSealedView(): void {
+    let folded = 0;
+    while (folded < this.sealedViewPending.length && this.sealedViewPending[folded].end <= this.sealedOffset) {
+      applySealedViewUpdate(this.sealedView, this.sealedViewPending[folded]);
+      folded++;
+    }
+    if (folded > 0) this.sealedViewPending.splice(0, folded);
   }
 
   /** Wakes every append waiting for a producer's earlier sequence number. */
@@ -191,5 +267,14 @@ export class StreamState {
       this.#notifyScheduled = false;
       this.notify();
     });
+  }
+}
+
+function applySealedViewUpdate(view: SealedView, update: SealedViewUpdate): void {
+  if (update.producer !== undefined) view.producers.set(update.producer[0], { epoch: update.producer[1], lastSeq: update.producer[2] });
+  if (update.streamSeq !== undefined) view.lastStreamSeq = update.streamSeq;
+  if (update.close === true) {
+    view.closed = true;
+    view.closedBy = update.producer;
   }
 }

@@ -8,7 +8,7 @@
  */
 import type { WallClock } from '../clock.ts';
 import type { SegmentRef } from '../manifest/manifest.ts';
-import type { CreateRecord, StreamRecord } from './records.ts';
+import type { CreateRecord, LoadRecord, StreamRecord } from './records.ts';
 import { StreamState } from './stream-state.ts';
 
 /**
@@ -31,7 +31,7 @@ export interface RegistryListener {
 export type IncarnationMeta = Pick<
   CreateRecord,
   'path' | 'inc' | 'contentType' | 'ttlSeconds' | 'expiresAtMs' | 'fork' | 'retentionMs' | 'retentionBytes'
->;
+> & { createdAtMs?: number; objectNodeId?: string };
 
 export class StreamTable {
   readonly #clock: WallClock;
@@ -40,6 +40,8 @@ export class StreamTable {
   readonly #byIncarnation = new Map<number, StreamState>();
   #nextIncarnation = 1;
   #hotTailBytes = 0;
+  /** Streams whose stored metadata is behind, oldest first (the sealer's metadata flush walks it). */
+  readonly #metaDirty = new Set<StreamState>();
 
   /** `listener` hears of removals and dropped segments (`durable` is the registry's to call). */
   constructor(clock: WallClock, listener?: RegistryListener) {
@@ -60,6 +62,25 @@ export class StreamTable {
   /** Number of streams at a path (soft-deleted ones included while they hold their path). */
   get pathCount(): number {
     return this.#byPath.size;
+  }
+
+  /** Streams whose stored metadata is behind, by when it fell behind (oldest first). */
+  metaDirtyStreams(): IterableIterator<StreamState> {
+    return this.#metaDirty.values();
+  }
+
+  /** Marks `stream`'s stored metadata as behind (`metaDirty`), keeping the first time it fell behind. */
+  markMetaDirty(stream: StreamState): void {
+    if (stream.metaDirty) return;
+    stream.metaDirty = true;
+    stream.metaDirtySinceMs = this.#clock.nowMs();
+    this.#metaDirty.add(stream);
+  }
+
+  /** A metadata write took the current metadata: `stream` is clean until it changes again. */
+  clearMetaDirty(stream: StreamState): void {
+    stream.metaDirty = false;
+    this.#metaDirty.delete(stream);
   }
 
   /** The incarnation at `path`, whatever its state (expired, soft-deleted, not yet durable). */
@@ -95,6 +116,8 @@ export class StreamTable {
         const stream = this.register(record);
         if (record.data !== undefined) this.addHot(stream, record.data);
         stream.closed = record.closed;
+        if (record.closed) stream.addSealedViewUpdate({ end: stream.tailOffset, close: true });
+        this.markMetaDirty(stream); // the first manifest version stores the new stream
         this.raiseNextIncarnation(record.inc + 1);
         return stream;
       }
@@ -112,13 +135,23 @@ export class StreamTable {
           stream.closed = true;
           stream.closedBy = record.producer;
         }
+        if (record.producer !== undefined || record.streamSeq !== undefined || record.close === true) {
+          const update = { end: stream.tailOffset, producer: record.producer, streamSeq: record.streamSeq, close: record.close };
+          if (stream.addSealedViewUpdate(update)) this.markMetaDirty(stream);
+        }
         return stream;
       }
+      case 'load':
+        return this.#byIncarnation.get(record.inc) ?? this.load(record);
       case 'delete': {
         const stream = this.#byIncarnation.get(record.inc);
         if (stream === undefined) return undefined;
-        if (stream.forkCount > 0) stream.softDeleted = true;
-        else this.#remove(stream);
+        if (stream.forkCount > 0) {
+          stream.softDeleted = true;
+          this.markMetaDirty(stream);
+        } else {
+          this.#remove(stream);
+        }
         stream.notify();
         return stream;
       }
@@ -135,6 +168,7 @@ export class StreamTable {
         stream.manifestVersion = record.version;
         this.#hotTailBytes -= record.segment.end - record.segment.start;
         stream.hotTail.dropBefore(record.segment.end);
+        stream.foldSealedView();
         stream.unsealedSinceMs = this.#clock.nowMs();
         return stream;
       }
@@ -181,11 +215,40 @@ export class StreamTable {
       fork: source === undefined || meta.fork === undefined ? undefined : { source, position: meta.fork.position },
       retentionMs: meta.retentionMs,
       retentionBytes: meta.retentionBytes,
+      createdAtMs: meta.createdAtMs,
+      objectNodeId: meta.objectNodeId,
       nowMs: this.#clock.nowMs(),
     });
     if (source !== undefined) source.forkCount++;
     this.#byPath.set(meta.path, stream);
     this.#byIncarnation.set(meta.inc, stream);
+    return stream;
+  }
+
+  /**
+   * Registers an incarnation loaded from the object store with its state as of its sealed offset
+   * (durable, nothing in the hot tail). @throws Error when its fork source is not held.
+   */
+  load(record: LoadRecord): StreamState {
+    const stream = this.register(record);
+    stream.segments = [...record.segments];
+    stream.manifestVersion = record.manifestVersion;
+    stream.retainedStart = record.retainedStart;
+    stream.hotTail.dropBefore(record.sealedOffset);
+    stream.durableOffset = record.sealedOffset;
+    stream.closed = stream.durableClosed = record.closed;
+    stream.closedBy = record.closedBy;
+    stream.lastStreamSeq = record.lastStreamSeq;
+    stream.softDeleted = record.softDeleted;
+    stream.createDurable = true;
+    for (const [id, epoch, lastSeq] of record.producers) stream.setProducer(id, { epoch, lastSeq });
+    stream.sealedView = {
+      producers: new Map(record.producers.map(([id, epoch, lastSeq]) => [id, { epoch, lastSeq }])),
+      lastStreamSeq: record.lastStreamSeq,
+      closed: record.closed,
+      closedBy: record.closedBy,
+    };
+    this.raiseNextIncarnation(record.inc + 1);
     return stream;
   }
 
@@ -208,6 +271,7 @@ export class StreamTable {
   #remove(stream: StreamState): void {
     if (this.#byPath.get(stream.path) === stream) this.#byPath.delete(stream.path);
     this.#byIncarnation.delete(stream.incarnation);
+    this.#metaDirty.delete(stream);
     this.#hotTailBytes -= stream.hotTail.sizeBytes;
     this.#listener?.removed(stream);
     const source = stream.fork?.source;

@@ -11,6 +11,7 @@
 import type { Clock, Timer } from '../clock.ts';
 import type { Logger } from 'pino';
 import { OBJECT_DELETE_RETRY_MS } from '../config/limits.ts';
+import type { ManifestStore } from '../manifest/manifest-store.ts';
 import type { ObjectStore } from '../object-store/index.ts';
 import type { SealActivity } from './seal-activity.ts';
 
@@ -30,6 +31,11 @@ export interface ObjectCollectorOptions {
    * and is dropped if it rejects (a restart replays the record if it landed, queueing the job again).
    */
   recordsDurable: () => Promise<void>;
+  /**
+   * Stores a removed incarnation's tombstone before its objects go, and keeps it until last, so a
+   * node without the local disk never serves it again (docs/storage-layout.md); absent: no tombstones.
+   */
+  manifests?: ManifestStore;
 }
 
 /** A queued job and whether the records it depends on became durable. */
@@ -60,6 +66,11 @@ export class ObjectCollector {
 
   deleteKeys(keys: readonly string[]): void {
     if (keys.length > 0) this.#enqueue({ keys: [...keys] });
+  }
+
+  /** True while the objects of `incarnation` are queued for deletion (lazy lookups must not bring it back). */
+  isDeleting(incarnation: number): boolean {
+    return this.#jobs.some(({ job }) => 'prefix' in job && job.incarnation === incarnation);
   }
 
   /** Jobs not yet done, for a checkpoint. */
@@ -132,12 +143,19 @@ export class ObjectCollector {
       return;
     }
     await this.#options.seals.idle(job.incarnation);
-    // Each page is deleted before the next is listed, so paging never skips a key.
+    const tombstone = await this.#options.manifests?.storeTombstone(job.prefix);
+    // Each page is deleted before the next is listed, so paging never skips a key. The tombstone
+    // (the newest manifest, the last key) goes only once everything else is gone.
     for (;;) {
       const page = await store.list({ prefix: job.prefix });
-      if (page.objects.length === 0) return;
-      await store.deleteMany(page.objects.map((object) => object.key));
-      this.deletedCount += page.objects.length;
+      const keys = page.objects.map((object) => object.key).filter((key) => key !== tombstone);
+      if (keys.length === 0) break;
+      await store.deleteMany(keys);
+      this.deletedCount += keys.length;
+    }
+    if (tombstone !== undefined) {
+      await store.delete(tombstone);
+      this.deletedCount++;
     }
   }
 }

@@ -16,6 +16,11 @@ export class SealActivity {
     work.then(forget, forget);
   }
 
+  /** True while a seal, trim or metadata write of `incarnation` runs (it may store objects). */
+  running(incarnation: number): boolean {
+    return this.#running.has(incarnation);
+  }
+
   /** Resolves when no seal or trim of `incarnation` is running (never rejects). */
   async idle(incarnation: number): Promise<void> {
     await this.#running.get(incarnation)?.catch(() => {});

@@ -25,6 +25,7 @@ import {
   SEAL_RETRY_BACKOFF_MS_MAX,
 } from '../config/limits.ts';
 import type { SegmentRef } from '../manifest/manifest.ts';
+import { storedMetaOf, unitChecksums } from './stored-meta.ts';
 import { StreamFencedError, type ManifestStore } from '../manifest/manifest-store.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { StreamState } from '../stream/stream-state.ts';
@@ -53,6 +54,11 @@ export interface SealerOptions {
   retention: RetentionLimits;
   /** Segment uploads in flight at once. */
   uploadsMax: number;
+  /**
+   * A stream whose stored metadata is behind gets a manifest version within this long
+   * (`--metadata-flush-ms`); absent: metadata travels only with seals and trims.
+   */
+  metadataFlushMs?: number;
 }
 
 export interface SealerStats {
@@ -66,6 +72,8 @@ export interface SealerStats {
   /** Seal or trim attempts that failed (and will be retried). */
   failures: number;
   trims: number;
+  /** Manifest versions written for metadata alone (create, close at a sealed tail, soft delete). */
+  metadataWrites: number;
 }
 
 export class Sealer {
@@ -89,7 +97,7 @@ export class Sealer {
   #ticks = 0;
   #timer: Timer | undefined;
   #closed = false;
-  readonly stats: SealerStats = { segmentsWritten: 0, sealedBytes: 0, segmentsAdopted: 0, orphansDeleted: 0, failures: 0, trims: 0 };
+  readonly stats: SealerStats = { segmentsWritten: 0, sealedBytes: 0, segmentsAdopted: 0, orphansDeleted: 0, failures: 0, trims: 0, metadataWrites: 0 };
 
   constructor(options: SealerOptions) {
     this.#o = options;
@@ -150,8 +158,23 @@ export class Sealer {
       this.#consider(stream, now);
     }
     for (const [stream, retry] of this.#retry) if (now >= retry.atMs) this.#consider(stream, now);
+    this.#flushMetadata(now);
     this.#relievePressure(now);
     if (++this.#ticks % RETENTION_CHECK_EVERY_TICKS === 0) this.#applyRetention(now);
+  }
+
+  /**
+   * Streams whose stored metadata is behind for `metadataFlushMs` get a manifest version of their
+   * own, unless a seal (which carries the metadata too) is running or due.
+   */
+  #flushMetadata(now: number): void {
+    const flushMs = this.#o.metadataFlushMs;
+    if (flushMs === undefined) return;
+    for (const stream of this.#o.registry.metaDirtyStreams()) {
+      if (now - stream.metaDirtySinceMs < flushMs) break;
+      if (!stream.createDurable || !this.#mayStart(stream, now)) continue;
+      this.#launch(stream, () => this.#writeMetadata(stream));
+    }
   }
 
   /** Above 3/4 of the hot-tail budget, seal the largest hot tails first (DESIGN.md backpressure). */
@@ -263,7 +286,7 @@ export class Sealer {
       if (segments.length > 0 && stream.durableOffset - at < policy.segmentSizeBytes) break;
       const cut = chooseCut(stream.hotTail.entries(), at, stream.durableOffset, policy.segmentSizeBytes, this.#o.chunkBytesMax, stream.isJson);
       if (cut === undefined) break;
-      segments.push({ start: at, end: cut.end, unitEnds: cut.unitEnds, sealedAtMs });
+      segments.push({ start: at, end: cut.end, unitEnds: cut.unitEnds, sealedAtMs, unitSha256: unitChecksums(stream, at, cut.unitEnds) });
       at = cut.end;
     }
     if (segments.length === 0) return;
@@ -271,7 +294,10 @@ export class Sealer {
       segments.map((segment) => this.#withUploadSlot(() => manifests.putSegment(stream, segment, hotBytes(stream, segment.start, segment.end)))),
     );
 
-    const { version, key: manifestKey } = await manifests.storeNext(stream, [...stream.segments, ...segments], stream.retainedStart);
+    const newSealedOffset = segments[segments.length - 1].end;
+    const { version, key: manifestKey } = await this.#storeWithMeta(stream, () =>
+      manifests.storeNext(stream, [...stream.segments, ...segments], stream.retainedStart, storedMetaOf(stream, newSealedOffset)),
+    );
     if (!registry.holds(stream)) {
       // Deleted while uploading: nothing will reference these objects.
       await manifests.deleteObjects([...segmentKeys, manifestKey]);
@@ -291,11 +317,46 @@ export class Sealer {
     const { registry, manifests } = this.#o;
     if (stream.needsProbe) await this.#probe(stream);
     if (retainedStart <= stream.retainedStart) return;
-    const { version } = await manifests.storeNext(stream, stream.segments.filter((s) => s.end > retainedStart), retainedStart);
+    const { version } = await this.#storeWithMeta(stream, () =>
+      manifests.storeNext(stream, stream.segments.filter((s) => s.end > retainedStart), retainedStart, storedMetaOf(stream, stream.sealedOffset)),
+    );
     if (!registry.holds(stream)) return;
     await registry.commitTrim(stream, retainedStart, version); // its segments go to the collector
     this.#o.collector.deleteKeys([manifests.naming.manifest(stream, version - 1)]);
     this.stats.trims++;
+  }
+
+  /** A manifest version holding only a metadata change (the same segments). */
+  async #writeMetadata(stream: StreamState): Promise<void> {
+    const { registry, manifests } = this.#o;
+    if (stream.needsProbe) await this.#probe(stream);
+    if (!stream.metaDirty || !registry.holds(stream)) return; // a seal carried it meanwhile, or the stream is gone
+    const { version } = await this.#storeWithMeta(stream, () =>
+      manifests.storeNext(stream, stream.segments, stream.retainedStart, storedMetaOf(stream, stream.sealedOffset)),
+    );
+    if (!registry.holds(stream)) return;
+    await registry.commitTrim(stream, stream.retainedStart, version); // records the version
+    if (version > 1) this.#o.collector.deleteKeys([manifests.naming.manifest(stream, version - 1)]);
+    this.stats.metadataWrites++;
+  }
+
+  /**
+   * Runs a manifest write that stores the stream's current metadata: the stream is clean from the
+   * moment the metadata is taken (a change during the write marks it again), dirty again if it fails.
+   */
+  async #storeWithMeta<T>(stream: StreamState, write: () => Promise<T>): Promise<T> {
+    const wasDirty = stream.metaDirty;
+    const sinceMs = stream.metaDirtySinceMs;
+    this.#o.registry.clearMetaDirty(stream);
+    try {
+      return await write();
+    } catch (error) {
+      if (wasDirty && this.#o.registry.holds(stream)) {
+        this.#o.registry.markMetaDirty(stream);
+        stream.metaDirtySinceMs = Math.min(stream.metaDirtySinceMs, sinceMs);
+      }
+      throw error;
+    }
   }
 
   async #withUploadSlot<T>(work: () => Promise<T>): Promise<T> {
@@ -342,3 +403,4 @@ function hotBytes(stream: StreamState, start: number, end: number): Buffer {
   const { parts } = stream.hotTail.read(start, end, Number.MAX_SAFE_INTEGER, false);
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
+

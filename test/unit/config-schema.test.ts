@@ -84,6 +84,7 @@ describe('the serve settings table', () => {
       segmentSizeBytes: 8 * 1024 * 1024,
       sealIdleMs: 30_000,
       unsealedAgeMsMax: 300_000,
+      metadataFlushMs: 1_000,
       hotTailBudgetBytes: 512 * 1024 * 1024,
       segmentCacheBytes: 256 * 1024 * 1024,
       corsOrigins: '*',

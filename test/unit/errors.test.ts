@@ -4,6 +4,7 @@
  * is answered with its table row's status, headers and body.
  */
 import Fastify from 'fastify';
+import { StoredDataCorruptError } from '../../src/manifest/unit-checksum.ts';
 import { describe, expect, test } from 'vitest';
 import { installErrorHandler } from '../../src/http/error-handler.ts';
 import {
@@ -72,6 +73,7 @@ const samples: CairnError[] = [
   new InvalidObjectKeyError('put', '', 'empty'),
   new ObjectStoreRequestError('get', 'k', 'AccessDenied', 'access denied'),
   new ObjectStoreOverwriteUnsafeError('s3://b', 'probe', 'accepted a second put'),
+  new StoredDataCorruptError('k', 'segment bytes fail their checksum'),
 ];
 
 describe('the error table', () => {

@@ -99,7 +99,8 @@ describe('registry checkpoint', () => {
     t.apply({ t: 'create', inc: 1, path: '/q', contentType: 'text/plain', closed: false, createdAtMs: 1 });
     expect(snapshotTable(t)).toEqual({
       nextIncarnation: 2,
-      streams: [{ path: '/q', inc: 1, contentType: 'text/plain', closed: false, softDeleted: false, producers: [], entries: [] }],
+      // createdAtMs: the creation time is stored with the stream's metadata, so it must survive a restart.
+      streams: [{ path: '/q', inc: 1, contentType: 'text/plain', closed: false, softDeleted: false, producers: [], entries: [], createdAtMs: 1 }],
     });
   });
 });

@@ -1,0 +1,34 @@
+/**
+ * The lazy-lookup hook (docs/storage-layout.md "Lazy lookup"): before a stream route runs (after
+ * access control), the paths it names — the stream, and a create's `Stream-Forked-From` source —
+ * are looked up in the object store when this node does not hold them. A malformed path is left
+ * for the route to refuse. When the object store cannot be asked, reads and appends of an unknown
+ * path answer its error (503); a create goes on, as creates never wait for the object store.
+ */
+import type { FastifyInstance } from 'fastify';
+import { STREAM_PREFIX, streamPathOf, streamPathOfHeader } from '../protocol/stream-path.ts';
+import type { StreamFinder } from '../tiering/stream-finder.ts';
+
+export function installStreamLookup(app: FastifyInstance, finder: StreamFinder, streamPathBytesMax: number): void {
+  app.addHook('preHandler', async (request) => {
+    if (!request.url.startsWith(STREAM_PREFIX)) return;
+    const paths: string[] = [];
+    try {
+      paths.push(streamPathOf(request.url, streamPathBytesMax));
+      const source = request.headers['stream-forked-from'];
+      if (request.method === 'PUT' && typeof source === 'string') paths.push(streamPathOfHeader(source, streamPathBytesMax));
+    } catch {
+      return;
+    }
+    for (const [i, path] of paths.entries()) {
+      try {
+        await finder.find(path);
+      } catch (error) {
+        // A create must not depend on the object store (its acknowledgement is the WAL's): when the
+        // lookup of the path being created fails, the create goes on. Everything else answers the error.
+        if (request.method !== 'PUT' || i !== 0) throw error;
+        request.log.warn({ err: error, path }, 'lazy lookup failed; creating without it');
+      }
+    }
+  });
+}

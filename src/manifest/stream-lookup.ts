@@ -1,0 +1,76 @@
+/**
+ * Lazy lookup of a stream in the object store by its path alone (docs/storage-layout.md "Lazy
+ * lookup"): the key prefix of a path is deterministic (`<hash2>/<stream-id>/`), so one LIST finds
+ * its incarnations and one GET reads the newest manifest of the newest one. A LIST that ends in an
+ * incarnation's segments skips to that incarnation's manifests (`startAfter`), so a stream with a
+ * long history still costs a LIST per incarnation directory, not per thousand segments.
+ */
+import type { ObjectStore } from '../object-store/index.ts';
+import { decodeManifest, type Manifest } from './manifest.ts';
+import { newestManifestKey } from './manifest-store.ts';
+import { parseIncarnationDir, parseStreamObjectKey, streamObjectPrefix, streamPathPrefix } from './object-keys.ts';
+
+/** An incarnation found in the store and its newest manifest. */
+export interface FoundIncarnation {
+  prefix: string;
+  incarnation: number;
+  /** Node id in the incarnation's keys. */
+  nodeId: string;
+  manifest: Manifest;
+}
+
+export interface PathLookup {
+  /** The newest incarnation holding a manifest, if any (it may be a tombstone: `manifest.stream.deleted`). */
+  found: FoundIncarnation | undefined;
+  /** Highest incarnation with any object at this path (0 = none): a new incarnation must be above it. */
+  highestIncarnation: number;
+}
+
+/**
+ * Looks `path` up. @throws ManifestCorruptError; object-store errors (ObjectStoreUnavailableError…).
+ */
+export async function lookUpPath(store: ObjectStore, path: string): Promise<PathLookup> {
+  const base = streamPathPrefix(path);
+  const dirs = new Map<string, { incarnation: number; nodeId: string; newest?: { key: string; version: number } }>();
+  let startAfter: string | undefined;
+  for (;;) {
+    const page = await store.list({ prefix: base, startAfter });
+    for (const object of page.objects) {
+      const at = parseIncarnationDir(base, object.key);
+      if (at === undefined) continue;
+      let dir = dirs.get(at.dir);
+      if (dir === undefined) dirs.set(at.dir, (dir = { incarnation: at.incarnation, nodeId: at.nodeId }));
+      const parsed = parseStreamObjectKey(at.dir, object.key);
+      if (parsed?.kind === 'manifest' && (dir.newest === undefined || parsed.version > dir.newest.version)) {
+        dir.newest = { key: object.key, version: parsed.version };
+      }
+    }
+    if (page.nextStartAfter === undefined) break;
+    const last = page.objects.at(-1);
+    const lastDir = last === undefined ? undefined : parseIncarnationDir(base, last.key);
+    const inSegments = lastDir !== undefined && parseStreamObjectKey(lastDir.dir, last?.key ?? '')?.kind === 'segment';
+    // Still in an incarnation's segments: jump to its manifests ('manifest-' sorts after them).
+    startAfter = inSegments && lastDir !== undefined ? `${lastDir.dir}manifest-` : page.nextStartAfter;
+  }
+  let highestIncarnation = 0;
+  let best: { dir: string; incarnation: number; nodeId: string; newest: { key: string; version: number } } | undefined;
+  for (const [dir, info] of dirs) {
+    highestIncarnation = Math.max(highestIncarnation, info.incarnation);
+    if (info.newest !== undefined && (best === undefined || info.incarnation > best.incarnation)) best = { dir, ...info, newest: info.newest };
+  }
+  if (best === undefined) return { found: undefined, highestIncarnation };
+  const manifest = decodeManifest(best.newest.key, (await store.get(best.newest.key)).body);
+  return { found: { prefix: best.dir, incarnation: best.incarnation, nodeId: best.nodeId, manifest }, highestIncarnation };
+}
+
+/**
+ * Reads one known incarnation (a fork's source): one LIST of its manifests, one GET.
+ * @returns undefined when it holds no manifest. @throws ManifestCorruptError; store errors.
+ */
+export async function readIncarnation(store: ObjectStore, path: string, incarnation: number, nodeId: string): Promise<FoundIncarnation | undefined> {
+  const prefix = streamObjectPrefix(path, incarnation, nodeId);
+  const newest = await newestManifestKey(store, prefix);
+  if (newest === undefined) return undefined;
+  const manifest = decodeManifest(newest.key, (await store.get(newest.key)).body);
+  return { prefix, incarnation, nodeId, manifest };
+}

@@ -1,0 +1,103 @@
+/**
+ * `cairn recover` (docs/storage-layout.md): rebuilds a node's local state from the object store
+ * ahead of traffic, instead of lazily on first use. Recovers the data directory's WAL as a start
+ * would (checkpoint + replay), walks every stream incarnation under a key prefix, and for each
+ * live or soft-deleted one whose path the WAL does not hold, writes a load record (fork sources
+ * first). The next `cairn serve` replays them. Never run it while a server uses the data directory.
+ */
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { systemClock } from './clock.ts';
+import type { ServeConfig } from './config/serve-config.ts';
+import { decodeManifest } from './manifest/manifest.ts';
+import { parseIncarnationDir, parseStreamObjectKey, streamObjectPrefix } from './manifest/object-keys.ts';
+import type { FoundIncarnation } from './manifest/stream-lookup.ts';
+import { listAll } from './object-store/index.ts';
+import { openBaseStore } from './server.ts';
+import type { StreamRecord } from './stream/records.ts';
+import { StreamRegistry, type RegistrySnapshot } from './stream/registry.ts';
+import { storedLoadRecord } from './tiering/stream-finder.ts';
+import { openWal } from './wal/index.ts';
+
+export interface RecoverReport {
+  /** Stream incarnations found with a manifest. */
+  incarnations: number;
+  /** Load records written (fork sources included). */
+  loaded: number;
+  /** Paths the WAL already held, tombstones and superseded incarnations: left alone. */
+  skipped: number;
+}
+
+/**
+ * @param keyPrefix only incarnations under this key prefix ('' = all).
+ * @throws object-store, WAL and manifest errors.
+ */
+export async function recoverFromStore(
+  config: ServeConfig,
+  logger: Logger,
+  keyPrefix = '',
+  onProgress: (done: number, total: number) => void = () => {},
+): Promise<RecoverReport> {
+  const store = await openBaseStore(config);
+  const wal = await openWal({ dir: path.join(config.dataDir, 'wal'), durability: config.durability, logger });
+  try {
+    const registry = new StreamRegistry({ log: { append: (record: StreamRecord) => wal.writer.enqueue(record) }, clock: systemClock });
+    if (wal.checkpoint !== undefined) registry.restore(wal.checkpoint as RegistrySnapshot);
+    for await (const record of wal.replay()) registry.apply(record as StreamRecord);
+    registry.markAllDurable();
+
+    // The newest manifest of every incarnation directory.
+    const newest = new Map<string, { key: string; version: number; nodeId: string; incarnation: number }>();
+    for await (const object of listAll(store, keyPrefix)) {
+      const second = object.key.indexOf('/', object.key.indexOf('/') + 1);
+      const at = second === -1 ? undefined : parseIncarnationDir(object.key.slice(0, second + 1), object.key);
+      const parsed = at === undefined ? undefined : parseStreamObjectKey(at.dir, object.key);
+      if (at === undefined || parsed?.kind !== 'manifest') continue;
+      const known = newest.get(at.dir);
+      if (known === undefined || parsed.version > known.version) newest.set(at.dir, { key: object.key, version: parsed.version, nodeId: at.nodeId, incarnation: at.incarnation });
+    }
+    const found = new Map<string, FoundIncarnation>();
+    const read = async (dir: string): Promise<FoundIncarnation | undefined> => {
+      const entry = newest.get(dir);
+      if (entry === undefined) return undefined;
+      let incarnation = found.get(dir);
+      if (incarnation === undefined) {
+        const manifest = decodeManifest(entry.key, (await store.get(entry.key)).body);
+        found.set(dir, (incarnation = { prefix: dir, incarnation: entry.incarnation, nodeId: entry.nodeId, manifest }));
+      }
+      return incarnation;
+    };
+    // Highest incarnation per path wins (older ones are being deleted or superseded).
+    const byPath = new Map<string, FoundIncarnation>();
+    let done = 0;
+    for (const dir of newest.keys()) {
+      const incarnation = await read(dir);
+      onProgress(++done, newest.size);
+      if (incarnation === undefined) continue;
+      registry.raiseNextIncarnation(incarnation.incarnation + 1);
+      const held = byPath.get(incarnation.manifest.path);
+      if (held === undefined || incarnation.incarnation > held.incarnation) byPath.set(incarnation.manifest.path, incarnation);
+    }
+    const report: RecoverReport = { incarnations: newest.size, loaded: 0, skipped: newest.size - byPath.size };
+    for (const incarnation of byPath.values()) {
+      if (incarnation.manifest.stream?.deleted === 'hard' || registry.holdsPath(incarnation.manifest.path)) {
+        report.skipped++;
+        continue;
+      }
+      const chain = [storedLoadRecord(incarnation)];
+      for (let fork = incarnation.manifest.fork; fork !== undefined && registry.byIncarnation(fork.incarnation) === undefined; ) {
+        const source = fork.path === undefined || fork.nodeId === undefined ? undefined : await read(streamObjectPrefix(fork.path, fork.incarnation, fork.nodeId));
+        if (source === undefined) throw new Error(`${incarnation.prefix}: fork source incarnation ${fork.incarnation} is not in the store`);
+        chain.unshift(storedLoadRecord(source));
+        fork = source.manifest.fork;
+      }
+      const stream = registry.install(chain);
+      if (stream !== undefined) await registry.persistLoaded(stream);
+      report.loaded += chain.length;
+    }
+    return report;
+  } finally {
+    await wal.writer.close();
+    await store.close();
+  }
+}
