@@ -46,6 +46,7 @@ import { ObjectNaming } from './manifest/object-naming.ts';
 import { SealActivity } from './tiering/seal-activity.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
 import { openWal, type WalFs } from './wal/index.ts';
+import { isSubscriptionRecord, openSubscriptions, type Subscriptions, type SubscriptionSnapshot } from './subscriptions/index.ts';
 
 /** The server cannot start for a reason the operator must fix; the message says which. */
 export class StartupError extends Error {
@@ -58,6 +59,8 @@ export class StartupError extends Error {
 /** What a checkpoint holds: the registry plus the object deletes not yet done. */
 interface CheckpointState extends RegistrySnapshot {
   pendingObjectDeletes?: DeleteJob[];
+  /** Subscriptions with their cursors and generations (PROTOCOL.md §6–7). */
+  subscriptions?: SubscriptionSnapshot[];
 }
 
 /** Counters of the tiered storage, for the demo, benchmarks and tests. */
@@ -89,6 +92,8 @@ export interface RunningServer {
   checkpoint(): Promise<void>;
   /** The server's Prometheus metrics (served at /metrics). */
   metrics: ServerMetrics;
+  /** Subscriptions (webhook and pull-wake, PROTOCOL.md §6–7). */
+  subscriptions: Subscriptions;
   /**
    * Graceful shutdown; resolves when the WAL is fsynced and closed. Order: `/readyz` turns 503,
    * live readers end (SSE with a final control event, long-polls answered), new requests are
@@ -219,7 +224,10 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     clock,
     hotTailBudgetBytes: config.hotTailBudgetBytes,
     listener: {
-      durable: (stream) => sealer.durable(stream),
+      durable: (stream) => {
+        sealer.durable(stream);
+        subscriptions.streamDurable(stream);
+      },
       removed: (stream) => {
         sealer.removed(stream);
         // A stream that never stored a manifest has no objects, or its running seal removes its own.
@@ -245,12 +253,23 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     retention: { retentionMs: config.retentionMs, retentionBytes: config.retentionBytes },
     uploadsMax: SEAL_UPLOADS_MAX,
   });
+  const subscriptions = await openSubscriptions({
+    dataDir: config.dataDir,
+    log: { append: (record) => writer.enqueue(record) },
+    registry,
+    clock,
+    random,
+    allowLocalhostWebhooks: config.allowLocalhostWebhooks === true,
+    metricsRegistry: metrics.registry,
+    onBackgroundError: (error) => logger.warn({ err: error }, 'subscription delivery step failed'),
+  });
   const cache = new SegmentCache(store, config.segmentCacheBytes);
   const reads: ReadPath = new ReadPath({ registry, cache, naming, chunkBytesMax: config.chunkBytesMax });
 
   if (wal.checkpoint !== undefined) {
     const checkpoint = wal.checkpoint as CheckpointState;
     registry.restore(checkpoint);
+    subscriptions.restore(checkpoint.subscriptions ?? []);
     for (const job of checkpoint.pendingObjectDeletes ?? []) {
       if ('keys' in job) collector.deleteKeys(job.keys);
       else collector.deletePrefix(job.prefix, job.incarnation);
@@ -258,12 +277,14 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   }
   let replayed = 0;
   for await (const record of wal.replay()) {
-    registry.apply(record as StreamRecord);
+    if (isSubscriptionRecord(record)) subscriptions.apply(record);
+    else registry.apply(record as StreamRecord);
     replayed++;
   }
   registry.markAllDurable();
   readiness.markRecovered();
   sealer.start();
+  subscriptions.start();
   logger.info(
     { streams: registry.streamCount, replayedRecords: replayed, recoveryMs: Math.round(clock.monotonicMs() - startedMs) },
     'recovered',
@@ -302,6 +323,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       idleTimeoutMs: config.idleTimeoutMs,
     },
     observability: { metrics, readiness },
+    subscriptions,
   });
 
   const drain = new ConnectionDrain(app.server);
@@ -309,7 +331,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   let checkpointing: Promise<void> | undefined;
   const checkpoint = (): Promise<void> => {
     checkpointing ??= writer
-      .checkpoint({ ...registry.snapshot(), pendingObjectDeletes: collector.pending() } satisfies CheckpointState)
+      .checkpoint({ ...registry.snapshot(), pendingObjectDeletes: collector.pending(), subscriptions: subscriptions.snapshot() } satisfies CheckpointState)
       .then(() => logger.info('checkpoint written'))
       .finally(() => {
         checkpointing = undefined;
@@ -356,9 +378,11 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       deletesDrained: () => collector.drained(),
     },
     metrics,
+    subscriptions,
     close() {
       closing ??= (async () => {
         readiness.markClosing();
+        subscriptions.close();
         reaper.cancel();
         checkpointer.cancel();
         // Long-polls are answered (204 at the tail) and SSE connections get a final control event.

@@ -323,6 +323,13 @@ export const serveSettings = {
     description: 'listen on a non-loopback --host without authentication (only when something in front controls access)',
     unsetMeans: 'off',
   }),
+  allowLocalhostWebhooks: setting({
+    flag: '--allow-localhost-webhooks',
+    env: 'CAIRN_ALLOW_LOCALHOST_WEBHOOKS',
+    schema: onOff(),
+    description: 'accept http://localhost and http://127.0.0.x webhook URLs (development only; other local targets stay refused)',
+    unsetMeans: 'off',
+  }),
   authJwtSecret: setting({
     flag: '--auth-jwt-secret <secret>',
     env: 'CAIRN_AUTH_JWT_SECRET',

@@ -18,6 +18,8 @@ import { appendToStream } from './routes/append.ts';
 import { deleteStream } from './routes/delete.ts';
 import { headStream } from './routes/head.ts';
 import { readStream } from './routes/read.ts';
+import { installSubscriptionRoutes } from './routes/subscriptions.ts';
+import type { Subscriptions } from '../subscriptions/subscriptions.ts';
 import { nodeServerFactory, type NodeServerLimits } from './node-server.ts';
 import { ALLOWED_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS } from './cors-headers.ts';
 
@@ -37,6 +39,8 @@ export interface AppOptions {
   nodeServer?: NodeServerLimits;
   /** Request metrics and the /metrics, /healthz, /readyz routes; none when absent. */
   observability?: Observability;
+  /** The reserved subscription APIs under `/v1/stream/__ds` (PROTOCOL.md §6–7); none when absent. */
+  subscriptions?: Subscriptions;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -101,6 +105,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     });
     writeRouteConfig = { config: { rateLimit: { max: writesPerSecond, timeWindow: 1000 } } };
   }
+
+  // Before the stream routes: the reserved `__ds` prefix is never a stream (PROTOCOL.md §6).
+  if (options.subscriptions !== undefined) installSubscriptionRoutes(app, options.subscriptions, options.authenticator);
 
   const route = `${STREAM_PREFIX}*`;
   app.put(route, writeRouteConfig, (request, reply) => createStream(context, request, reply));
