@@ -144,15 +144,14 @@ export class Subscriptions {
    */
   async put(id: string, config: SubscriptionConfig, origin: string): Promise<{ created: boolean; sub: Subscription }> {
     const hash = configHash(config);
+    // The URL rules first: a refused URL is 400 whatever the id holds.
+    const url = config.webhookUrl === null ? undefined : checkWebhookUrl(config.webhookUrl, this.#allowLocalhost);
     const existing = this.#table.get(id);
     if (existing !== undefined) {
       if (existing.hash !== hash) throw new SubscriptionConflictError(id);
       return { created: false, sub: existing };
     }
-    if (config.webhookUrl !== null) {
-      const url = checkWebhookUrl(config.webhookUrl, this.#allowLocalhost);
-      await checkResolvedHost(url.hostname, this.#allowLocalhost);
-    }
+    if (url !== undefined) await checkResolvedHost(url.hostname, this.#allowLocalhost);
     if (this.#table.size >= SUBSCRIPTIONS_MAX) throw new ServiceUnavailableError(`${SUBSCRIPTIONS_MAX} subscriptions are held; delete some first`);
     // Re-checked after the await: a concurrent create of the same id may have won.
     const raced = this.#table.get(id);

@@ -56,11 +56,11 @@ function isLoopbackAddress(address: string): boolean {
 
 /**
  * Why `address` (an IP literal) may not receive webhooks, or undefined when it may.
- * `allowLocalhost` admits 127.0.0.x and ::1 only.
+ * `allowLoopback` admits 127.0.0.x and ::1 (what `localhost` resolves to) and nothing else.
  */
-export function addressRefusal(address: string, allowLocalhost: boolean): string | undefined {
+export function addressRefusal(address: string, allowLoopback: boolean): string | undefined {
   const bare = address.replace(/^\[|\]$/g, '');
-  if (allowLocalhost && isLoopbackAddress(bare)) return undefined;
+  if (allowLoopback && isLoopbackAddress(bare)) return undefined;
   const v4 = embeddedIpv4(bare);
   const family = v4 !== undefined ? 'ipv4' : isIP(bare) === 4 ? 'ipv4' : 'ipv6';
   if (blocked.check(v4 ?? bare, family)) return `${bare} is a private, loopback, link-local or reserved address`;
@@ -81,7 +81,8 @@ export function checkWebhookUrl(raw: string, allowLocalhost: boolean): URL {
   if (url.username !== '' || url.password !== '') throw new WebhookUrlRejectedError('webhook.url must not carry credentials');
   const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
   const localhostName = host === 'localhost';
-  const development = allowLocalhost && (localhostName || isLoopbackAddress(host));
+  // The development exception names exactly `localhost` and 127.0.0.x (§6.2).
+  const development = allowLocalhost && (localhostName || /^127\.0\.0\.\d+$/.test(host));
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && development)) {
     throw new WebhookUrlRejectedError(
       allowLocalhost ? 'webhook.url must use https:// (http:// only for localhost and 127.0.0.x)' : 'webhook.url must use https://',
@@ -89,23 +90,27 @@ export function checkWebhookUrl(raw: string, allowLocalhost: boolean): URL {
   }
   if (localhostName && !allowLocalhost) throw new WebhookUrlRejectedError('localhost webhooks need --allow-localhost-webhooks (development only)');
   if (isIP(host) !== 0) {
-    const refusal = addressRefusal(host, allowLocalhost);
+    const refusal = addressRefusal(host, development);
     if (refusal !== undefined) throw new WebhookUrlRejectedError(`webhook.url target refused: ${refusal}`);
   }
   return url;
 }
 
-/** Resolves `hostname` (all addresses) and refuses it if any address is refused. */
+/**
+ * Resolves `hostname` (all addresses) and refuses it if any address is refused; loopback
+ * addresses pass only for the name `localhost` under the development exception.
+ */
 export async function checkResolvedHost(hostname: string, allowLocalhost: boolean): Promise<void> {
   const host = hostname.replace(/^\[|\]$/g, '');
   if (isIP(host) !== 0) return;
+  const allowLoopback = allowLocalhost && host.toLowerCase() === 'localhost';
   const addresses = await new Promise<LookupAddress[]>((resolve, reject) =>
     dnsLookup(host, { all: true }, (error, found) => (error === null ? resolve(found) : reject(error))),
   ).catch((error: NodeJS.ErrnoException) => {
     throw new WebhookUrlRejectedError(`webhook.url host ${host} does not resolve (${error.code ?? error.message})`);
   });
   for (const { address } of addresses) {
-    const refusal = addressRefusal(address, allowLocalhost);
+    const refusal = addressRefusal(address, allowLoopback);
     if (refusal !== undefined) throw new WebhookUrlRejectedError(`webhook.url host ${host} resolves to a refused address: ${refusal}`);
   }
 }
@@ -118,10 +123,11 @@ type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | Lo
  */
 export function guardedLookup(allowLocalhost: boolean) {
   return (hostname: string, options: { all?: boolean; family?: number }, callback: LookupCallback): void => {
+    const allowLoopback = allowLocalhost && hostname.toLowerCase() === 'localhost';
     dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
       if (error !== null) return callback(error, []);
       for (const { address } of addresses) {
-        const refusal = addressRefusal(address, allowLocalhost);
+        const refusal = addressRefusal(address, allowLoopback);
         if (refusal !== undefined) {
           return callback(Object.assign(new Error(`webhook target refused: ${hostname} → ${refusal}`), { code: 'EWEBHOOKREFUSED' }), []);
         }
