@@ -51,7 +51,10 @@ export function linkViews(registry: StreamRegistry, sub: Subscription): LinkView
   const views = new Map<string, LinkView>();
   for (const [path, link] of sub.links) {
     if (!link.explicit && sub.glob?.test(path) !== true) continue;
-    views.set(path, viewOf(registry, path, link.explicit, link.acked, currentStream(registry, path)));
+    const stream = currentStream(registry, path);
+    // A glob link lives as long as its stream; an explicit one also before the stream exists.
+    if (!link.explicit && stream === undefined) continue;
+    views.set(path, viewOf(registry, path, link.explicit, link.acked, stream));
   }
   if (sub.glob !== null) {
     for (const stream of registry.allStreams()) {

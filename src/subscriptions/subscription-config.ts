@@ -122,7 +122,7 @@ export function compileGlob(pattern: string | null): RegExp | null {
   return new RegExp(`^${source}$`, 's');
 }
 
-/** True when the subscription follows `streamPath` (by its glob or explicitly). */
+/** True when the subscription follows `streamPath` (by its glob or explicitly); O(explicit streams). */
 export function covers(config: SubscriptionConfig, glob: RegExp | null, streamPath: string): boolean {
   return (glob !== null && glob.test(streamPath)) || config.streams.includes(streamPath);
 }

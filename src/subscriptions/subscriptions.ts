@@ -20,7 +20,7 @@ import type { StreamState } from '../stream/stream-state.ts';
 import { AlreadyClaimedError, FencedError, NoPendingWorkError, SubscriptionConflictError, SubscriptionNotFoundError, TokenInvalidError } from './errors.ts';
 import { currentStream, currentTails, linkViews, pendingViews, tailOffset, type LinkView } from './links.ts';
 import type { PathOffset, SubscriptionRecord } from './records.ts';
-import { checkRelativePath, compileGlob, configHash, covers, type SubscriptionConfig } from './subscription-config.ts';
+import { checkRelativePath, compileGlob, configHash, type SubscriptionConfig } from './subscription-config.ts';
 import { SubscriptionTable, type Subscription, type SubscriptionSnapshot, type Wake } from './subscription-table.ts';
 import { WakeDelivery, type DeliveryMetrics } from './wake-delivery.ts';
 import type { SigningKeys } from './signing-keys.ts';
@@ -218,7 +218,8 @@ export class Subscriptions {
   streamDurable(stream: StreamState): void {
     if (this.#table.size === 0) return;
     for (const sub of this.#table.all()) {
-      if (covers(sub.config, sub.glob, stream.path)) this.#maybeWake(sub);
+      // O(1) per subscription: explicit links are in the links map (a regular expression test for the glob).
+      if (sub.links.get(stream.path)?.explicit === true || sub.glob?.test(stream.path) === true) this.#maybeWake(sub);
     }
   }
 
@@ -322,7 +323,7 @@ export class Subscriptions {
   }
 
   #checkAck(sub: Subscription, path: string, offset: string): string {
-    if (!covers(sub.config, sub.glob, path) && sub.links.get(path) === undefined) throw new BadRequestError(`the subscription does not follow ${path}`);
+    if (sub.links.get(path)?.explicit !== true && sub.glob?.test(path) !== true) throw new BadRequestError(`the subscription does not follow ${path}`);
     if (parseOffsetToken(offset) === undefined) throw new BadRequestError(`not an offset: ${offset}`);
     const stream = currentStream(this.#registry, path);
     if (stream === undefined || offset > tailOffset(this.#registry, stream)) throw new BadRequestError(`ack offset ${offset} is past the tail of ${path}`);
