@@ -130,8 +130,8 @@ export class CairnError extends Error {
   readonly retryable: boolean;
   /** The protocol headers of the response (lower-case names): the table's, with values. */
   readonly headers: Readonly<Record<string, string>>;
-  /** Extra fields of a JSON error body (table entries with `json`), e.g. `current_holder`. */
-  readonly details: Readonly<Record<string, unknown>>;
+  /** Extra fields of a JSON error body (table entries with `json`), e.g. `current_holder`; absent for most errors. */
+  readonly details?: Readonly<Record<string, unknown>>;
 
   constructor(code: ErrorCode, message: string, options?: ErrorOptions & { headers?: Record<string, string>; details?: Record<string, unknown> }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
@@ -142,6 +142,6 @@ export class CairnError extends Error {
     this.retryable = entry.retryable;
     const defaults: Record<string, string> = entry.retryAfterSeconds === undefined ? {} : { 'retry-after': String(entry.retryAfterSeconds) };
     this.headers = { ...defaults, ...options?.headers };
-    this.details = options?.details ?? {};
+    if (options?.details !== undefined) this.details = options.details;
   }
 }
