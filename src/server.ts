@@ -260,6 +260,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     clock,
     random,
     allowLocalhostWebhooks: config.allowLocalhostWebhooks === true,
+    signingKeyRotateMs: config.webhookSigningKeyRotateMs,
     metricsRegistry: metrics.registry,
     onBackgroundError: (error) => logger.warn({ err: error }, 'subscription delivery step failed'),
   });

@@ -27,6 +27,7 @@ export interface OpenSubscriptionsOptions {
   clock: Clock;
   random: RandomSource;
   allowLocalhostWebhooks: boolean;
+  signingKeyRotateMs?: number;
   metricsRegistry?: Registry;
   onBackgroundError?: (error: unknown) => void;
 }
@@ -60,6 +61,7 @@ export async function openSubscriptions(options: OpenSubscriptionsOptions): Prom
     keys,
     sender,
     allowLocalhostWebhooks: options.allowLocalhostWebhooks,
+    signingKeyRotateMs: options.signingKeyRotateMs,
     metrics,
     onBackgroundError: options.onBackgroundError,
   });

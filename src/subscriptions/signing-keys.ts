@@ -99,6 +99,16 @@ export class SigningKeys {
     return `t=${timestampSeconds},kid=${key.kid},ed25519=${signature}`;
   }
 
+  /**
+   * Rotates when the active key is at least `ageMsMax` old (`--webhook-signing-key-rotate-ms`);
+   * resolves with whether it did. Key ages come from the key file, so restarts keep the schedule.
+   */
+  async rotateIfOlderThan(ageMsMax: number): Promise<boolean> {
+    if (this.#clock.nowMs() - this.#active().createdAtMs < ageMsMax) return false;
+    await this.rotate();
+    return true;
+  }
+
   /** Makes a new key active; the previous one stays published for the keep window, then is dropped. */
   async rotate(): Promise<string> {
     const now = this.#clock.nowMs();

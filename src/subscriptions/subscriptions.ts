@@ -42,6 +42,8 @@ export interface SubscriptionsOptions {
   sender: WebhookSender;
   /** `--allow-localhost-webhooks`: http://localhost and 127.0.0.x webhooks (development). */
   allowLocalhostWebhooks: boolean;
+  /** `--webhook-signing-key-rotate-ms`: rotate the signing key once it is this old; undefined: never. */
+  signingKeyRotateMs?: number;
   metrics?: DeliveryMetrics;
   onBackgroundError?: (error: unknown) => void;
 }
@@ -65,6 +67,8 @@ export class Subscriptions {
   readonly #allowLocalhost: boolean;
   readonly #delivery: WakeDelivery;
   readonly #onBackgroundError: (error: unknown) => void;
+  readonly #signingKeyRotateMs: number | undefined;
+  #rotating = false;
   #ticker: Timer | undefined;
   #closed = false;
 
@@ -74,6 +78,7 @@ export class Subscriptions {
     this.#clock = options.clock;
     this.#allowLocalhost = options.allowLocalhostWebhooks;
     this.#onBackgroundError = options.onBackgroundError ?? (() => {});
+    this.#signingKeyRotateMs = options.signingKeyRotateMs;
     this.#delivery = new WakeDelivery({
       registry: options.registry,
       clock: options.clock,
@@ -231,6 +236,15 @@ export class Subscriptions {
       if (leaseOver || retryDue) this.#maybeWake(sub);
     }
     this.#delivery.retryWakeEvents();
+    if (this.#signingKeyRotateMs !== undefined && !this.#rotating) {
+      this.#rotating = true;
+      this.keys
+        .rotateIfOlderThan(this.#signingKeyRotateMs)
+        .catch((error: unknown) => this.#onBackgroundError(error))
+        .finally(() => {
+          this.#rotating = false;
+        });
+    }
   }
 
   /** Issues a wake when `sub` is idle and has pending work (§7). Safe to call any time. */

@@ -4,6 +4,9 @@
  * the same state), signing-key rotation on a manual clock, webhook URL rules, retry backoff.
  */
 import { verify, createPublicKey } from 'node:crypto';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
 import { manualClock, seededRandom } from '../../src/clock.ts';
@@ -138,6 +141,30 @@ describe('signing keys (§6.5)', () => {
     clock.advance(WEBHOOK_SIGNING_KEY_RETIRED_KEEP_MS);
     expect(keys.jwks().keys.map((key) => key.kid)).toEqual([newKid]);
     expect(verifies(keys.jwks())).toBe(false);
+  });
+});
+
+describe('signing keys on disk', () => {
+  test('a reopened key file keeps the keys and the rotation schedule (ages come from the file)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-keys-'));
+    try {
+      const file = path.join(dir, 'keys.json');
+      const clock = manualClock(5_000_000);
+      const first = await SigningKeys.open(file, clock);
+      const kid = first.activeKid;
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      clock.advance(50_000);
+      const reopened = await SigningKeys.open(file, clock);
+      expect(reopened.activeKid).toBe(kid);
+      expect(await reopened.rotateIfOlderThan(60_000)).toBe(false);
+      clock.advance(10_000);
+      expect(await reopened.rotateIfOlderThan(60_000)).toBe(true);
+      const again = await SigningKeys.open(file, clock);
+      expect(again.activeKid).not.toBe(kid);
+      expect(again.jwks().keys.map((key) => key.kid)).toContain(kid);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
