@@ -7,10 +7,13 @@
  * `subscribe` grant is required and covers only what the token can read.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { sha256Hex } from '../../src/auth/tokens-file.ts';
+import { systemClock } from '../../src/clock.ts';
+import { WebhookSender } from '../../src/subscriptions/webhook-sender.ts';
 import { startServer } from '../../src/server.ts';
 import { startTestServer, testConfig, type TestServer } from '../support/server.ts';
 import { waitFor } from '../support/streams.ts';
@@ -253,5 +256,51 @@ describe('the subscribe grant', () => {
     expect((await put(authed.url, 'a-1', { type: 'pull-wake', pattern: 'jobs/*', wake_stream: 'wake/w' }, worker)).status).toBe(201);
     expect((await fetch(subUrl(authed.url, 'a-1'), { headers: reader })).status).toBe(403);
     expect((await fetch(subUrl(authed.url, 'a-1'), { headers: worker })).status).toBe(200);
+  });
+});
+
+describe('webhook sender bounds and metrics', () => {
+  test('at most inFlightMax requests run, queueMax wait, and more are refused at once', async () => {
+    const held: (() => void)[] = [];
+    const slow = http.createServer((req, res) => {
+      req.resume();
+      held.push(() => res.writeHead(200, json).end('{"done":true}'));
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const port = (slow.address() as { port: number }).port;
+    const sender = new WebhookSender({ clock: systemClock, allowLocalhost: true, inFlightMax: 2, queueMax: 1, timeoutMs: 30_000, responseBytesMax: 1024 });
+    try {
+      const request = { url: `http://127.0.0.1:${port}/h`, body: '{}', headers: {} };
+      const sends = [sender.send(request), sender.send(request), sender.send(request)];
+      expect(await sender.send(request)).toEqual({ ok: false, reason: 'webhook delivery queue is full' });
+      await waitFor(() => held.length === 2);
+      expect(sender.inFlightCount).toBe(2);
+      expect(sender.queuedCount).toBe(1);
+      held.splice(0).forEach((release) => release());
+      await waitFor(() => held.length === 1);
+      held.splice(0).forEach((release) => release());
+      expect(await Promise.all(sends)).toEqual([
+        { ok: true, done: true },
+        { ok: true, done: true },
+        { ok: true, done: true },
+      ]);
+      // A loopback target is refused at connect time when the exception is off.
+      const strict = new WebhookSender({ clock: systemClock, allowLocalhost: false, inFlightMax: 1, queueMax: 0, timeoutMs: 5_000, responseBytesMax: 1024 });
+      const refused = await strict.send({ url: `http://localhost:${port}/h`, body: '{}', headers: {} });
+      expect(refused.ok).toBe(false);
+    } finally {
+      slow.closeAllConnections();
+      slow.close();
+    }
+  });
+
+  // Runs after the tests above on the same server: the lease test's wakes were accepted, the redirect test's failed.
+  test('wakes and webhook outcomes are counted at /metrics', async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/^cairn_subscription_wakes_total\{type="webhook"\} [1-9]/m);
+    expect(text).toMatch(/^cairn_webhook_deliveries_total\{outcome="accepted"\} [1-9]/m);
+    expect(text).toMatch(/^cairn_webhook_deliveries_total\{outcome="failed"\} [1-9]/m);
+    expect(text).toMatch(/^cairn_subscriptions \d+/m);
+    expect(text).toMatch(/^cairn_webhook_requests_in_flight \d+/m);
   });
 });
