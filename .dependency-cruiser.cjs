@@ -27,6 +27,10 @@ const LAYERS = [
   // Cross-cutting services the HTTP layer uses: metrics/readiness read every layer below;
   // auth checks tokens and grants. Peers, neither knows the other.
   { name: 'services', members: ['auth', 'observability'] },
+  // Subscriptions (PROTOCOL.md §6–7): durable cursors over streams with webhook and pull-wake
+  // delivery; they follow stream state and append wake events through the registry, register
+  // their metrics, and are served by the HTTP layer, so they sit between the services and http.
+  { name: 'subscriptions', members: ['subscriptions'] },
   // Fastify routes, live reads, the one error mapping.
   { name: 'http', members: ['http'] },
   // The composition root: builds and wires every layer.

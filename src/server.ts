@@ -50,6 +50,7 @@ import { Sealer, type SealerStats } from './tiering/sealer.ts';
 import { StreamFinder } from './tiering/stream-finder.ts';
 import { installStreamLookup } from './http/stream-lookup-hook.ts';
 import { openWal, type WalFs } from './wal/index.ts';
+import { isSubscriptionRecord, openSubscriptions, type Subscriptions, type SubscriptionSnapshot } from './subscriptions/index.ts';
 
 /** The server cannot start for a reason the operator must fix; the message says which. */
 export class StartupError extends Error {
@@ -62,6 +63,8 @@ export class StartupError extends Error {
 /** What a checkpoint holds: the registry plus the object deletes not yet done. */
 interface CheckpointState extends RegistrySnapshot {
   pendingObjectDeletes?: DeleteJob[];
+  /** Subscriptions with their cursors and generations (PROTOCOL.md §6–7). */
+  subscriptions?: SubscriptionSnapshot[];
 }
 
 /** Counters of the tiered storage, for the demo, benchmarks and tests. */
@@ -93,6 +96,8 @@ export interface RunningServer {
   checkpoint(): Promise<void>;
   /** The server's Prometheus metrics (served at /metrics). */
   metrics: ServerMetrics;
+  /** Subscriptions (webhook and pull-wake, PROTOCOL.md §6–7). */
+  subscriptions: Subscriptions;
   /**
    * Graceful shutdown; resolves when the WAL is fsynced and closed. Order: `/readyz` turns 503,
    * live readers end (SSE with a final control event, long-polls answered), new requests are
@@ -227,7 +232,10 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     clock,
     hotTailBudgetBytes: config.hotTailBudgetBytes,
     listener: {
-      durable: (stream) => sealer.durable(stream),
+      durable: (stream) => {
+        sealer.durable(stream);
+        subscriptions.streamDurable(stream);
+      },
       removed: (stream) => {
         sealer.removed(stream);
         // A stream that never stored a manifest and has no write running has no objects.
@@ -263,11 +271,23 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   const cache = new SegmentCache(store, config.segmentCacheBytes, {
     onCorrupt: (error) => logger.error({ key: error.key }, error.message),
   });
+  const subscriptions = await openSubscriptions({
+    dataDir: config.dataDir,
+    log: { append: (record) => writer.enqueue(record) },
+    registry,
+    clock,
+    random,
+    allowLocalhostWebhooks: config.allowLocalhostWebhooks === true,
+    signingKeyRotateMs: config.webhookSigningKeyRotateMs,
+    metricsRegistry: metrics.registry,
+    onBackgroundError: (error) => logger.warn({ err: error }, 'subscription delivery step failed'),
+  });
   const reads: ReadPath = new ReadPath({ registry, cache, naming, chunkBytesMax: config.chunkBytesMax });
 
   if (wal.checkpoint !== undefined) {
     const checkpoint = wal.checkpoint as CheckpointState;
     registry.restore(checkpoint);
+    subscriptions.restore(checkpoint.subscriptions ?? []);
     for (const job of checkpoint.pendingObjectDeletes ?? []) {
       if ('keys' in job) collector.deleteKeys(job.keys);
       else collector.deletePrefix(job.prefix, job.incarnation);
@@ -275,12 +295,14 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   }
   let replayed = 0;
   for await (const record of wal.replay()) {
-    registry.apply(record as StreamRecord);
+    if (isSubscriptionRecord(record)) subscriptions.apply(record);
+    else registry.apply(record as StreamRecord);
     replayed++;
   }
   registry.markAllDurable();
   readiness.markRecovered();
   sealer.start();
+  subscriptions.start();
   logger.info(
     { streams: registry.streamCount, replayedRecords: replayed, recoveryMs: Math.round(clock.monotonicMs() - startedMs) },
     'recovered',
@@ -320,6 +342,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     },
     transport,
     observability: { metrics, readiness },
+    subscriptions,
   });
   installStreamLookup(app, finder, config.streamPathBytesMax);
 
@@ -328,7 +351,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   let checkpointing: Promise<void> | undefined;
   const checkpoint = (): Promise<void> => {
     checkpointing ??= writer
-      .checkpoint({ ...registry.snapshot(), pendingObjectDeletes: collector.pending() } satisfies CheckpointState)
+      .checkpoint({ ...registry.snapshot(), pendingObjectDeletes: collector.pending(), subscriptions: subscriptions.snapshot() } satisfies CheckpointState)
       .then(() => logger.info('checkpoint written'))
       .finally(() => {
         checkpointing = undefined;
@@ -379,9 +402,11 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       deletesDrained: () => collector.drained(),
     },
     metrics,
+    subscriptions,
     close() {
       closing ??= (async () => {
         readiness.markClosing();
+        subscriptions.close();
         reaper.cancel();
         checkpointer.cancel();
         tlsReloader?.close();

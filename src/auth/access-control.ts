@@ -36,6 +36,8 @@ export function installAccessControl(app: FastifyInstance, authenticator: Authen
   app.decorateRequest('cairnAccess', undefined);
   app.addHook('onRequest', async (request: FastifyRequest) => {
     if (request.method === 'OPTIONS' || !request.url.startsWith(STREAM_PREFIX)) return;
+    // The reserved control prefix (subscriptions, PROTOCOL.md §6) checks its own grants and tokens.
+    if (request.url.startsWith(`${STREAM_PREFIX}__ds/`)) return;
     const principal = await authenticator.authenticate(request.headers.authorization);
     const operation = OPERATIONS[request.method];
     if (operation === undefined) return; // no route answers it (404/405)

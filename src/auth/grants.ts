@@ -1,20 +1,23 @@
 /**
  * Grants: which operations a token may perform on which stream paths (README "Authentication").
  *
- * A grant is `{ paths: [pattern…], operations: ['read' | 'write' | 'delete'…], public?: boolean }`.
+ * A grant is `{ paths: [pattern…], operations: ['read' | 'write' | 'delete' | 'subscribe'…], public?: boolean }`.
  * Patterns match the stream path (the part after `/v1/stream/`, decoded): `*` matches any run of
  * characters inside one `/`-separated segment, `**` any run including `/`; everything else matches
  * itself. `public: true` marks reads of the matched paths as shareable by caches.
  */
 import { z } from 'zod';
 
-/** `write` covers create (PUT), append and close (POST); `read` covers GET, HEAD, long-poll, SSE. */
-export type Operation = 'read' | 'write' | 'delete';
+/**
+ * `write` covers create (PUT), append and close (POST); `read` covers GET, HEAD, long-poll, SSE;
+ * `subscribe` covers the subscription APIs over the matched streams (PROTOCOL.md §6–7).
+ */
+export type Operation = 'read' | 'write' | 'delete' | 'subscribe';
 
 export const grantSchema = z
   .object({
     paths: z.array(z.string().min(1)).min(1),
-    operations: z.array(z.enum(['read', 'write', 'delete'])).min(1),
+    operations: z.array(z.enum(['read', 'write', 'delete', 'subscribe'])).min(1),
     public: z.boolean().optional(),
   })
   .strict();
@@ -26,6 +29,8 @@ export type Grant = z.infer<typeof grantSchema>;
 /** A grant with its patterns compiled once (when the token is loaded or verified). */
 export interface CompiledGrant {
   patterns: RegExp[];
+  /** The patterns as written (subscription globs are compared with them, grantsCoverGlob). */
+  sources: string[];
   operations: ReadonlySet<Operation>;
   public: boolean;
 }
@@ -58,6 +63,7 @@ export function compilePattern(pattern: string): RegExp {
 export function compileGrants(grants: readonly Grant[]): CompiledGrant[] {
   return grants.map((grant) => ({
     patterns: grant.paths.map(compilePattern),
+    sources: [...grant.paths],
     operations: new Set(grant.operations),
     public: grant.public === true,
   }));
@@ -80,4 +86,25 @@ export function checkGrants(grants: readonly CompiledGrant[], path: string, oper
     }
   }
   return allowed ? { publicRead } : undefined;
+}
+
+/**
+ * Whether one grant gives both `subscribe` and `read` on every stream a subscription glob can
+ * match (PROTOCOL.md §6, §12.1): the grant lists the same pattern, or a `prefix/**` (or `**`)
+ * whose prefix the glob's fixed leading segments start with. Conservative: a grant that covers the
+ * glob only in a way this check cannot see is not enough, so a subscription never reveals streams
+ * its creator cannot read.
+ */
+export function grantsCoverGlob(grants: readonly CompiledGrant[], glob: string): boolean {
+  return grants.some(
+    (grant) =>
+      grant.operations.has('subscribe') &&
+      grant.operations.has('read') &&
+      grant.sources.some((source) => {
+        if (source === glob || source === '**') return true;
+        if (!source.endsWith('/**')) return false;
+        const prefix = source.slice(0, -2);
+        return glob.startsWith(prefix) && !prefix.includes('*');
+      }),
+  );
 }

@@ -292,3 +292,64 @@ export const SHUTDOWN_IDLE_SWEEP_MS = 50;
  * response bounds the extra GETs to one per reader that stops mid-walk.
  */
 export const READ_AHEAD_CACHE_CHUNKS_MIN = 4;
+
+// Subscriptions (PROTOCOL.md §6–7, src/subscriptions/).
+
+/** Lease of a wake when the subscription names none: 30 s, the protocol's default (§6.2). */
+export const LEASE_TTL_MS_DEFAULT = 30_000;
+/** Shortest `lease_ttl_ms` accepted: 1 s (§6.2). */
+export const LEASE_TTL_MS_MIN = 1_000;
+/** Longest `lease_ttl_ms` accepted: 10 minutes (§6.2). */
+export const LEASE_TTL_MS_MAX = 600_000;
+
+/**
+ * Subscriptions held at once: 10,000. Every append is matched against every subscription's glob
+ * (a regular expression test, ~50 ns), so this bounds the per-append cost to about half a
+ * millisecond in the worst case; past it, creates get 503.
+ */
+export const SUBSCRIPTIONS_MAX = 10_000;
+
+/** Explicit `streams[]` of one subscription: 10,000 keeps one create record well under a WAL frame. */
+export const SUBSCRIPTION_EXPLICIT_STREAMS_MAX = 10_000;
+
+/**
+ * Streams listed in one wake (webhook body, claim response): 1,000, about 200 KiB of JSON. A
+ * subscription with more pending streams is woken again after the worker acks (`next_wake`).
+ */
+export const WAKE_STREAMS_MAX = 1_000;
+
+/**
+ * Webhook requests in flight across all subscriptions: 64. Each holds a socket and a timer; one
+ * subscription never has more than one (one wake at a time, §7), so this is the total bound.
+ */
+export const WEBHOOK_DELIVERIES_IN_FLIGHT_MAX = 64;
+
+/**
+ * Wakes waiting for a delivery slot: 10,000 (one per subscription at most, so SUBSCRIPTIONS_MAX).
+ * A wake that finds the queue full is not lost: the subscription stays pending and the next tick
+ * offers it again.
+ */
+export const WEBHOOK_DELIVERY_QUEUE_MAX = 10_000;
+
+/** A webhook that has not answered in 10 s failed; its retry follows the backoff below. */
+export const WEBHOOK_TIMEOUT_MS = 10_000;
+
+/** Largest webhook response body read (it only carries `{ "done": true }`): 64 KiB. */
+export const WEBHOOK_RESPONSE_BYTES_MAX = 64 * 1024;
+
+/** Webhook retry backoff: from 1 s doubling up to 60 s, ±20% jitter (§7.1). */
+export const WEBHOOK_RETRY_DELAY_MS_MIN = 1_000;
+export const WEBHOOK_RETRY_DELAY_MS_MAX = 60_000;
+export const WEBHOOK_RETRY_JITTER_RATIO = 0.2;
+
+/**
+ * How often subscriptions check leases, retries and wakes not yet written: 100 ms, well under the
+ * shortest lease (1 s), so an expired lease is re-offered within a tenth of its length.
+ */
+export const SUBSCRIPTION_TICK_MS = 100;
+
+/**
+ * A rotated-out webhook signing key stays published this long: 1 hour, far past the receivers'
+ * 5-minute replay window plus the longest retry delay (§6.5).
+ */
+export const WEBHOOK_SIGNING_KEY_RETIRED_KEEP_MS = 60 * 60 * 1000;

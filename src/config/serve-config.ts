@@ -332,6 +332,21 @@ export const serveSettings = {
     description: 'listen on a non-loopback --host without authentication (only when something in front controls access)',
     unsetMeans: 'off',
   }),
+  allowLocalhostWebhooks: setting({
+    flag: '--allow-localhost-webhooks',
+    env: 'CAIRN_ALLOW_LOCALHOST_WEBHOOKS',
+    schema: onOff(),
+    description: 'accept http://localhost and http://127.0.0.x webhook URLs (development only; other local targets stay refused)',
+    unsetMeans: 'off',
+  }),
+  webhookSigningKeyRotateMs: setting({
+    flag: '--webhook-signing-key-rotate-ms <ms>',
+    env: 'CAIRN_WEBHOOK_SIGNING_KEY_ROTATE_MS',
+    schema: ms(60_000, MAX).optional(),
+    unit: 'ms',
+    description: 'make a new webhook signing key active once the active one is this old (the old public key stays published for an hour)',
+    unsetMeans: 'never',
+  }),
   authJwtSecret: setting({
     flag: '--auth-jwt-secret <secret>',
     env: 'CAIRN_AUTH_JWT_SECRET',

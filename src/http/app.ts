@@ -23,6 +23,8 @@ import { listStreams, STREAM_LIST_PATH } from './routes/list.ts';
 import { streamMeta, STREAM_META_PATH } from './routes/stream-meta.ts';
 import { registerInspector } from './routes/inspector.ts';
 import { nodeServerFactory, type NodeServerLimits, type ServerTransport } from './node-server.ts';
+import { installSubscriptionRoutes } from './routes/subscriptions.ts';
+import type { Subscriptions } from '../subscriptions/subscriptions.ts';
 import { ALLOWED_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS } from './cors-headers.ts';
 
 export interface AppOptions {
@@ -45,6 +47,8 @@ export interface AppOptions {
   observability?: Observability;
   /** The built inspector's files (tests); default build/inspector/ of the package. */
   inspectorDir?: string;
+  /** The reserved subscription APIs under `/v1/stream/__ds` (PROTOCOL.md §6–7); none when absent. */
+  subscriptions?: Subscriptions;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -113,6 +117,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     });
     writeRouteConfig = { config: { rateLimit: { max: writesPerSecond, timeWindow: 1000 } } };
   }
+
+  // Before the stream routes: the reserved `__ds` prefix is never a stream (PROTOCOL.md §6).
+  if (options.subscriptions !== undefined) installSubscriptionRoutes(app, options.subscriptions, options.authenticator);
 
   const route = `${STREAM_PREFIX}*`;
   app.put(route, writeRouteConfig, (request, reply) => createStream(context, request, reply));

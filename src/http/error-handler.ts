@@ -39,6 +39,10 @@ function sendCairnError(error: CairnError, request: FastifyRequest, reply: Fasti
   }
   if (entry.status >= 500) request.log.warn({ err: error, reqId: request.id, method: request.method, url: request.url }, 'request refused');
   const body = entry.subject === undefined ? error.message : `${entry.subject}: ${error.message}`;
+  if (entry.json === true) {
+    reply.headers(error.headers).code(entry.status).send({ error: { code: error.code, message: body, ...error.details } });
+    return;
+  }
   reply.headers(error.headers).code(entry.status).type('text/plain; charset=utf-8').send(body);
 }
 

@@ -23,6 +23,8 @@ export interface ErrorEntry {
   readonly retryAfterSeconds?: number;
   /** Prefix of the response body naming the part that failed (`<subject>: <message>`). */
   readonly subject?: string;
+  /** The body is JSON `{ "error": { "code", "message", …details } }` (the subscription APIs, PROTOCOL.md §6–7). */
+  readonly json?: boolean;
 }
 
 const RETRY_AFTER = ['retry-after'] as const;
@@ -58,6 +60,21 @@ export const ERROR_TABLE = {
 
   /** The web inspector's files are not built yet (`npm run build:inspector`); served as soon as they are. */
   INSPECTOR_NOT_BUILT: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 60 },
+  // Subscriptions (PROTOCOL.md §6–7, subscriptions/errors.ts): JSON bodies with the protocol's codes.
+  /** A webhook URL that is not https, or points at a private, loopback or link-local target (§6.2, §12.8). */
+  WEBHOOK_URL_REJECTED: { status: 400, retryable: false, headers: NONE, json: true },
+  /** Callback or claim token missing or not valid for this subscription's current wake (§12.9). */
+  TOKEN_INVALID: { status: 401, retryable: false, headers: NONE, json: true },
+  /** No subscription with this id (or it was deleted). */
+  SUBSCRIPTION_NOT_FOUND: { status: 404, retryable: false, headers: NONE, json: true },
+  /** Same id, different configuration (§6.2). */
+  SUBSCRIPTION_CONFLICT: { status: 409, retryable: false, headers: NONE, json: true },
+  /** Stale `generation` or `wake_id`, or an expired lease (§7.3). */
+  FENCED: { status: 409, retryable: false, headers: NONE, json: true },
+  /** Another worker holds the lease (§7.2); details name it and the generation. */
+  ALREADY_CLAIMED: { status: 409, retryable: false, headers: NONE, json: true },
+  /** A claim found no pending work and no wake to take. */
+  NO_PENDING_WORK: { status: 409, retryable: false, headers: NONE, json: true },
 
   // Write-ahead log (wal/errors.ts).
   /** The WAL's queue of not-yet-durable bytes is full: the disk is behind; nothing was written. */
@@ -121,8 +138,10 @@ export class CairnError extends Error {
   readonly retryable: boolean;
   /** The protocol headers of the response (lower-case names): the table's, with values. */
   readonly headers: Readonly<Record<string, string>>;
+  /** Extra fields of a JSON error body (table entries with `json`), e.g. `current_holder`; absent for most errors. */
+  readonly details?: Readonly<Record<string, unknown>>;
 
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions & { headers?: Record<string, string> }) {
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions & { headers?: Record<string, string>; details?: Record<string, unknown> }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     const entry = errorEntry(code);
@@ -131,5 +150,6 @@ export class CairnError extends Error {
     this.retryable = entry.retryable;
     const defaults: Record<string, string> = entry.retryAfterSeconds === undefined ? {} : { 'retry-after': String(entry.retryAfterSeconds) };
     this.headers = { ...defaults, ...options?.headers };
+    if (options?.details !== undefined) this.details = options.details;
   }
 }

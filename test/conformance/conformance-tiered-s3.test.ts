@@ -8,6 +8,7 @@
 import { afterAll, expect, test } from 'vitest';
 import { runConformanceTests } from '@durable-streams/server-conformance-tests';
 import {
+  CONFORMANCE_SUBSCRIPTIONS,
   CONFORMANCE_LONG_POLL_TIMEOUT_MS,
   TIERING_FORCED,
   expectSealedReadsServedFromSegments,
@@ -32,6 +33,7 @@ if (source.kind === 'unavailable') {
     process.env.AWS_SECRET_ACCESS_KEY = store.credentials.secretAccessKey;
   }
   const server = await startTestServer({
+    ...CONFORMANCE_SUBSCRIPTIONS,
     longPollTimeoutMs: CONFORMANCE_LONG_POLL_TIMEOUT_MS,
     ...TIERING_FORCED,
     objectStore: 's3',
@@ -46,7 +48,7 @@ if (source.kind === 'unavailable') {
     await s3.stop();
   }, 60_000);
 
-  runConformanceTests({ baseUrl: server.url, longPollTimeoutMs: CONFORMANCE_LONG_POLL_TIMEOUT_MS });
+  runConformanceTests({ baseUrl: server.url, longPollTimeoutMs: CONFORMANCE_LONG_POLL_TIMEOUT_MS, subscriptions: true });
 
   test('the suite really exercised segments on S3: segments were written and its reads were served from them', () => {
     expect(server.tiering.store.description).toContain('s3://');

@@ -2,14 +2,14 @@
  * The upstream conformance suite (@durable-streams/server-conformance-tests) against
  * `cairn serve --durability wal`, in-process on port 0 with the long-poll timeout of
  * test/support/conformance.ts.
- * The 6 "Reserved subscription APIs" tests stay skipped until the subscriptions issue.
+ * Subscriptions on: the "Reserved subscription APIs" tests run too (webhooks on loopback).
  */
 import { afterAll } from 'vitest';
 import { runConformanceTests } from '@durable-streams/server-conformance-tests';
-import { CONFORMANCE_LONG_POLL_TIMEOUT_MS } from '../support/conformance.ts';
+import { CONFORMANCE_LONG_POLL_TIMEOUT_MS, CONFORMANCE_SUBSCRIPTIONS } from '../support/conformance.ts';
 import { startTestServer } from '../support/server.ts';
 
-const server = await startTestServer({ durability: 'wal', longPollTimeoutMs: CONFORMANCE_LONG_POLL_TIMEOUT_MS });
+const server = await startTestServer({ ...CONFORMANCE_SUBSCRIPTIONS, durability: 'wal', longPollTimeoutMs: CONFORMANCE_LONG_POLL_TIMEOUT_MS });
 afterAll(() => server.stop());
 
-runConformanceTests({ baseUrl: server.url, longPollTimeoutMs: CONFORMANCE_LONG_POLL_TIMEOUT_MS });
+runConformanceTests({ baseUrl: server.url, longPollTimeoutMs: CONFORMANCE_LONG_POLL_TIMEOUT_MS, subscriptions: true });

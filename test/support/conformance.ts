@@ -19,6 +19,12 @@ import { readToEnd, waitFor } from './streams.ts';
  */
 export const CONFORMANCE_LONG_POLL_TIMEOUT_MS = 3_000;
 
+/**
+ * The upstream "Reserved subscription APIs" tests (runConformanceTests `subscriptions: true`) start
+ * their webhook receivers on http://127.0.0.1, which only the development exception admits.
+ */
+export const CONFORMANCE_SUBSCRIPTIONS = { allowLocalhostWebhooks: true } as const;
+
 /** Settings that force tiering: 64-byte segments sealed as soon as bytes are durable. */
 export const TIERING_FORCED = { segmentSizeBytes: 64, sealIdleMs: 0, chunkBytesMax: 4096 } as const;
 

@@ -8,6 +8,15 @@ import { StoredDataCorruptError } from '../../src/manifest/unit-checksum.ts';
 import { describe, expect, test } from 'vitest';
 import { installErrorHandler } from '../../src/http/error-handler.ts';
 import {
+  AlreadyClaimedError,
+  FencedError,
+  NoPendingWorkError,
+  SubscriptionConflictError,
+  SubscriptionNotFoundError,
+  TokenInvalidError,
+  WebhookUrlRejectedError,
+} from '../../src/subscriptions/errors.ts';
+import {
   BadRequestError,
   CairnError,
   ConflictError,
@@ -76,6 +85,17 @@ const samples: CairnError[] = [
   new StoredDataCorruptError('k', 'segment bytes fail their checksum'),
 ];
 
+/** The subscription APIs' errors: answered with JSON bodies `{ error: { code, message, … } }`. */
+const jsonSamples: CairnError[] = [
+  new WebhookUrlRejectedError('webhook.url must use https://'),
+  new TokenInvalidError('no token'),
+  new SubscriptionNotFoundError('sub-1'),
+  new SubscriptionConflictError('sub-1'),
+  new FencedError('stale wake'),
+  new AlreadyClaimedError('worker-2', 7),
+  new NoPendingWorkError('sub-1'),
+];
+
 describe('the error table', () => {
   test.each(Object.entries(ERROR_TABLE))('%s has a status, retryable, and headers consistent with them', (_code, entry) => {
     expect(entry.status).toBeGreaterThanOrEqual(400);
@@ -88,9 +108,9 @@ describe('the error table', () => {
   });
 
   test('every code has an error class, and every class carries exactly its row', () => {
-    const covered = new Set(samples.map((error) => error.code));
+    const covered = new Set([...samples, ...jsonSamples].map((error) => error.code));
     expect([...covered].sort()).toEqual(Object.keys(ERROR_TABLE).sort());
-    for (const error of samples) {
+    for (const error of [...samples, ...jsonSamples]) {
       const entry = ERROR_TABLE[error.code];
       expect(error).toBeInstanceOf(CairnError);
       expect(error.statusCode).toBe(entry.status);
@@ -124,6 +144,21 @@ describe('the error handler', () => {
     }
     for (const [name, value] of Object.entries(error.headers)) expect(response.headers[name]).toBe(value);
     expect(response.body).toBe('subject' in entry ? `${entry.subject}: ${error.message}` : error.message);
+  });
+
+  test.each(jsonSamples.map((error) => [error.code, error] as const))('%s is answered as JSON from its table row', async (code: ErrorCode, error) => {
+    const entry = ERROR_TABLE[code];
+    expect('json' in entry && entry.json).toBe(true);
+    const response = await answer(error);
+    expect(response.statusCode).toBe(entry.status);
+    expect(response.headers['cache-control']).toBe('no-store');
+    expect(response.headers['content-type']).toContain('application/json');
+    expect(response.json()).toEqual({ error: { code, message: error.message, ...error.details } });
+  });
+
+  test('ALREADY_CLAIMED names the holder and generation (PROTOCOL.md §7.2)', async () => {
+    const response = await answer(new AlreadyClaimedError('worker-2', 7));
+    expect(response.json().error).toMatchObject({ code: 'ALREADY_CLAIMED', current_holder: 'worker-2', generation: 7 });
   });
 
   test('the WAL and object-store answers keep their bodies and Retry-After', async () => {
