@@ -246,7 +246,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     uploadsMax: SEAL_UPLOADS_MAX,
   });
   const cache = new SegmentCache(store, config.segmentCacheBytes);
-  const reads: ReadPath = new ReadPath({ registry, cache, naming, chunkBytesMax: config.chunkBytesMax });
+  const reads: ReadPath = new ReadPath({ registry, cache, naming, chunkBytesMax: config.chunkBytesMax, catchUpBytesMax: config.catchUpBytesMax });
 
   if (wal.checkpoint !== undefined) {
     const checkpoint = wal.checkpoint as CheckpointState;

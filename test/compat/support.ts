@@ -7,6 +7,7 @@
  */
 import { startTestServer, type TestServer } from '../support/server.ts';
 import type { ServeConfig } from '../../src/config/serve-config.ts';
+import { CATCH_UP_BYTES_MAX_DEFAULT } from '../../src/config/limits.ts';
 
 export type CompatMode = 'embedded' | 'sealed';
 
@@ -15,7 +16,7 @@ export const COMPAT_MODES: readonly CompatMode[] = ['embedded', 'sealed'];
 /** Settings of each mode (on top of the test defaults). */
 export const COMPAT_SETTINGS: Record<CompatMode, Partial<ServeConfig>> = {
   embedded: {},
-  sealed: { segmentSizeBytes: 64, sealIdleMs: 0, chunkBytesMax: 4096 },
+  sealed: { segmentSizeBytes: 64, sealIdleMs: 0, chunkBytesMax: 4096, catchUpBytesMax: CATCH_UP_BYTES_MAX_DEFAULT },
 };
 
 /** Starts Cairn in `mode`; `overrides` go on top. */
