@@ -282,7 +282,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     metricsRegistry: metrics.registry,
     onBackgroundError: (error) => logger.warn({ err: error }, 'subscription delivery step failed'),
   });
-  const reads: ReadPath = new ReadPath({ registry, cache, naming, chunkBytesMax: config.chunkBytesMax });
+  const reads: ReadPath = new ReadPath({ registry, cache, naming, chunkBytesMax: config.chunkBytesMax, catchUpBytesMax: config.catchUpBytesMax });
 
   if (wal.checkpoint !== undefined) {
     const checkpoint = wal.checkpoint as CheckpointState;

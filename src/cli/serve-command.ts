@@ -23,9 +23,12 @@ export function serveCommand(): Command {
     // Loaded here, not at the top: the client commands should not pay for the server's modules.
     const { startServer, StartupError } = await import('../server.ts');
     const { ObjectStoreError } = await import('../object-store/index.ts');
+    const { createLogger } = await import('../observability/logger.ts');
+    const config = resolvedConfig(self).config;
+    const logger = createLogger(config.logLevel, config.logFormat, process.stdout.isTTY === true);
     let server: Awaited<ReturnType<typeof startServer>>;
     try {
-      server = await startServer(resolvedConfig(self).config);
+      server = await startServer(config, { logger });
     } catch (error) {
       // Failures an operator must fix get their message (exit 1); anything else is a bug: its stack.
       if (error instanceof StartupError || error instanceof ObjectStoreError) throw new CliError(EXIT_ERROR, error.message, { cause: error });

@@ -28,6 +28,17 @@ export const APPEND_BYTES_MAX_LIMIT = 128 * 1024 * 1024;
  */
 export const CHUNK_BYTES_MAX_DEFAULT = 4 * 1024 * 1024;
 
+/**
+ * Largest catch-up response (GET without `live`, and long-poll): 64 MiB, 16 read units. Upstream
+ * clients with `live: false` read exactly one response, and every other server in the ecosystem
+ * answers the whole catch-up at once, so this is the size of stream such a call returns whole.
+ * The body streams (sealed units fetched one ahead while it is written), so memory per response
+ * stays at two read units whatever this is; what it costs is a retry re-reading up to 64 MiB
+ * after a broken connection, and CDN objects of that size (well inside CloudFront's and nginx's
+ * limits). Responses still end on read-unit boundaries, so they stay deterministic and cacheable.
+ */
+export const CATCH_UP_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+
 /** SSE connections are closed after ~60 s so CDNs can collapse reconnects (PROTOCOL.md §10.2). */
 export const SSE_RECONNECT_MS_DEFAULT = 60_000;
 

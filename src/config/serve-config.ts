@@ -36,6 +36,7 @@ import {
   BODY_TIMEOUT_MS_DEFAULT,
   CHECKPOINT_WAL_BYTES_DEFAULT,
   CHUNK_BYTES_MAX_DEFAULT,
+  CATCH_UP_BYTES_MAX_DEFAULT,
   HEADER_BYTES_MAX_DEFAULT,
   HEADERS_TIMEOUT_MS_DEFAULT,
   HOT_TAIL_BUDGET_BYTES_DEFAULT,
@@ -181,7 +182,15 @@ export const serveSettings = {
     schema: bytes(1024, 256 * 1024 * 1024),
     default: CHUNK_BYTES_MAX_DEFAULT,
     unit: 'bytes',
-    description: 'largest catch-up response body',
+    description: 'read unit inside sealed segments (cache entry, ranged GET) and largest SSE data event',
+  }),
+  catchUpBytesMax: setting({
+    flag: '--catch-up-bytes-max <bytes>',
+    env: 'CAIRN_CATCH_UP_BYTES_MAX',
+    schema: bytes(1024, 1024 * 1024 * 1024),
+    default: CATCH_UP_BYTES_MAX_DEFAULT,
+    unit: 'bytes',
+    description: 'largest catch-up response body (streamed; ends on a read-unit boundary)',
   }),
   sseReconnectMs: setting({
     flag: '--sse-reconnect-ms <ms>',
@@ -517,6 +526,13 @@ export const serveSettings = {
     }),
     default: 'info',
     description: 'pino log level',
+  }),
+  logFormat: setting({
+    flag: '--log-format <format>',
+    env: 'CAIRN_LOG_FORMAT',
+    schema: z.enum(['auto', 'pretty', 'json'], { error: 'expected one of: auto, pretty, json' }),
+    default: 'auto',
+    description: 'log lines: pretty (readable) on a terminal and JSON otherwise (auto), or always one of them',
   }),
   randomSeed: setting({
     flag: '--random-seed <n>',

@@ -3,14 +3,16 @@
  * responses across a stream's lineage, its sealed segments and its hot tail.
  *
  * Boundaries are deterministic (issue 3 §3): a response starting in sealed data takes the rest of
- * the read unit holding its offset, then whole following units while they fit in
- * `chunkBytesMax`, and may run on into the hot tail. A response that never touched the hot tail
+ * the read unit holding its offset, then whole following units while they fit in its budget
+ * (`catchUpBytesMax` for catch-up responses, `chunkBytesMax` for SSE data events), and may run on
+ * into the hot tail. A response that never touched the hot tail
  * and stopped because the next (existing) unit did not fit, or at the end of a closed stream, can
  * never change: it is `immutable`. Identical concurrent reads that start in sealed data (same
  * incarnation and offset) share one in-flight response. A response that stopped in sealed data
  * starts fetching the next unit (read-ahead), so a reader walking history overlaps its GETs.
  */
 import { READ_AHEAD_CACHE_CHUNKS_MIN } from '../config/limits.ts';
+import { streamBody, type BodyPiece, type LazyUnit } from './read-body.ts';
 import { GoneError } from '../protocol/errors.ts';
 import { jsonArrayBody } from '../protocol/json-mode.ts';
 import { ObjectNotFoundError } from '../object-store/index.ts';
@@ -35,16 +37,44 @@ export interface ReadResult {
   immutable: boolean;
 }
 
+/** A catch-up response whose body is produced while it is written (ReadPath.open). */
+export interface CatchUpResult {
+  /**
+   * The body as an iterable of buffers, produced on demand: sealed units after the first are
+   * fetched (through the segment cache) one ahead of the one being written, and small hot-tail
+   * appends are joined in runs of at most 1 MiB. Each call starts a new pass; errors of a later
+   * unit's fetch (ObjectStoreUnavailableError, GoneError) surface from the iterator.
+   */
+  body(): AsyncIterable<Buffer>;
+  /** Total length of the body in bytes (Content-Length). */
+  bodyBytes: number;
+  /** Position after the last byte returned (Stream-Next-Offset). */
+  end: number;
+  /** Wholly sealed and ending on a deterministic boundary: `Cache-Control: immutable`. */
+  immutable: boolean;
+}
+
 export interface ReadPathOptions {
   registry: StreamRegistry;
   cache: SegmentCache;
   naming: ObjectNaming;
+  /** Read-unit size inside segments and the budget of `read` (SSE data events), bytes. */
   chunkBytesMax: number;
+  /** Budget of a catch-up response (`open`), bytes; default `chunkBytesMax`. */
+  catchUpBytesMax?: number;
+}
+
+interface Plan {
+  pieces: BodyPiece[];
+  bodyBytes: number;
+  end: number;
+  immutable: boolean;
+  json: boolean;
 }
 
 export class ReadPath {
   readonly #o: ReadPathOptions;
-  readonly #inFlight = new Map<string, Promise<ReadResult>>();
+  readonly #inFlight = new Map<string, Promise<unknown>>();
   /** Reads answered by joining an identical one in flight. */
   collapsedReads = 0;
   /** Responses assembled (each collapsed group counts once). */
@@ -60,14 +90,38 @@ export class ReadPath {
    *   ObjectStoreUnavailableError (503 + Retry-After) when the object store cannot be reached.
    */
   read(stream: StreamState, from: number): Promise<ReadResult> {
-    if (from >= this.#o.registry.ownerOf(stream, from).sealedOffset) return this.#read(stream, from);
-    const key = `${stream.incarnation}:${from}`;
-    const joined = this.#inFlight.get(key);
+    return this.#collapsed(stream, from, 'read', () => this.#plan(stream, from, this.#o.chunkBytesMax, true).then(materialise));
+  }
+
+  /**
+   * A catch-up response of `stream` from `from` (a resolved position ≤ durableOffset), up to
+   * `catchUpBytesMax`, whose body streams: only the first sealed unit is fetched before this
+   * resolves (so a store outage or retention still answers with a status), the rest while the
+   * body is written. Memory per response: the unit being written plus the one fetched ahead.
+   * @throws as `read`.
+   */
+  open(stream: StreamState, from: number): Promise<CatchUpResult> {
+    const budget = this.#o.catchUpBytesMax ?? this.#o.chunkBytesMax;
+    return this.#collapsed(stream, from, 'open', () =>
+      this.#plan(stream, from, budget, false).then((plan) => ({
+        body: () => streamBody(plan.pieces, plan.json, (unit) => this.#unitSlice(unit)),
+        bodyBytes: plan.bodyBytes,
+        end: plan.end,
+        immutable: plan.immutable,
+      })),
+    );
+  }
+
+  /** Identical concurrent reads that start in sealed data share one `build()`. */
+  #collapsed<T>(stream: StreamState, from: number, kind: string, build: () => Promise<T>): Promise<T> {
+    if (from >= this.#o.registry.ownerOf(stream, from).sealedOffset) return build();
+    const key = `${kind}:${stream.incarnation}:${from}`;
+    const joined = this.#inFlight.get(key) as Promise<T> | undefined;
     if (joined !== undefined) {
       this.collapsedReads++;
       return joined;
     }
-    const read = this.#read(stream, from).finally(() => this.#inFlight.delete(key));
+    const read = build().finally(() => this.#inFlight.delete(key));
     this.#inFlight.set(key, read);
     return read;
   }
@@ -79,16 +133,21 @@ export class ReadPath {
     return (await this.#unit(owner, segment, unit.start, unit.end)).subarray(position - unit.start);
   }
 
-  async #read(stream: StreamState, from: number): Promise<ReadResult> {
+  /**
+   * Where a response from `from` ends within `budget` bytes, and its pieces: hot-tail views and
+   * sealed unit slices, fetched now when `fetchAll` is set, else only the first (the rest lazily).
+   */
+  async #plan(stream: StreamState, from: number, budgetBytes: number, fetchAll: boolean): Promise<Plan> {
     this.responsesBuilt++;
     const registry = this.#o.registry;
     const to = stream.durableOffset;
     const closed = stream.durableClosed;
     const wholeEntries = stream.isJson;
-    const parts: Buffer[] = [];
+    const pieces: BodyPiece[] = [];
     let at = from;
-    let budget = this.#o.chunkBytesMax;
+    let budget = budgetBytes;
     let touchedHot = false;
+    let fetchedUnit = false;
     let full = false;
     while (at < to && !full) {
       const owner = registry.ownerOf(stream, at);
@@ -98,12 +157,17 @@ export class ReadPath {
         const segment = owner.segments[owner.segmentIndexAt(at)];
         const unit = unitAt(segment, at);
         const end = Math.min(unit.end, ownerEnd);
-        if (parts.length > 0 && end - at > budget) {
+        if (pieces.length > 0 && end - at > budget) {
           full = true; // the next unit exists and does not fit: a deterministic end
           break;
         }
-        const bytes = await this.#unit(owner, segment, unit.start, unit.end);
-        parts.push(bytes.subarray(at - unit.start, end - unit.start));
+        const lazy: LazyUnit = { owner, segment, unitStart: unit.start, unitEnd: unit.end, from: at, to: end };
+        if (fetchAll || !fetchedUnit) {
+          pieces.push(await this.#unitSlice(lazy));
+          fetchedUnit = true;
+        } else {
+          pieces.push(lazy);
+        }
         budget -= end - at;
         at = end;
         full = budget <= 0;
@@ -111,19 +175,23 @@ export class ReadPath {
       }
       touchedHot = true;
       const hot = owner.hotTail.read(at, ownerEnd, budget, wholeEntries);
-      if (parts.length > 0 && hot.end - at > budget) break; // a whole JSON entry that does not fit
-      parts.push(...hot.parts);
+      if (pieces.length > 0 && hot.end - at > budget) break; // a whole JSON entry that does not fit
+      pieces.push(...hot.parts);
       budget -= hot.end - at;
       full = hot.end < ownerEnd || budget <= 0;
       at = hot.end;
     }
     if (full && !touchedHot) this.#readAhead(registry.ownerOf(stream, at), at);
     const immutable = !touchedHot && at > from && (full || (at === to && closed));
-    if (wholeEntries) {
-      const json = jsonArrayBody(parts);
-      return { body: [json], bodyBytes: json.length, end: at, immutable };
-    }
-    return { body: parts.length === 0 ? [Buffer.alloc(0)] : coalesceSmallParts(parts), bodyBytes: at - from, end: at, immutable };
+    const stored = at - from;
+    const bodyBytes = wholeEntries ? (stored === 0 ? 2 : stored + 1) : stored;
+    return { pieces, bodyBytes, end: at, immutable, json: wholeEntries };
+  }
+
+  /** The bytes of a unit slice, through the cache. */
+  async #unitSlice(unit: LazyUnit): Promise<Buffer> {
+    const bytes = await this.#unit(unit.owner, unit.segment, unit.unitStart, unit.unitEnd);
+    return bytes.subarray(unit.from - unit.unitStart, unit.to - unit.unitStart);
   }
 
   /**
@@ -155,6 +223,14 @@ export class ReadPath {
       throw error;
     }
   }
+}
+
+/** A plan whose pieces were all fetched, as a ReadResult (JSON mode: one buffer with the array). */
+function materialise(plan: Plan): ReadResult {
+  const parts = plan.pieces as Buffer[];
+  const { end, immutable, bodyBytes } = plan;
+  if (plan.json) return { body: [jsonArrayBody(parts)], bodyBytes, end, immutable };
+  return { body: parts.length === 0 ? [Buffer.alloc(0)] : coalesceSmallParts(parts), bodyBytes, end, immutable };
 }
 
 /**

@@ -14,10 +14,15 @@ export interface TestServer extends RunningServer {
   stop(): Promise<void>;
 }
 
-/** A complete ServeConfig for tests: every default, then loopback, port 0, short long-poll. */
+/**
+ * A complete ServeConfig for tests: every default, then loopback, port 0, short long-poll. A test
+ * that sets `chunkBytesMax` alone gets catch-up responses of that size too (the boundary tests
+ * walk one read unit per response); set `catchUpBytesMax` to test larger responses.
+ */
 export function testConfig(dataDir: string, overrides: Partial<ServeConfig> = {}): ServeConfig {
   return {
     ...serveConfigDefaults(),
+    ...(overrides.chunkBytesMax === undefined ? {} : { catchUpBytesMax: overrides.chunkBytesMax }),
     host: '127.0.0.1',
     port: 0,
     dataDir,

@@ -77,6 +77,7 @@ describe('the serve settings table', () => {
       longPollTimeoutMs: 20_000,
       appendBytesMax: 64 * 1024 * 1024,
       chunkBytesMax: 4 * 1024 * 1024,
+      catchUpBytesMax: 64 * 1024 * 1024,
       sseReconnectMs: 60_000,
       liveReadersMax: 100_000,
       checkpointWalBytes: 256 * 1024 * 1024,
@@ -99,6 +100,7 @@ describe('the serve settings table', () => {
       bodyTimeoutMs: 60_000,
       idleTimeoutMs: 72_000,
       logLevel: 'info',
+      logFormat: 'auto',
     });
     expect(sources.port).toEqual({ kind: 'default' });
     expect(sources.s3Bucket).toEqual({ kind: 'unset' });

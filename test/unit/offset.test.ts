@@ -39,4 +39,21 @@ describe('offset codec', () => {
       expect(parseOffsetQuery(bad)).toBeUndefined();
     }
   });
+
+  test('adding 1 to the part after `_` names the same position (the slack digit)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 0, max: 2 ** 49 }), (incarnation, position) => {
+        const token = formatOffset(incarnation, position);
+        const [head, tail] = token.split('_');
+        const plusOne = `${head}_${(BigInt(tail) + 1n).toString().padStart(tail.length, '0')}`;
+        expect(parseOffsetToken(plusOne)).toEqual({ incarnation, position });
+      }),
+    );
+  });
+
+  test('tokens minted before the slack digit existed still parse', () => {
+    expect(parseOffsetToken('0000000000000012_0000000000003456')).toEqual({ incarnation: 12, position: 3456 });
+    expect(parseOffsetToken('0000000000000012_00000000000034560')).toEqual({ incarnation: 12, position: 3456 });
+    expect(parseOffsetToken('0000000000000012_000000000000345600')).toBeUndefined();
+  });
 });

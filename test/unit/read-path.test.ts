@@ -14,7 +14,7 @@ const BODY = Buffer.from(Array.from({ length: 100 }, (_, i) => 65 + (i % 26))); 
  * A stream holding BODY whose [0, 40) and [40, 80) are sealed (read units of 20 bytes) and whose
  * [80, 100) is the hot tail; a read path with `chunkBytesMax`.
  */
-async function setup(chunkBytesMax: number) {
+async function setup(chunkBytesMax: number, catchUpBytesMax?: number) {
   const { registry } = memoryRegistry();
   const memory = new MemoryObjectStore();
   const store = new FaultInjectingObjectStore(memory);
@@ -29,7 +29,7 @@ async function setup(chunkBytesMax: number) {
   const { version } = await manifests.storeNext(stream, segments, 0);
   for (const segment of segments) await registry.commitSeal(stream, segment, version);
   const cache = new SegmentCache(store, 1 << 20);
-  const reads = new ReadPath({ registry, cache, naming, chunkBytesMax });
+  const reads = new ReadPath({ registry, cache, naming, chunkBytesMax, catchUpBytesMax });
   return { registry, store, stream, cache, reads };
 }
 
@@ -54,6 +54,20 @@ describe('read path', () => {
     const third = await reads.read(stream, 60);
     expect(third).toMatchObject({ end: 90, immutable: false });
     expect(Buffer.concat(third.body).equals(BODY.subarray(60, 90))).toBe(true);
+  });
+
+  test('open: a catch-up response spans units up to its budget and fetches only the first before its body is read', async () => {
+    const { stream, reads, cache } = await setup(20, 1000);
+    const result = await reads.open(stream, 0);
+    expect(result).toMatchObject({ bodyBytes: 100, end: 100, immutable: false });
+    expect(cache.stats().misses).toBe(1);
+    const parts: Buffer[] = [];
+    for await (const part of result.body()) parts.push(part);
+    expect(Buffer.concat(parts).equals(BODY)).toBe(true);
+    expect(cache.stats().misses).toBe(4); // units [0,20) [20,40) [40,60) [60,80), one GET each
+    // Sealed only, budget 50: whole units while they fit, then a deterministic, immutable end.
+    const { stream: again, reads: small } = await setup(20, 50);
+    expect(await small.open(again, 5)).toMatchObject({ bodyBytes: 35, end: 40, immutable: true });
   });
 
   test('identical concurrent reads in sealed data share one response', async () => {

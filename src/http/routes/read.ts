@@ -90,7 +90,7 @@ export async function readStream(context: HttpContext, request: FastifyRequest, 
     }
   }
 
-  const { body, bodyBytes, end, immutable } = await context.reads.read(stream, start.position);
+  const { body, bodyBytes, end, immutable } = await context.reads.open(stream, start.position);
   const upToDate = end === stream.durableOffset;
   const closed = upToDate && stream.durableClosed;
   const etag = readEtag(stream.incarnation, start.position, end, closed);
@@ -104,12 +104,8 @@ export async function readStream(context: HttpContext, request: FastifyRequest, 
     reply.code(304).send();
     return;
   }
-  if (body.length === 1) {
-    reply.code(200).send(body[0]);
-    return;
-  }
-  // Several views (hot-tail appends, segment units): streamed one after another, never joined.
+  // Streamed as it is produced (sealed units fetched one ahead, never the whole response at once).
   // Returning the reply tells Fastify the async handler has answered (else it would end the stream empty).
   reply.header('content-length', bodyBytes);
-  return reply.code(200).send(Readable.from(body, { objectMode: false }));
+  return reply.code(200).send(Readable.from(body(), { objectMode: false }));
 }

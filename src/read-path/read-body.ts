@@ -1,0 +1,97 @@
+/**
+ * Streaming catch-up bodies (ReadPath.open): a response may span many sealed read units, so its
+ * bytes are produced while it is written instead of being gathered first. Memory per response is
+ * bounded by the unit being written, the one fetched ahead and one run of joined small appends,
+ * however large the response.
+ */
+import type { SegmentRef } from '../manifest/manifest.ts';
+import type { StreamState } from '../stream/stream-state.ts';
+
+/** A slice `[from, to)` of the sealed read unit `[unitStart, unitEnd)` of `owner`'s `segment`, not fetched yet. */
+export interface LazyUnit {
+  owner: StreamState;
+  segment: SegmentRef;
+  unitStart: number;
+  unitEnd: number;
+  from: number;
+  to: number;
+}
+
+/** A piece of a response body: bytes in hand (hot-tail views, the first unit) or a unit to fetch. */
+export type BodyPiece = Buffer | LazyUnit;
+
+/**
+ * Consecutive pieces smaller than this are joined into one buffer (up to RUN_BYTES_MAX), so a
+ * response of many small appends is a few large socket writes rather than thousands of tiny ones.
+ */
+const SMALL_PIECE_BYTES = 64 * 1024;
+/** Largest joined run: the copy a response holds at once for small appends. */
+const RUN_BYTES_MAX = 1024 * 1024;
+
+const JSON_OPEN = Buffer.from('[');
+const JSON_CLOSE = Buffer.from(']');
+const JSON_EMPTY = Buffer.from('[]');
+
+/**
+ * The body of `pieces` in order; in JSON mode (`json`) wrapped as an array: stored messages each
+ * end with `,`, and the last comma becomes `]` (protocol/json-mode.ts storage format). `fetch`
+ * reads a lazy unit slice; the next lazy unit is requested while the current one is written.
+ */
+export async function* streamBody(pieces: readonly BodyPiece[], json: boolean, fetch: (unit: LazyUnit) => Promise<Buffer>): AsyncGenerator<Buffer> {
+  if (json && pieces.length === 0) {
+    yield JSON_EMPTY;
+    return;
+  }
+  if (json) yield JSON_OPEN;
+  let run: Buffer[] = [];
+  let runBytes = 0;
+  const flush = (): Buffer | undefined => {
+    if (run.length === 0) return undefined;
+    const joined = run.length === 1 ? run[0] : Buffer.concat(run, runBytes);
+    run = [];
+    runBytes = 0;
+    return joined;
+  };
+  let ahead: Promise<Buffer> | undefined;
+  for (let i = 0; i < pieces.length; i++) {
+    const piece = pieces[i];
+    let bytes: Buffer;
+    if (Buffer.isBuffer(piece)) {
+      bytes = piece;
+    } else {
+      bytes = await (ahead ?? fetch(piece));
+      ahead = undefined;
+    }
+    const next = nextLazy(pieces, i + 1);
+    if (next !== undefined && ahead === undefined) {
+      ahead = fetch(next);
+      ahead.catch(() => {}); // reported when awaited
+    }
+    if (json && i === pieces.length - 1) bytes = bytes.subarray(0, bytes.length - 1);
+    if (bytes.length < SMALL_PIECE_BYTES && runBytes + bytes.length <= RUN_BYTES_MAX) {
+      run.push(bytes);
+      runBytes += bytes.length;
+      continue;
+    }
+    const joined = flush();
+    if (joined !== undefined) yield joined;
+    if (bytes.length < SMALL_PIECE_BYTES) {
+      run.push(bytes);
+      runBytes = bytes.length;
+    } else if (bytes.length > 0) {
+      yield bytes;
+    }
+  }
+  const joined = flush();
+  if (joined !== undefined) yield joined;
+  if (json) yield JSON_CLOSE;
+}
+
+/** The first lazy unit at or after `index`, if it comes before the end. */
+function nextLazy(pieces: readonly BodyPiece[], index: number): LazyUnit | undefined {
+  for (let i = index; i < pieces.length; i++) {
+    const piece = pieces[i];
+    if (!Buffer.isBuffer(piece)) return piece;
+  }
+  return undefined;
+}
