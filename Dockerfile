@@ -6,6 +6,16 @@
 #
 # The WAL and checkpoints live in /var/lib/cairn: mount a durable volume there (acknowledged
 # appends are only on this disk until they are sealed into the object store).
+
+# Build stage: the web inspector's static files (esbuild and preact are dev dependencies).
+FROM node:24-bookworm-slim AS inspector
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY scripts/build-inspector.ts ./scripts/
+COPY src/inspector ./src/inspector
+RUN node scripts/build-inspector.ts
+
 FROM node:24-bookworm-slim
 
 ENV NODE_ENV=production
@@ -16,6 +26,7 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY bin ./bin
 COPY src ./src
+COPY --from=inspector /build/build/inspector ./build/inspector
 
 RUN mkdir -p /var/lib/cairn && chown node:node /var/lib/cairn
 USER node

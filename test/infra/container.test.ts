@@ -53,10 +53,19 @@ describe('Dockerfile', () => {
   const instructions = dockerfileInstructions(read('Dockerfile'));
 
   test('Node 24 slim base, production dependencies only, sources copied', () => {
-    expect(only(instructions, 'FROM').args).toMatch(/^node:24(-[a-z]+)?-slim$/);
+    const runtime = all(instructions, 'FROM').at(-1)!;
+    expect(runtime.args).toMatch(/^node:24(-[a-z]+)?-slim$/);
     expect(all(instructions, 'RUN').some((run) => run.args.includes('npm ci --omit=dev'))).toBe(true);
     const copied = all(instructions, 'COPY').map((copy) => copy.args);
     expect(copied).toEqual(expect.arrayContaining(['package.json package-lock.json ./', 'src ./src']));
+  });
+
+  test('the inspector is built in a build stage and copied into the image where the server serves it from', () => {
+    const stages = all(instructions, 'FROM').map((from) => from.args);
+    expect(stages[0]).toMatch(/ AS inspector$/);
+    expect(all(instructions, 'RUN').some((run) => run.args.includes('scripts/build-inspector.ts'))).toBe(true);
+    expect(all(instructions, 'COPY').map((copy) => copy.args)).toContain('--from=inspector /build/build/inspector ./build/inspector');
+    expect(existsSync(path.join(REPOSITORY_ROOT, 'scripts/build-inspector.ts'))).toBe(true);
   });
 
   test('runs as a non-root user, with a healthcheck on /healthz and a volume for the data dir', () => {
