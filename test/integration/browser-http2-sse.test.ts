@@ -7,24 +7,23 @@
  * checks on the server that the SSE requests arrived over HTTP/2.
  * Skipped, loudly, when Chromium is not installed (`apt-get install chromium`); required in CI.
  */
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import puppeteer, { type Browser } from 'puppeteer-core';
+import type { Browser } from 'puppeteer-core';
+import { chromiumInstalled, CHROMIUM_PATH, launchChromium } from '../support/chromium.ts';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, expect, it, test } from 'vitest';
 import { startTestServer, type TestServer } from '../support/server.ts';
 import { selfSignedCertificate } from '../support/tls.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const STREAM_COUNT = 12;
 const ROUNDS = 3;
 
-if (!existsSync(CHROMIUM)) {
-  console.warn(`\n*** browser test skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH) ***\n`);
+if (!chromiumInstalled) {
+  console.warn(`\n*** browser test skipped: no Chromium at ${CHROMIUM_PATH} (apt-get install chromium, or set CHROMIUM_PATH) ***\n`);
   test.runIf(Boolean(process.env.CI))('Chromium is installed (required in CI)', () => {
-    throw new Error(`no Chromium at ${CHROMIUM}`);
+    throw new Error(`no Chromium at ${CHROMIUM_PATH}`);
   });
   test.skip('12 SSE streams over HTTP/2 in Chromium (skipped: no Chromium)', () => {});
 } else {
@@ -43,22 +42,7 @@ if (!existsSync(CHROMIUM)) {
       if (request.url?.includes('live=sse') === true) sseRequestVersions.push(request.httpVersion);
     });
     profileDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-chromium-'));
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        `--user-data-dir=${profileDir}`,
-        `--ignore-certificate-errors-spki-list=${certificate.spkiSha256}`,
-      ],
-    });
+    browser = await launchChromium(profileDir, [`--ignore-certificate-errors-spki-list=${certificate.spkiSha256}`]);
   }, 120_000);
 
   afterAll(async () => {

@@ -17,16 +17,15 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import type { Browser, Page } from 'puppeteer-core';
+import { chromiumInstalled, CHROMIUM_PATH, launchChromium } from '../support/chromium.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { INSPECTOR_BUILD_DIR } from '../../src/http/routes/inspector.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const chromiumInstalled = existsSync(CHROMIUM);
 if (!chromiumInstalled) {
-  if (process.env['CI']) throw new Error(`inspector browser tests: ${CHROMIUM} is missing (apt-get install -y chromium)`);
-  process.stderr.write(`\n*** inspector browser tests SKIPPED: ${CHROMIUM} is not installed (apt-get install -y chromium) ***\n\n`);
+  if (process.env['CI']) throw new Error(`inspector browser tests: ${CHROMIUM_PATH} is missing (apt-get install -y chromium)`);
+  process.stderr.write(`\n*** inspector browser tests SKIPPED: ${CHROMIUM_PATH} is not installed (apt-get install -y chromium) ***\n\n`);
 }
 
 const TOKENS = { admin: 'admin-token-0123456789abcdef', tenantA: 'tenant-a-token-0123456789' };
@@ -88,21 +87,7 @@ describe.skipIf(!chromiumInstalled)('inspector in chromium', () => {
     expect((await api('PUT', 'tenant-a/log', TOKENS.admin, { 'content-type': 'text/plain' }, 'first line\n')).status).toBe(201);
     expect((await api('PUT', 'tenant-b/secret', TOKENS.admin, { 'content-type': 'text/plain' }, 'not for tenant a')).status).toBe(201);
 
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        `--user-data-dir=${path.join(outputDir, 'profile')}`,
-      ],
-    });
+    browser = await launchChromium(path.join(outputDir, 'profile'));
     page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 900 });
     page.on('console', (message) => {
