@@ -25,8 +25,10 @@ const LAYERS = [
   // manifest (object naming belongs in manifest/), so neither needs the other.
   { name: 'tiering-and-read-path', members: ['tiering', 'read-path'] },
   // Cross-cutting services the HTTP layer uses: metrics/readiness read every layer below;
-  // auth checks tokens and grants. Peers, neither knows the other.
-  { name: 'services', members: ['auth', 'observability'] },
+  // auth checks tokens and grants; the durable proxy pipes upstream responses into streams
+  // through the registry and reads its own meta streams through the read path. Peers, none
+  // knows another.
+  { name: 'services', members: ['auth', 'observability', 'proxy'] },
   // Fastify routes, live reads, the one error mapping.
   { name: 'http', members: ['http'] },
   // The composition root: builds and wires every layer.

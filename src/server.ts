@@ -46,6 +46,7 @@ import { ObjectNaming } from './manifest/object-naming.ts';
 import { SealActivity } from './tiering/seal-activity.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
 import { openWal, type WalFs } from './wal/index.ts';
+import { openProxy } from './proxy/index.ts';
 
 /** The server cannot start for a reason the operator must fix; the message says which. */
 export class StartupError extends Error {
@@ -262,6 +263,14 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     replayed++;
   }
   registry.markAllDurable();
+  // The durable proxy: pipes a previous process left open are closed as interrupted, never resumed.
+  const proxy = openProxy(config, {
+    registry,
+    reads,
+    clock,
+    onEvent: (event) => logger.info({ ...event }, event.kind === 'interrupted' ? 'proxy stream closed as interrupted' : 'proxy pipe ended'),
+  });
+  await proxy?.service.closeInterrupted();
   readiness.markRecovered();
   sealer.start();
   logger.info(
@@ -302,6 +311,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       idleTimeoutMs: config.idleTimeoutMs,
     },
     observability: { metrics, readiness },
+    proxy,
   });
 
   const drain = new ConnectionDrain(app.server);
@@ -363,6 +373,8 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         checkpointer.cancel();
         // Long-polls are answered (204 at the tail) and SSE connections get a final control event.
         live.closeAll();
+        // Proxy pipes stop and close their streams (outcome interrupted) while the WAL is open.
+        await proxy?.service.close();
         // Stops accepting; waits for in-flight requests (appends await their fsync), at most
         // SHUTDOWN_DRAIN_MS, then cuts the connections still open (a client not reading).
         // Connections that finish their last response while draining (SSE just ended, an

@@ -8,13 +8,18 @@
  */
 import { z } from 'zod';
 
-/** `write` covers create (PUT), append and close (POST); `read` covers GET, HEAD, long-poll, SSE. */
-export type Operation = 'read' | 'write' | 'delete';
+/**
+ * `write` covers create (PUT), append and close (POST); `read` covers GET, HEAD, long-poll, SSE;
+ * `proxy` is the durable proxy's service authentication (README "Durable proxy"): create
+ * (`POST /v1/proxy`, checked against the path `__proxy/`), and HEAD, DELETE and signature-less
+ * GET of `/v1/proxy/<id>` (checked against `__proxy/<id>`).
+ */
+export type Operation = 'read' | 'write' | 'delete' | 'proxy';
 
 export const grantSchema = z
   .object({
     paths: z.array(z.string().min(1)).min(1),
-    operations: z.array(z.enum(['read', 'write', 'delete'])).min(1),
+    operations: z.array(z.enum(['read', 'write', 'delete', 'proxy'])).min(1),
     public: z.boolean().optional(),
   })
   .strict();

@@ -19,7 +19,9 @@ import { deleteStream } from './routes/delete.ts';
 import { headStream } from './routes/head.ts';
 import { readStream } from './routes/read.ts';
 import { nodeServerFactory, type NodeServerLimits } from './node-server.ts';
-import { ALLOWED_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS } from './cors-headers.ts';
+import { ALLOWED_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS, PROXY_ALLOWED_REQUEST_HEADERS, PROXY_EXPOSED_RESPONSE_HEADERS } from './cors-headers.ts';
+import type { Proxy } from '../proxy/index.ts';
+import { installProxyRoutes } from './routes/proxy.ts';
 
 export interface AppOptions {
   context: HttpContext;
@@ -37,6 +39,8 @@ export interface AppOptions {
   nodeServer?: NodeServerLimits;
   /** Request metrics and the /metrics, /healthz, /readyz routes; none when absent. */
   observability?: Observability;
+  /** The durable proxy (`/v1/proxy`, README "Durable proxy"); no proxy routes when absent. */
+  proxy?: Proxy;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -60,9 +64,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(cors, {
     origin: options.corsOrigins ?? '*',
-    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
-    allowedHeaders: [...ALLOWED_REQUEST_HEADERS],
-    exposedHeaders: [...EXPOSED_RESPONSE_HEADERS],
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', ...(options.proxy === undefined ? [] : ['PATCH'])],
+    allowedHeaders: [...ALLOWED_REQUEST_HEADERS, ...(options.proxy === undefined ? [] : PROXY_ALLOWED_REQUEST_HEADERS)],
+    exposedHeaders: [...EXPOSED_RESPONSE_HEADERS, ...(options.proxy === undefined ? [] : PROXY_EXPOSED_RESPONSE_HEADERS)],
     maxAge: 86_400,
   });
 
@@ -108,6 +112,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.delete(route, (request, reply) => deleteStream(context, request, reply));
   app.head(route, (request, reply) => headStream(context, request, reply));
   app.get(route, { exposeHeadRoute: false }, (request, reply) => readStream(context, request, reply));
+  if (options.proxy !== undefined) installProxyRoutes(app, context, options.proxy);
 
   return app;
 }

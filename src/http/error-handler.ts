@@ -38,6 +38,10 @@ function sendCairnError(error: CairnError, request: FastifyRequest, reply: Fasti
     return;
   }
   if (entry.status >= 500) request.log.warn({ err: error, reqId: request.id, method: request.method, url: request.url }, 'request refused');
+  if (entry.json === true) {
+    reply.headers(error.headers).code(entry.status).type('application/json').send(JSON.stringify({ error: { code: error.code, message: error.message } }));
+    return;
+  }
   const body = entry.subject === undefined ? error.message : `${entry.subject}: ${error.message}`;
   reply.headers(error.headers).code(entry.status).type('text/plain; charset=utf-8').send(body);
 }

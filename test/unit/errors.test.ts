@@ -41,6 +41,14 @@ import {
   ObjectStoreRequestError,
   ObjectStoreUnavailableError,
 } from '../../src/object-store/index.ts';
+import {
+  ProxyRequestError,
+  RedirectNotAllowedError,
+  SignatureError,
+  UpstreamNotAllowedError,
+  UpstreamTimeoutError,
+  UpstreamUnreachableError,
+} from '../../src/proxy/errors.ts';
 
 /** One instance of every error class, covering every code of the table. */
 const samples: CairnError[] = [
@@ -70,6 +78,17 @@ const samples: CairnError[] = [
   new InvalidObjectKeyError('put', '', 'empty'),
   new ObjectStoreRequestError('get', 'k', 'AccessDenied', 'access denied'),
   new ObjectStoreOverwriteUnsafeError('s3://b', 'probe', 'accepted a second put'),
+  new ProxyRequestError('MISSING_UPSTREAM_URL', 'Upstream-URL is required'),
+  new ProxyRequestError('MISSING_UPSTREAM_METHOD', 'Upstream-Method is required'),
+  new ProxyRequestError('INVALID_UPSTREAM_METHOD', 'Upstream-Method must be one of GET, POST, PUT, PATCH, DELETE'),
+  new ProxyRequestError('INVALID_ACTION', 'action must be abort'),
+  new RedirectNotAllowedError(302),
+  new SignatureError('MISSING_SIGNATURE', 'expires and signature are required'),
+  new SignatureError('SIGNATURE_EXPIRED', 'expired'),
+  new SignatureError('SIGNATURE_INVALID', 'bad signature'),
+  new UpstreamNotAllowedError('not on the allowlist'),
+  new UpstreamUnreachableError('connection refused'),
+  new UpstreamTimeoutError('no response head within 60000 ms'),
 ];
 
 describe('the error table', () => {
@@ -113,6 +132,13 @@ describe('the error handler', () => {
     const response = await answer(error);
     expect(response.statusCode).toBe(entry.status);
     expect(response.headers['cache-control']).toBe('no-store');
+    if ('json' in entry && entry.json) {
+      // The Proxy Protocol's error shape (its §11).
+      expect(response.headers['content-type']).toMatch(/^application\/json/);
+      expect(JSON.parse(response.body)).toEqual({ error: { code, message: error.message } });
+      for (const [name, value] of Object.entries(error.headers)) expect(response.headers[name]).toBe(value);
+      return;
+    }
     expect(response.headers['content-type']).toBe('text/plain; charset=utf-8');
     if (entry.status >= 500 && !entry.retryable) {
       expect(response.body).toBe('internal server error');
