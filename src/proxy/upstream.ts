@@ -169,6 +169,9 @@ export class UpstreamClient {
       close();
       throw headError(error, endReason, this.#timeouts);
     }
+    // Destroying the body (abort, an error body dropped) makes it emit an error; whoever reads it
+    // sees that through its iterator, and nobody else must crash on it.
+    response.body.on('error', () => {});
     const contentType = response.headers['content-type'];
     return {
       status: response.statusCode,
