@@ -51,11 +51,12 @@ describe.skipIf(!haveChromium)('durable proxy demo in a browser', () => {
     await page.goto(demo.pageUrl);
     await page.click('#send');
     // Mid-answer: some words shown, not all.
-    await page.waitForFunction(() => (document.getElementById('answer')?.textContent ?? '').split(' ').length >= 10, { timeout: 60_000 });
+    // Page-side expressions are strings: this project type-checks without the DOM library.
+    await page.waitForFunction("(document.getElementById('answer')?.textContent ?? '').split(' ').length >= 10", { timeout: 60_000 });
     const before = await page.$eval('#answer', (element) => element.textContent ?? '');
     expect(before.split(' ').length).toBeLessThan(ANSWER_WORDS.length);
     await page.reload();
-    await page.waitForFunction(() => document.body.dataset.state === 'done', { timeout: 90_000 });
+    await page.waitForFunction("document.body.dataset.state === 'done'", { timeout: 90_000 });
     const after = await page.$eval('#answer', (element) => element.textContent ?? '');
     expect(after.startsWith(before)).toBe(true);
     expect(after).toBe(ANSWER_TEXT);

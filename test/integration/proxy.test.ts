@@ -69,6 +69,9 @@ describe('create and read', () => {
     expect(text).toBe(expected(tokens));
 
     // A late reader gets everything, and learns the outcome.
+    const catchUp = await fetch(withQuery(capability, { offset: '-1' }));
+    expect(catchUp.headers.get('cache-control')).toMatch(/^private/);
+    await catchUp.body?.cancel();
     const late = await readToClose(capability);
     expect(late.text).toBe(expected(tokens));
     expect(late.headers.get('upstream-content-type')).toBe('text/event-stream');

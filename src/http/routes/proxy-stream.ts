@@ -21,7 +21,10 @@ type Query = Record<string, string | string[] | undefined>;
 
 export const PROXY_OUTCOME_HEADER = 'cairn-proxy-outcome';
 
-export function installProxyStreamRoutes(app: FastifyInstance, context: HttpContext, proxy: Proxy): void {
+export function installProxyStreamRoutes(app: FastifyInstance, shared: HttpContext, proxy: Proxy): void {
+  // Proxied answers are one caller's data: reads are `Cache-Control: private` (as with auth on and
+  // no public grant), never stored by a shared cache, whatever the server's auth setting.
+  const context: HttpContext = { ...shared, authEnabled: true };
   const route = `${PROXY_PREFIX}/:id`;
   /** Adds the outcome to a read answer that reports the stream closed (catch-up or long-poll). */
   const onSend = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
