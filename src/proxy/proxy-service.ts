@@ -8,7 +8,6 @@ import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
 import { PROXY_ERROR_BODY_BYTES_MAX, PROXY_OUTCOMES_CACHED_MAX, PROXY_UPSTREAMS_RETRY_AFTER_SECONDS } from '../config/limits.ts';
-import { isJsonContentType, isValidContentType } from '../protocol/content-type.ts';
 import { CairnError } from '../protocol/error-table.ts';
 import { ServiceUnavailableError, TooManyRequestsError } from '../protocol/errors.ts';
 import type { ReadPath } from '../read-path/read-path.ts';
@@ -16,7 +15,7 @@ import type { StreamRegistry } from '../stream/registry.ts';
 import type { StreamState } from '../stream/stream-state.ts';
 import { RedirectNotAllowedError } from './errors.ts';
 import { appendRetrying, pipeBody } from './pipe.ts';
-import { bodyContentType, bodyPath, idOfBodyPath, idOfMetaPath, metaPath, type ProxyInfo, type ProxyOutcome } from './proxy-streams.ts';
+import { BODY_CONTENT_TYPE, bodyPath, idOfBodyPath, idOfMetaPath, metaPath, type ProxyInfo, type ProxyOutcome } from './proxy-streams.ts';
 import { readTruncated, type UpstreamClient, type UpstreamRequest, type UpstreamResponse } from './upstream.ts';
 
 export interface ProxyServiceOptions {
@@ -54,6 +53,7 @@ export class ProxyService {
   readonly #perClient = new Map<string, number>();
   readonly #infos = new LRUCache<string, ProxyInfo>({ max: PROXY_OUTCOMES_CACHED_MAX });
   #inFlight = 0;
+  #closing = false;
 
   constructor(options: ProxyServiceOptions) {
     this.#o = options;
@@ -72,6 +72,7 @@ export class ProxyService {
    *   registry's errors when the streams cannot be created (the upstream request is then cancelled).
    */
   async create(upstreamRequest: UpstreamRequest, clientKey: string): Promise<CreateResult> {
+    if (this.#closing) throw new ServiceUnavailableError('the server is shutting down; retry against the next process');
     const release = this.#admit(clientKey);
     let response: UpstreamResponse;
     try {
@@ -92,7 +93,7 @@ export class ProxyService {
     }
     const id = randomUUID();
     const upstreamContentType = response.contentType ?? 'application/octet-stream';
-    const contentType = bodyContentType(response.contentType, isValidContentType, isJsonContentType);
+    const contentType = BODY_CONTENT_TYPE;
     const { registry, streamTtlSeconds } = this.#o;
     try {
       const base = { ttlSeconds: streamTtlSeconds, expiresAtMs: undefined, closed: false };
@@ -244,6 +245,7 @@ export class ProxyService {
    * streams with outcome `interrupted` (the WAL must still be open). Resolves when all are done.
    */
   async close(): Promise<void> {
+    this.#closing = true;
     const pipes = [...this.#active.values()];
     for (const active of pipes) active.response.abort('interrupted');
     await Promise.allSettled(pipes.map((active) => active.done));

@@ -62,12 +62,9 @@ export interface ProxyInfo {
 }
 
 /**
- * The content type of the body stream for an upstream content type: the same, except JSON types
- * (JSON mode would parse and re-frame the bytes; proxied bytes are stored exactly as sent) and
- * absent or unusable ones, which become `application/octet-stream`. Readers interpret the bytes
- * by `Upstream-Content-Type`.
+ * The content type of every proxy body stream: `application/octet-stream`, whatever the upstream
+ * sent. Bytes are stored exactly as received, and a stream typed `text/event-stream` would make
+ * its catch-up responses look like live SSE responses to clients, which then parse the upstream's
+ * events as the protocol's and drop them. Readers interpret the bytes by `Upstream-Content-Type`.
  */
-export function bodyContentType(upstreamContentType: string | undefined, isValid: (type: string) => boolean, isJson: (type: string) => boolean): string {
-  if (upstreamContentType === undefined || !isValid(upstreamContentType) || isJson(upstreamContentType)) return 'application/octet-stream';
-  return upstreamContentType;
-}
+export const BODY_CONTENT_TYPE = 'application/octet-stream';

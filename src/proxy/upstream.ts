@@ -21,8 +21,10 @@ export type UpstreamMethod = (typeof UPSTREAM_METHODS)[number];
 /**
  * Client headers never forwarded (§5.1, §5.2): hop-by-hop ones, the proxy's own, the client's
  * `Authorization` (proxy authentication), `Host` (set from the URL), `Content-Length` (recomputed
- * from the body), and `Accept-Encoding`, so the upstream answers uncompressed: the stream stores
- * what readers decode, and readers never see a `Content-Encoding`.
+ * from the body), `Accept-Encoding`, so the upstream answers uncompressed (the stream stores
+ * what readers decode, and readers never see a `Content-Encoding`), and `Cookie`: a browser sends
+ * Cairn's cookies to Cairn, and they must not reach a third party (a deliberate narrowing of the
+ * spec's "all other headers are forwarded").
  */
 const NOT_FORWARDED = new Set([
   'connection',
@@ -43,6 +45,7 @@ const NOT_FORWARDED = new Set([
   'content-length',
   'accept-encoding',
   'expect',
+  'cookie',
 ]);
 
 /**

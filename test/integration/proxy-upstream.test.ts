@@ -15,7 +15,7 @@ let server: TestServer;
 
 beforeAll(async () => {
   upstream = await startMockUpstream();
-  server = await startProxyServer(upstream, { proxyFirstByteTimeoutMs: 500, proxyIdleTimeoutMs: 500, proxyTotalTimeoutMs: 3000 });
+  server = await startProxyServer(upstream, { proxyFirstByteTimeoutMs: 2000, proxyIdleTimeoutMs: 2000, proxyTotalTimeoutMs: 6000 });
 });
 afterAll(async () => {
   await server?.stop();
@@ -63,17 +63,25 @@ describe('before the response head', () => {
     expect(response.headers.get('upstream-status')).toBeNull();
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe('UPSTREAM_ERROR');
     await server.stop();
-    server = await startProxyServer(upstream, { proxyFirstByteTimeoutMs: 500, proxyIdleTimeoutMs: 500, proxyTotalTimeoutMs: 3000 });
+    server = await startProxyServer(upstream, { proxyFirstByteTimeoutMs: 2000, proxyIdleTimeoutMs: 2000, proxyTotalTimeoutMs: 6000 });
   });
 });
 
 describe('after the response head', () => {
-  test('a reset mid-body keeps the bytes received and closes the stream with outcome upstream-error', async () => {
+  test('a connection ended mid-body keeps the bytes received and closes the stream with outcome upstream-error', async () => {
     const capability = await createProxyOk(server.url, `${upstream.origin}/reset?bytes=1000`);
     const { text, headers } = await readToClose(capability);
     expect(text).toBe('x'.repeat(1000));
     expect(headers.get('cairn-proxy-outcome')).toBe('upstream-error');
     expect(headers.get('upstream-content-type')).toBe('text/plain');
+  });
+
+  test('a reset mid-body closes the stream with outcome upstream-error, keeping what arrived before it', async () => {
+    const capability = await createProxyOk(server.url, `${upstream.origin}/reset?bytes=1000&how=rst`);
+    const { text, headers } = await readToClose(capability);
+    // A reset may discard bytes still in flight, so only a prefix is certain.
+    expect('x'.repeat(1000).startsWith(text)).toBe(true);
+    expect(headers.get('cairn-proxy-outcome')).toBe('upstream-error');
   });
 
   test('silence past --proxy-idle-timeout-ms closes the stream with outcome timed-out and the upstream connection', { timeout: 20_000 }, async () => {

@@ -68,6 +68,18 @@ describe('create and read', () => {
     expect(tokenIndexes(text)).toEqual(Array.from({ length: tokens }, (_, i) => i));
     expect(text).toBe(expected(tokens));
 
+    // A late reader with the client (catch-up first, then live SSE) gets everything once.
+    const lateClient = await stream({ url: capability, offset: '-1', live: 'sse' });
+    let lateText = '';
+    await new Promise<void>((resolve, reject) => {
+      lateClient.subscribeText((chunk) => {
+        lateText += chunk.text;
+        if (chunk.streamClosed) resolve();
+      });
+      lateClient.closed.catch(reject);
+    });
+    expect(lateText).toBe(expected(tokens));
+
     // A late reader gets everything, and learns the outcome.
     const catchUp = await fetch(withQuery(capability, { offset: '-1' }));
     expect(catchUp.headers.get('cache-control')).toMatch(/^private/);

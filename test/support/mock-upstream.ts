@@ -4,7 +4,8 @@
  *   one every D ms, then the end; it records whether the connection closed before the end
  *   (`closedEarly(X)`), so tests can see an abort reach the upstream.
  * - `/status?code=C`: status C with a JSON body (4xx/5xx) or a `Location` (3xx).
- * - `/reset?bytes=B`: B bytes, then the socket destroyed mid-body.
+ * - `/reset?bytes=B[&how=rst]`: B bytes, then the connection ended mid-body (FIN, so the bytes
+ *   arrive first; `how=rst`: the socket destroyed, a reset that may overtake them).
  * - `/stall?bytes=B`: B bytes, then silence (idle timeout); `/hang`: no response head at all.
  * - `/echo`: the request's method, headers and body as JSON.
  */
@@ -86,7 +87,7 @@ export async function startMockUpstream(): Promise<MockUpstream> {
         case '/reset': {
           response.writeHead(200, { 'content-type': 'text/plain' });
           response.write('x'.repeat(Number(url.searchParams.get('bytes') ?? '100')));
-          setTimeout(() => response.socket?.destroy(), 50);
+          setTimeout(() => (url.searchParams.get('how') === 'rst' ? response.socket?.destroy() : response.socket?.end()), 50);
           return;
         }
         case '/stall': {

@@ -98,6 +98,7 @@ describe('upstreamHeaders', () => {
         'proxy-authorization': 'Basic x',
         'content-length': '10',
         'accept-encoding': 'gzip',
+        cookie: 'cairn-session=1',
         'content-type': 'application/json',
         'x-request-id': 'r1',
         accept: ['text/event-stream', 'application/json'],
