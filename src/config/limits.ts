@@ -275,7 +275,7 @@ export const PROXY_IDLE_TIMEOUT_MS_DEFAULT = 600_000;
  */
 export const PROXY_TOTAL_TIMEOUT_MS_DEFAULT = 3_600_000;
 
-/** Lifetime of a capability URL and TTL of its stream: 24 hours (the spec's §7.4 default). */
+/** Lifetime of a capability URL and of its streams: 24 hours (the spec's §7.4 default). */
 export const PROXY_URL_EXPIRY_SECONDS_DEFAULT = 86_400;
 
 /** Upstream error body passed through in a 502, at most 64 KiB (§12.3): enough for any diagnosis. */

@@ -130,6 +130,6 @@ export const proxySettings = {
     schema: whole(1, 365 * 86_400),
     default: PROXY_URL_EXPIRY_SECONDS_DEFAULT,
     unit: 'seconds',
-    description: 'lifetime of a capability URL, and TTL of its stream',
+    description: 'lifetime of a capability URL; its streams expire at the same time',
   }),
 };

@@ -63,7 +63,7 @@ export function openProxy(
     upstream,
     upstreamsMax: config.proxyUpstreamsMax,
     upstreamsPerClientMax: config.proxyUpstreamsPerClientMax,
-    streamTtlSeconds: config.proxyUrlExpirySeconds,
+    streamLifetimeSeconds: config.proxyUrlExpirySeconds,
     onEvent: parts.onEvent,
   });
   const signer = new UrlSigner({ current: config.proxySigningSecret, previous: config.proxySigningSecretPrevious }, parts.clock);

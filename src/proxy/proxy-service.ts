@@ -27,8 +27,11 @@ export interface ProxyServiceOptions {
   upstreamsMax: number;
   /** Upstream requests in flight per caller (`--proxy-upstreams-per-client-max`); 429 above. */
   upstreamsPerClientMax: number;
-  /** TTL of the streams (`--proxy-url-expiry-seconds`). */
-  streamTtlSeconds: number;
+  /**
+   * Lifetime of the streams (`--proxy-url-expiry-seconds`): both expire together, at a fixed time
+   * (`Stream-Expires-At`, not a sliding TTL), with the capability URL.
+   */
+  streamLifetimeSeconds: number;
   /** Hears of pipes that ended on a storage failure, and of recovery; for logging. */
   onEvent?: (event: { kind: 'pipe-ended'; id: string; outcome: ProxyOutcome | 'deleted'; upstreamBytes: number } | { kind: 'interrupted'; id: string }) => void;
 }
@@ -94,9 +97,9 @@ export class ProxyService {
     const id = randomUUID();
     const upstreamContentType = response.contentType ?? 'application/octet-stream';
     const contentType = BODY_CONTENT_TYPE;
-    const { registry, streamTtlSeconds } = this.#o;
+    const { registry, streamLifetimeSeconds, clock } = this.#o;
     try {
-      const base = { ttlSeconds: streamTtlSeconds, expiresAtMs: undefined, closed: false };
+      const base = { ttlSeconds: undefined, expiresAtMs: clock.nowMs() + streamLifetimeSeconds * 1000, closed: false };
       await registry.create({ ...base, path: metaPath(id), contentType: 'application/json', body: Buffer.from(JSON.stringify([{ upstreamContentType }])) });
       await registry.create({ ...base, path: bodyPath(id), contentType, body: Buffer.alloc(0) });
     } catch (error) {

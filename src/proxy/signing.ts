@@ -30,7 +30,8 @@ export class UrlSigner {
 
   /** The query of a capability URL for `streamId`, valid for `lifetimeSeconds` from now. */
   sign(streamId: string, lifetimeSeconds: number): { expires: number; signature: string } {
-    const expires = Math.floor(this.#clock.nowMs() / 1000) + lifetimeSeconds;
+    // Rounded up: a URL lives at least `lifetimeSeconds`.
+    const expires = Math.ceil(this.#clock.nowMs() / 1000) + lifetimeSeconds;
     return { expires, signature: mac(this.#keys.current, streamId, expires).toString('base64url') };
   }
 

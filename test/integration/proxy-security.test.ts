@@ -80,6 +80,23 @@ describe('capability URLs', () => {
   });
 });
 
+describe('expiry', () => {
+  test('the streams expire with the capability URL (--proxy-url-expiry-seconds)', { timeout: 30_000 }, async () => {
+    const short = await startProxyServer(upstream, { proxyUrlExpirySeconds: 2 });
+    extra.push(short);
+    const capability = await createProxyOk(short.url, `${upstream.origin}/sse?tokens=2&delayMs=5`);
+    expect((await fetch(withQuery(capability, { offset: '-1' }))).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 3100));
+    const expired = await fetch(capability);
+    expect(expired.status).toBe(401);
+    expect(await errorCode(expired)).toBe('SIGNATURE_EXPIRED');
+    // Without a signature (service authentication; auth is off here) the stream itself is gone.
+    expect((await fetch(`${capability.split('?')[0]}?offset=-1`)).status).toBe(404);
+    const id = new URL(capability).pathname.split('/').pop() ?? '';
+    expect((await fetch(`${short.url}/v1/stream/__proxy/${id}/meta?offset=-1`)).status).toBe(404);
+  });
+});
+
 describe('request validation', () => {
   test('missing or invalid Upstream-URL / Upstream-Method are 400 with the spec codes', async () => {
     const noUrl = await createProxy(server.url, undefined);
