@@ -163,6 +163,16 @@ describe('abort', () => {
     expect((await fetch(withQuery(capability, { action: 'abort' }), { method: 'PATCH' })).status).toBe(204);
   });
 
+  test('DELETE mid-answer aborts the upstream request and removes both streams', { timeout: 30_000 }, async () => {
+    const capability = await createProxyOk(server.url, `${upstream.origin}/sse?tokens=1000&delayMs=20&id=delete`);
+    const id = new URL(capability).pathname.split('/').pop() ?? '';
+    expect((await fetch(capability.split('?')[0] ?? '', { method: 'DELETE' })).status).toBe(204);
+    await upstream.ended('delete');
+    expect(upstream.closedEarly('delete')).toBe(true);
+    expect((await fetch(withQuery(capability, { offset: '-1' }))).status).toBe(404);
+    for (const path of [`__proxy/${id}`, `__proxy/${id}/meta`]) expect((await fetch(`${server.url}/v1/stream/${path}?offset=-1`)).status).toBe(404);
+  });
+
   test('abort needs the capability URL and action=abort', async () => {
     const capability = await createProxyOk(server.url, `${upstream.origin}/sse?tokens=3&delayMs=5&id=abort-bad`);
     const bare = capability.split('?')[0] ?? '';
