@@ -5,8 +5,9 @@
  *
  * Operations: PUT (create, fork) and POST (append, close) need `write`; GET and HEAD (catch-up,
  * long-poll, SSE) need `read`; DELETE needs `delete`. A fork (`Stream-Forked-From`) also needs
- * `read` on its source. CORS preflights (OPTIONS) need no token. With auth off the hook is not
- * installed at all.
+ * `read` on its source. CORS preflights (OPTIONS) need no token. The durable proxy's requests
+ * (`/v1/proxy…`) need the `proxy` grant unless they carry a capability URL (checkProxyAccess
+ * below). With auth off the hook is not installed at all.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError } from '../protocol/errors.ts';
