@@ -46,7 +46,6 @@ import { ObjectNaming } from './manifest/object-naming.ts';
 import { SealActivity } from './tiering/seal-activity.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
 import { openWal, type WalFs } from './wal/index.ts';
-import { openProxy } from './proxy/index.ts';
 
 /** The server cannot start for a reason the operator must fix; the message says which. */
 export class StartupError extends Error {
@@ -264,12 +263,16 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   }
   registry.markAllDurable();
   // The durable proxy: pipes a previous process left open are closed as interrupted, never resumed.
-  const proxy = openProxy(config, {
-    registry,
-    reads,
-    clock,
-    onEvent: (event) => logger.info({ ...event }, event.kind === 'interrupted' ? 'proxy stream closed as interrupted' : 'proxy pipe ended'),
-  });
+  // Loaded only when on (undici stays out of a server without the proxy).
+  const proxy =
+    config.proxySigningSecret === undefined
+      ? undefined
+      : (await import('./proxy/index.ts')).openProxy(config, {
+          registry,
+          reads,
+          clock,
+          onEvent: (event) => logger.info({ ...event }, event.kind === 'interrupted' ? 'proxy stream closed as interrupted' : 'proxy pipe ended'),
+        });
   await proxy?.service.closeInterrupted();
   readiness.markRecovered();
   sealer.start();

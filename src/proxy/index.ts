@@ -1,7 +1,8 @@
 /**
  * The durable proxy, assembled from its settings (README "Durable proxy"): the allowlist, the
  * upstream client, the URL signer and the service. Off (undefined) until `--proxy-signing-secret`
- * is set.
+ * is set; the server imports this module (and with it undici) only then. The HTTP routes import
+ * the light modules (errors, proxy-streams, upstream-request) directly and this one for types.
  */
 import type { Clock } from '../clock.ts';
 import type { ReadPath } from '../read-path/read-path.ts';
@@ -11,11 +12,7 @@ import { ProxyService, type ProxyServiceOptions } from './proxy-service.ts';
 import { UrlSigner } from './signing.ts';
 import { UpstreamClient } from './upstream.ts';
 
-export { ProxyService, type CreateResult } from './proxy-service.ts';
-export { UrlSigner } from './signing.ts';
-export { UPSTREAM_METHODS, upstreamHeaders, type UpstreamMethod } from './upstream.ts';
-export { PROXY_ID, bodyPath, type ProxyInfo, type ProxyOutcome } from './proxy-streams.ts';
-export { ProxyRequestError } from './errors.ts';
+export type { CreateResult } from './proxy-service.ts';
 
 /** The proxy's settings, as in `ServeConfig` (src/config/proxy-settings.ts). */
 export interface ProxyConfig {

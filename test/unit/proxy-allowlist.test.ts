@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'vitest';
 import { addressKind, UpstreamAllowlist } from '../../src/proxy/allowlist.ts';
 import { UpstreamNotAllowedError } from '../../src/proxy/errors.ts';
-import { upstreamHeaders } from '../../src/proxy/upstream.ts';
+import { upstreamHeaders } from '../../src/proxy/upstream-request.ts';
 
 describe('addressKind', () => {
   test.each([

@@ -12,7 +12,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { StreamNotFoundError } from '../../protocol/errors.ts';
 import { PROXY_PREFIX } from '../../protocol/stream-path.ts';
-import { PROXY_ID, ProxyRequestError, bodyPath, type Proxy } from '../../proxy/index.ts';
+import { ProxyRequestError } from '../../proxy/errors.ts';
+import type { Proxy } from '../../proxy/index.ts';
+import { PROXY_ID, bodyPath } from '../../proxy/proxy-streams.ts';
 import type { HttpContext } from '../context.ts';
 import { headStream } from './head.ts';
 import { queryParam, readStream } from './read.ts';

@@ -9,7 +9,9 @@ import { STREAMS_MAX_RETRY_AFTER_SECONDS } from '../../config/limits.ts';
 import { ServiceUnavailableError } from '../../protocol/errors.ts';
 import { singleHeader } from '../../protocol/headers.ts';
 import { PROXY_PREFIX } from '../../protocol/stream-path.ts';
-import { ProxyRequestError, UPSTREAM_METHODS, upstreamHeaders, type Proxy, type UpstreamMethod } from '../../proxy/index.ts';
+import { ProxyRequestError } from '../../proxy/errors.ts';
+import type { Proxy } from '../../proxy/index.ts';
+import { UPSTREAM_METHODS, upstreamHeaders, type UpstreamMethod } from '../../proxy/upstream-request.ts';
 import type { HttpContext } from '../context.ts';
 import { installProxyStreamRoutes } from './proxy-stream.ts';
 
