@@ -25,8 +25,10 @@ const LAYERS = [
   // manifest (object naming belongs in manifest/), so neither needs the other.
   { name: 'tiering-and-read-path', members: ['tiering', 'read-path'] },
   // Cross-cutting services the HTTP layer uses: metrics/readiness read every layer below;
-  // auth checks tokens and grants. Peers, neither knows the other.
-  { name: 'services', members: ['auth', 'observability'] },
+  // auth checks tokens and grants; the durable proxy pipes upstream responses into streams
+  // through the registry and reads its own meta streams through the read path. Peers, none
+  // knows another.
+  { name: 'services', members: ['auth', 'observability', 'proxy'] },
   // Subscriptions (PROTOCOL.md §6–7): durable cursors over streams with webhook and pull-wake
   // delivery; they follow stream state and append wake events through the registry, register
   // their metrics, and are served by the HTTP layer, so they sit between the services and http.

@@ -300,6 +300,18 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     replayed++;
   }
   registry.markAllDurable();
+  // The durable proxy: pipes a previous process left open are closed as interrupted, never resumed.
+  // Loaded only when on (undici stays out of a server without the proxy).
+  const proxy =
+    config.proxySigningSecret === undefined
+      ? undefined
+      : (await import('./proxy/index.ts')).openProxy(config, {
+          registry,
+          reads,
+          clock,
+          onEvent: (event) => logger.info({ ...event }, event.kind === 'interrupted' ? 'proxy stream closed as interrupted' : 'proxy pipe ended'),
+        });
+  await proxy?.service.closeInterrupted();
   readiness.markRecovered();
   sealer.start();
   subscriptions.start();
@@ -343,6 +355,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     transport,
     observability: { metrics, readiness },
     subscriptions,
+    proxy,
   });
   installStreamLookup(app, finder, config.streamPathBytesMax);
 
@@ -412,6 +425,8 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         tlsReloader?.close();
         // Long-polls are answered (204 at the tail) and SSE connections get a final control event.
         live.closeAll();
+        // Proxy pipes stop and close their streams (outcome interrupted) while the WAL is open.
+        await proxy?.service.close();
         // Stops accepting; waits for in-flight requests (appends await their fsync), at most
         // SHUTDOWN_DRAIN_MS, then cuts the connections still open (a client not reading).
         // Connections that finish their last response while draining (SSE just ended, an

@@ -5,13 +5,14 @@
  *
  * Operations: PUT (create, fork) and POST (append, close) need `write`; GET and HEAD (catch-up,
  * long-poll, SSE) need `read`; DELETE needs `delete`. A fork (`Stream-Forked-From`) also needs
- * `read` on its source. CORS preflights (OPTIONS) need no token. With auth off the hook is not
- * installed at all.
+ * `read` on its source. CORS preflights (OPTIONS) need no token. The durable proxy's requests
+ * (`/v1/proxy…`) need the `proxy` grant unless they carry a capability URL (checkProxyAccess
+ * below). With auth off the hook is not installed at all.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError } from '../protocol/errors.ts';
 import { singleHeader } from '../protocol/headers.ts';
-import { STREAM_PREFIX, streamPathOf, streamPathOfHeader } from '../protocol/stream-path.ts';
+import { PROXY_PREFIX, STREAM_PREFIX, streamPathOf, streamPathOfHeader } from '../protocol/stream-path.ts';
 import type { Authenticator } from './authenticator.ts';
 import { checkGrants, type Operation } from './grants.ts';
 
@@ -35,7 +36,12 @@ const OPERATIONS: Record<string, Operation> = { GET: 'read', HEAD: 'read', PUT: 
 export function installAccessControl(app: FastifyInstance, authenticator: Authenticator, streamPathBytesMax: number): void {
   app.decorateRequest('cairnAccess', undefined);
   app.addHook('onRequest', async (request: FastifyRequest) => {
-    if (request.method === 'OPTIONS' || !request.url.startsWith(STREAM_PREFIX)) return;
+    if (request.method === 'OPTIONS') return;
+    if (request.url === PROXY_PREFIX || request.url.startsWith(`${PROXY_PREFIX}/`) || request.url.startsWith(`${PROXY_PREFIX}?`)) {
+      await checkProxyAccess(request, authenticator);
+      return;
+    }
+    if (!request.url.startsWith(STREAM_PREFIX)) return;
     // The reserved control prefix (subscriptions, PROTOCOL.md §6) checks its own grants and tokens.
     if (request.url.startsWith(`${STREAM_PREFIX}__ds/`)) return;
     const principal = await authenticator.authenticate(request.headers.authorization);
@@ -52,4 +58,21 @@ export function installAccessControl(app: FastifyInstance, authenticator: Authen
     }
     request.cairnAccess = { clientKey: principal.key, publicRead: access.publicRead };
   });
+}
+
+/**
+ * The durable proxy's service authentication (README "Durable proxy"): the `proxy` grant on
+ * `__proxy/` (create) or `__proxy/<id>`. A capability URL is checked by the routes instead: PATCH
+ * always, GET when it carries `signature` or `expires`; HEAD and DELETE never accept one.
+ */
+async function checkProxyAccess(request: FastifyRequest, authenticator: Authenticator): Promise<void> {
+  const queryAt = request.url.indexOf('?');
+  const pathPart = queryAt === -1 ? request.url : request.url.slice(0, queryAt);
+  const query = queryAt === -1 ? '' : request.url.slice(queryAt + 1);
+  if (request.method === 'PATCH') return;
+  if (request.method === 'GET' && /(^|&)(signature|expires)=/.test(query)) return;
+  const principal = await authenticator.authenticate(request.headers.authorization);
+  const id = pathPart.slice(PROXY_PREFIX.length + 1);
+  if (checkGrants(principal.grants, `__proxy/${id}`, 'proxy') === undefined) throw new ForbiddenError('the token does not grant proxy');
+  request.cairnAccess = { clientKey: principal.key, publicRead: false };
 }

@@ -11,13 +11,16 @@ import { z } from 'zod';
 /**
  * `write` covers create (PUT), append and close (POST); `read` covers GET, HEAD, long-poll, SSE;
  * `subscribe` covers the subscription APIs over the matched streams (PROTOCOL.md §6–7).
+ * `proxy` is the durable proxy's service authentication (README "Durable proxy"): create
+ * (`POST /v1/proxy`, checked against the path `__proxy/`), and HEAD, DELETE and signature-less
+ * GET of `/v1/proxy/<id>` (checked against `__proxy/<id>`).
  */
-export type Operation = 'read' | 'write' | 'delete' | 'subscribe';
+export type Operation = 'read' | 'write' | 'delete' | 'subscribe' | 'proxy';
 
 export const grantSchema = z
   .object({
     paths: z.array(z.string().min(1)).min(1),
-    operations: z.array(z.enum(['read', 'write', 'delete', 'subscribe'])).min(1),
+    operations: z.array(z.enum(['read', 'write', 'delete', 'subscribe', 'proxy'])).min(1),
     public: z.boolean().optional(),
   })
   .strict();

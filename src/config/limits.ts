@@ -364,3 +364,65 @@ export const SUBSCRIPTION_TICK_MS = 100;
  * 5-minute replay window plus the longest retry delay (§6.5).
  */
 export const WEBHOOK_SIGNING_KEY_RETIRED_KEEP_MS = 60 * 60 * 1000;
+
+// ---------------------------------------------------------------------------------------------
+// Durable proxy (README "Durable proxy", the Proxy Protocol v0.1)
+
+/**
+ * Upstream requests the proxy runs at once, all callers together: 1,000. Each holds a socket to
+ * the upstream, a pipe buffer (at most PROXY_PIPE_BUFFER_BYTES_MAX) and a stream being written,
+ * so the cap bounds them near 1 GiB in the worst case; LLM answers last tens of seconds, so 1,000
+ * concurrent answers is tens of creates per second. Past it, creates get 503 + Retry-After.
+ */
+export const PROXY_UPSTREAMS_MAX_DEFAULT = 1000;
+
+/**
+ * Upstream requests per caller (token, else IP) at once: 50, a twentieth of the total, so one
+ * caller cannot take every slot (§12.1 asks for a per-client bound). Past it, 429 + Retry-After.
+ */
+export const PROXY_UPSTREAMS_PER_CLIENT_MAX_DEFAULT = 50;
+
+/** Retry-After of a create refused by a concurrency cap: answers end within seconds to minutes. */
+export const PROXY_UPSTREAMS_RETRY_AFTER_SECONDS = 5;
+
+/** Time to open the TCP/TLS connection to the upstream: 10 s, well above any healthy handshake. */
+export const PROXY_CONNECT_TIMEOUT_MS_DEFAULT = 10_000;
+
+/** Time from sending the request to the upstream's response head: 60 s (the spec's §8.1 default). */
+export const PROXY_FIRST_BYTE_TIMEOUT_MS_DEFAULT = 60_000;
+
+/** Longest silence between two body chunks of the upstream: 10 minutes (the spec's §8.1 default). */
+export const PROXY_IDLE_TIMEOUT_MS_DEFAULT = 600_000;
+
+/**
+ * Longest whole upstream exchange: 1 hour. Long-running generations take minutes; an hour bounds
+ * a slow-drip upstream that never trips the idle timeout from holding a slot for ever.
+ */
+export const PROXY_TOTAL_TIMEOUT_MS_DEFAULT = 3_600_000;
+
+/** Lifetime of a capability URL and of its streams: 24 hours (the spec's §7.4 default). */
+export const PROXY_URL_EXPIRY_SECONDS_DEFAULT = 86_400;
+
+/** Upstream error body passed through in a 502, at most 64 KiB (§12.3): enough for any diagnosis. */
+export const PROXY_ERROR_BODY_BYTES_MAX = 64 * 1024;
+
+/**
+ * Upstream bytes received and not yet handed to the stream before the pipe stops reading the
+ * upstream: 1 MiB. One append is in flight at a time and everything received meanwhile goes into
+ * the next one (the spec's §8.2 batching, by group commit rather than a timer), so a slow disk
+ * slows the upstream read instead of growing memory.
+ */
+export const PROXY_PIPE_BUFFER_BYTES_MAX = 1024 * 1024;
+
+/**
+ * How long a pipe retries an append refused for now (503: WAL overloaded, hot-tail budget full)
+ * before giving up with outcome `storage-error`: 30 s, the time an object-store hiccup or a disk
+ * burst takes to clear. Meanwhile the upstream is not read (TCP backpressure), nothing is dropped.
+ */
+export const PROXY_STORAGE_RETRY_MS_MAX = 30_000;
+
+/** Waiting between two such retries: 200 ms, long enough for a group commit to drain. */
+export const PROXY_STORAGE_RETRY_DELAY_MS = 200;
+
+/** Outcomes of finished pipes remembered in memory (older ones are read back from their stream). */
+export const PROXY_OUTCOMES_CACHED_MAX = 10_000;

@@ -56,6 +56,7 @@ import {
   STREAMS_MAX_DEFAULT,
   UNSEALED_AGE_MS_MAX_DEFAULT,
 } from './limits.ts';
+import { proxySettings } from './proxy-settings.ts';
 import { setting, settingsObject, type SettingTable } from './settings.ts';
 
 /** A whole number in [min, max], with a message that says so. */
@@ -541,6 +542,8 @@ export const serveSettings = {
     description: 'seed of the random source (retry jitter, cursors); logged at start so a run can be replayed',
     unsetMeans: 'a fresh seed',
   }),
+  // The durable proxy's settings (proxy-settings.ts).
+  ...proxySettings,
 };
 
 /** The whole configuration, with the rules that involve more than one setting. */

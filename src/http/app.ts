@@ -25,7 +25,9 @@ import { registerInspector } from './routes/inspector.ts';
 import { nodeServerFactory, type NodeServerLimits, type ServerTransport } from './node-server.ts';
 import { installSubscriptionRoutes } from './routes/subscriptions.ts';
 import type { Subscriptions } from '../subscriptions/subscriptions.ts';
-import { ALLOWED_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS } from './cors-headers.ts';
+import { ALLOWED_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS, PROXY_ALLOWED_REQUEST_HEADERS, PROXY_EXPOSED_RESPONSE_HEADERS } from './cors-headers.ts';
+import type { Proxy } from '../proxy/index.ts';
+import { installProxyRoutes } from './routes/proxy.ts';
 
 export interface AppOptions {
   context: HttpContext;
@@ -49,6 +51,8 @@ export interface AppOptions {
   inspectorDir?: string;
   /** The reserved subscription APIs under `/v1/stream/__ds` (PROTOCOL.md §6–7); none when absent. */
   subscriptions?: Subscriptions;
+  /** The durable proxy (`/v1/proxy`, README "Durable proxy"); no proxy routes when absent. */
+  proxy?: Proxy;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -76,9 +80,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(cors, {
     origin: options.corsOrigins ?? '*',
-    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
-    allowedHeaders: [...ALLOWED_REQUEST_HEADERS],
-    exposedHeaders: [...EXPOSED_RESPONSE_HEADERS],
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', ...(options.proxy === undefined ? [] : ['PATCH'])],
+    allowedHeaders: [...ALLOWED_REQUEST_HEADERS, ...(options.proxy === undefined ? [] : PROXY_ALLOWED_REQUEST_HEADERS)],
+    exposedHeaders: [...EXPOSED_RESPONSE_HEADERS, ...(options.proxy === undefined ? [] : PROXY_EXPOSED_RESPONSE_HEADERS)],
     maxAge: 86_400,
   });
 
@@ -127,6 +131,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.delete(route, (request, reply) => deleteStream(context, request, reply));
   app.head(route, (request, reply) => headStream(context, request, reply));
   app.get(route, { exposeHeadRoute: false }, (request, reply) => readStream(context, request, reply));
+  if (options.proxy !== undefined) installProxyRoutes(app, context, options.proxy);
 
   // Listing, per-stream metadata and the web inspector (README "Listing streams", "Inspector").
   const { authenticator } = options;

@@ -49,3 +49,10 @@ export const EXPOSED_RESPONSE_HEADERS = [
   'Retry-After',
   'X-Request-Id',
 ] as const;
+
+/**
+ * What the durable proxy adds when it is on (the Proxy Protocol v0.1 §10.2; README "Durable
+ * proxy"): its request headers, and the headers its answers carry.
+ */
+export const PROXY_ALLOWED_REQUEST_HEADERS = ['Upstream-URL', 'Upstream-Method', 'Upstream-Authorization'] as const;
+export const PROXY_EXPOSED_RESPONSE_HEADERS = ['Upstream-Content-Type', 'Upstream-Status', 'Cairn-Proxy-Outcome'] as const;

@@ -9,6 +9,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CairnError, errorEntry } from '../protocol/error-table.ts';
+import { loggableUrl } from '../observability/log-url.ts';
 
 const INTERNAL = 'internal server error';
 
@@ -37,15 +38,16 @@ function sendCairnError(error: CairnError, request: FastifyRequest, reply: Fasti
     reply.code(entry.status).type('text/plain; charset=utf-8').send(INTERNAL);
     return;
   }
-  if (entry.status >= 500) request.log.warn({ err: error, reqId: request.id, method: request.method, url: request.url }, 'request refused');
+  if (entry.status >= 500) request.log.warn({ err: error, reqId: request.id, method: request.method, url: loggableUrl(request.url) }, 'request refused');
   const body = entry.subject === undefined ? error.message : `${entry.subject}: ${error.message}`;
   if (entry.json === true) {
-    reply.headers(error.headers).code(entry.status).send({ error: { code: error.code, message: body, ...error.details } });
+    // The subscription APIs and the Proxy Protocol answer `{"error":{"code","message",…details}}`.
+    reply.headers(error.headers).code(entry.status).type('application/json').send(JSON.stringify({ error: { code: error.code, message: body, ...error.details } }));
     return;
   }
   reply.headers(error.headers).code(entry.status).type('text/plain; charset=utf-8').send(body);
 }
 
 function logUnhandled(error: Error, request: FastifyRequest): void {
-  request.log.error({ err: error, reqId: request.id, method: request.method, url: request.url }, 'unhandled error');
+  request.log.error({ err: error, reqId: request.id, method: request.method, url: loggableUrl(request.url) }, 'unhandled error');
 }

@@ -8,6 +8,7 @@ import { registerMetricsRoute } from './routes/metrics.ts';
 import type { Readiness } from '../observability/readiness.ts';
 import { requestOperation } from '../observability/request-operation.ts';
 import type { ServerMetrics } from '../observability/server-metrics.ts';
+import { loggableUrl } from '../observability/log-url.ts';
 
 export interface Observability {
   metrics: ServerMetrics;
@@ -26,7 +27,7 @@ export function installObservability(app: FastifyInstance, { metrics, readiness 
   if (app.log.level === 'debug' || app.log.level === 'trace') {
     app.addHook('onResponse', (request, reply, done) => {
       request.log.debug(
-        { reqId: request.id, method: request.method, url: request.url, statusCode: reply.statusCode, responseTimeMs: reply.elapsedTime },
+        { reqId: request.id, method: request.method, url: loggableUrl(request.url), statusCode: reply.statusCode, responseTimeMs: reply.elapsedTime },
         'request completed',
       );
       done();

@@ -23,7 +23,7 @@ export interface ErrorEntry {
   readonly retryAfterSeconds?: number;
   /** Prefix of the response body naming the part that failed (`<subject>: <message>`). */
   readonly subject?: string;
-  /** The body is JSON `{ "error": { "code", "message", …details } }` (the subscription APIs, PROTOCOL.md §6–7). */
+  /** The body is JSON `{ "error": { "code", "message", …details } }`: the subscription APIs (PROTOCOL.md §6–7) and the Proxy Protocol (its §11), not a line of text. */
   readonly json?: boolean;
 }
 
@@ -114,6 +114,23 @@ export const ERROR_TABLE = {
    * 500: another replica or an operator's repair may bring the data back.
    */
   STORED_DATA_CORRUPT: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 60, subject: 'stored data corrupt' },
+
+  // Durable proxy (the Proxy Protocol v0.1 §11; src/proxy/errors.ts): codes as the spec names them.
+  MISSING_UPSTREAM_URL: { status: 400, retryable: false, headers: NONE, json: true },
+  MISSING_UPSTREAM_METHOD: { status: 400, retryable: false, headers: NONE, json: true },
+  INVALID_UPSTREAM_METHOD: { status: 400, retryable: false, headers: NONE, json: true },
+  /** The upstream answered 3xx: never followed (§6.1), so an allowed URL cannot lead elsewhere. */
+  REDIRECT_NOT_ALLOWED: { status: 400, retryable: false, headers: NONE, json: true },
+  INVALID_ACTION: { status: 400, retryable: false, headers: NONE, json: true },
+  MISSING_SIGNATURE: { status: 401, retryable: false, headers: NONE, json: true },
+  SIGNATURE_EXPIRED: { status: 401, retryable: false, headers: NONE, json: true },
+  SIGNATURE_INVALID: { status: 401, retryable: false, headers: NONE, json: true },
+  /** Not on the allowlist, or it resolves to a private or local address (§6, §12.1). */
+  UPSTREAM_NOT_ALLOWED: { status: 403, retryable: false, headers: NONE, json: true },
+  /** The upstream could not be reached or failed before answering: it may work later. */
+  UPSTREAM_ERROR: { status: 502, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, json: true },
+  /** No response head within `--proxy-first-byte-timeout-ms` (or no connection in time). */
+  UPSTREAM_TIMEOUT: { status: 504, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, json: true },
 } as const satisfies Record<string, ErrorEntry>;
 
 /** A stable error code: a key of `ERROR_TABLE`. */

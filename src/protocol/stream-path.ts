@@ -6,6 +6,8 @@ import { STREAM_PATH_BYTES_MAX_DEFAULT } from '../config/limits.ts';
 import { BadRequestError } from './errors.ts';
 
 export const STREAM_PREFIX = '/v1/stream/';
+/** Base URL of the durable proxy (the Proxy Protocol v0.1 leaves the URL shape to servers). */
+export const PROXY_PREFIX = '/v1/proxy';
 /** Longest stream path accepted by default, in bytes of its decoded form (`--stream-path-bytes-max`). */
 export const STREAM_PATH_BYTES_MAX = STREAM_PATH_BYTES_MAX_DEFAULT;
 

@@ -101,6 +101,14 @@ describe('the serve settings table', () => {
       idleTimeoutMs: 72_000,
       logLevel: 'info',
       logFormat: 'auto',
+      // The durable proxy (off until --proxy-signing-secret is set).
+      proxyConnectTimeoutMs: 10_000,
+      proxyFirstByteTimeoutMs: 60_000,
+      proxyIdleTimeoutMs: 600_000,
+      proxyTotalTimeoutMs: 3_600_000,
+      proxyUpstreamsMax: 1000,
+      proxyUpstreamsPerClientMax: 50,
+      proxyUrlExpirySeconds: 86_400,
     });
     expect(sources.port).toEqual({ kind: 'default' });
     expect(sources.s3Bucket).toEqual({ kind: 'unset' });

@@ -52,6 +52,14 @@ import {
   ObjectStoreRequestError,
   ObjectStoreUnavailableError,
 } from '../../src/object-store/index.ts';
+import {
+  ProxyRequestError,
+  RedirectNotAllowedError,
+  SignatureError,
+  UpstreamNotAllowedError,
+  UpstreamTimeoutError,
+  UpstreamUnreachableError,
+} from '../../src/proxy/errors.ts';
 
 /** One instance of every error class, covering every code of the table. */
 const samples: CairnError[] = [
@@ -94,6 +102,18 @@ const jsonSamples: CairnError[] = [
   new FencedError('stale wake'),
   new AlreadyClaimedError('worker-2', 7),
   new NoPendingWorkError('sub-1'),
+  // The durable proxy's errors (the Proxy Protocol's JSON shape).
+  new ProxyRequestError('MISSING_UPSTREAM_URL', 'Upstream-URL is required'),
+  new ProxyRequestError('MISSING_UPSTREAM_METHOD', 'Upstream-Method is required'),
+  new ProxyRequestError('INVALID_UPSTREAM_METHOD', 'Upstream-Method must be one of GET, POST, PUT, PATCH, DELETE'),
+  new ProxyRequestError('INVALID_ACTION', 'action must be abort'),
+  new RedirectNotAllowedError(302),
+  new SignatureError('MISSING_SIGNATURE', 'expires and signature are required'),
+  new SignatureError('SIGNATURE_EXPIRED', 'expired'),
+  new SignatureError('SIGNATURE_INVALID', 'bad signature'),
+  new UpstreamNotAllowedError('not on the allowlist'),
+  new UpstreamUnreachableError('connection refused'),
+  new UpstreamTimeoutError('no response head within 60000 ms'),
 ];
 
 describe('the error table', () => {
@@ -137,6 +157,13 @@ describe('the error handler', () => {
     const response = await answer(error);
     expect(response.statusCode).toBe(entry.status);
     expect(response.headers['cache-control']).toBe('no-store');
+    if ('json' in entry && entry.json) {
+      // The Proxy Protocol's error shape (its §11).
+      expect(response.headers['content-type']).toMatch(/^application\/json/);
+      expect(JSON.parse(response.body)).toEqual({ error: { code, message: error.message } });
+      for (const [name, value] of Object.entries(error.headers)) expect(response.headers[name]).toBe(value);
+      return;
+    }
     expect(response.headers['content-type']).toBe('text/plain; charset=utf-8');
     if (entry.status >= 500 && !entry.retryable) {
       expect(response.body).toBe('internal server error');

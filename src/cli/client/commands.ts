@@ -1,5 +1,6 @@
 /**
- * The client commands: `cairn create | append | read | tail | head | close | delete <stream-url>`.
+ * The client commands: `cairn create | append | read | tail | head | close | delete <stream-url>`,
+ * and `cairn proxy create <upstream-url>` (./proxy.ts).
  * Each takes `--token` (or `CAIRN_TOKEN`), sent as `Authorization: Bearer`. Failures exit with the
  * codes of ../exit-codes.ts and one line on stderr.
  */
@@ -7,6 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { appendStream } from './append.ts';
 import { send, type ClientOptions } from './http.ts';
 import { writeOut } from './output.ts';
+import { proxyCommand } from './proxy.ts';
 
 /** A stream URL argument: absolute http(s). */
 export function streamUrl(text: string): URL {
@@ -113,7 +115,7 @@ export function clientCommands(): Command[] {
     await response.body?.cancel();
   });
 
-  return [create, append, read, tail, head, close, remove];
+  return [create, append, read, tail, head, close, remove, proxyCommand()];
 }
 
 

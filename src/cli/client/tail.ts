@@ -23,9 +23,11 @@ interface ControlEvent {
 
 /** Follows the stream from `offset` (`now`, `-1` or an offset) until it is closed. */
 export async function tailStream(url: URL, offset: string, options: ClientOptions): Promise<void> {
-  // The SSE response is text/event-stream: JSON mode is learnt from the stream's metadata, once.
-  const head = await send(url, { method: 'HEAD' }, options);
-  const json = isJson(head.headers.get('content-type'));
+  // The SSE response is text/event-stream: JSON mode is learnt from the stream's content type, once,
+  // with an empty read at `now` (a GET, which a durable proxy's capability URL allows; HEAD needs a token there).
+  const probe = await send(withQuery(url, { offset: 'now' }), { method: 'GET' }, options);
+  await probe.body?.cancel();
+  const json = isJson(probe.headers.get('content-type'));
   let next = offset;
   let failures = 0;
   for (;;) {

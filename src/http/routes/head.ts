@@ -9,8 +9,14 @@ import type { HttpContext } from '../context.ts';
 import { streamPathOf } from '../../protocol/stream-path.ts';
 import { setStreamMetadataHeaders } from '../stream-headers.ts';
 
-export async function headStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const stream = context.registry.get(streamPathOf(request.url, context.limits.streamPathBytesMax), { touch: false });
+/** @param path the stream; default: the one the URL names (the proxy's routes pass theirs). */
+export async function headStream(
+  context: HttpContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  path: string = streamPathOf(request.url, context.limits.streamPathBytesMax),
+): Promise<void> {
+  const stream = context.registry.get(path, { touch: false });
   setStreamMetadataHeaders(reply, stream);
   reply.header('stream-next-offset', context.registry.offsetOf(stream, stream.durableOffset));
   reply.header('cairn-sealed-offset', context.registry.offsetOf(stream, Math.min(stream.sealedOffset, stream.durableOffset)));

@@ -45,8 +45,13 @@ export function readStartPosition(
   return { position: context.registry.resolvePosition(stream, query.token), now: false, alias };
 }
 
-export async function readStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
-  const path = streamPathOf(request.url, context.limits.streamPathBytesMax);
+/** @param path the stream to read; default: the one the URL names (the proxy's routes pass theirs). */
+export async function readStream(
+  context: HttpContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  path: string = streamPathOf(request.url, context.limits.streamPathBytesMax),
+): Promise<FastifyReply | void> {
   const query = request.query as Query;
   const live = queryParam(query, 'live');
   const offsetText = queryParam(query, 'offset');

@@ -11,6 +11,7 @@ import { responseCursor } from '../../protocol/cursor.ts';
 import type { StreamState } from '../../stream/stream-state.ts';
 import type { HttpContext } from '../context.ts';
 import { disableSilenceTimeout } from '../node-server.ts';
+import { loggableUrl } from '../../observability/log-url.ts';
 
 export async function streamSse(
   context: HttpContext,
@@ -112,7 +113,7 @@ export async function streamSse(
     }
   } catch (error) {
     // Headers are sent: end the connection and let the client reconnect (it then gets the status).
-    request.log.warn({ err: error, reqId: request.id, url: request.url }, 'SSE read failed; closing the connection');
+    request.log.warn({ err: error, reqId: request.id, url: loggableUrl(request.url) }, 'SSE read failed; closing the connection');
   } finally {
     releaseClient();
     context.live.sseClosed();
