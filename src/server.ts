@@ -4,6 +4,8 @@
  * and runs the background jobs (sealing, retention, object deletes, expiry reaping, checkpoints).
  * `close()` is the graceful shutdown: stop accepting, end live readers, finish in-flight appends
  * and seals, fsync, close.
+ * (Over 400 lines on purpose: it is the composition root, one straight sequence of construction
+ * and wiring; splitting it would scatter the order in which the parts are built and stopped.)
  */
 import path from 'node:path';
 import { pino, type Logger } from 'pino';

@@ -14,6 +14,9 @@
  * or trim when. A `StreamFencedError` means a second writer: the stream is never sealed again by
  * this process (DESIGN.md invariants). Retention trims run in the same per-stream slot, so
  * manifest versions are written one at a time.
+ *
+ * (Just over 400 lines: scheduling, seal, trim and the restart probe share the per-stream
+ * retry and upload-slot state; the fence and adoption themselves live in src/manifest.)
  */
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../clock.ts';
