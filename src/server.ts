@@ -186,6 +186,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   const metrics = new ServerMetrics({
     appendedBytes: () => registry.appendedBytes,
     hotTailBytes: () => registry.hotTailBytes,
+    sealLagMs: () => sealer.sealLagMs(),
     streamCount: () => registry.streamCount,
     walQueuedBytes: () => writer.queuedBytes,
     sealer: () => sealer.stats,

@@ -37,7 +37,7 @@ export interface MetricsPoint {
   /** Mean fsync duration over the interval, ms (undefined: no fsync in it). */
   fsyncMs: number | undefined;
   /** Unsealed bytes held in memory: how far sealing is behind the tail. */
-  sealLagBytes: number;
+  sealLagMs: number;
   /** Segment cache hits / (hits + misses) over the interval (undefined: no segment reads). */
   cacheHitRatio: number | undefined;
   objectStoreErrorsPerSecond: number;
@@ -52,7 +52,7 @@ export function pointBetween(previous: Scrape, current: Scrape, elapsedMs: numbe
   return {
     appendsPerSecond: delta('cairn_http_request_duration_seconds_count', 'operation="append"') / seconds,
     fsyncMs: fsyncCount === 0 ? undefined : (delta('cairn_wal_fsync_duration_seconds_sum') / fsyncCount) * 1000,
-    sealLagBytes: sumOf(current, 'cairn_hot_tail_bytes'),
+    sealLagMs: sumOf(current, 'cairn_seal_lag_seconds') * 1000,
     cacheHitRatio: hits + misses === 0 ? undefined : hits / (hits + misses),
     objectStoreErrorsPerSecond: delta('cairn_object_store_errors_total') / seconds,
   };

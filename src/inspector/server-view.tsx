@@ -51,12 +51,16 @@ export function ServerView({ clock }: { clock: BrowserClock }) {
       <div class="charts" data-testid="charts">
         <Chart title="appends/s" values={series('appendsPerSecond')} format={(v) => v.toFixed(1)} />
         <Chart title="fsync latency (mean)" values={series('fsyncMs')} format={(v) => `${v.toFixed(2)} ms`} />
-        <Chart title="seal lag (unsealed bytes)" values={series('sealLagBytes')} format={formatBytes} floor={1024} />
+        <Chart title="seal lag (oldest unsealed byte)" values={series('sealLagMs')} format={formatMs} floor={1000} />
         <Chart title="segment cache hit ratio" values={series('cacheHitRatio')} format={(v) => `${(v * 100).toFixed(0)} %`} />
         <Chart title="object-store errors/s" values={series('objectStoreErrorsPerSecond')} format={(v) => v.toFixed(2)} />
       </div>
     </section>
   );
+}
+
+function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 export function formatBytes(bytes: number): string {

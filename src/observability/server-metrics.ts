@@ -36,6 +36,8 @@ export interface MetricsSources {
   /** Acknowledged data bytes of creates and appends (StreamRegistry.appendedBytes). */
   appendedBytes(): number;
   hotTailBytes(): number;
+  /** Age of the oldest unsealed byte, ms (Sealer.sealLagMs). */
+  sealLagMs(): number;
   streamCount(): number;
   walQueuedBytes(): number;
   sealer(): SealerStats;
@@ -136,6 +138,7 @@ export class ServerMetrics {
     scrapedGauge(registry, 'cairn_wal_queued_bytes', 'WAL bytes accepted and not yet durable', sources.walQueuedBytes);
 
     scrapedGauge(registry, 'cairn_hot_tail_bytes', 'Unsealed bytes held in memory across all hot tails', sources.hotTailBytes);
+    scrapedGauge(registry, 'cairn_seal_lag_seconds', 'Age of the oldest unsealed byte across all hot tails (0 when all are sealed)', () => sources.sealLagMs() / 1000);
     scrapedCounter(registry, 'cairn_sealed_bytes_total', 'Bytes sealed into segments by this process', () => sources.sealer().sealedBytes);
     scrapedCounter(registry, 'cairn_segments_written_total', 'Segments stored and published by this process', () => sources.sealer().segmentsWritten);
     scrapedCounter(registry, 'cairn_seal_failures_total', 'Seal or retention-trim attempts that failed (retried)', () => sources.sealer().failures);

@@ -135,6 +135,20 @@ export class Sealer {
     await Promise.allSettled(this.#running.values());
   }
 
+  /**
+   * Seal lag: milliseconds since the oldest unsealed byte of any stream became durable (0 when
+   * every hot tail is empty). What a lost disk would lose in time (README "Losing the disk").
+   * Walks the streams holding unsealed bytes: one pass per metrics scrape.
+   */
+  sealLagMs(): number {
+    const now = this.#o.clock.nowMs();
+    let oldestMs = now;
+    for (const stream of this.#candidates) {
+      if (stream.hotTail.sizeBytes > 0 && stream.unsealedSinceMs < oldestMs) oldestMs = stream.unsealedSinceMs;
+    }
+    return Math.max(0, now - oldestMs);
+  }
+
   #track(stream: StreamState): void {
     this.#candidates.add(stream);
     this.#byLastAppend.add(stream);

@@ -53,6 +53,7 @@ test('appends, seals, cold reads: exact counters', async () => {
     expect(sampleValue(samples, 'cairn_sealed_bytes_total')).toBe(APPENDS * BYTES);
     expect(sampleValue(samples, 'cairn_segments_written_total')).toBe(segmentCount);
     expect(sampleValue(samples, 'cairn_hot_tail_bytes')).toBe(0);
+    expect(sampleValue(samples, 'cairn_seal_lag_seconds')).toBe(0);
     // A segment and a manifest per seal.
     expect(sampleValue(samples, 'cairn_object_store_requests_total', { operation: 'put' })).toBeGreaterThanOrEqual(2 * segmentCount);
     const getsBefore = sampleValue(samples, 'cairn_object_store_requests_total', { operation: 'get' });

@@ -22,7 +22,7 @@ afterEach(async () => {
 });
 
 /** A sealer over `store` that seals 40-byte segments as soon as bytes are durable. */
-function sealerFor(registry: StreamRegistry, store: ObjectStore, clock: ManualClock) {
+function sealerFor(registry: StreamRegistry, store: ObjectStore, clock: ManualClock, policy = { segmentSizeBytes: 40, sealIdleMs: 0, unsealedAgeMsMax: 3_600_000 }) {
   const seals = new SealActivity();
   const naming = new ObjectNaming(NODE_ID);
   const collector = new ObjectCollector({ store, logger, seals, clock, recordsDurable: () => registry.recordsDurable() });
@@ -33,7 +33,7 @@ function sealerFor(registry: StreamRegistry, store: ObjectStore, clock: ManualCl
     seals,
     clock,
     logger,
-    policy: { segmentSizeBytes: 40, sealIdleMs: 0, unsealedAgeMsMax: 3_600_000 },
+    policy,
     chunkBytesMax: 1024,
     hotTailBudgetBytes: 1 << 20,
     retention: {},
@@ -82,6 +82,20 @@ describe('sealer', () => {
     const manifest = decodeManifest(manifests[0], (await store.get(manifests[0])).body);
     expect(manifest.version).toBe(stream.manifestVersion);
     expect(manifest.segments).toEqual(stream.segments);
+  });
+
+  test('seal lag is the age of the oldest unsealed byte, 0 once everything is sealed', async () => {
+    const clock = testClock();
+    const { registry } = memoryRegistry(clock);
+    const { sealer } = sealerFor(registry, new MemoryObjectStore(), clock, { segmentSizeBytes: 1 << 20, sealIdleMs: 3_600_000, unsealedAgeMsMax: 3_600_000 });
+    expect(sealer.sealLagMs()).toBe(0);
+    const older = await createStream(registry, '/older', 'abc');
+    sealer.durable(older);
+    clock.advance(5_000);
+    const newer = await createStream(registry, '/newer', 'def');
+    sealer.durable(newer);
+    clock.advance(2_000);
+    expect(sealer.sealLagMs()).toBe(7_000);
   });
 
   test('a failed seal is retried after its backoff, and the retry probes first', async () => {
