@@ -42,7 +42,7 @@ function sendCairnError(error: CairnError, request: FastifyRequest, reply: Fasti
   const body = entry.subject === undefined ? error.message : `${entry.subject}: ${error.message}`;
   if (entry.json === true) {
     // The subscription APIs and the Proxy Protocol answer `{"error":{"code","message",…details}}`.
-    reply.headers(error.headers).code(entry.status).type('application/json').send(JSON.stringify({ error: { code: error.code, message: body, ...error.details } }));
+    reply.headers(error.headers).code(entry.status).type('application/json').send(JSON.stringify({ error: { code: entry.bodyCode ?? error.code, message: body, ...error.details } }));
     return;
   }
   reply.headers(error.headers).code(entry.status).type('text/plain; charset=utf-8').send(body);

@@ -25,6 +25,8 @@ export interface ErrorEntry {
   readonly subject?: string;
   /** The body is JSON `{ "error": { "code", "message", …details } }`: the subscription APIs (PROTOCOL.md §6–7) and the Proxy Protocol (its §11), not a line of text. */
   readonly json?: boolean;
+  /** The code a JSON body names when the protocol's code is already a row of its own (e.g. a proxy 404 is `STREAM_NOT_FOUND`). */
+  readonly bodyCode?: string;
 }
 
 const RETRY_AFTER = ['retry-after'] as const;
@@ -131,6 +133,8 @@ export const ERROR_TABLE = {
   UPSTREAM_ERROR: { status: 502, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, json: true },
   /** No response head within `--proxy-first-byte-timeout-ms` (or no connection in time). */
   UPSTREAM_TIMEOUT: { status: 504, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, json: true },
+  /** No proxy stream with this id (§11.5): the spec's JSON body, where a plain stream 404 is text. */
+  PROXY_STREAM_NOT_FOUND: { status: 404, retryable: false, headers: NONE, json: true, bodyCode: 'STREAM_NOT_FOUND' },
 } as const satisfies Record<string, ErrorEntry>;
 
 /** A stable error code: a key of `ERROR_TABLE`. */

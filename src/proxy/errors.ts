@@ -53,3 +53,10 @@ export class UpstreamTimeoutError extends ProxyError {
     super('UPSTREAM_TIMEOUT', message);
   }
 }
+
+/** 404 `STREAM_NOT_FOUND` (§11.5): no proxy stream with this id, or it is gone (expired, deleted). */
+export class ProxyStreamNotFoundError extends ProxyError {
+  constructor(id: string) {
+    super('PROXY_STREAM_NOT_FOUND', `proxy stream not found: ${id}`);
+  }
+}

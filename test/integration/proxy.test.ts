@@ -106,7 +106,11 @@ describe('create and read', () => {
     expect(head.headers.get('stream-closed')).toBe('true');
     expect(head.headers.get('cairn-proxy-outcome')).toBe('complete');
     expect((await fetch(bare, { method: 'DELETE' })).status).toBe(204);
-    expect((await fetch(capability)).status).toBe(404);
+    const gone = await fetch(capability);
+    expect(gone.status).toBe(404);
+    // The Proxy Protocol's JSON error body (§11.5), not the stream API's plain text.
+    expect(gone.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(((await gone.json()) as { error: { code: string } }).error.code).toBe('STREAM_NOT_FOUND');
     expect((await fetch(bare, { method: 'DELETE' })).status).toBe(204);
   });
 

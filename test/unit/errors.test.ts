@@ -58,6 +58,7 @@ import {
   SignatureError,
   UpstreamNotAllowedError,
   UpstreamTimeoutError,
+  ProxyStreamNotFoundError,
   UpstreamUnreachableError,
 } from '../../src/proxy/errors.ts';
 
@@ -114,6 +115,7 @@ const jsonSamples: CairnError[] = [
   new UpstreamNotAllowedError('not on the allowlist'),
   new UpstreamUnreachableError('connection refused'),
   new UpstreamTimeoutError('no response head within 60000 ms'),
+  new ProxyStreamNotFoundError('p-1'),
 ];
 
 describe('the error table', () => {
@@ -180,7 +182,8 @@ describe('the error handler', () => {
     expect(response.statusCode).toBe(entry.status);
     expect(response.headers['cache-control']).toBe('no-store');
     expect(response.headers['content-type']).toContain('application/json');
-    expect(response.json()).toEqual({ error: { code, message: error.message, ...error.details } });
+    const bodyCode = 'bodyCode' in entry ? entry.bodyCode : code;
+    expect(response.json()).toEqual({ error: { code: bodyCode, message: error.message, ...error.details } });
   });
 
   test('ALREADY_CLAIMED names the holder and generation (PROTOCOL.md §7.2)', async () => {

@@ -10,9 +10,9 @@
  * authentication is everyone.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { StreamNotFoundError } from '../../protocol/errors.ts';
+import { GoneError, StreamNotFoundError } from '../../protocol/errors.ts';
 import { PROXY_PREFIX } from '../../protocol/stream-path.ts';
-import { ProxyRequestError } from '../../proxy/errors.ts';
+import { ProxyRequestError, ProxyStreamNotFoundError } from '../../proxy/errors.ts';
 import type { Proxy } from '../../proxy/index.ts';
 import { PROXY_ID, bodyPath } from '../../proxy/proxy-streams.ts';
 import type { HttpContext } from '../context.ts';
@@ -36,7 +36,7 @@ export function installProxyStreamRoutes(app: FastifyInstance, shared: HttpConte
     }
     return payload;
   };
-  app.get(route, { exposeHeadRoute: false, onSend }, async (request, reply) => {
+  app.get(route, { exposeHeadRoute: false, onSend }, proxyNotFound(async (request, reply) => {
     const id = idOf(request);
     const query = request.query as Query;
     const signature = queryParam(query, 'signature');
@@ -48,14 +48,14 @@ export function installProxyStreamRoutes(app: FastifyInstance, shared: HttpConte
     // still being sent when readStream returns, and Fastify would otherwise send it again.
     await readStream(context, request, reply, bodyPath(id));
     return reply;
-  });
-  app.head(route, { onSend }, async (request, reply) => {
+  }));
+  app.head(route, { onSend }, proxyNotFound(async (request, reply) => {
     const id = idOf(request);
     await describe(proxy, reply, id);
     await headStream(context, request, reply, bodyPath(id));
     return reply;
-  });
-  app.patch(route, async (request, reply) => {
+  }));
+  app.patch(route, proxyNotFound(async (request, reply) => {
     const id = idOf(request);
     const query = request.query as Query;
     proxy.signer.verify(id, queryParam(query, 'expires'), queryParam(query, 'signature'));
@@ -63,17 +63,32 @@ export function installProxyStreamRoutes(app: FastifyInstance, shared: HttpConte
     if (action !== 'abort') throw new ProxyRequestError('INVALID_ACTION', 'action must be abort');
     await proxy.service.abort(id);
     reply.header('cache-control', 'no-store').code(204).send();
-  });
-  app.delete(route, async (request, reply) => {
+  }));
+  app.delete(route, proxyNotFound(async (request, reply) => {
     await proxy.service.delete(idOf(request));
     reply.code(204).send();
-  });
+  }));
 }
 
-/** The proxy stream id of the URL. @throws StreamNotFoundError for anything but a proxy id. */
+/**
+ * A route handler whose "no such stream" answers are the Proxy Protocol's JSON 404 (§11.5)
+ * rather than the stream API's plain one; an expired or deleted proxy stream is not found either.
+ */
+function proxyNotFound<R>(handler: (request: FastifyRequest, reply: FastifyReply) => Promise<R>) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<R> => {
+    try {
+      return await handler(request, reply);
+    } catch (error) {
+      if (error instanceof StreamNotFoundError || error instanceof GoneError) throw new ProxyStreamNotFoundError((request.params as { id?: string }).id ?? '');
+      throw error;
+    }
+  };
+}
+
+/** The proxy stream id of the URL. @throws ProxyStreamNotFoundError for anything but a proxy id. */
 function idOf(request: FastifyRequest): string {
   const id = (request.params as { id?: string }).id ?? '';
-  if (!PROXY_ID.test(id)) throw new StreamNotFoundError(`${PROXY_PREFIX}/${id}`);
+  if (!PROXY_ID.test(id)) throw new ProxyStreamNotFoundError(id);
   return id;
 }
 
