@@ -241,8 +241,10 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       },
       removed: (stream) => {
         sealer.removed(stream);
-        // A stream that never stored a manifest and has no write running has no objects.
-        if (stream.manifestVersion > 0 || stream.needsProbe || seals.running(stream.incarnation)) {
+        // A stream that never stored a manifest and has no write running has no objects. One
+        // removed during WAL replay (create not yet marked durable) may have a manifest its seal
+        // record never reached the WAL for: its prefix is deleted (and tombstoned) too.
+        if (stream.manifestVersion > 0 || stream.needsProbe || !stream.createDurable || seals.running(stream.incarnation)) {
           collector.deletePrefix(naming.prefix(stream), stream.incarnation);
         }
       },

@@ -1,7 +1,7 @@
 /**
  * The seal policy (DESIGN.md "Seal policy"), pure so it can be tested without I/O: when a hot tail
  * is sealed, where the cut goes, and which streams give up their hot tails first under memory
- * pressure.
+ * pressure, and when a fork may store its first manifest.
  */
 
 export interface SealPolicy {
@@ -102,4 +102,17 @@ export function chooseCut(
   if (end === from) return undefined;
   unitEnds.push(end);
   return { end, unitEnds };
+}
+
+/**
+ * Whether a fork's source has stored what the fork's manifests refer to: a manifest of its own
+ * covering the fork position. Until then no manifest of the fork is written, so the store never
+ * holds a fork whose source (or the source's bytes below the fork position) it lacks — a node
+ * without the local disk could not serve it, and `cairn verify` would fail it.
+ */
+export function forkSourceStored(stream: {
+  readonly fork: { readonly source: { readonly manifestVersion: number; readonly sealedOffset: number }; readonly position: number } | undefined;
+}): boolean {
+  const fork = stream.fork;
+  return fork === undefined || (fork.source.manifestVersion > 0 && fork.source.sealedOffset >= fork.position);
 }

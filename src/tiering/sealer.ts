@@ -35,7 +35,7 @@ import type { StreamState } from '../stream/stream-state.ts';
 import type { ObjectCollector } from './object-collector.ts';
 import { retainedStartAfter, type RetentionLimits } from './retention.ts';
 import type { SealActivity } from './seal-activity.ts';
-import { chooseCut, pressureVictims, sealReason, type SealPolicy } from './seal-policy.ts';
+import { chooseCut, forkSourceStored, pressureVictims, sealReason, type SealPolicy } from './seal-policy.ts';
 
 /** How often (in sealer ticks) retention is evaluated: about once a second. */
 const RETENTION_CHECK_EVERY_TICKS = Math.max(1, Math.round(1_000 / SEAL_CHECK_INTERVAL_MS));
@@ -189,7 +189,7 @@ export class Sealer {
     if (flushMs === undefined) return;
     for (const stream of this.#o.registry.metaDirtyStreams()) {
       if (now - stream.metaDirtySinceMs < flushMs) break;
-      if (!stream.createDurable || !this.#mayStart(stream, now)) continue;
+      if (!stream.createDurable || !this.#mayStart(stream, now) || !forkSourceStored(stream)) continue;
       this.#launch(stream, () => this.#writeMetadata(stream));
     }
   }
@@ -241,7 +241,13 @@ export class Sealer {
       },
       this.#o.policy,
     );
-    if (reason !== undefined) this.#launch(stream, () => this.#seal(stream));
+    if (reason === undefined) return;
+    if (!forkSourceStored(stream)) {
+      // Looked at again once the source's seals have caught up (the retry pass of each tick).
+      this.#retry.set(stream, { atMs: now + SEAL_CHECK_INTERVAL_MS, delayMs: SEAL_RETRY_BACKOFF_BASE_MS / 2 });
+      return;
+    }
+    this.#launch(stream, () => this.#seal(stream));
   }
 
   /** Queues a seal or trim of `stream`; at most SEAL_TASKS_MAX run at once, the rest wait in order. */
@@ -294,6 +300,7 @@ export class Sealer {
   /** One seal of `stream` (see the module doc). */
   async #seal(stream: StreamState): Promise<void> {
     const { registry, manifests, policy } = this.#o;
+    if (!forkSourceStored(stream)) return; // a pressure seal of a fork whose source is behind: later
     if (stream.needsProbe) await this.#probe(stream);
     // A backlog of whole segments (a fast writer, or a store that was away) goes up in parallel
     // under one manifest version, so sealing keeps pace with ingest even at S3 latencies.
@@ -316,8 +323,10 @@ export class Sealer {
       manifests.storeNext(stream, [...stream.segments, ...segments], stream.retainedStart, storedMetaOf(stream, newSealedOffset)),
     );
     if (!registry.holds(stream)) {
-      // Deleted while uploading: nothing will reference these objects.
-      await manifests.deleteObjects([...segmentKeys, manifestKey]);
+      // Deleted while uploading: nothing will reference these objects. The manifest goes first,
+      // so a crash in between never leaves it listing a deleted segment.
+      await manifests.deleteObjects([manifestKey]);
+      await manifests.deleteObjects(segmentKeys);
       return;
     }
     // Applied in call order at once (counted now, as readers already see them); resolved when

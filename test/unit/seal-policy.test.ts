@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
-import { chooseCut, pressureVictims, sealReason, type HotTailView, type SealPolicy } from '../../src/tiering/seal-policy.ts';
+import { chooseCut, forkSourceStored, pressureVictims, sealReason, type HotTailView, type SealPolicy } from '../../src/tiering/seal-policy.ts';
 
 const policy: SealPolicy = { segmentSizeBytes: 1000, sealIdleMs: 5_000, unsealedAgeMsMax: 60_000 };
 
@@ -336,4 +336,11 @@ describe('chooseCut properties', () => {
       ),
     );
   });
+});
+
+test('a fork stores no manifest until its source has stored one covering the fork position', () => {
+  expect(forkSourceStored({ fork: undefined })).toBe(true);
+  expect(forkSourceStored({ fork: { source: { manifestVersion: 0, sealedOffset: 0 }, position: 0 } })).toBe(false);
+  expect(forkSourceStored({ fork: { source: { manifestVersion: 2, sealedOffset: 10 }, position: 20 } })).toBe(false);
+  expect(forkSourceStored({ fork: { source: { manifestVersion: 3, sealedOffset: 20 }, position: 20 } })).toBe(true);
 });
