@@ -114,6 +114,12 @@ describe('GET /v1/streams', () => {
     expect((await call('GET', `/v1/streams?limit=${STREAM_LIST_PAGE_SIZE_MAX}`, TOKENS.admin)).status).toBe(200);
   });
 
+  test('the durable proxy\'s streams are never listed', async () => {
+    expect((await call('PUT', '/v1/stream/__proxy/abc', TOKENS.admin, { 'content-type': 'text/plain' })).status).toBe(201);
+    expect(await walk('', 100, TOKENS.admin)).not.toContain('__proxy/abc');
+    expect(await walk('__proxy/', 100, TOKENS.admin)).toEqual([]);
+  });
+
   test('a deleted stream leaves the listing', async () => {
     expect((await call('PUT', '/v1/stream/tmp/gone', TOKENS.admin, { 'content-type': 'text/plain' })).status).toBe(201);
     expect(await walk('tmp/', 10, TOKENS.admin)).toEqual(['tmp/gone']);

@@ -19,6 +19,7 @@ import { BadRequestError } from '../../protocol/errors.ts';
 import type { HttpContext } from '../context.ts';
 import { readCheckOf } from '../read-grants.ts';
 import { queryParam } from './read.ts';
+import { PROXY_PATH_PREFIX } from '../../proxy/proxy-streams.ts';
 
 export const STREAM_LIST_PATH = '/v1/streams';
 
@@ -42,7 +43,9 @@ export async function listStreams(
   const prefix = queryParam(query, 'prefix') ?? '';
   const limit = parseLimit(queryParam(query, 'limit'));
   const afterPath = decodeCursor(queryParam(query, 'cursor'), context.limits.streamPathBytesMax);
-  const page = context.registry.list({ prefix, afterPath, limit, visible });
+  // The durable proxy's streams are reached through their capability URLs, never listed.
+  const listed = (path: string) => !path.startsWith(PROXY_PATH_PREFIX) && visible(path);
+  const page = context.registry.list({ prefix, afterPath, limit, visible: listed });
   const streams: StreamListEntry[] = page.streams.map((stream) => ({
     path: stream.path,
     contentType: stream.contentType,
