@@ -129,6 +129,16 @@ export const SEAL_RETRY_BACKOFF_BASE_MS = 500;
 export const SEAL_RETRY_BACKOFF_MS_MAX = 30_000;
 
 /**
+ * Entries per manifest page (docs/storage-layout.md "Manifest pages"): 64. A manifest version
+ * then lists at most 63 recent segments (about 10 KB with their read units and checksums) and at
+ * most 63 page references per level (about 80 B each), so a seal writes a bounded manifest
+ * however long the history; 64^3 = 262,144 segments fit in 3 levels and 64^4 (16.7 million) in
+ * 4, so locating an offset reads at most 4 pages. Larger pages make heads bigger per seal,
+ * smaller ones make lookups deeper.
+ */
+export const MANIFEST_PAGE_ENTRIES = 64;
+
+/**
  * Default `--metadata-flush-ms`: 1 s. A create, a close at a sealed tail or a soft delete reaches
  * the object store within about a second (one manifest PUT per stream per change, fewer when a
  * seal comes first and carries it), so a lost disk forgets at most a second of stream lifecycle.
