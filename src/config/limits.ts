@@ -155,6 +155,13 @@ export const LOOKUP_ABSENT_TTL_MS = 1_000;
 export const LOOKUP_ABSENT_PATHS_MAX = 10_000;
 
 /**
+ * A lookup whose listed manifest (or one of its pages) is gone by the time it is read — a newer
+ * version or a tombstone superseded it and the collector deleted it — lists again, at most 5
+ * times: each retry means a writer moved on in the few milliseconds between LIST and GET.
+ */
+export const LOOKUP_VANISHED_ATTEMPTS_MAX = 5;
+
+/**
  * Incarnations are time-ordered (docs/storage-layout.md "Incarnations"): a new one is at least
  * wall-clock ms × 1,000, so up to 1,000 creates per ms stay unique by the counter alone, and the
  * value stays below 2^53 and within the 16 digits of an offset token until the year 2255.

@@ -6,7 +6,8 @@
  * incarnation's segments skips to that incarnation's manifests (`startAfter`), so a stream with a
  * long history still costs a LIST per incarnation directory, not per thousand segments.
  */
-import type { ObjectStore } from '../object-store/index.ts';
+import { LOOKUP_VANISHED_ATTEMPTS_MAX } from '../config/limits.ts';
+import { ObjectNotFoundError, type ObjectStore } from '../object-store/index.ts';
 import { decodeManifest, type Manifest } from './manifest.ts';
 import { segmentsFrom } from './manifest-pages.ts';
 import { newestManifestKey } from './manifest-store.ts';
@@ -44,9 +45,26 @@ export interface PathLookup {
 }
 
 /**
- * Looks `path` up. @throws ManifestCorruptError; object-store errors (ObjectStoreUnavailableError…).
+ * Looks `path` up; a manifest superseded and deleted between the LIST and its GET makes it list
+ * again (at most LOOKUP_VANISHED_ATTEMPTS_MAX times).
+ * @throws ManifestCorruptError; object-store errors (ObjectStoreUnavailableError…).
  */
-export async function lookUpPath(store: ObjectStore, path: string): Promise<PathLookup> {
+export function lookUpPath(store: ObjectStore, path: string): Promise<PathLookup> {
+  return retryVanished(() => lookUpPathOnce(store, path));
+}
+
+/** Runs `read` again when an object it listed was deleted before it read it. */
+async function retryVanished<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      if (!(error instanceof ObjectNotFoundError) || attempt >= LOOKUP_VANISHED_ATTEMPTS_MAX) throw error;
+    }
+  }
+}
+
+async function lookUpPathOnce(store: ObjectStore, path: string): Promise<PathLookup> {
   const base = streamPathPrefix(path);
   const dirs = new Map<string, { incarnation: number; nodeId: string; newest?: { key: string; version: number } }>();
   let startAfter: string | undefined;
@@ -84,13 +102,16 @@ export async function lookUpPath(store: ObjectStore, path: string): Promise<Path
 }
 
 /**
- * Reads one known incarnation (a fork's source): one LIST of its manifests, one GET.
+ * Reads one known incarnation (a fork's source): one LIST of its manifests, one GET (listed again
+ * as `lookUpPath` when the manifest vanished meanwhile).
  * @returns undefined when it holds no manifest. @throws ManifestCorruptError; store errors.
  */
-export async function readIncarnation(store: ObjectStore, path: string, incarnation: number, nodeId: string): Promise<FoundIncarnation | undefined> {
+export function readIncarnation(store: ObjectStore, path: string, incarnation: number, nodeId: string): Promise<FoundIncarnation | undefined> {
   const prefix = streamObjectPrefix(path, incarnation, nodeId);
-  const newest = await newestManifestKey(store, prefix);
-  if (newest === undefined) return undefined;
-  const manifest = await readExpandedManifest(store, prefix, newest.key);
-  return { prefix, incarnation, nodeId, manifest };
+  return retryVanished(async () => {
+    const newest = await newestManifestKey(store, prefix);
+    if (newest === undefined) return undefined;
+    const manifest = await readExpandedManifest(store, prefix, newest.key);
+    return { prefix, incarnation, nodeId, manifest };
+  });
 }
