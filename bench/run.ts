@@ -76,6 +76,11 @@ const BENCHES: Record<string, Bench> = {
     inSuite: true,
     load: () => import('./recovery.ts'),
   },
+  lifecycle: {
+    description: '13. PUTs per stream (create-append-close) and per GiB (8 MiB segments); a fresh node\'s lazy lookup p50/p99 (fs store)',
+    inSuite: false,
+    load: () => import('./lifecycle.ts'),
+  },
   'profile-top': {
     description: 'tool: top self-time functions of a .cpuprofile (e.g. from `append --cpu-prof`)',
     inSuite: false,

@@ -9,9 +9,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock } from './clock.ts';
 import type { ServeConfig } from './config/serve-config.ts';
-import { decodeManifest } from './manifest/manifest.ts';
 import { parseIncarnationDir, parseStreamObjectKey, streamObjectPrefix } from './manifest/object-keys.ts';
-import type { FoundIncarnation } from './manifest/stream-lookup.ts';
+import { readExpandedManifest, type FoundIncarnation } from './manifest/stream-lookup.ts';
 import { listAll } from './object-store/index.ts';
 import { openBaseStore } from './server.ts';
 import type { StreamRecord } from './stream/records.ts';
@@ -62,7 +61,7 @@ export async function recoverFromStore(
       if (entry === undefined) return undefined;
       let incarnation = found.get(dir);
       if (incarnation === undefined) {
-        const manifest = decodeManifest(entry.key, (await store.get(entry.key)).body);
+        const manifest = await readExpandedManifest(store, dir, entry.key);
         found.set(dir, (incarnation = { prefix: dir, incarnation: entry.incarnation, nodeId: entry.nodeId, manifest }));
       }
       return incarnation;

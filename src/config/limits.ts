@@ -130,6 +130,16 @@ export const SEAL_RETRY_BACKOFF_BASE_MS = 500;
 export const SEAL_RETRY_BACKOFF_MS_MAX = 30_000;
 
 /**
+ * Entries per manifest page (docs/storage-layout.md "Manifest pages"): 64. A manifest version
+ * then lists at most 63 recent segments (about 10 KB with their read units and checksums) and at
+ * most 63 page references per level (about 80 B each), so a seal writes a bounded manifest
+ * however long the history; 64^3 = 262,144 segments fit in 3 levels and 64^4 (16.7 million) in
+ * 4, so locating an offset reads at most 4 pages. Larger pages make heads bigger per seal,
+ * smaller ones make lookups deeper.
+ */
+export const MANIFEST_PAGE_ENTRIES = 64;
+
+/**
  * Default `--metadata-flush-ms`: 1 s. A create, a close at a sealed tail or a soft delete reaches
  * the object store within about a second (one manifest PUT per stream per change, fewer when a
  * seal comes first and carries it), so a lost disk forgets at most a second of stream lifecycle.
@@ -144,6 +154,13 @@ export const METADATA_FLUSH_MS_DEFAULT = 1_000;
  */
 export const LOOKUP_ABSENT_TTL_MS = 1_000;
 export const LOOKUP_ABSENT_PATHS_MAX = 10_000;
+
+/**
+ * A lookup whose listed manifest (or one of its pages) is gone by the time it is read — a newer
+ * version or a tombstone superseded it and the collector deleted it — lists again, at most 5
+ * times: each retry means a writer moved on in the few milliseconds between LIST and GET.
+ */
+export const LOOKUP_VANISHED_ATTEMPTS_MAX = 5;
 
 /**
  * Incarnations are time-ordered (docs/storage-layout.md "Incarnations"): a new one is at least

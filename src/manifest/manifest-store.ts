@@ -18,7 +18,8 @@
  */
 import { listAll, ObjectAlreadyExistsError, putCreateIfAbsent, type ObjectInfo, type ObjectStore } from '../object-store/index.ts';
 import { decodeManifest, encodeManifest, type Manifest, type SegmentRef, type StoredStreamMeta } from './manifest.ts';
-import { manifestKey, parseStreamObjectKey } from './object-keys.ts';
+import { encodePage, nextLayout, pageKeysUnder, segmentsFrom, type HeadLayout } from './manifest-pages.ts';
+import { manifestKey, pageKey, parseStreamObjectKey } from './object-keys.ts';
 import type { ObjectNaming, StreamIdentity } from './object-naming.ts';
 
 /** The stream as the manifest store sees it (a `StreamState` is one). */
@@ -51,7 +52,7 @@ export interface Reconciliation {
   discardedKeys: string[];
   /** Manifest versions superseded by the one now current: for the object collector. */
   supersededKeys: string[];
-  /** Segment objects no manifest lists (an interrupted seal's), deleted. */
+  /** Segment objects and manifest pages no manifest lists (an interrupted seal's), deleted. */
   orphanKeys: string[];
 }
 
@@ -74,6 +75,8 @@ export interface ManifestStoreOptions {
 export class ManifestStore {
   readonly naming: ObjectNaming;
   readonly #store: ObjectStore;
+  /** The pages and recent segments of the newest version this process stored or read, per stream. */
+  readonly #layouts = new WeakMap<ManifestSubject, { version: number; layout: HeadLayout }>();
 
   constructor(options: ManifestStoreOptions) {
     this.#store = options.store;
@@ -91,29 +94,39 @@ export class ManifestStore {
   }
 
   /**
-   * Stores manifest version `stream.manifestVersion + 1` listing `segments` (already stored),
-   * create-if-absent: the fence of a seal or a retention trim.
-   * @returns the version and its key. @throws StreamFencedError (the version exists with other
-   *   content: a second writer); store errors (the caller retries after `reconcile`).
+   * Stores manifest version `stream.manifestVersion + 1`: the current one plus `added` segments
+   * (already stored), without those ending at or below `retainedStart`, create-if-absent — the
+   * fence of a seal, a retention trim or a metadata change. Manifest pages completed by the
+   * change are stored first (manifest-pages.ts), so the version written stays bounded in size.
+   * @returns the version, its key, and (when retention let any go) the keys of the pages no
+   *   longer referenced, for the object collector once the version is committed. @throws StreamFencedError (the version or a page exists
+   *   with other content: a second writer); ManifestCorruptError; store errors (the caller
+   *   retries after `reconcile`).
    */
   async storeNext(
     stream: ManifestSubject,
-    segments: SegmentRef[],
+    added: readonly SegmentRef[],
     retainedStart: number,
     meta?: StoredStreamMeta,
-  ): Promise<{ version: number; key: string }> {
+  ): Promise<{ version: number; key: string; droppedPageKeys?: string[] }> {
     const version = stream.manifestVersion + 1;
     const key = this.naming.manifest(stream, version);
+    const prefix = this.naming.prefix(stream);
+    const previous = await this.#currentLayout(stream);
+    const { layout, newPages } = nextLayout(previous, added, retainedStart);
+    const droppedPageKeys = await pageKeysUnder(this.#store, prefix, previous.pages.filter((page) => page.end <= retainedStart));
+    for (const page of newPages) await this.#putFenced(pageKey(prefix, page.level, page.start, page.end), encodePage(page));
     const manifest: Manifest = {
-      format: 1,
+      format: layout.pages.length > 0 ? 2 : 1,
       path: stream.path,
       incarnation: stream.incarnation,
       nodeId: this.naming.nodeId,
       contentType: stream.contentType,
       version,
       retainedStart,
-      segments,
+      segments: layout.segments,
     };
+    if (layout.pages.length > 0) manifest.pages = layout.pages;
     if (stream.fork !== undefined) {
       const { source, position } = stream.fork;
       manifest.fork = { incarnation: source.incarnation, position };
@@ -121,7 +134,18 @@ export class ManifestStore {
     }
     if (meta !== undefined) manifest.stream = meta;
     await this.#putFenced(key, encodeManifest(manifest));
-    return { version, key };
+    this.#layouts.set(stream, { version, layout });
+    return droppedPageKeys.length > 0 ? { version, key, droppedPageKeys } : { version, key };
+  }
+
+  /** Pages and recent segments of `stream`'s current version: remembered, or read from the store (one GET). */
+  async #currentLayout(stream: ManifestSubject): Promise<HeadLayout> {
+    if (stream.manifestVersion === 0) return { pages: [], segments: [] };
+    const known = this.#layouts.get(stream);
+    if (known?.version === stream.manifestVersion) return known.layout;
+    const key = this.naming.manifest(stream, stream.manifestVersion);
+    const manifest = decodeManifest(key, (await this.#store.get(key)).body);
+    return { pages: manifest.pages ?? [], segments: manifest.segments };
   }
 
   /**
@@ -136,7 +160,8 @@ export class ManifestStore {
     if (newest === undefined) return undefined;
     const manifest = decodeManifest(newest.key, (await this.#store.get(newest.key)).body);
     if (manifest.stream?.deleted === 'hard') return newest.key;
-    const tombstone: Manifest = { ...manifest, version: newest.version + 1, nodeId: this.naming.nodeId, segments: [] };
+    const tombstone: Manifest = { ...manifest, format: 1, version: newest.version + 1, nodeId: this.naming.nodeId, segments: [] };
+    delete tombstone.pages;
     tombstone.stream = { ...(manifest.stream ?? { createdAtMs: 0, sealedOffset: manifest.retainedStart, closed: false, producers: [] }), deleted: 'hard' };
     const key = manifestKey(prefix, tombstone.version);
     try {
@@ -172,7 +197,8 @@ export class ManifestStore {
     for (const object of objects) {
       const parsed = parseStreamObjectKey(prefix, object.key);
       if (parsed?.kind === 'manifest') manifests.push({ key: object.key, version: parsed.version });
-      else if (parsed?.kind === 'segment') segments.push({ key: object.key, end: parsed.end });
+      // A page ending above the sealed offset holds segments of an interrupted seal, as an orphan segment does.
+      else if (parsed?.kind === 'segment' || parsed?.kind === 'page') segments.push({ key: object.key, end: parsed.end });
     }
     const newer = manifests.filter((m) => m.version > stream.manifestVersion);
     const newest = newer.reduce<(typeof newer)[number] | undefined>((a, b) => (a === undefined || b.version > a.version ? b : a), undefined);
@@ -186,7 +212,7 @@ export class ManifestStore {
       if (manifest.incarnation !== stream.incarnation || foreignWriter) {
         throw new StreamFencedError(newest.key, 'belongs to another incarnation or node');
       }
-      const adoptable = manifest.segments.filter((segment) => segment.start >= stream.sealedOffset);
+      const adoptable = (await segmentsFrom(this.#store, prefix, manifest, stream.sealedOffset)).filter((segment) => segment.start >= stream.sealedOffset);
       const fits =
         adoptable.length === 0 ||
         (adoptable[0].start === stream.sealedOffset && adoptable[adoptable.length - 1].end <= stream.durableOffset);

@@ -47,8 +47,22 @@ export interface StoredStreamMeta {
   deleted?: 'soft' | 'hard';
 }
 
+/**
+ * A reference from a manifest (or a higher page) to an immutable manifest page covering segments
+ * `[start, end)` (manifest-pages.ts): its key is derived from `level`, `start` and `end`.
+ */
+export interface PageRef {
+  /** 1: the page lists segments; L ≥ 2: it lists level L−1 references. */
+  level: number;
+  start: number;
+  end: number;
+  /** Segments under the page (at most `MANIFEST_PAGE_ENTRIES ** level`). */
+  segmentCount: number;
+}
+
 export interface Manifest {
-  format: 1;
+  /** 1: `segments` lists every segment; 2: older segments are in `pages`. */
+  format: 1 | 2;
   path: string;
   incarnation: number;
   nodeId: string;
@@ -62,7 +76,13 @@ export interface Manifest {
    * stored, so a node without the local disk can find the source.
    */
   fork?: { incarnation: number; position: number; path?: string; nodeId?: string };
+  /**
+   * The recent segments (format 2: those not yet in a page), ascending and contiguous, after
+   * `pages`.
+   */
   segments: SegmentRef[];
+  /** Format 2: references to manifest pages holding the older segments, ascending and contiguous. */
+  pages?: PageRef[];
   /** Stream metadata (absent in manifests written before it was stored). */
   stream?: StoredStreamMeta;
 }
@@ -81,7 +101,7 @@ export function encodeManifest(manifest: Manifest): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(manifest));
 }
 
-/** @throws ManifestCorruptError when `bytes` is not a format-1 manifest with contiguous segments. */
+/** @throws ManifestCorruptError when `bytes` is not a format-1 or -2 manifest with contiguous pages and segments. */
 export function decodeManifest(key: string, bytes: Uint8Array): Manifest {
   let value: Manifest;
   try {
@@ -89,8 +109,23 @@ export function decodeManifest(key: string, bytes: Uint8Array): Manifest {
   } catch (error) {
     throw new ManifestCorruptError(key, (error as Error).message);
   }
-  if (value === null || typeof value !== 'object' || value.format !== 1 || !Array.isArray(value.segments)) {
-    throw new ManifestCorruptError(key, 'not a format-1 manifest');
+  if (value === null || typeof value !== 'object' || (value.format !== 1 && value.format !== 2) || !Array.isArray(value.segments)) {
+    throw new ManifestCorruptError(key, 'not a format-1 manifest (nor a format-2 one)');
+  }
+  if (value.format === 2) {
+    const pages = value.pages;
+    if (!Array.isArray(pages)) throw new ManifestCorruptError(key, 'not a format-1 manifest, and a format-2 one without pages');
+    pages.forEach((page, i) => {
+      const { level, start, end, segmentCount } = page ?? {};
+      if (!Number.isSafeInteger(level) || level < 1 || !Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start >= end || !Number.isSafeInteger(segmentCount)) {
+        throw new ManifestCorruptError(key, `page ${i}: bad reference`);
+      }
+      if (i > 0 && start !== pages[i - 1].end) throw new ManifestCorruptError(key, 'pages are not contiguous');
+    });
+    const firstSegment = value.segments[0];
+    if (pages.length > 0 && firstSegment !== undefined && firstSegment.start !== pages[pages.length - 1].end) {
+      throw new ManifestCorruptError(key, 'segments do not continue the pages');
+    }
   }
   value.segments.forEach((segment, i) => {
     const problem = segmentProblem(segment);

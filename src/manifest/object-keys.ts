@@ -4,6 +4,8 @@
  * ```
  * <hash2>/<stream-id>/<incarnation:016>-<node-id>/<start:020>-<end:020>.seg   a segment
  * <hash2>/<stream-id>/<incarnation:016>-<node-id>/manifest-<version:020>.json a manifest version
+ * <hash2>/<stream-id>/<incarnation:016>-<node-id>/page-<level>-<start:020>-<end:020>.json
+ *                                                                            a manifest page
  * ```
  * - `stream-id` is the first 32 hex digits of SHA-256 of the stream path (paths may hold any
  *   character and be long; the manifest records the path itself); `hash2` is its first two
@@ -14,7 +16,7 @@
  *   process on the same data directory.
  * - The incarnation is written as in offset tokens (16 decimal digits).
  * - Numbers are zero-padded so a LIST returns segments in offset order, then manifests in
- *   version order ('0'–'9' sort before 'm').
+ *   version order, then pages ('0'–'9' sort before 'm', 'm' before 'p').
  * The S3 key prefix (`--s3-prefix`) is added by the store, not here.
  */
 import { createHash } from 'node:crypto';
@@ -48,17 +50,33 @@ export function manifestKey(prefix: string, version: number): string {
   return `${prefix}manifest-${pad20(version)}.json`;
 }
 
+/** Key of the manifest page of `level` covering `[start, end)` under a stream prefix (manifest-pages.ts). */
+export function pageKey(prefix: string, level: number, start: number, end: number): string {
+  return `${prefix}page-${level}-${pad20(start)}-${pad20(end)}.json`;
+}
+
+/** A key that sorts after every page key under a stream prefix (and before nothing else of it). */
+export function afterPageKeys(prefix: string): string {
+  return `${prefix}page.`;
+}
+
 /** What a key under a stream prefix names, or undefined for a foreign key. */
 export function parseStreamObjectKey(
   prefix: string,
   key: string,
-): { kind: 'segment'; start: number; end: number } | { kind: 'manifest'; version: number } | undefined {
+):
+  | { kind: 'segment'; start: number; end: number }
+  | { kind: 'manifest'; version: number }
+  | { kind: 'page'; level: number; start: number; end: number }
+  | undefined {
   if (!key.startsWith(prefix)) return undefined;
   const name = key.slice(prefix.length);
   const segment = /^(\d{20})-(\d{20})\.seg$/.exec(name);
   if (segment !== null) return { kind: 'segment', start: Number(segment[1]), end: Number(segment[2]) };
   const manifest = /^manifest-(\d{20})\.json$/.exec(name);
   if (manifest !== null) return { kind: 'manifest', version: Number(manifest[1]) };
+  const page = /^page-(\d+)-(\d{20})-(\d{20})\.json$/.exec(name);
+  if (page !== null) return { kind: 'page', level: Number(page[1]), start: Number(page[2]), end: Number(page[3]) };
   return undefined;
 }
 

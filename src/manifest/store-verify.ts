@@ -1,14 +1,16 @@
 /**
  * A read-only consistency check of a whole store (or a key prefix of it), for `cairn verify`
  * (docs/storage-layout.md). Per stream incarnation, against its newest manifest: the manifest
- * decodes and belongs to its key prefix (path hash, incarnation); every listed segment is present
+ * decodes and belongs to its key prefix (path hash, incarnation); its manifest pages are present
+ * and decode; every listed segment (above the retained start) is present
  * with its size and, read back, matches its unit checksums; segments are contiguous and end at
  * the stored sealed offset; a fork's source incarnation is present. Reported but not failures:
  * superseded manifest versions and segment objects no manifest lists (both collected later), and
  * tombstoned incarnations whose deletion has not finished.
  */
-import { listAll, type ObjectStore } from '../object-store/index.ts';
-import { decodeManifest, ManifestCorruptError, type Manifest } from './manifest.ts';
+import { listAll, ObjectNotFoundError, type ObjectStore } from '../object-store/index.ts';
+import { decodeManifest, ManifestCorruptError, type Manifest, type SegmentRef } from './manifest.ts';
+import { segmentsFrom } from './manifest-pages.ts';
 import { parseIncarnationDir, parseStreamObjectKey, segmentKey, streamObjectPrefix } from './object-keys.ts';
 import { unitChecksum } from './unit-checksum.ts';
 
@@ -86,11 +88,17 @@ async function verifyIncarnation(
   }
   report.supersededManifests += at.manifests.length - 1;
   let manifest: Manifest;
+  let segments: SegmentRef[];
   try {
     manifest = decodeManifest(newest.key, (await store.get(newest.key)).body);
+    segments = manifest.pages === undefined ? manifest.segments : await segmentsFrom(store, at.dir, manifest, manifest.retainedStart);
   } catch (error) {
     if (error instanceof ManifestCorruptError) {
       report.problems.push(error.message);
+      return;
+    }
+    if (error instanceof ObjectNotFoundError) {
+      report.problems.push(`${newest.key}: references a manifest page that is missing (${error.message})`);
       return;
     }
     throw error;
@@ -105,7 +113,7 @@ async function verifyIncarnation(
     return;
   }
   const listed = new Set<string>();
-  for (const segment of manifest.segments) {
+  for (const segment of segments) {
     const key = segmentKey(at.dir, segment.start, segment.end);
     listed.add(key);
     const size = at.segments.get(key);
@@ -129,12 +137,12 @@ async function verifyIncarnation(
     }
     report.segmentsChecked++;
   }
-  const last = manifest.segments.at(-1);
+  const last = segments.at(-1);
   if (manifest.stream !== undefined && last !== undefined && last.end !== manifest.stream.sealedOffset) {
     report.problems.push(`${newest.key}: segments end at ${last.end}, the sealed offset is ${manifest.stream.sealedOffset}`);
   }
-  if (manifest.segments.length > 0 && manifest.segments[0].end <= manifest.retainedStart) {
-    report.problems.push(`${newest.key}: lists segment [${manifest.segments[0].start}, ${manifest.segments[0].end}) below the retained start ${manifest.retainedStart}`);
+  if (segments.length > 0 && segments[0].end <= manifest.retainedStart) {
+    report.problems.push(`${newest.key}: lists segment [${segments[0].start}, ${segments[0].end}) below the retained start ${manifest.retainedStart}`);
   }
   const fork = manifest.fork;
   if (fork?.path !== undefined && fork.nodeId !== undefined) {

@@ -320,7 +320,7 @@ export class Sealer {
 
     const newSealedOffset = segments[segments.length - 1].end;
     const { version, key: manifestKey } = await this.#storeWithMeta(stream, () =>
-      manifests.storeNext(stream, [...stream.segments, ...segments], stream.retainedStart, storedMetaOf(stream, newSealedOffset)),
+      manifests.storeNext(stream, segments, stream.retainedStart, storedMetaOf(stream, newSealedOffset)),
     );
     if (!registry.holds(stream)) {
       // Deleted while uploading: nothing will reference these objects. The manifest goes first,
@@ -343,12 +343,12 @@ export class Sealer {
     const { registry, manifests } = this.#o;
     if (stream.needsProbe) await this.#probe(stream);
     if (retainedStart <= stream.retainedStart) return;
-    const { version } = await this.#storeWithMeta(stream, () =>
-      manifests.storeNext(stream, stream.segments.filter((s) => s.end > retainedStart), retainedStart, storedMetaOf(stream, stream.sealedOffset)),
+    const { version, droppedPageKeys } = await this.#storeWithMeta(stream, () =>
+      manifests.storeNext(stream, [], retainedStart, storedMetaOf(stream, stream.sealedOffset)),
     );
     if (!registry.holds(stream)) return;
     await registry.commitTrim(stream, retainedStart, version); // its segments go to the collector
-    this.#o.collector.deleteKeys([manifests.naming.manifest(stream, version - 1)]);
+    this.#o.collector.deleteKeys([...(droppedPageKeys ?? []), manifests.naming.manifest(stream, version - 1)]);
     this.stats.trims++;
   }
 
@@ -358,7 +358,7 @@ export class Sealer {
     if (stream.needsProbe) await this.#probe(stream);
     if (!stream.metaDirty || !registry.holds(stream)) return; // a seal carried it meanwhile, or the stream is gone
     const { version } = await this.#storeWithMeta(stream, () =>
-      manifests.storeNext(stream, stream.segments, stream.retainedStart, storedMetaOf(stream, stream.sealedOffset)),
+      manifests.storeNext(stream, [], stream.retainedStart, storedMetaOf(stream, stream.sealedOffset)),
     );
     if (!registry.holds(stream)) return;
     await registry.commitTrim(stream, stream.retainedStart, version); // records the version

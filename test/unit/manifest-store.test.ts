@@ -28,10 +28,10 @@ function setup(nodeId = NODE_ID) {
   return { memory, store, calls, manifests };
 }
 
-/** Seals `[start, end)` of `stream` as a sealer would: segment first, then the next manifest. */
-async function seal(manifests: ManifestStore, stream: ReconcileSubject, segments: SegmentRef[], start: number, end: number) {
+/** Seals `[start, end)` of `stream` as a sealer would: segment first, then the next manifest (the stored one's segments carry over). */
+async function seal(manifests: ManifestStore, stream: ReconcileSubject, start: number, end: number) {
   await manifests.putSegment(stream, { start, end }, walBytes(start, end));
-  return manifests.storeNext(stream, [...segments, segment(start, end)], 0);
+  return manifests.storeNext(stream, [segment(start, end)], 0);
 }
 
 describe('naming', () => {
@@ -63,9 +63,9 @@ describe('naming', () => {
 describe('the fence', () => {
   test('versions are stored one after the other, each listing its segments', async () => {
     const { memory, manifests } = setup();
-    const first = await seal(manifests, subject(), [], 0, 10);
+    const first = await seal(manifests, subject(), 0, 10);
     expect(first.version).toBe(1);
-    const second = await seal(manifests, subject({ manifestVersion: 1 }), [segment(0, 10)], 10, 20);
+    const second = await seal(manifests, subject({ manifestVersion: 1 }), 10, 20);
     expect(second).toEqual({ version: 2, key: manifests.naming.manifest(subject(), 2) });
     const stored = decodeManifest(second.key, (await memory.get(second.key)).body);
     expect(stored).toMatchObject({ path: '/s', incarnation: 7, nodeId: NODE_ID, contentType: 'text/plain', version: 2, retainedStart: 0 });
@@ -113,8 +113,8 @@ describe('the fence', () => {
 describe('adoption after a restart', () => {
   test('a manifest the WAL never heard of is adopted, its objects put again create-if-absent', async () => {
     const { manifests, calls } = setup();
-    await seal(manifests, subject(), [], 0, 10);
-    await seal(manifests, subject({ manifestVersion: 1 }), [segment(0, 10)], 10, 20);
+    await seal(manifests, subject(), 0, 10);
+    await seal(manifests, subject({ manifestVersion: 1 }), 10, 20);
     // The restarted process knows version 1 (its seal record survived), not version 2.
     calls.length = 0;
     const found = await manifests.reconcile(subject({ manifestVersion: 1, sealedOffset: 10, durableOffset: 30 }), walBytes);
@@ -129,7 +129,7 @@ describe('adoption after a restart', () => {
 
   test('an adopted segment missing from the store is stored again from the WAL', async () => {
     const { memory, manifests } = setup();
-    await seal(manifests, subject(), [], 0, 10);
+    await seal(manifests, subject(), 0, 10);
     const segmentKey = manifests.naming.segment(subject(), { start: 0, end: 10 });
     await memory.delete(segmentKey);
     const found = await manifests.reconcile(subject({ durableOffset: 10 }), walBytes);
@@ -139,7 +139,7 @@ describe('adoption after a restart', () => {
 
   test('an adopted segment whose bytes differ from the WAL fences', async () => {
     const { memory, manifests } = setup();
-    await seal(manifests, subject(), [], 0, 10);
+    await seal(manifests, subject(), 0, 10);
     const segmentKey = manifests.naming.segment(subject(), { start: 0, end: 10 });
     await memory.put(segmentKey, Buffer.from('xxxxxxxxxx'), { overwrite: true });
     await expect(manifests.reconcile(subject({ durableOffset: 10 }), walBytes)).rejects.toBeInstanceOf(StreamFencedError);
@@ -147,7 +147,7 @@ describe('adoption after a restart', () => {
 
   test('segment objects no manifest lists are deleted', async () => {
     const { memory, manifests } = setup();
-    await seal(manifests, subject(), [], 0, 10);
+    await seal(manifests, subject(), 0, 10);
     await manifests.putSegment(subject(), { start: 10, end: 20 }, walBytes(10, 20)); // its manifest never stored
     const found = await manifests.reconcile(subject({ manifestVersion: 1, sealedOffset: 10, durableOffset: 20 }), walBytes);
     expect(found.adopt).toBeUndefined();
@@ -157,7 +157,7 @@ describe('adoption after a restart', () => {
 
   test('a manifest ahead of the WAL bytes is discarded with its segments', async () => {
     const { memory, manifests } = setup();
-    await seal(manifests, subject(), [], 0, 10);
+    await seal(manifests, subject(), 0, 10);
     // The WAL (with --durability memory) lost everything after position 4.
     const found = await manifests.reconcile(subject({ durableOffset: 4 }), walBytes);
     expect(found.adopt).toBeUndefined();

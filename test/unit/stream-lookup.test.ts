@@ -58,4 +58,34 @@ describe('lookUpPath', () => {
     expect(await lookUpPath(store, 'nothing')).toEqual({ found: undefined, highestIncarnation: 0 });
     expect(store.snapshot().list.requestCount).toBe(1);
   });
+
+  test('a manifest superseded and deleted between the LIST and the GET makes the lookup list again', async () => {
+    const memory = new MemoryObjectStore();
+    await storeIncarnation(memory, 'race', 5, [1], 2);
+    const prefix = streamObjectPrefix('race', 5, 'aaaaaaaaaaaa');
+    let raced = false;
+    // The collector's move, right after the LIST: a newer version (a tombstone) lands and v1 goes.
+    const store = new Proxy(memory, {
+      get(target, name) {
+        if (name !== 'get') {
+          const value = Reflect.get(target, name) as unknown;
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        }
+        return async (key: string, ...rest: unknown[]) => {
+          if (!raced && key === manifestKey(prefix, 1)) {
+            raced = true;
+            const tombstone = manifest('race', 5, 2, 0);
+            tombstone.stream = { ...tombstone.stream!, deleted: 'hard' };
+            await target.put(manifestKey(prefix, 2), encodeManifest(tombstone));
+            await target.delete(manifestKey(prefix, 1));
+          }
+          return (target.get as (...args: unknown[]) => unknown).call(target, key, ...rest);
+        };
+      },
+    });
+    const { found } = await lookUpPath(store, 'race');
+    expect(raced).toBe(true);
+    expect(found?.manifest.version).toBe(2);
+    expect(found?.manifest.stream?.deleted).toBe('hard');
+  });
 });

@@ -17,6 +17,7 @@ import { CheckFailure, type Subject } from './crash-model.ts';
 
 const SEGMENT_NAME = /^(\d{20})-(\d{20})\.seg$/;
 const MANIFEST_NAME = /^manifest-(\d{20})\.json$/;
+const PAGE_NAME = /^page-(\d+)-(\d{20})-(\d{20})\.json$/;
 const STREAM_DIR = /^([0-9a-f]{2})\/([0-9a-f]{32})\/(\d{16})-([0-9a-f]{12})\/$/;
 const TEMP_DIR = '.tmp';
 const PROBE_PREFIX = '_cairn/';
@@ -39,6 +40,8 @@ export interface PrefixObjects {
   segments: SegmentObject[];
   /** Versions, ascending, with their files. */
   manifests: { version: number; file: string }[];
+  /** Manifest pages (immutable; a long history's older segments). */
+  pages: { key: string; file: string }[];
 }
 
 export interface ObjectScan {
@@ -97,13 +100,14 @@ function record(scan: ObjectScan, key: string, file: string): void {
   }
   let objects = scan.prefixes.get(prefix);
   if (objects === undefined) {
-    objects = { prefix, streamId: dir[2], incarnation: Number(dir[3]), nodeId: dir[4], segments: [], manifests: [] };
+    objects = { prefix, streamId: dir[2], incarnation: Number(dir[3]), nodeId: dir[4], segments: [], manifests: [], pages: [] };
     scan.prefixes.set(prefix, objects);
   }
   const segment = SEGMENT_NAME.exec(name);
   const manifest = MANIFEST_NAME.exec(name);
   if (segment !== null) objects.segments.push({ key, file, start: Number(segment[1]), end: Number(segment[2]) });
   else if (manifest !== null) objects.manifests.push({ version: Number(manifest[1]), file });
+  else if (PAGE_NAME.test(name)) objects.pages.push({ key, file });
   else scan.foreign.push(key);
 }
 
@@ -147,6 +151,11 @@ export async function readManifest(file: string, key: string): Promise<ManifestV
   } catch (error) {
     throw new CheckFailure(`manifest ${key} is not JSON (${(error as Error).message}): a torn or partial object`);
   }
+  if (value.format === 2) {
+    // Older segments are in manifest pages beside the manifest (src/manifest/manifest-pages.ts).
+    value.segments = [...(await pageSegments(path.dirname(file), value.pages, key)), ...(value.segments as ManifestSegment[])];
+    value.format = 1;
+  }
   const segments = value.segments;
   if (
     value.format !== 1 ||
@@ -164,6 +173,24 @@ export async function readManifest(file: string, key: string): Promise<ManifestV
     throw new CheckFailure(`manifest ${key} does not have the format-1 shape: ${text.slice(0, 300)}`);
   }
   return value as unknown as ManifestView;
+}
+
+/** The segments under manifest page references `refs`, read from the page files in `dir`. */
+async function pageSegments(dir: string, refs: unknown, key: string): Promise<ManifestSegment[]> {
+  if (!Array.isArray(refs)) throw new CheckFailure(`manifest ${key} is format 2 without pages`);
+  const out: ManifestSegment[] = [];
+  for (const ref of refs as { level: number; start: number; end: number }[]) {
+    const name = `page-${ref.level}-${String(ref.start).padStart(20, '0')}-${String(ref.end).padStart(20, '0')}.json`;
+    let page: { segments?: ManifestSegment[]; pages?: unknown };
+    try {
+      page = JSON.parse(await readFile(path.join(dir, name), 'utf8')) as typeof page;
+    } catch (error) {
+      throw new CheckFailure(`manifest ${key} references page ${name}, which cannot be read: ${(error as Error).message}`);
+    }
+    if (ref.level === 1) out.push(...(page.segments ?? []));
+    else out.push(...(await pageSegments(dir, page.pages, key)));
+  }
+  return out;
 }
 
 /** Which prefix and newest manifest belong to each subject; every other prefix is a problem. */
