@@ -8,46 +8,9 @@
  * and `http://127.0.0.x` and nothing else.
  */
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
+import { addressKind, embeddedIpv4 } from '../protocol/ip-address.ts';
 import { WebhookUrlRejectedError } from './errors.ts';
-
-const blocked = new BlockList();
-for (const [network, prefix] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.0.2.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['198.51.100.0', 24],
-  ['203.0.113.0', 24],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const) {
-  blocked.addSubnet(network, prefix, 'ipv4');
-}
-for (const [network, prefix] of [
-  ['::', 128],
-  ['::1', 128],
-  ['100::', 64],
-  ['2001:db8::', 32],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['fec0::', 10],
-  ['ff00::', 8],
-] as const) {
-  blocked.addSubnet(network, prefix, 'ipv6');
-}
-
-/** The IPv4 address inside an IPv4-mapped or NAT64 IPv6 address, else undefined. */
-function embeddedIpv4(address: string): string | undefined {
-  const match = /^(?:::ffff:|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return match?.[1];
-}
 
 function isLoopbackAddress(address: string): boolean {
   const v4 = embeddedIpv4(address) ?? address;
@@ -61,9 +24,7 @@ function isLoopbackAddress(address: string): boolean {
 export function addressRefusal(address: string, allowLoopback: boolean): string | undefined {
   const bare = address.replace(/^\[|\]$/g, '');
   if (allowLoopback && isLoopbackAddress(bare)) return undefined;
-  const v4 = embeddedIpv4(bare);
-  const family = v4 !== undefined ? 'ipv4' : isIP(bare) === 4 ? 'ipv4' : 'ipv6';
-  if (blocked.check(v4 ?? bare, family)) return `${bare} is a private, loopback, link-local or reserved address`;
+  if (addressKind(bare) !== 'public') return `${bare} is a private, loopback, link-local or reserved address`;
   return undefined;
 }
 

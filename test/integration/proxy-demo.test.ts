@@ -4,18 +4,17 @@
  * end with the whole answer exactly once, the outcome `complete`, and the model asked once.
  * Skipped, loudly, when /usr/bin/chromium is missing.
  */
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import puppeteer, { type Browser } from 'puppeteer-core';
+import type { Browser } from 'puppeteer-core';
+import { chromiumInstalled, CHROMIUM_PATH, launchChromium } from '../support/chromium.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startProxyDemo, type ProxyDemo } from '../../demo/proxy/demo.ts';
 import { ANSWER_TEXT, ANSWER_WORDS } from '../../demo/proxy/mock-llm.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`SKIPPING the durable proxy browser test: ${CHROMIUM} is missing (apt-get install chromium)`);
+const haveChromium = chromiumInstalled;
+if (!haveChromium) console.warn(`SKIPPING the durable proxy browser test: ${CHROMIUM_PATH} is missing (apt-get install chromium)`);
 
 describe.skipIf(!haveChromium)('durable proxy demo in a browser', () => {
   let demo: ProxyDemo;
@@ -25,20 +24,7 @@ describe.skipIf(!haveChromium)('durable proxy demo in a browser', () => {
   beforeAll(async () => {
     demo = await startProxyDemo({ tokenDelayMs: 100 });
     profile = await mkdtemp(path.join(os.tmpdir(), 'cairn-chromium-'));
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        `--user-data-dir=${profile}`,
-      ],
-    });
+    browser = await launchChromium(profile);
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

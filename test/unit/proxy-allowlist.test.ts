@@ -3,7 +3,8 @@
  * v0.1 §6, §12.1) and its header filtering (src/proxy/upstream.ts, §5).
  */
 import { describe, expect, test } from 'vitest';
-import { addressKind, UpstreamAllowlist } from '../../src/proxy/allowlist.ts';
+import { addressKind } from '../../src/protocol/ip-address.ts';
+import { UpstreamAllowlist } from '../../src/proxy/allowlist.ts';
 import { UpstreamNotAllowedError } from '../../src/proxy/errors.ts';
 import { upstreamHeaders } from '../../src/proxy/upstream-request.ts';
 
