@@ -5,7 +5,7 @@
  * its standard environment variables. Without any S3 server the file fails under CI and is
  * skipped locally, loudly.
  */
-import { afterAll, expect, test } from 'vitest';
+import { afterAll, expect, test, vi } from 'vitest';
 import { runConformanceTests } from '@durable-streams/server-conformance-tests';
 import {
   CONFORMANCE_SUBSCRIPTIONS,
@@ -16,6 +16,12 @@ import {
 } from '../support/conformance.ts';
 import { findS3ServerSource, startS3Server, warnS3Unavailable } from '../support/s3-server.ts';
 import { startTestServer } from '../support/server.ts';
+
+// Each upstream test gets 120 s here, not the suite's 30 s: with 64-byte segments one paginated
+// read makes dozens of GETs to a local Ceph on the same two cores, and one request Ceph leaves
+// hanging under CPU load costs the S3 client's 30 s request timeout before its retry succeeds
+// (seen once with `stress-ng --cpu 1` beside the suite: the pagination test ended at 30,006 ms).
+vi.setConfig({ testTimeout: 120_000 });
 
 const source = findS3ServerSource();
 
