@@ -15,6 +15,10 @@ const LAYERS = [
   { name: 'protocol', members: ['protocol'] },
   // The object-store interface, its implementations and decorators.
   { name: 'object-store', members: ['object-store'] },
+  // Cluster coordination (DESIGN.md "Scale-out"): slots, the slot map, the write fence and the
+  // coordinators (etcd, or the static map of --workers). It knows no stream or storage code, so
+  // the registry and the sealer below the HTTP layer can ask it for the fence.
+  { name: 'cluster', members: ['cluster'] },
   // Storage formats: the WAL (record codec, group commit, recovery) and the manifest; peers, not stacked.
   { name: 'storage', members: ['wal', 'segment', 'manifest'] },
   // Stream registry and per-stream state.

@@ -78,6 +78,12 @@ export const ERROR_TABLE = {
   /** A claim found no pending work and no wake to take. */
   NO_PENDING_WORK: { status: 409, retryable: false, headers: NONE, json: true },
 
+  // Cluster mode (cluster/errors.ts, DESIGN.md "Scale-out").
+  /** This node does not own the stream's slot (it moved or is moving): retry, the owner answers. */
+  SLOT_NOT_OWNED: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, subject: 'cluster' },
+  /** Ownership cannot be trusted now (lease at risk, etcd unreachable, owner not live): writes wait. */
+  CLUSTER_UNAVAILABLE: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, subject: 'cluster unavailable' },
+
   // Write-ahead log (wal/errors.ts).
   /** The WAL's queue of not-yet-durable bytes is full: the disk is behind; nothing was written. */
   WAL_OVERLOADED: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, subject: 'write-ahead log unavailable' },

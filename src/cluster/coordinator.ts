@@ -1,0 +1,39 @@
+/**
+ * The coordinator interface (DESIGN.md "Scale-out"): keeps a node's `SlotTable` current and runs
+ * its part in slot moves. Two implementations: `EtcdCoordinator` (membership by lease, the slot
+ * map changed only by etcd transactions and watched) and `StaticCoordinator` (`--workers N`
+ * without etcd: the primary process holds a fixed map and sends it to its workers).
+ */
+import type { SlotTable } from './slot-table.ts';
+
+/**
+ * Seals and publishes every hot tail of the streams in `slots` (their writes are already
+ * refused: the map marks them moving), so the next owner loads them whole from the object store.
+ * Resolves when done; a rejection leaves the slots with this node (the move is retried later).
+ */
+export type ReleaseHandler = (slots: readonly number[]) => Promise<void>;
+
+/** A node's view of coordination, for `/readyz`, metrics and `cairn cluster status`. */
+export interface CoordinatorStatus {
+  /** 'etcd' or 'static'. */
+  kind: string;
+  /** Whether the coordinator is reachable and this node's registration (lease) is held. */
+  connected: boolean;
+  /** Slots this node owns. */
+  ownedSlots: number;
+  /** Revision of the slot map this node has applied. */
+  mapRevision: number;
+}
+
+export interface Coordinator {
+  readonly table: SlotTable;
+  /** Registers this node and resolves once the first slot map is applied. @throws when the coordinator cannot be reached in time. */
+  start(): Promise<void>;
+  /** The server's part in a move: set once, before `start`. */
+  setReleaseHandler(handler: ReleaseHandler): void;
+  /** Graceful leave (SIGTERM): asks for this node's slots to move away and waits (bounded) until it owns none. */
+  leave(): Promise<void>;
+  status(): CoordinatorStatus;
+  /** Stops watching and keep-alives; the registration ends (lease revoked). */
+  close(): Promise<void>;
+}

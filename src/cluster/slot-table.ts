@@ -1,0 +1,146 @@
+/**
+ * What a node knows of the cluster (DESIGN.md "Scale-out"): the slot map (slot → owner node and
+ * epoch) and the live nodes with the URLs peers reach them at, as last learnt from the
+ * coordinator (etcd's watch, or the primary process of `--workers`). The fence lives here: a node
+ * acknowledges a write in a slot only while the map names it the owner and its lease is safe.
+ */
+import type { Clock } from '../clock.ts';
+import { ClusterUnavailableError, SlotNotOwnedError } from './errors.ts';
+import { slotOf } from './slots.ts';
+
+/** One slot's entry of the slot map. */
+export interface SlotOwner {
+  /** The owner node's id ('' while no node owns the slot). */
+  nodeId: string;
+  /** Grows by one with every change of owner; carried by every object the owner writes for the slot. */
+  epoch: number;
+  /** Set while the owner hands the slot over to this node: it refuses writes, seals, then releases. */
+  movingTo?: string;
+}
+
+/** A member of the cluster as it registered. */
+export interface NodeInfo {
+  nodeId: string;
+  /** Base URL peers forward requests to, e.g. `http://10.0.0.5:4437`. */
+  advertiseUrl: string;
+}
+
+/** The slot map at one version. */
+export interface SlotMap {
+  /** Fixed for the cluster's life. */
+  slotCount: number;
+  /** One entry per slot. */
+  owners: readonly SlotOwner[];
+  /** A version that grows with every change (etcd's mod revision of the map; the primary's counter). */
+  revision: number;
+}
+
+/** Where a slot's requests go. */
+export interface SlotRoute {
+  slot: number;
+  owner: SlotOwner;
+  /** True when this node is the owner. */
+  self: boolean;
+  /** The owner's URL; undefined while it is not live (lease expired, not registered). */
+  url: string | undefined;
+}
+
+export interface SlotTableOptions {
+  nodeId: string;
+  slotCount: number;
+  clock: Clock;
+  /**
+   * Monotonic time (ms) until which this node's lease is certainly still held (the last keep-alive
+   * answered, plus the TTL, minus the safety margin); Infinity when ownership is not leased
+   * (the static map of `--workers`).
+   */
+  leaseSafeUntilMs: () => number;
+}
+
+/** The node's copy of the slot map, the live nodes, and the write fence. */
+export class SlotTable {
+  readonly nodeId: string;
+  readonly slotCount: number;
+  readonly #clock: Clock;
+  readonly #leaseSafeUntilMs: () => number;
+  #map: SlotMap;
+  #nodes = new Map<string, NodeInfo>();
+  readonly #listeners: Array<(previous: SlotMap) => void> = [];
+
+  constructor(options: SlotTableOptions) {
+    this.nodeId = options.nodeId;
+    this.slotCount = options.slotCount;
+    this.#clock = options.clock;
+    this.#leaseSafeUntilMs = options.leaseSafeUntilMs;
+    this.#map = { slotCount: options.slotCount, owners: Array.from({ length: options.slotCount }, () => ({ nodeId: '', epoch: 0 })), revision: 0 };
+  }
+
+  get map(): SlotMap {
+    return this.#map;
+  }
+
+  get nodes(): ReadonlyMap<string, NodeInfo> {
+    return this.#nodes;
+  }
+
+  /** Takes a newer map (an older or equal revision is ignored). @throws Error on a slot count that differs. */
+  setMap(map: SlotMap): void {
+    if (map.slotCount !== this.slotCount || map.owners.length !== this.slotCount) {
+      throw new Error(`slot map has ${map.owners.length} slots, this cluster has ${this.slotCount}`);
+    }
+    if (map.revision <= this.#map.revision) return;
+    const previous = this.#map;
+    this.#map = map;
+    for (const listener of this.#listeners) listener(previous);
+  }
+
+  /** Replaces the live node list. */
+  setNodes(nodes: Iterable<NodeInfo>): void {
+    this.#nodes = new Map([...nodes].map((node) => [node.nodeId, node]));
+  }
+
+  /** Calls `listener` with the previous map after each change of map. */
+  onChange(listener: (previous: SlotMap) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  slotOf(path: string): number {
+    return slotOf(path, this.slotCount);
+  }
+
+  /** Where requests for stream `path` go. */
+  route(path: string): SlotRoute {
+    const slot = this.slotOf(path);
+    const owner = this.#map.owners[slot] as SlotOwner;
+    const self = owner.nodeId === this.nodeId;
+    return { slot, owner, self, url: this.#nodes.get(owner.nodeId)?.advertiseUrl };
+  }
+
+  /** Slots this node owns now (moving ones included). */
+  ownedSlots(): number[] {
+    const slots: number[] = [];
+    this.#map.owners.forEach((owner, slot) => {
+      if (owner.nodeId === this.nodeId) slots.push(slot);
+    });
+    return slots;
+  }
+
+  /**
+   * The fence (DESIGN.md "Scale-out", "Fencing"): the epoch under which this node may acknowledge
+   * a write to stream `path` now. Asked before a write is logged and again before it is
+   * acknowledged, so a node paused past its lease (SIGSTOP, a long GC) acknowledges nothing once
+   * it resumes.
+   * @throws SlotNotOwnedError when another node owns the slot or it is being handed over;
+   *   ClusterUnavailableError when the lease is not certainly held.
+   */
+  writeEpoch(path: string): number {
+    const slot = this.slotOf(path);
+    const owner = this.#map.owners[slot] as SlotOwner;
+    if (owner.nodeId !== this.nodeId) throw new SlotNotOwnedError(slot, owner.nodeId || undefined, `owned by ${owner.nodeId || 'no node'}, not ${this.nodeId}`);
+    if (owner.movingTo !== undefined) throw new SlotNotOwnedError(slot, owner.movingTo, `moving to ${owner.movingTo}`);
+    if (this.#clock.monotonicMs() >= this.#leaseSafeUntilMs()) {
+      throw new ClusterUnavailableError(`node ${this.nodeId}: lease not confirmed by etcd within its safety margin; refusing writes`);
+    }
+    return owner.epoch;
+  }
+}
