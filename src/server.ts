@@ -7,6 +7,8 @@
  * (Over 400 lines on purpose: it is the composition root, one straight sequence of construction
  * and wiring; splitting it would scatter the order in which the parts are built and stopped.)
  */
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -51,6 +53,8 @@ import { SealActivity } from './tiering/seal-activity.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
 import { StreamFinder } from './tiering/stream-finder.ts';
 import { installStreamLookup } from './http/stream-lookup-hook.ts';
+import { installForwarding } from './http/forwarding.ts';
+import type { Coordinator } from './cluster/coordinator.ts';
 import { openWal, type WalFs } from './wal/index.ts';
 import { isSubscriptionRecord, openSubscriptions, type Subscriptions, type SubscriptionSnapshot } from './subscriptions/index.ts';
 
@@ -119,11 +123,28 @@ export interface StartOptions {
   retryPolicy?: Partial<RetryPolicy>;
   /** WAL file-system operations; default node:fs (disk-fault tests inject ENOSPC/EIO here). */
   walFs?: WalFs;
+  /** Cluster mode (docs/cluster.md): this node's coordinator and its peer listener. */
+  cluster?: ClusterStart;
+  /** The filesystem object store's directory when not `<data-dir>/objects` (the workers of `--workers` share one). */
+  fsObjectsDir?: string;
+}
+
+/** How a node joins a cluster. */
+export interface ClusterStart {
+  /** Builds the coordinator for this node's id (the data directory's). */
+  coordinator: (nodeId: string) => Coordinator;
+  /**
+   * A second, plain-HTTP listener for requests forwarded by peers (the workers of `--workers`
+   * share the client port, so each needs an address of its own); absent: peers use the client URL.
+   */
+  peerListen?: { host: string; port: number };
+  /** How peers reach this node when there is no peer listener (`--advertise-url`); default the client URL. */
+  advertiseUrl?: string;
 }
 
 /** The configured store, unwrapped: the filesystem under the data directory, or S3 (also `cairn verify`). */
-export async function openBaseStore(config: ServeConfig): Promise<ObjectStore> {
-  if (config.objectStore === 'fs') return new FsObjectStore({ rootDir: path.join(config.dataDir, 'objects') });
+export async function openBaseStore(config: ServeConfig, fsObjectsDir?: string): Promise<ObjectStore> {
+  if (config.objectStore === 'fs') return new FsObjectStore({ rootDir: fsObjectsDir ?? path.join(config.dataDir, 'objects') });
   if (config.s3Bucket === undefined) throw new Error('--object-store s3 needs --s3-bucket');
   // Imported only here, so the embedded default never loads the AWS SDK.
   const { S3ObjectStore } = await import('./object-store/s3-store.ts');
@@ -163,6 +184,29 @@ async function openAuthenticator(config: ServeConfig, clock: Clock): Promise<Aut
   });
 }
 
+/**
+ * A plain-HTTP listener for peers' forwarded requests, answered by the same Fastify app.
+ * @returns its URL and a close function that waits for its connections to end.
+ */
+async function listenPeers(app: FastifyInstance, at: { host: string; port: number }): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createHttpServer((request, response) => app.routing(request, response));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    // exclusive: a worker of node:cluster gets a port of its own, not a share of the primary's.
+    server.listen({ host: at.host, port: at.port, exclusive: true }, () => resolve());
+  });
+  const bound = server.address() as AddressInfo;
+  const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  return {
+    url: `http://${host}:${bound.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
+
 export async function startServer(config: ServeConfig, options: StartOptions = {}): Promise<RunningServer> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? pino({ level: config.logLevel });
@@ -198,7 +242,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     liveLongPollWaiting: () => live.longPollWaitingCount,
     liveSseOpen: () => live.sseOpenCount,
   });
-  const metered = new MeteredObjectStore(options.objectStore ?? (await openBaseStore(config)), {
+  const metered = new MeteredObjectStore(options.objectStore ?? (await openBaseStore(config, options.fsObjectsDir)), {
     clock,
     onFinish: (operation, latencyMs) => metrics.objectStoreFinished(operation, latencyMs),
   });
@@ -219,6 +263,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     logger.warn({ store: store.description }, 'object store does not refuse overwrites: create-if-absent is NOT enforced (--unsafe-allow-overwrites)');
   }
   const naming = new ObjectNaming(await loadNodeId(config.dataDir));
+  const coordinator = options.cluster?.coordinator(naming.nodeId);
 
   const wal = await openWal({
     dir: path.join(config.dataDir, 'wal'),
@@ -254,6 +299,9 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     onBackgroundError: (error) => logger.warn({ err: error }, 'background stream write failed'),
     // Time-ordered incarnations never repeat without the local disk (docs/storage-layout.md).
     incarnationFloor: () => Math.floor(clock.nowMs()) * INCARNATIONS_PER_MS,
+    ...(coordinator === undefined
+      ? {}
+      : { writeFence: { admit: (path: string) => coordinator.table.writeEpoch(path), confirm: (path: string, epoch: number) => coordinator.table.confirmEpoch(path, epoch) } }),
   });
   const seals = new SealActivity();
   const manifests = new ManifestStore({ store, naming });
@@ -362,6 +410,9 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     subscriptions,
     proxy,
   });
+  // Forwarding runs first (onRequest, before bodies are read); the lookup only for local slots.
+  const closeForwarding =
+    coordinator === undefined ? undefined : installForwarding(app, { router: coordinator.table, clock, streamPathBytesMax: config.streamPathBytesMax });
   installStreamLookup(app, finder, config.streamPathBytesMax);
 
   const drain = new ConnectionDrain(app.server);
@@ -384,6 +435,12 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     .unref();
 
   const address = await app.listen({ host: config.host, port: config.port });
+  const peerServer = options.cluster?.peerListen === undefined ? undefined : await listenPeers(app, options.cluster.peerListen);
+  if (coordinator !== undefined) {
+    const advertiseUrl = peerServer?.url ?? options.cluster?.advertiseUrl ?? address;
+    await coordinator.start({ advertiseUrl, url: address });
+    logger.info({ nodeId: naming.nodeId, advertiseUrl, ...coordinator.status() }, 'joined the cluster');
+  }
   const tlsReloader =
     tls && new TlsReloader({ files: tls.files, current: tls.pair, server: app.server as unknown as SecureContextTarget, clock, logger });
   tlsReloader?.start();
@@ -443,7 +500,10 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
           drain.closeAll();
         }, SHUTDOWN_DRAIN_MS);
         try {
-          await app.close();
+          await coordinator?.leave();
+          await Promise.all([app.close(), peerServer?.close()]);
+          await closeForwarding?.();
+          await coordinator?.close();
         } finally {
           idleSweeper.cancel();
           drainTimer.cancel();

@@ -26,9 +26,14 @@ export function serveCommand(): Command {
     const { createLogger } = await import('../observability/logger.ts');
     const config = resolvedConfig(self).config;
     const logger = createLogger(config.logLevel, config.logFormat, process.stdout.isTTY === true);
+    const workers = config.workers > 1 ? await import('./serve-workers.ts') : undefined;
+    if (workers !== undefined && !workers.isWorkerProcess()) {
+      await workers.runWorkersPrimary(config, logger);
+      process.exit(0);
+    }
     let server: Awaited<ReturnType<typeof startServer>>;
     try {
-      server = await startServer(config, { logger });
+      server = workers === undefined ? await startServer(config, { logger }) : await workers.startWorker(config, logger);
     } catch (error) {
       // Failures an operator must fix get their message (exit 1); anything else is a bug: its stack.
       if (error instanceof StartupError || error instanceof ObjectStoreError) throw new CliError(EXIT_ERROR, error.message, { cause: error });

@@ -13,6 +13,14 @@ import type { SlotTable } from './slot-table.ts';
  */
 export type ReleaseHandler = (slots: readonly number[]) => Promise<void>;
 
+/** Where a started node listens. */
+export interface ListeningAddress {
+  /** Base URL peers forward requests to. */
+  advertiseUrl: string;
+  /** Base URL clients use. */
+  url: string;
+}
+
 /** A node's view of coordination, for `/readyz`, metrics and `cairn cluster status`. */
 export interface CoordinatorStatus {
   /** 'etcd' or 'static'. */
@@ -27,8 +35,12 @@ export interface CoordinatorStatus {
 
 export interface Coordinator {
   readonly table: SlotTable;
-  /** Registers this node and resolves once the first slot map is applied. @throws when the coordinator cannot be reached in time. */
-  start(): Promise<void>;
+  /**
+   * Registers this node (reachable by peers at `listening.advertiseUrl`, by clients at
+   * `listening.url`) and resolves once the first slot map is applied.
+   * @throws when the coordinator cannot be reached in time.
+   */
+  start(listening: ListeningAddress): Promise<void>;
   /** The server's part in a move: set once, before `start`. */
   setReleaseHandler(handler: ReleaseHandler): void;
   /** Graceful leave (SIGTERM): asks for this node's slots to move away and waits (bounded) until it owns none. */

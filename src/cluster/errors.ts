@@ -13,7 +13,8 @@ export class SlotNotOwnedError extends CairnError {
   readonly slot: number;
   readonly ownerNodeId: string | undefined;
   constructor(slot: number, ownerNodeId: string | undefined, reason: string) {
-    super('SLOT_NOT_OWNED', `slot ${slot}: ${reason}`);
+    // The forwarding node reads the header to tell a moved slot from any other 503 (and retries once).
+    super('SLOT_NOT_OWNED', `slot ${slot}: ${reason}`, { headers: { 'cairn-slot-owner': ownerNodeId ?? '' } });
     this.slot = slot;
     this.ownerNodeId = ownerNodeId;
   }

@@ -143,4 +143,21 @@ export class SlotTable {
     }
     return owner.epoch;
   }
+
+  /**
+   * The second half of the fence, just before a durable write is acknowledged: this node still
+   * owns the slot under `epoch` and its lease is safe. A slot marked moving still counts (its
+   * writes in flight are sealed and handed over with it).
+   * @throws SlotNotOwnedError, ClusterUnavailableError.
+   */
+  confirmEpoch(path: string, epoch: number): void {
+    const slot = this.slotOf(path);
+    const owner = this.#map.owners[slot] as SlotOwner;
+    if (owner.nodeId !== this.nodeId || owner.epoch !== epoch) {
+      throw new SlotNotOwnedError(slot, owner.nodeId || undefined, `changed owner while the write was made durable (now ${owner.nodeId || 'no node'}, epoch ${owner.epoch}); not acknowledged`);
+    }
+    if (this.#clock.monotonicMs() >= this.#leaseSafeUntilMs()) {
+      throw new ClusterUnavailableError(`node ${this.nodeId}: lease at risk while the write was made durable; not acknowledged`);
+    }
+  }
 }

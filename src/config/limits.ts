@@ -444,3 +444,38 @@ export const PROXY_STORAGE_RETRY_DELAY_MS = 200;
 
 /** Outcomes of finished pipes remembered in memory (older ones are read back from their stream). */
 export const PROXY_OUTCOMES_CACHED_MAX = 10_000;
+
+/**
+ * Connections a node keeps to each peer for forwarded requests (cluster mode): enough for the
+ * requests in flight at once between two nodes (live reads hold one each while they wait), few
+ * enough that a node's sockets stay bounded with many peers.
+ */
+export const FORWARD_CONNECTIONS_PER_NODE_MAX = 1024;
+
+/**
+ * Largest forwarded body kept to send again when the owner refuses because the slot moved: 1 MiB
+ * covers nearly every append (a retry once against the new owner hides the move from the client);
+ * a larger body streams and a move answers 503 + Retry-After instead.
+ */
+export const FORWARD_RETRY_BODY_BYTES_MAX = 1024 * 1024;
+
+/** Wait before the one retry of a forwarded request: time for the slot map's watch to deliver the move. */
+export const FORWARD_RETRY_DELAY_MS = 250;
+
+/**
+ * Most `--workers` on one machine: 64, one per core of the largest common cloud instances; each
+ * worker is a whole node process (its own WAL, caches and connections), so more than one per core
+ * only adds forwarding.
+ */
+export const WORKERS_MAX = 64;
+
+/**
+ * Slots of a cluster (DESIGN.md "Scale-out"): 4,096, fixed for the cluster's life (every node
+ * must hash alike). Enough to spread evenly over a few hundred nodes (rendezvous assignment keeps
+ * each within a few percent of its share at that count) while the whole map stays one small etcd
+ * value (~100 KB) watched by every node.
+ */
+export const CLUSTER_SLOT_COUNT = 4096;
+
+/** Wait between restarts of a crashed worker of `--workers`: a worker that fails at start does not spin. */
+export const WORKER_RESTART_DELAY_MS = 1000;

@@ -28,8 +28,10 @@
  * table by test/unit/config-readme.test.ts.
  */
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import {
+  WORKERS_MAX,
   APPEND_BYTES_MAX_DEFAULT,
   APPEND_BYTES_MAX_LIMIT,
   APPENDS_PER_SECOND_MAX_DEFAULT,
@@ -124,6 +126,21 @@ export const addressListSchema = listInput.transform((value, context): string[] 
   return entries;
 });
 
+/**
+ * `--workers`: a count from 1 to WORKERS_MAX, or `auto` (one per core the OS gives this process,
+ * `os.availableParallelism()`). Output: the count.
+ */
+const workersSchema = z
+  .union([z.int(), z.string()], { error: 'expected a whole number or auto' })
+  .transform((value, context): number => {
+    const count = value === 'auto' ? availableParallelism() : typeof value === 'number' ? value : /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+    if (!Number.isInteger(count) || count < 1 || count > WORKERS_MAX) {
+      context.issues.push({ code: 'custom', input: value, message: `expected auto or a whole number from 1 to ${WORKERS_MAX}` });
+      return z.NEVER;
+    }
+    return Math.min(count, WORKERS_MAX);
+  });
+
 /** An http(s) URL, kept as given. */
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
 
@@ -151,6 +168,14 @@ export const serveSettings = {
     default: './data',
     unit: 'path',
     description: 'directory for the write-ahead log and checkpoints (and the fs object store)',
+  }),
+  workers: setting({
+    flag: '--workers <count>',
+    env: 'CAIRN_WORKERS',
+    schema: workersSchema,
+    default: 1,
+    unit: 'count',
+    description: 'node processes on this machine sharing the port, streams sharded over them by slot (auto = one per core)',
   }),
   durability: setting({
     flag: '--durability <mode>',

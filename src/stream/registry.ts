@@ -81,6 +81,20 @@ export interface RegistryOptions {
    * "Incarnations"); default none (the counter alone, as in unit tests).
    */
   incarnationFloor?: () => number;
+  /** Cluster mode: who may acknowledge writes to a path (the slot owner); absent on a single node. */
+  writeFence?: WriteFence;
+}
+
+/**
+ * The ownership fence of cluster mode (DESIGN.md "Scale-out", docs/cluster.md): asked before a
+ * create, append or delete is logged, and again once it is durable, before it is acknowledged,
+ * so a node that lost its slot or was paused past its lease acknowledges nothing.
+ */
+export interface WriteFence {
+  /** @returns the slot's epoch. @throws a 503 CairnError when this node may not write `path` now. */
+  admit(path: string): number;
+  /** @throws a 503 CairnError when the slot changed owner or epoch since `admit`, or the lease is at risk. */
+  confirm(path: string, epoch: number): void;
 }
 
 export class StreamRegistry {
@@ -91,6 +105,7 @@ export class StreamRegistry {
   readonly #sealedUnitReader: SealedUnitReader | undefined;
   readonly #onBackgroundError: (error: unknown) => void;
   readonly #incarnationFloor: () => number;
+  readonly #writeFence: WriteFence | undefined;
   readonly #table: StreamTable;
   #appendedBytes = 0;
   /** The promise of the last record queued (records become durable in queue order). */
@@ -104,6 +119,7 @@ export class StreamRegistry {
     this.#sealedUnitReader = options.sealedUnitReader;
     this.#onBackgroundError = options.onBackgroundError ?? (() => {});
     this.#incarnationFloor = options.incarnationFloor ?? (() => 0);
+    this.#writeFence = options.writeFence;
     this.#table = new StreamTable(options.clock, options.listener);
   }
 
@@ -181,6 +197,8 @@ export class StreamRegistry {
     // Refused before apply(), so an append the WAL cannot hold leaves nothing behind (413).
     const recordData = record.t === 'create' || record.t === 'append' ? record.data : undefined;
     if (recordData !== undefined && recordData.length > WAL_RECORD_DATA_BYTES_MAX) throw new WalRecordTooLargeError(recordData.length, WAL_RECORD_DATA_BYTES_MAX);
+    const fenced = this.#writeFence === undefined ? undefined : this.#fencedPath(record);
+    const epoch = fenced === undefined ? 0 : this.#writeFence?.admit(fenced);
     this.#logLoads(record);
     // Queued first: a record the log refuses (it throws) leaves the state untouched, so its bytes
     // can never become visible through a later append's durable offset.
@@ -207,7 +225,15 @@ export class StreamRegistry {
     );
     if (stream !== undefined && writes) stream.lastCommit = durable;
     await durable;
+    if (fenced !== undefined) this.#writeFence?.confirm(fenced, epoch ?? 0);
     return end;
+  }
+
+  /** The path whose slot owner must acknowledge `record` (creates, appends, deletes), or undefined. */
+  #fencedPath(record: StreamRecord): string | undefined {
+    if (record.t === 'create') return record.path;
+    if (record.t === 'append' || record.t === 'delete') return this.#table.byIncarnation(record.inc)?.path;
+    return undefined;
   }
 
   /**

@@ -18,7 +18,7 @@ import { checkSubscriptionId, parseJsonBody, parseSubscriptionConfig, type Subsc
 import type { Subscription } from '../../subscriptions/subscription-table.ts';
 import type { Subscriptions } from '../../subscriptions/subscriptions.ts';
 
-const ROOT = '/v1/stream/__ds';
+export const SUBSCRIPTION_ROOT = '/v1/stream/__ds';
 
 const ackSchema = z.object({
   wake_id: z.string().min(1).max(200),
@@ -68,7 +68,7 @@ export function installSubscriptionRoutes(app: FastifyInstance, subscriptions: S
     webhook:
       sub.config.webhookUrl === null
         ? null
-        : { url: sub.config.webhookUrl, signing: { alg: 'ed25519', kid: subscriptions.keys.activeKid, jwks_url: `${originOf(request)}${ROOT}/jwks.json` } },
+        : { url: sub.config.webhookUrl, signing: { alg: 'ed25519', kid: subscriptions.keys.activeKid, jwks_url: `${originOf(request)}${SUBSCRIPTION_ROOT}/jwks.json` } },
     wake_stream: sub.config.wakeStream,
     lease_ttl_ms: sub.config.leaseTtlMs,
     created_at: new Date(sub.createdAtMs).toISOString(),
@@ -79,23 +79,23 @@ export function installSubscriptionRoutes(app: FastifyInstance, subscriptions: S
     reply.code(status).header('cache-control', 'no-store').type('application/json').send(body);
   };
 
-  app.get(`${ROOT}/jwks.json`, (_request, reply) => {
+  app.get(`${SUBSCRIPTION_ROOT}/jwks.json`, (_request, reply) => {
     reply.header('cache-control', 'public, max-age=300').type('application/jwk-set+json').send(subscriptions.keys.jwks());
   });
 
-  app.put(`${ROOT}/subscriptions/:id`, async (request, reply) => {
+  app.put(`${SUBSCRIPTION_ROOT}/subscriptions/:id`, async (request, reply) => {
     const subscriptionId = id(request);
     const config = parseSubscriptionConfig(request.body as Buffer);
     await authorize(request, config);
     const { created, sub } = await subscriptions.put(subscriptionId, config, originOf(request));
     json(reply, created ? 201 : 200, view(request, sub));
   });
-  app.get(`${ROOT}/subscriptions/:id`, async (request, reply) => {
+  app.get(`${SUBSCRIPTION_ROOT}/subscriptions/:id`, async (request, reply) => {
     const sub = subscriptions.get(id(request));
     await authorize(request, sub.config);
     json(reply, 200, view(request, sub));
   });
-  app.delete(`${ROOT}/subscriptions/:id`, async (request, reply) => {
+  app.delete(`${SUBSCRIPTION_ROOT}/subscriptions/:id`, async (request, reply) => {
     const subscriptionId = id(request);
     try {
       await authorize(request, subscriptions.get(subscriptionId).config);
@@ -105,14 +105,14 @@ export function installSubscriptionRoutes(app: FastifyInstance, subscriptions: S
     await subscriptions.delete(subscriptionId);
     reply.code(204).send();
   });
-  app.post(`${ROOT}/subscriptions/:id/streams`, async (request, reply) => {
+  app.post(`${SUBSCRIPTION_ROOT}/subscriptions/:id/streams`, async (request, reply) => {
     const sub = subscriptions.get(id(request));
     const { streams } = parse(streamsSchema, request.body);
     await authorize(request, sub.config, streams);
     await subscriptions.addStreams(sub.id, streams);
     reply.code(204).send();
   });
-  app.delete(`${ROOT}/subscriptions/:id/streams/*`, async (request, reply) => {
+  app.delete(`${SUBSCRIPTION_ROOT}/subscriptions/:id/streams/*`, async (request, reply) => {
     const sub = subscriptions.get(id(request));
     const raw = (request.params as { '*': string })['*'];
     let path: string;
@@ -126,7 +126,7 @@ export function installSubscriptionRoutes(app: FastifyInstance, subscriptions: S
     reply.code(204).send();
   });
 
-  app.post(`${ROOT}/subscriptions/:id/claim`, async (request, reply) => {
+  app.post(`${SUBSCRIPTION_ROOT}/subscriptions/:id/claim`, async (request, reply) => {
     const sub = subscriptions.get(id(request));
     const { worker } = parse(claimSchema, request.body);
     await authorize(request, sub.config);
@@ -143,19 +143,19 @@ export function installSubscriptionRoutes(app: FastifyInstance, subscriptions: S
     });
     json(reply, 200, { ok: true, next_wake: nextWake });
   };
-  app.post(`${ROOT}/subscriptions/:id/callback`, ack);
-  app.post(`${ROOT}/subscriptions/:id/ack`, ack);
-  app.post(`${ROOT}/subscriptions/:id/release`, async (request, reply) => {
+  app.post(`${SUBSCRIPTION_ROOT}/subscriptions/:id/callback`, ack);
+  app.post(`${SUBSCRIPTION_ROOT}/subscriptions/:id/ack`, ack);
+  app.post(`${SUBSCRIPTION_ROOT}/subscriptions/:id/release`, async (request, reply) => {
     const body = parse(releaseSchema, request.body);
     await subscriptions.release(id(request), bearer(request), body.wake_id, body.generation);
     reply.code(204).send();
   });
 
   // Everything else under the reserved prefix is no stream and no API.
-  app.all(`${ROOT}/*`, (_request, reply) => {
+  app.all(`${SUBSCRIPTION_ROOT}/*`, (_request, reply) => {
     json(reply, 404, { error: { code: 'NOT_FOUND', message: 'no such control API under __ds' } });
   });
-  app.all(ROOT, (_request, reply) => {
+  app.all(SUBSCRIPTION_ROOT, (_request, reply) => {
     json(reply, 404, { error: { code: 'NOT_FOUND', message: 'no such control API under __ds' } });
   });
 }

@@ -123,6 +123,8 @@ export class ChildServer {
       try {
         const status = await probe(this.port);
         if (status === 404) return;
+        // `--workers`: a worker answers 503 for the other workers' slots until the slot map is out.
+        if (status === 503) throw Object.assign(new Error('not ready'), { code: 'ECONNREFUSED' });
         throw new Error(`unexpected status ${status} from the readiness probe`);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;

@@ -1,0 +1,175 @@
+/**
+ * Request forwarding in cluster mode (DESIGN.md "Scale-out", "Routing"; docs/cluster.md): any
+ * node accepts any stream request, and one for a slot another node owns is sent on to that owner
+ * before its body is read, over pooled keep-alive HTTP (undici), the body streaming both ways.
+ * Every protocol header, status and SSE event passes through unchanged; hop-by-hop headers are
+ * dropped; the response gains `Cairn-Node` (the node that answered). A request refused because
+ * the slot moved (503 `Cairn-Slot-Owner`) or whose owner could not be reached is retried once
+ * against the owner the slot table names then, when its body was small enough to keep
+ * (FORWARD_RETRY_BODY_BYTES_MAX); otherwise the 503 goes to the client with its `Retry-After`.
+ * A request that arrives already forwarded is never forwarded again: if this node does not own
+ * its slot, the fence answers 503 (no loops while maps disagree).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+import { FORWARD_CONNECTIONS_PER_NODE_MAX, FORWARD_RETRY_BODY_BYTES_MAX, FORWARD_RETRY_DELAY_MS } from '../config/limits.ts';
+import type { Clock } from '../clock.ts';
+import { ClusterUnavailableError, SlotNotOwnedError } from '../cluster/errors.ts';
+import type { SlotRoute } from '../cluster/slot-table.ts';
+import { STREAM_PREFIX, streamPathOf } from '../protocol/stream-path.ts';
+import { SUBSCRIPTION_ROOT } from './routes/subscriptions.ts';
+
+/** Header naming the node that answered a stream request (every response in cluster mode). */
+export const NODE_HEADER = 'cairn-node';
+/** Header of a forwarded request: the id of the node that forwarded it. */
+export const FORWARDED_BY_HEADER = 'cairn-forwarded-by';
+/** Header of a 503 SLOT_NOT_OWNED: the owner the refusing node knows of. */
+export const SLOT_OWNER_HEADER = 'cairn-slot-owner';
+
+/** Connection-level headers (RFC 9110 §7.6.1) and HTTP/2 pseudo-headers never pass a hop. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
+
+/** What forwarding needs of the cluster: this node's id and where a stream's slot lives. */
+export interface ClusterRouter {
+  readonly nodeId: string;
+  route(path: string): SlotRoute;
+}
+
+export interface ForwardingOptions {
+  router: ClusterRouter;
+  clock: Clock;
+  streamPathBytesMax: number;
+}
+
+/**
+ * Installs forwarding as the first `onRequest` hook of stream requests, and `Cairn-Node` on every
+ * response. @returns a function closing the connection pools (server shutdown).
+ */
+export function installForwarding(app: FastifyInstance, options: ForwardingOptions): () => Promise<void> {
+  const { router } = options;
+  const agent = new Agent({ connections: FORWARD_CONNECTIONS_PER_NODE_MAX, pipelining: 1 });
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header(NODE_HEADER, router.nodeId);
+    const path = forwardablePath(request, options.streamPathBytesMax);
+    if (path === undefined) return undefined;
+    const route = router.route(path);
+    if (route.self) return undefined;
+    // Never a second hop: while two nodes' maps disagree, the forwarder retries or answers 503.
+    if (request.headers[FORWARDED_BY_HEADER] !== undefined) {
+      throw new SlotNotOwnedError(route.slot, route.owner.nodeId || undefined, `owned by ${route.owner.nodeId || 'no node'}, not ${router.nodeId}`);
+    }
+    // Returning the reply tells Fastify the hook answered: the local route does not run.
+    return (await forward(agent, options, request, reply, path, route)) ? reply : undefined;
+  });
+  return () => agent.close();
+}
+
+/** The stream path a request acts on, or undefined for requests every node answers itself. */
+function forwardablePath(request: FastifyRequest, streamPathBytesMax: number): string | undefined {
+  if (!request.url.startsWith(STREAM_PREFIX) || request.url.startsWith(SUBSCRIPTION_ROOT)) return undefined;
+  try {
+    return streamPathOf(request.url, streamPathBytesMax);
+  } catch {
+    return undefined; // malformed: the route answers 400 here
+  }
+}
+
+/** @returns true when the request was answered (forwarded), false when it goes on to this node's route. */
+async function forward(agent: Dispatcher, options: ForwardingOptions, request: FastifyRequest, reply: FastifyReply, path: string, first: SlotRoute): Promise<boolean> {
+  const retryBody = await retainableBody(request);
+  const abort = new AbortController();
+  reply.raw.once('close', () => abort.abort());
+  let route = first;
+  for (let attempt = 1; ; attempt++) {
+    const retryable = retryBody !== undefined && attempt === 1;
+    let answer: Dispatcher.ResponseData | undefined;
+    let failure: unknown;
+    if (route.url === undefined) {
+      failure = new ClusterUnavailableError(`slot ${route.slot}: its owner ${route.owner.nodeId || '(none)'} is not live`);
+    } else {
+      try {
+        answer = await agent.request({
+          origin: route.url,
+          path: request.url,
+          method: request.method as Dispatcher.HttpMethod,
+          headers: forwardedHeaders(request, options.router.nodeId),
+          body: retryBody ?? (hasBody(request) ? (request.raw as unknown as Readable) : undefined),
+          signal: abort.signal,
+          // Live reads wait upstream as long as they would here; the owner bounds them.
+          headersTimeout: 0,
+          bodyTimeout: 0,
+        });
+      } catch (error) {
+        failure = error;
+      }
+    }
+    const moved = answer !== undefined && answer.statusCode === 503 && answer.headers[SLOT_OWNER_HEADER] !== undefined;
+    if ((failure !== undefined || moved) && retryable && !abort.signal.aborted) {
+      answer?.body.destroy();
+      await options.clock.sleep(FORWARD_RETRY_DELAY_MS);
+      const next = options.router.route(path);
+      if (next.self) {
+        // The slot came here meanwhile: a request without a body goes on to this node's route;
+        // one whose body was read here is answered 503 (its client retries, to this node).
+        if (retryBody.length === 0) return false;
+        throw new SlotNotOwnedError(next.slot, next.owner.nodeId, 'the slot moved to this node while the request was forwarded');
+      }
+      route = next;
+      continue;
+    }
+    if (answer === undefined) {
+      if (failure instanceof ClusterUnavailableError) throw failure;
+      throw new ClusterUnavailableError(`slot ${route.slot}: owner ${route.owner.nodeId} at ${route.url ?? '?'} did not answer: ${(failure as Error).message}`, { cause: failure });
+    }
+    sendAnswer(reply, answer, request.method);
+    return true;
+  }
+}
+
+/** Copies the owner's answer to the client: status, end-to-end headers, body streamed. */
+function sendAnswer(reply: FastifyReply, answer: Dispatcher.ResponseData, method: string): void {
+  reply.code(answer.statusCode);
+  for (const [name, value] of Object.entries(answer.headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || name === 'content-length' && method === 'HEAD') continue;
+    reply.header(name, value);
+  }
+  if (method === 'HEAD' || answer.statusCode === 204 || answer.statusCode === 304) {
+    answer.body.destroy();
+    if (method === 'HEAD' && answer.headers['content-length'] !== undefined) reply.header('content-length', answer.headers['content-length']);
+    void reply.send();
+    return;
+  }
+  void reply.send(answer.body);
+}
+
+/** The client's end-to-end headers, plus who forwarded it and for whom. */
+function forwardedHeaders(request: FastifyRequest, nodeId: string): Record<string, string | string[]> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(request.headers as IncomingHttpHeaders)) {
+    if (value === undefined || name.startsWith(':') || HOP_BY_HOP.has(name)) continue;
+    headers[name] = value;
+  }
+  headers[FORWARDED_BY_HEADER] = nodeId;
+  const prior = request.headers['x-forwarded-for'];
+  headers['x-forwarded-for'] = prior === undefined ? request.ip : `${String(prior)}, ${request.ip}`;
+  return headers;
+}
+
+function hasBody(request: FastifyRequest): boolean {
+  return request.headers['content-length'] !== undefined ? request.headers['content-length'] !== '0' : request.headers['transfer-encoding'] !== undefined;
+}
+
+/**
+ * The body, read whole when it is small enough to send twice (a retry after a slot move); undefined
+ * for a larger or unsized body, which streams instead (and is not retried).
+ */
+async function retainableBody(request: FastifyRequest): Promise<Buffer | undefined> {
+  if (!hasBody(request)) return Buffer.alloc(0);
+  const length = Number(request.headers['content-length']);
+  if (!Number.isSafeInteger(length) || length > FORWARD_RETRY_BODY_BYTES_MAX) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const chunk of request.raw as unknown as Readable) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
