@@ -306,7 +306,13 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   const seals = new SealActivity();
   const manifests = new ManifestStore({ store, naming });
   const collector = new ObjectCollector({ store, logger, seals, clock, manifests, recordsDurable: () => registry.recordsDurable() });
-  const finder = new StreamFinder({ store, registry, clock, isDeleting: (incarnation) => collector.isDeleting(incarnation) });
+  const finder = new StreamFinder({
+    store,
+    registry,
+    clock,
+    isDeleting: (incarnation) => collector.isDeleting(incarnation),
+    ...(coordinator === undefined ? {} : { hostsLocally: (hostPath: string) => coordinator.table.route(hostPath).self }),
+  });
   const sealer = new Sealer({
     registry,
     manifests,
@@ -412,7 +418,19 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   });
   // Forwarding runs first (onRequest, before bodies are read); the lookup only for local slots.
   const closeForwarding =
-    coordinator === undefined ? undefined : installForwarding(app, { router: coordinator.table, clock, streamPathBytesMax: config.streamPathBytesMax });
+    coordinator === undefined
+      ? undefined
+      : installForwarding(app, {
+          router: coordinator.table,
+          hosting: {
+            heldHostPath: (path) => registry.hostPathOf(path),
+            find: (path) => finder.find(path),
+            learnHost: (path, hostPath) => finder.learnHost(path, hostPath),
+            forget: (path) => finder.forget(path),
+          },
+          clock,
+          streamPathBytesMax: config.streamPathBytesMax,
+        });
   installStreamLookup(app, finder, config.streamPathBytesMax);
 
   const drain = new ConnectionDrain(app.server);

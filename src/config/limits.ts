@@ -479,3 +479,18 @@ export const CLUSTER_SLOT_COUNT = 4096;
 
 /** Wait between restarts of a crashed worker of `--workers`: a worker that fails at start does not spin. */
 export const WORKER_RESTART_DELAY_MS = 1000;
+
+/**
+ * Cluster mode: forks hosted by another node that a hash owner remembers (path → host path), so
+ * their requests go on without a lookup each (docs/cluster.md "Forks"). 100,000 entries of a
+ * path and a host path are ~20 MB at the longest paths, far less at usual ones; a forgotten one
+ * costs one lookup.
+ */
+export const LOOKUP_HOSTED_ELSEWHERE_PATHS_MAX = 100_000;
+
+/**
+ * Most times one request is forwarded between nodes: 3 is the longest legitimate route (a fork
+ * create: any node → the path's slot owner → the source's slot owner → the node hosting the
+ * source's chain); a fourth means maps or caches disagree, and the request answers 503 instead.
+ */
+export const FORWARD_HOPS_MAX = 3;

@@ -14,54 +14,83 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
-import { FORWARD_CONNECTIONS_PER_NODE_MAX, FORWARD_RETRY_BODY_BYTES_MAX, FORWARD_RETRY_DELAY_MS } from '../config/limits.ts';
+import { FORWARD_CONNECTIONS_PER_NODE_MAX, FORWARD_HOPS_MAX, FORWARD_RETRY_BODY_BYTES_MAX, FORWARD_RETRY_DELAY_MS } from '../config/limits.ts';
 import type { Clock } from '../clock.ts';
 import { ClusterUnavailableError, SlotNotOwnedError } from '../cluster/errors.ts';
 import type { SlotRoute } from '../cluster/slot-table.ts';
-import { STREAM_PREFIX, streamPathOf } from '../protocol/stream-path.ts';
+import { STREAM_PREFIX, streamPathOf, streamPathOfHeader } from '../protocol/stream-path.ts';
 import { SUBSCRIPTION_ROOT } from './routes/subscriptions.ts';
 
 /** Header naming the node that answered a stream request (every response in cluster mode). */
 export const NODE_HEADER = 'cairn-node';
-/** Header of a forwarded request: the id of the node that forwarded it. */
+/** Header of a forwarded request: the ids of the nodes that forwarded it, in order, comma-separated. */
 export const FORWARDED_BY_HEADER = 'cairn-forwarded-by';
 /** Header of a 503 SLOT_NOT_OWNED: the owner the refusing node knows of. */
 export const SLOT_OWNER_HEADER = 'cairn-slot-owner';
+/** Header of a forwarded fork create that its path's hash owner sent on toward the fork's source. */
+const ROUTE_HEADER = 'cairn-route';
+const ROUTE_BY_FORK_SOURCE = 'fork-source';
+/** Header of a fork create's answer in cluster mode: the host path (URI-encoded) the fork lives under. */
+export const HOST_PATH_HEADER = 'cairn-host-path';
 
 /** Connection-level headers (RFC 9110 §7.6.1) and HTTP/2 pseudo-headers never pass a hop. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
 
-/** What forwarding needs of the cluster: this node's id and where a stream's slot lives. */
+/** What forwarding needs of the cluster: this node's id and where a path's slot lives. */
 export interface ClusterRouter {
   readonly nodeId: string;
   route(path: string): SlotRoute;
 }
 
+/**
+ * Where streams live beyond their path's slot (docs/cluster.md "Forks"): a fork lives in the slot
+ * of its chain's root path, so a node asks its registry and, for paths of its own slots, the lazy
+ * lookup.
+ */
+export interface StreamHosting {
+  /** The host path of the stream held here at `path`; undefined when not held. */
+  heldHostPath(path: string): string | undefined;
+  /** The lazy lookup: the host path of a fork stored with its host elsewhere, else undefined. @throws object-store errors. */
+  find(path: string): Promise<string | undefined>;
+  /** `path` is a fork living under `hostPath` (a host's answer said so). */
+  learnHost(path: string, hostPath: string): void;
+  /** Drops what is cached of `path` (its host said it holds no such stream). */
+  forget(path: string): void;
+}
+
 export interface ForwardingOptions {
   router: ClusterRouter;
+  hosting: StreamHosting;
   clock: Clock;
   streamPathBytesMax: number;
 }
 
+/** A request's destination: this node, or a peer. */
+type Destination = { local: true } | { local: false; route: SlotRoute; byForkSource: boolean };
+const LOCAL: Destination = { local: true };
+
 /**
- * Installs forwarding as the first `onRequest` hook of stream requests, and `Cairn-Node` on every
+ * Installs forwarding as an `onRequest` hook of stream requests, and `Cairn-Node` on every
  * response. @returns a function closing the connection pools (server shutdown).
  */
 export function installForwarding(app: FastifyInstance, options: ForwardingOptions): () => Promise<void> {
-  const { router } = options;
+  const { router, hosting } = options;
   const agent = new Agent({ connections: FORWARD_CONNECTIONS_PER_NODE_MAX, pipelining: 1 });
   app.addHook('onRequest', async (request, reply) => {
     reply.header(NODE_HEADER, router.nodeId);
     const path = forwardablePath(request, options.streamPathBytesMax);
     if (path === undefined) return undefined;
-    const route = router.route(path);
-    if (route.self) return undefined;
-    // Never a second hop: while two nodes' maps disagree, the forwarder retries or answers 503.
-    if (request.headers[FORWARDED_BY_HEADER] !== undefined) {
-      throw new SlotNotOwnedError(route.slot, route.owner.nodeId || undefined, `owned by ${route.owner.nodeId || 'no node'}, not ${router.nodeId}`);
-    }
+    const destination = await destinationOf(options, request, path);
+    if (destination.local) return undefined;
     // Returning the reply tells Fastify the hook answered: the local route does not run.
-    return (await forward(agent, options, request, reply, path, route)) ? reply : undefined;
+    return (await forward(agent, options, request, reply, path, destination)) ? reply : undefined;
+  });
+  // A fork create answered here tells the forwarding nodes where the fork lives.
+  app.addHook('onSend', async (request, reply) => {
+    if (request.method !== 'PUT' || request.headers['stream-forked-from'] === undefined || reply.statusCode >= 300) return;
+    const path = forwardablePath(request, options.streamPathBytesMax);
+    const hostPath = path === undefined ? undefined : hosting.heldHostPath(path);
+    if (hostPath !== undefined && reply.getHeader(HOST_PATH_HEADER) === undefined) reply.header(HOST_PATH_HEADER, encodeURIComponent(hostPath));
   });
   return () => agent.close();
 }
@@ -76,17 +105,56 @@ function forwardablePath(request: FastifyRequest, streamPathBytesMax: number): s
   }
 }
 
+/** Where the stream at `path` lives: held here, else its path's slot owner, which alone looks it up. */
+async function locate(options: ForwardingOptions, path: string): Promise<Destination> {
+  const { router, hosting } = options;
+  const held = hosting.heldHostPath(path);
+  if (held !== undefined && router.route(held).self) return LOCAL;
+  const byHash = router.route(path);
+  if (!byHash.self) return { local: false, route: byHash, byForkSource: false };
+  const hostPath = await hosting.find(path);
+  if (hostPath === undefined) return LOCAL;
+  const host = router.route(hostPath);
+  return host.self ? LOCAL : { local: false, route: host, byForkSource: false };
+}
+
+/**
+ * Where a request goes. A fork create goes where its path's slot owner finds no stream at the
+ * path: to wherever its source lives (forks live with their sources).
+ */
+async function destinationOf(options: ForwardingOptions, request: FastifyRequest, path: string): Promise<Destination> {
+  const source = request.method === 'PUT' ? request.headers['stream-forked-from'] : undefined;
+  let sourcePath: string | undefined;
+  try {
+    sourcePath = typeof source === 'string' ? streamPathOfHeader(source, options.streamPathBytesMax) : undefined;
+  } catch {
+    sourcePath = undefined; // malformed: the route answers 400
+  }
+  if (sourcePath === undefined) return locate(options, path);
+  if (request.headers[ROUTE_HEADER] !== ROUTE_BY_FORK_SOURCE) {
+    const existing = await locate(options, path);
+    if (!existing.local || options.hosting.heldHostPath(path) !== undefined) return existing;
+  }
+  const atSource = await locate(options, sourcePath);
+  return atSource.local ? LOCAL : { ...atSource, byForkSource: true };
+}
+
 /** @returns true when the request was answered (forwarded), false when it goes on to this node's route. */
-async function forward(agent: Dispatcher, options: ForwardingOptions, request: FastifyRequest, reply: FastifyReply, path: string, first: SlotRoute): Promise<boolean> {
+async function forward(agent: Dispatcher, options: ForwardingOptions, request: FastifyRequest, reply: FastifyReply, path: string, first: Destination & { local: false }): Promise<boolean> {
   const retryBody = await retainableBody(request);
   const abort = new AbortController();
   reply.raw.once('close', () => abort.abort());
-  let route = first;
+  let destination = first;
   for (let attempt = 1; ; attempt++) {
+    const { route } = destination;
     const retryable = retryBody !== undefined && attempt === 1;
+    const seen = forwardedBy(request);
     let answer: Dispatcher.ResponseData | undefined;
     let failure: unknown;
-    if (route.url === undefined) {
+    if (seen.length >= FORWARD_HOPS_MAX) {
+      // Nodes' maps or caches disagree: the first node retries once, then the client.
+      throw new SlotNotOwnedError(route.slot, route.owner.nodeId, `forwarded ${seen.length} times (${[...seen, options.router.nodeId].join(' → ')}) without reaching the stream`);
+    } else if (route.url === undefined) {
       failure = new ClusterUnavailableError(`slot ${route.slot}: its owner ${route.owner.nodeId || '(none)'} is not live`);
     } else {
       try {
@@ -94,7 +162,7 @@ async function forward(agent: Dispatcher, options: ForwardingOptions, request: F
           origin: route.url,
           path: request.url,
           method: request.method as Dispatcher.HttpMethod,
-          headers: forwardedHeaders(request, options.router.nodeId),
+          headers: forwardedHeaders(request, options.router.nodeId, destination.byForkSource),
           body: retryBody ?? (hasBody(request) ? (request.raw as unknown as Readable) : undefined),
           signal: abort.signal,
           // Live reads wait upstream as long as they would here; the owner bounds them.
@@ -107,25 +175,40 @@ async function forward(agent: Dispatcher, options: ForwardingOptions, request: F
     }
     const moved = answer !== undefined && answer.statusCode === 503 && answer.headers[SLOT_OWNER_HEADER] !== undefined;
     if ((failure !== undefined || moved) && retryable && !abort.signal.aborted) {
-      answer?.body.destroy();
+      if (answer !== undefined) discard(answer.body);
+      options.hosting.forget(path);
       await options.clock.sleep(FORWARD_RETRY_DELAY_MS);
-      const next = options.router.route(path);
-      if (next.self) {
-        // The slot came here meanwhile: a request without a body goes on to this node's route;
-        // one whose body was read here is answered 503 (its client retries, to this node).
+      const next = await destinationOf(options, request, path);
+      if (next.local) {
+        // The stream turned out to live here: a request without a body goes on to this node's
+        // route; one whose body was read here is answered 503 (its client retries, to this node).
         if (retryBody.length === 0) return false;
-        throw new SlotNotOwnedError(next.slot, next.owner.nodeId, 'the slot moved to this node while the request was forwarded');
+        throw new SlotNotOwnedError(route.slot, options.router.nodeId, 'the stream turned out to live on this node while the request was forwarded');
       }
-      route = next;
+      destination = next;
       continue;
     }
     if (answer === undefined) {
       if (failure instanceof ClusterUnavailableError) throw failure;
       throw new ClusterUnavailableError(`slot ${route.slot}: owner ${route.owner.nodeId} at ${route.url ?? '?'} did not answer: ${(failure as Error).message}`, { cause: failure });
     }
+    const hostPath = answer.headers[HOST_PATH_HEADER];
+    if (typeof hostPath === 'string' && answer.statusCode < 300) options.hosting.learnHost(path, decodeURIComponent(hostPath));
     sendAnswer(reply, answer, request.method);
     return true;
   }
+}
+
+/** Ends a response body not passed on (destroying it emits an error nobody else listens to). */
+function discard(body: Readable): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
+/** The nodes a request was forwarded by, from its header. */
+function forwardedBy(request: FastifyRequest): string[] {
+  const value = request.headers[FORWARDED_BY_HEADER];
+  return typeof value === 'string' ? value.split(',').map((id) => id.trim()) : [];
 }
 
 /** Copies the owner's answer to the client: status, end-to-end headers, body streamed. */
@@ -136,7 +219,7 @@ function sendAnswer(reply: FastifyReply, answer: Dispatcher.ResponseData, method
     reply.header(name, value);
   }
   if (method === 'HEAD' || answer.statusCode === 204 || answer.statusCode === 304) {
-    answer.body.destroy();
+    discard(answer.body);
     if (method === 'HEAD' && answer.headers['content-length'] !== undefined) reply.header('content-length', answer.headers['content-length']);
     void reply.send();
     return;
@@ -145,13 +228,14 @@ function sendAnswer(reply: FastifyReply, answer: Dispatcher.ResponseData, method
 }
 
 /** The client's end-to-end headers, plus who forwarded it and for whom. */
-function forwardedHeaders(request: FastifyRequest, nodeId: string): Record<string, string | string[]> {
+function forwardedHeaders(request: FastifyRequest, nodeId: string, byForkSource: boolean): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(request.headers as IncomingHttpHeaders)) {
     if (value === undefined || name.startsWith(':') || HOP_BY_HOP.has(name)) continue;
     headers[name] = value;
   }
-  headers[FORWARDED_BY_HEADER] = nodeId;
+  headers[FORWARDED_BY_HEADER] = [...forwardedBy(request), nodeId].join(',');
+  if (byForkSource) headers[ROUTE_HEADER] = ROUTE_BY_FORK_SOURCE;
   const prior = request.headers['x-forwarded-for'];
   headers['x-forwarded-for'] = prior === undefined ? request.ip : `${String(prior)}, ${request.ip}`;
   return headers;

@@ -22,11 +22,19 @@ import { encodePage, nextLayout, pageKeysUnder, segmentsFrom, type HeadLayout } 
 import { manifestKey, pageKey, parseStreamObjectKey } from './object-keys.ts';
 import type { ObjectNaming, StreamIdentity } from './object-naming.ts';
 
+/** A fork's source as the manifest store sees it (a `StreamState` is one). */
+export interface ForkSourceSubject {
+  readonly incarnation: number;
+  readonly path?: string;
+  readonly objectNodeId?: string | undefined;
+  readonly fork?: { readonly source: ForkSourceSubject } | undefined;
+}
+
 /** The stream as the manifest store sees it (a `StreamState` is one). */
 export interface ManifestSubject extends StreamIdentity {
   readonly contentType: string;
   readonly fork:
-    | { readonly source: { readonly incarnation: number; readonly path?: string; readonly objectNodeId?: string | undefined }; readonly position: number }
+    | { readonly source: ForkSourceSubject; readonly position: number }
     | undefined;
   /** Latest manifest version this process knows is stored (0 = none). */
   readonly manifestVersion: number;
@@ -131,6 +139,9 @@ export class ManifestStore {
       const { source, position } = stream.fork;
       manifest.fork = { incarnation: source.incarnation, position };
       if (source.path !== undefined) Object.assign(manifest.fork, { path: source.path, nodeId: source.objectNodeId ?? this.naming.nodeId });
+      let root: ForkSourceSubject = source;
+      while (root.fork !== undefined) root = root.fork.source;
+      if (root.path !== undefined) manifest.fork.hostPath = root.path;
     }
     if (meta !== undefined) manifest.stream = meta;
     await this.#putFenced(key, encodeManifest(manifest));

@@ -74,8 +74,10 @@ export interface Manifest {
    * Fork source incarnation and fork position; the source's own manifest lists those bytes. `path`
    * and `nodeId` (the node id in the source's key prefix) are written since stream metadata is
    * stored, so a node without the local disk can find the source.
+   * `hostPath` is the path of the fork chain's root (the first stream that is not a fork): in
+   * cluster mode a fork lives with its sources in the slot of that path (docs/cluster.md "Forks").
    */
-  fork?: { incarnation: number; position: number; path?: string; nodeId?: string };
+  fork?: { incarnation: number; position: number; path?: string; nodeId?: string; hostPath?: string };
   /**
    * The recent segments (format 2: those not yet in a page), ascending and contiguous, after
    * `pages`.

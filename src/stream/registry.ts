@@ -97,6 +97,11 @@ export interface WriteFence {
   confirm(path: string, epoch: number): void;
 }
 
+/** The path of the root of `stream`'s fork chain (itself when it is not a fork). */
+function hostPathOf(stream: StreamState): string {
+  return (lineage.lineage(stream).at(-1) ?? stream).path;
+}
+
 export class StreamRegistry {
   readonly #log: RecordLog;
   readonly #clock: Clock;
@@ -229,11 +234,29 @@ export class StreamRegistry {
     return end;
   }
 
-  /** The path whose slot owner must acknowledge `record` (creates, appends, deletes), or undefined. */
+  /**
+   * The path whose slot owner must acknowledge `record` (creates, appends, deletes): the stream's
+   * host path (a fork lives in its chain root's slot, docs/cluster.md "Forks"), or undefined.
+   */
   #fencedPath(record: StreamRecord): string | undefined {
-    if (record.t === 'create') return record.path;
-    if (record.t === 'append' || record.t === 'delete') return this.#table.byIncarnation(record.inc)?.path;
+    if (record.t === 'create') {
+      const source = record.fork === undefined ? undefined : this.#table.byIncarnation(record.fork.inc);
+      return source === undefined ? record.path : hostPathOf(source);
+    }
+    if (record.t === 'append' || record.t === 'delete') {
+      const stream = this.#table.byIncarnation(record.inc);
+      return stream === undefined ? undefined : hostPathOf(stream);
+    }
     return undefined;
+  }
+
+  /**
+   * The host path of the stream held at `path`: its own path, or for a fork the path of its
+   * chain's root (cluster mode keeps a fork in that path's slot). Undefined when not held.
+   */
+  hostPathOf(path: string): string | undefined {
+    const stream = this.#table.atPath(path);
+    return stream === undefined ? undefined : hostPathOf(stream);
   }
 
   /**

@@ -10,7 +10,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
-import { LOOKUP_ABSENT_PATHS_MAX, LOOKUP_ABSENT_TTL_MS } from '../config/limits.ts';
+import { LOOKUP_ABSENT_PATHS_MAX, LOOKUP_ABSENT_TTL_MS, LOOKUP_HOSTED_ELSEWHERE_PATHS_MAX } from '../config/limits.ts';
 import type { Manifest } from '../manifest/manifest.ts';
 import { StoredDataCorruptError } from '../manifest/unit-checksum.ts';
 import { lookUpPath, readIncarnation, type FoundIncarnation } from '../manifest/stream-lookup.ts';
@@ -24,13 +24,20 @@ export interface StreamFinderOptions {
   clock: Clock;
   /** True while this node is deleting the incarnation's objects (its tombstone may not be stored yet). */
   isDeleting: (incarnation: number) => boolean;
+  /**
+   * Cluster mode: whether this node hosts streams of host path `hostPath` (owns its slot). A fork
+   * stored with a host elsewhere is not installed; `find` names its host instead. Default: all.
+   */
+  hostsLocally?: (hostPath: string) => boolean;
 }
 
 
 export class StreamFinder {
   readonly #o: StreamFinderOptions;
   readonly #absent: LRUCache<string, true>;
-  readonly #inFlight = new Map<string, Promise<void>>();
+  readonly #inFlight = new Map<string, Promise<string | undefined>>();
+  /** Cluster mode: paths known to be forks hosted by another node, and their host path. */
+  readonly #hostedElsewhere: LRUCache<string, string>;
   /** Lookups that went to the object store. */
   lookups = 0;
   /** Streams installed from the object store (fork sources included). */
@@ -43,16 +50,32 @@ export class StreamFinder {
       ttl: LOOKUP_ABSENT_TTL_MS,
       perf: { now: () => options.clock.monotonicMs() },
     });
+    this.#hostedElsewhere = new LRUCache<string, string>({ max: LOOKUP_HOSTED_ELSEWHERE_PATHS_MAX });
+  }
+
+  /** Cluster mode: `path` is a fork hosted with `hostPath` (a host's answer said so). */
+  learnHost(path: string, hostPath: string): void {
+    this.#absent.delete(path);
+    this.#hostedElsewhere.set(path, hostPath);
+  }
+
+  /** Forgets what was cached of `path` (its host said it holds no such stream): the next `find` looks again. */
+  forget(path: string): void {
+    this.#absent.delete(path);
+    this.#hostedElsewhere.delete(path);
   }
 
   /**
    * Makes sure the registry holds `path` if the object store does. Resolves at once when the path
    * is held or recently found absent.
+   * @returns undefined, or in cluster mode the host path of a fork another node hosts (not installed).
    * @throws object-store errors (the request fails with 503 and may be retried);
    *   ManifestCorruptError; StoredDataCorruptError (a fork whose source is gone).
    */
-  find(path: string): Promise<void> {
-    if (this.#o.registry.holdsPath(path) || this.#absent.has(path)) return Promise.resolve();
+  find(path: string): Promise<string | undefined> {
+    if (this.#o.registry.holdsPath(path) || this.#absent.has(path)) return Promise.resolve(undefined);
+    const hostPath = this.#hostedElsewhere.get(path);
+    if (hostPath !== undefined) return Promise.resolve(hostPath);
     let lookup = this.#inFlight.get(path);
     if (lookup === undefined) {
       lookup = this.#lookUp(path).finally(() => this.#inFlight.delete(path));
@@ -61,14 +84,19 @@ export class StreamFinder {
     return lookup;
   }
 
-  async #lookUp(path: string): Promise<void> {
+  async #lookUp(path: string): Promise<string | undefined> {
     const { store, registry, isDeleting } = this.#o;
     this.lookups++;
     const { found, highestIncarnation } = await lookUpPath(store, path);
     registry.raiseNextIncarnation(highestIncarnation + 1);
     if (found === undefined || found.manifest.stream?.deleted === 'hard' || isDeleting(found.incarnation) || registry.holdsPath(path)) {
       if (!registry.holdsPath(path)) this.#absent.set(path, true);
-      return;
+      return undefined;
+    }
+    const hostPath = found.manifest.fork?.hostPath;
+    if (hostPath !== undefined && this.#o.hostsLocally?.(hostPath) === false) {
+      this.#hostedElsewhere.set(path, hostPath);
+      return hostPath;
     }
     const chain: LoadRecord[] = [];
     for (let at: FoundIncarnation | undefined = found; at !== undefined; ) {
@@ -83,9 +111,10 @@ export class StreamFinder {
       registry.raiseNextIncarnation(source.incarnation + 1);
       at = source;
     }
-    if (registry.holdsPath(path)) return; // created here while we looked
+    if (registry.holdsPath(path)) return undefined; // created here while we looked
     registry.install(chain);
     this.loaded += chain.length;
+    return undefined;
   }
 }
 
