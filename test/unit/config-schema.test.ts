@@ -82,6 +82,7 @@ describe('the serve settings table', () => {
       liveReadersMax: 100_000,
       checkpointWalBytes: 256 * 1024 * 1024,
       objectStore: 'fs',
+      workers: 1,
       segmentSizeBytes: 8 * 1024 * 1024,
       sealIdleMs: 30_000,
       unsealedAgeMsMax: 300_000,
