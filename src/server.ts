@@ -452,12 +452,31 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     }, CHECKPOINT_CHECK_INTERVAL_MS)
     .unref();
 
+  // A slot handed to another node: its streams' writes are refused already (the map marks it
+  // moving); store every byte and their metadata, then forget them (docs/cluster.md "Moves").
+  coordinator?.setReleaseHandler(async (slots) => {
+    const moving = new Set(slots);
+    await registry.recordsDurable();
+    const streams = [...registry.allStreams()].filter((stream) => moving.has(coordinator.table.slotOf(registry.hostPath(stream))));
+    await sealer.sealNow(streams);
+    await registry.unload(streams);
+    logger.info({ slots: slots.length, streams: streams.length }, 'slots handed over');
+  });
+
   const address = await app.listen({ host: config.host, port: config.port });
   const peerServer = options.cluster?.peerListen === undefined ? undefined : await listenPeers(app, options.cluster.peerListen);
   if (coordinator !== undefined) {
     const advertiseUrl = peerServer?.url ?? options.cluster?.advertiseUrl ?? address;
     await coordinator.start({ advertiseUrl, url: address });
     logger.info({ nodeId: naming.nodeId, advertiseUrl, ...coordinator.status() }, 'joined the cluster');
+    // Streams of slots this node no longer owns (an operator reassigned them while it was away,
+    // accepting the loss of what was unsealed): the owner serves them from the object store.
+    const foreign = [...registry.allStreams()].filter((stream) => !coordinator.table.route(registry.hostPath(stream)).self);
+    if (foreign.length > 0) {
+      const unsealedBytes = foreign.reduce((sum, stream) => sum + stream.durableOffset - stream.sealedOffset, 0);
+      logger.warn({ streams: foreign.length, unsealedBytes }, 'holding streams of slots now owned elsewhere: unloading them, their unsealed bytes are not served');
+      await registry.unload(foreign);
+    }
   }
   const tlsReloader =
     tls && new TlsReloader({ files: tls.files, current: tls.pair, server: app.server as unknown as SecureContextTarget, clock, logger });

@@ -10,11 +10,11 @@ import { CairnError } from '../protocol/error-table.ts';
  * acknowledge a write or serve its hot tail. `ownerNodeId` is the owner this node knows of, if any.
  */
 export class SlotNotOwnedError extends CairnError {
-  readonly slot: number;
+  readonly slot: number | undefined;
   readonly ownerNodeId: string | undefined;
-  constructor(slot: number, ownerNodeId: string | undefined, reason: string) {
+  constructor(slot: number | undefined, ownerNodeId: string | undefined, reason: string) {
     // The forwarding node reads the header to tell a moved slot from any other 503 (and retries once).
-    super('SLOT_NOT_OWNED', `slot ${slot}: ${reason}`, { headers: { 'cairn-slot-owner': ownerNodeId ?? '' } });
+    super('SLOT_NOT_OWNED', slot === undefined ? reason : `slot ${slot}: ${reason}`, { headers: { 'cairn-slot-owner': ownerNodeId ?? '' } });
     this.slot = slot;
     this.ownerNodeId = ownerNodeId;
   }

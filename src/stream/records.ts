@@ -91,4 +91,14 @@ export interface LoadRecord {
   softDeleted: boolean;
 }
 
-export type StreamRecord = CreateRecord | AppendRecord | DeleteRecord | SealRecord | TrimRecord | LoadRecord;
+/**
+ * Cluster mode: the stream's slot was handed to another node after every byte and its metadata
+ * were stored (docs/cluster.md "Moves"). The incarnation is forgotten here, its objects kept; the
+ * new owner loads it from the object store.
+ */
+export interface UnloadRecord {
+  t: 'unload';
+  inc: number;
+}
+
+export type StreamRecord = CreateRecord | AppendRecord | DeleteRecord | SealRecord | TrimRecord | LoadRecord | UnloadRecord;

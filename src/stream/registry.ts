@@ -259,6 +259,11 @@ export class StreamRegistry {
     return stream === undefined ? undefined : hostPathOf(stream);
   }
 
+  /** The host path of `stream` (see `hostPathOf`). */
+  hostPath(stream: StreamState): string {
+    return hostPathOf(stream);
+  }
+
   /**
    * Before the first record that touches a stream loaded from the object store (or a fork of
    * one), logs load records for it and its unlogged sources, sources first, so replay knows them.
@@ -601,6 +606,18 @@ export class StreamRegistry {
   /** Publishes a retention trim: manifest `version` no longer lists segments below `retainedStart`. */
   async commitTrim(stream: StreamState, retainedStart: number, version: number): Promise<void> {
     await this.#commit({ t: 'trim', inc: stream.incarnation, retainedStart, version });
+  }
+
+  /**
+   * Cluster mode: forgets `streams` after their slot's hand-over stored every byte and their
+   * metadata (docs/cluster.md "Moves"), forks before their sources; their objects stay for the
+   * new owner. Live readers wake and see `movedAway`.
+   */
+  async unload(streams: readonly StreamState[]): Promise<void> {
+    const depth = (stream: StreamState) => lineage.lineage(stream).length;
+    for (const stream of [...streams].sort((a, b) => depth(b) - depth(a))) {
+      if (this.holds(stream)) await this.#commit({ t: 'unload', inc: stream.incarnation });
+    }
   }
 
   /** True while the incarnation is held (live or soft-deleted): its objects must stay. */

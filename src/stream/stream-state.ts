@@ -111,6 +111,8 @@ export class StreamState {
   /** Number of forks whose source is this stream. */
   forkCount = 0;
   softDeleted = false;
+  /** Cluster mode: the stream's slot moved to another node and this state was unloaded (live readers go there). */
+  movedAway = false;
   /** Settles when the newest record of this stream is durable (rejects if the WAL failed). */
   lastCommit: Promise<void> = SETTLED;
   /** Live readers waiting for bytes past `durableOffset` or for closure (created with the first one). */

@@ -25,6 +25,8 @@ export interface RegistryListener {
   removed(stream: StreamState): void;
   /** Retention dropped these segments of `stream`: their objects may go (once the record is durable, as above). */
   segmentsDropped(stream: StreamState, segments: readonly SegmentRef[]): void;
+  /** `stream` left this node's memory (removed, or unloaded: its slot moved); its objects stay unless `removed` follows. */
+  unloaded?(stream: StreamState): void;
 }
 
 /** The fields of a new incarnation, from a create record or a checkpoint. */
@@ -155,6 +157,14 @@ export class StreamTable {
         stream.notify();
         return stream;
       }
+      case 'unload': {
+        const stream = this.#byIncarnation.get(record.inc);
+        if (stream === undefined) return undefined;
+        this.#forget(stream);
+        stream.movedAway = true;
+        stream.notify();
+        return stream;
+      }
       case 'seal': {
         // A seal of a removed stream (deleted while its upload ran) changes nothing.
         const stream = this.#byIncarnation.get(record.inc);
@@ -269,15 +279,21 @@ export class StreamTable {
 
   /** Forgets `stream`, then its soft-deleted fork sources that no fork references any more. */
   #remove(stream: StreamState): void {
-    if (this.#byPath.get(stream.path) === stream) this.#byPath.delete(stream.path);
-    this.#byIncarnation.delete(stream.incarnation);
-    this.#metaDirty.delete(stream);
-    this.#hotTailBytes -= stream.hotTail.sizeBytes;
+    this.#forget(stream);
     this.#listener?.removed(stream);
     const source = stream.fork?.source;
     if (source !== undefined) {
       source.forkCount--;
       if (source.softDeleted && source.forkCount === 0) this.#remove(source);
     }
+  }
+
+  /** Drops `stream` from the indexes and counters (its objects are not this function's business). */
+  #forget(stream: StreamState): void {
+    if (this.#byPath.get(stream.path) === stream) this.#byPath.delete(stream.path);
+    this.#byIncarnation.delete(stream.incarnation);
+    this.#metaDirty.delete(stream);
+    this.#hotTailBytes -= stream.hotTail.sizeBytes;
+    this.#listener?.unloaded?.(stream);
   }
 }

@@ -127,6 +127,53 @@ export class Sealer {
     this.#fenced.delete(stream);
   }
 
+  /**
+   * Cluster mode, a slot handing over (docs/cluster.md "Moves"): seals every durable byte of each
+   * stream and stores its metadata now, sources before forks. Writes to them are already refused.
+   * @throws the first seal or manifest write that fails (the hand-over is retried later).
+   */
+  async sealNow(streams: readonly StreamState[]): Promise<void> {
+    const depth = (stream: StreamState) => {
+      let count = 0;
+      for (let at = stream.fork?.source; at !== undefined; at = at.fork?.source) count++;
+      return count;
+    };
+    for (const stream of [...streams].sort((a, b) => depth(a) - depth(b))) {
+      for (;;) {
+        const running = this.#running.get(stream);
+        if (running !== undefined) {
+          await running;
+          continue;
+        }
+        if (!this.#o.registry.holds(stream)) break;
+        this.#ready.delete(stream);
+        const before = { sealed: stream.sealedOffset, version: stream.manifestVersion };
+        if (stream.durableOffset > stream.sealedOffset) await this.#exclusive(stream, () => this.#seal(stream));
+        else if (stream.metaDirty) await this.#exclusive(stream, () => this.#writeMetadata(stream));
+        else break;
+        if (stream.sealedOffset === before.sealed && stream.manifestVersion === before.version && this.#o.registry.holds(stream)) {
+          throw new Error(`stream ${stream.path}: sealing made no progress (its fork source is not stored?)`);
+        }
+      }
+    }
+  }
+
+  /** Runs `work` on `stream` as the only seal work on it, visible to `close()`; rejects with its error. */
+  async #exclusive(stream: StreamState, work: () => Promise<void>): Promise<void> {
+    const run = work();
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#running.set(stream, settled);
+    this.#o.seals.track(stream.incarnation, settled);
+    try {
+      await run;
+    } finally {
+      this.#running.delete(stream);
+    }
+  }
+
   /** Stops starting work and waits for running seals (queued ones are dropped: the WAL keeps their bytes). */
   async close(): Promise<void> {
     this.#closed = true;

@@ -5,6 +5,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BadRequestError, StreamNotFoundError } from '../../protocol/errors.ts';
+import { SlotNotOwnedError } from '../../cluster/errors.ts';
 import { CACHE_CONTROL_NO_STORE, ifNoneMatchHits, readCacheControl, readEtag } from '../../protocol/caching.ts';
 import { responseCursor } from '../../protocol/cursor.ts';
 import { parseOffsetQuery, ZERO_INCARNATION } from '../../protocol/offset.ts';
@@ -81,6 +82,8 @@ export async function readStream(
       // The wait is silent by design: the socket's inactivity timeout (--body-timeout-ms) must not end it.
       disableSilenceTimeout(request.raw);
       const reason = await context.live.wait(stream, context.limits.longPollTimeoutMs, request.raw).finally(release);
+      // Its slot moved meanwhile (cluster mode): 503 tells a forwarding node to ask the new owner.
+      if (stream.movedAway) throw new SlotNotOwnedError(undefined, undefined, 'the stream moved to another node while this request waited');
       if (!registry.isCurrent(stream) || stream.softDeleted) throw new StreamNotFoundError(path);
       if (reason === 'disconnected') return;
     }
