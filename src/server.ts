@@ -246,7 +246,12 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     clock,
     onFinish: (operation, latencyMs) => metrics.objectStoreFinished(operation, latencyMs),
   });
-  const readiness = new Readiness({ store: metered, clock, walFailure: () => writer.failure });
+  const readiness = new Readiness({
+    store: metered,
+    clock,
+    walFailure: () => writer.failure,
+    ...(options.cluster === undefined ? {} : { cluster: () => coordinator?.status() ?? { connected: false, ownedSlots: 0 } }),
+  });
   const store = new RetryingObjectStore(metered, {
     random,
     clock,
@@ -417,7 +422,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     proxy,
   });
   // Forwarding runs first (onRequest, before bodies are read); the lookup only for local slots.
-  const closeForwarding =
+  const forwarding =
     coordinator === undefined
       ? undefined
       : installForwarding(app, {
@@ -431,6 +436,9 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
           clock,
           streamPathBytesMax: config.streamPathBytesMax,
         });
+  if (coordinator !== undefined && forwarding !== undefined) {
+    metrics.addCluster({ status: () => coordinator.status(), forwarded: () => ({ ...forwarding.counts }) });
+  }
   installStreamLookup(app, finder, config.streamPathBytesMax);
 
   const drain = new ConnectionDrain(app.server);
@@ -539,7 +547,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         try {
           await coordinator?.leave();
           await Promise.all([app.close(), peerServer?.close()]);
-          await closeForwarding?.();
+          await forwarding?.close();
           await coordinator?.close();
         } finally {
           idleSweeper.cancel();

@@ -58,6 +58,16 @@ export interface StreamHosting {
   forget(path: string): void;
 }
 
+/** Forwarded requests by outcome, for metrics. */
+export interface ForwardCounts {
+  /** Answered by the owner (any status), passed to the client. */
+  answered: number;
+  /** Sent a second time (to the new owner, or to this node's own route) after the first owner refused (slot moved) or did not answer. */
+  retried: number;
+  /** Answered 503 here: no owner could be reached. */
+  failed: number;
+}
+
 export interface ForwardingOptions {
   router: ClusterRouter;
   hosting: StreamHosting;
@@ -71,10 +81,11 @@ const LOCAL: Destination = { local: true };
 
 /**
  * Installs forwarding as an `onRequest` hook of stream requests, and `Cairn-Node` on every
- * response. @returns a function closing the connection pools (server shutdown).
+ * response. @returns the counts by outcome, and a function closing the connection pools (server shutdown).
  */
-export function installForwarding(app: FastifyInstance, options: ForwardingOptions): () => Promise<void> {
+export function installForwarding(app: FastifyInstance, options: ForwardingOptions): { counts: ForwardCounts; close(): Promise<void> } {
   const { router, hosting } = options;
+  const counts: ForwardCounts = { answered: 0, retried: 0, failed: 0 };
   const agent = new Agent({ connections: FORWARD_CONNECTIONS_PER_NODE_MAX, pipelining: 1 });
   app.addHook('onRequest', async (request, reply) => {
     reply.header(NODE_HEADER, router.nodeId);
@@ -83,7 +94,12 @@ export function installForwarding(app: FastifyInstance, options: ForwardingOptio
     const destination = await destinationOf(options, request, path);
     if (destination.local) return undefined;
     // Returning the reply tells Fastify the hook answered: the local route does not run.
-    return (await forward(agent, options, request, reply, path, destination)) ? reply : undefined;
+    try {
+      return (await forward(agent, options, request, reply, path, destination, counts)) ? reply : undefined;
+    } catch (error) {
+      counts.failed++;
+      throw error;
+    }
   });
   // A fork create answered here tells the forwarding nodes where the fork lives.
   app.addHook('onSend', async (request, reply) => {
@@ -92,7 +108,7 @@ export function installForwarding(app: FastifyInstance, options: ForwardingOptio
     const hostPath = path === undefined ? undefined : hosting.heldHostPath(path);
     if (hostPath !== undefined && reply.getHeader(HOST_PATH_HEADER) === undefined) reply.header(HOST_PATH_HEADER, encodeURIComponent(hostPath));
   });
-  return () => agent.close();
+  return { counts, close: () => agent.close() };
 }
 
 /** The stream path a request acts on, or undefined for requests every node answers itself. */
@@ -140,7 +156,15 @@ async function destinationOf(options: ForwardingOptions, request: FastifyRequest
 }
 
 /** @returns true when the request was answered (forwarded), false when it goes on to this node's route. */
-async function forward(agent: Dispatcher, options: ForwardingOptions, request: FastifyRequest, reply: FastifyReply, path: string, first: Destination & { local: false }): Promise<boolean> {
+async function forward(
+  agent: Dispatcher,
+  options: ForwardingOptions,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  path: string,
+  first: Destination & { local: false },
+  counts: ForwardCounts,
+): Promise<boolean> {
   const retryBody = await retainableBody(request);
   const abort = new AbortController();
   reply.raw.once('close', () => abort.abort());
@@ -179,6 +203,7 @@ async function forward(agent: Dispatcher, options: ForwardingOptions, request: F
       options.hosting.forget(path);
       await options.clock.sleep(FORWARD_RETRY_DELAY_MS);
       const next = await destinationOf(options, request, path);
+      counts.retried++;
       if (next.local) {
         // The stream turned out to live here: a request without a body goes on to this node's
         // route; one whose body was read here is answered 503 (its client retries, to this node).
@@ -194,6 +219,7 @@ async function forward(agent: Dispatcher, options: ForwardingOptions, request: F
     }
     const hostPath = answer.headers[HOST_PATH_HEADER];
     if (typeof hostPath === 'string' && answer.statusCode < 300) options.hosting.learnHost(path, decodeURIComponent(hostPath));
+    counts.answered++;
     sendAnswer(reply, answer, request.method);
     return true;
   }

@@ -1,6 +1,7 @@
 /**
  * Readiness (`/readyz`, issue 6): ready when WAL recovery has finished, the WAL writer has not
- * failed, the server is not shutting down, and the object store answers a cheap probe (a HEAD of
+ * failed, the server is not shutting down, in cluster mode the node holds its registration and
+ * owns slots (docs/cluster.md), and the object store answers a cheap probe (a HEAD of
  * a key that need not exist: "not found" is an answer). The probe's result is kept for
  * `READINESS_PROBE_CACHE_MS` and concurrent checks share one probe, so frequent scrapers cost
  * the store one request per period.
@@ -20,6 +21,8 @@ export interface ReadinessOptions {
   clock: Clock;
   /** Why the WAL cannot take writes, or undefined when it can. */
   walFailure: () => Error | undefined;
+  /** Cluster mode: whether the coordinator is reachable and how many slots this node owns. */
+  cluster?: () => { connected: boolean; ownedSlots: number };
 }
 
 export class Readiness {
@@ -60,6 +63,9 @@ export class Readiness {
     if (!this.#recovered) return { ready: false, reason: 'WAL recovery has not finished' };
     const walFailure = this.#o.walFailure();
     if (walFailure !== undefined) return { ready: false, reason: `WAL failed: ${walFailure.message}` };
+    const cluster = this.#o.cluster?.();
+    if (cluster !== undefined && !cluster.connected) return { ready: false, reason: 'not connected to the cluster coordinator (no slot map, or the lease is not held)' };
+    if (cluster !== undefined && cluster.ownedSlots === 0) return { ready: false, reason: 'owns no slots (joining, or every slot is assigned elsewhere)' };
     const nowMs = this.#o.clock.nowMs();
     if (this.#probe === undefined || nowMs - this.#probe.atMs >= READINESS_PROBE_CACHE_MS) {
       this.#probe = { atMs: nowMs, result: this.#probeStore() };

@@ -240,6 +240,27 @@ export class ServerMetrics {
     });
   }
 
+  /**
+   * Cluster mode (docs/cluster.md "Operations"): this node's registration, slots and map
+   * revision, and the stream requests it forwarded to slot owners, by outcome.
+   */
+  addCluster(sources: { status(): { connected: boolean; ownedSlots: number; mapRevision: number }; forwarded(): Readonly<Record<string, number>> }): void {
+    const registry = this.registry;
+    scrapedGauge(registry, 'cairn_cluster_connected', '1 while this node holds its cluster registration and has a slot map, else 0', () => (sources.status().connected ? 1 : 0));
+    scrapedGauge(registry, 'cairn_cluster_owned_slots', 'Slots this node owns', () => sources.status().ownedSlots);
+    scrapedGauge(registry, 'cairn_cluster_map_revision', 'Revision of the slot map this node applied', () => sources.status().mapRevision);
+    new Counter({
+      name: 'cairn_forwarded_requests_total',
+      help: 'Stream requests sent on to the node owning their slot, by outcome: answered, retried (once, after a slot move), failed (503 to the client)',
+      labelNames: ['outcome'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [outcome, count] of Object.entries(sources.forwarded())) this.inc({ outcome }, count);
+      },
+    });
+  }
+
   /** One finished HTTP request: `seconds` from routing to the end of the response. */
   observeRequest(operation: RequestOperation, status: number, seconds: number): void {
     let byStatus = this.#requestChildren.get(operation);

@@ -108,6 +108,11 @@ describe('a graceful slot move', () => {
     const atA = `${a.url}/v1/stream/${path}`;
     const atB = `${b.url}/v1/stream/${path}`;
 
+    // B owns nothing yet: not ready for traffic of its own (it still forwards).
+    const notReady = await fetch(`${b.url}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(await notReady.text()).toMatch(/owns no slots/);
+
     // Created and written through B: forwarded to A, the owner of every slot.
     expect((await fetch(atB, { method: 'PUT', headers: text })).status).toBe(201);
     for (let seq = 0; seq < 3; seq++) {
@@ -120,7 +125,11 @@ describe('a graceful slot move', () => {
 
     // A long-poll at the tail, through B, waits on A while the slot moves.
     const waiting = fetch(`${atB}?offset=${tail}&live=long-poll`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (;;) {
+      const metrics = await (await fetch(`${a.url}/metrics`)).text();
+      if (/^cairn_live_connections\{mode="long-poll"\} 1$/m.test(metrics)) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     await cluster.move(slot, coordinatorB.table.nodeId);
     expect(a.registry.holdsPath(path)).toBe(false);
 
@@ -137,6 +146,13 @@ describe('a graceful slot move', () => {
     const all = await fetch(`${atA}?offset=-1`);
     expect(await all.text()).toBe('m0;m1;m2;m3;');
     expect(all.headers.get('cairn-node')).toBe(coordinatorB.table.nodeId);
+
+    expect((await fetch(`${b.url}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${b.url}/metrics`)).text();
+    expect(metrics).toMatch(/^cairn_cluster_owned_slots 1$/m);
+    expect(metrics).toMatch(/^cairn_cluster_connected 1$/m);
+    expect(metrics).toMatch(/^cairn_forwarded_requests_total\{outcome="answered"\} [1-9]/m);
+    expect(metrics).toMatch(/^cairn_forwarded_requests_total\{outcome="retried"\} 1$/m);
   }, 60_000);
 
   it('refuses writes on the old owner while the slot is marked moving', async () => {
