@@ -27,7 +27,7 @@ export function recoverCommand(): Command {
         bar.update(done);
       });
       bar?.stop();
-      process.stdout.write(`incarnations: ${report.incarnations}\nloaded: ${report.loaded}\nskipped: ${report.skipped}\n`);
+      process.stdout.write(`incarnations: ${report.incarnations}\nloaded: ${report.loaded}\nskipped: ${report.skipped}\nrequests: ${report.requests.list} LIST, ${report.requests.get} GET\n`);
     } finally {
       bar?.stop();
     }
