@@ -49,6 +49,7 @@ import { ManifestStore } from './manifest/manifest-store.ts';
 import { ObjectNaming } from './manifest/object-naming.ts';
 import { SealActivity } from './tiering/seal-activity.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
+import type { LoadedStreamLimits } from './tiering/idle-eviction.ts';
 import { StreamFinder } from './tiering/stream-finder.ts';
 import { installStreamLookup } from './http/stream-lookup-hook.ts';
 import { openWal, type WalFs } from './wal/index.ts';
@@ -119,6 +120,8 @@ export interface StartOptions {
   retryPolicy?: Partial<RetryPolicy>;
   /** WAL file-system operations; default node:fs (disk-fault tests inject ENOSPC/EIO here). */
   walFs?: WalFs;
+  /** Bounds on streams loaded by lazy lookup; defaults from limits.ts (eviction tests shorten them). */
+  loadedStreamLimits?: LoadedStreamLimits;
 }
 
 /** The configured store, unwrapped: the filesystem under the data directory, or S3 (also `cairn verify`). */
@@ -258,7 +261,15 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   const seals = new SealActivity();
   const manifests = new ManifestStore({ store, naming });
   const collector = new ObjectCollector({ store, logger, seals, clock, manifests, recordsDurable: () => registry.recordsDurable() });
-  const finder = new StreamFinder({ store, registry, clock, isDeleting: (incarnation) => collector.isDeleting(incarnation) });
+  const finder = new StreamFinder({
+    store,
+    registry,
+    clock,
+    isDeleting: (incarnation) => collector.isDeleting(incarnation),
+    isSealing: (incarnation) => seals.running(incarnation),
+    loadedLimits: options.loadedStreamLimits,
+  });
+  finder.eviction.start();
   const sealer = new Sealer({
     registry,
     manifests,
@@ -427,6 +438,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         subscriptions.close();
         reaper.cancel();
         checkpointer.cancel();
+        finder.eviction.close();
         tlsReloader?.close();
         // Long-polls are answered (204 at the tail) and SSE connections get a final control event.
         live.closeAll();

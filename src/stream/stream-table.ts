@@ -267,6 +267,19 @@ export class StreamTable {
     }
   }
 
+  /**
+   * Forgets `stream` without removing it: no listener hears of it, so its objects stay (a stream
+   * loaded from the object store that the registry evicts; a lookup loads it again). Its fork
+   * source, if any, counts one fork less.
+   */
+  evict(stream: StreamState): void {
+    if (this.#byPath.get(stream.path) === stream) this.#byPath.delete(stream.path);
+    this.#byIncarnation.delete(stream.incarnation);
+    this.#metaDirty.delete(stream);
+    this.#hotTailBytes -= stream.hotTail.sizeBytes;
+    if (stream.fork !== undefined) stream.fork.source.forkCount--;
+  }
+
   /** Forgets `stream`, then its soft-deleted fork sources that no fork references any more. */
   #remove(stream: StreamState): void {
     if (this.#byPath.get(stream.path) === stream) this.#byPath.delete(stream.path);

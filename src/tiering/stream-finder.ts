@@ -17,6 +17,8 @@ import { lookUpPath, readIncarnation, type FoundIncarnation } from '../manifest/
 import type { ObjectStore } from '../object-store/index.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { LoadRecord } from '../stream/records.ts';
+import type { StreamState } from '../stream/stream-state.ts';
+import { LoadedStreamEviction, type LoadedStreamLimits } from './idle-eviction.ts';
 
 export interface StreamFinderOptions {
   store: ObjectStore;
@@ -24,6 +26,10 @@ export interface StreamFinderOptions {
   clock: Clock;
   /** True while this node is deleting the incarnation's objects (its tombstone may not be stored yet). */
   isDeleting: (incarnation: number) => boolean;
+  /** True while a seal, trim or metadata write of the incarnation runs (it is not evicted then); default never. */
+  isSealing?: (incarnation: number) => boolean;
+  /** Bounds on the streams loaded here (src/tiering/idle-eviction.ts); defaults from limits.ts. */
+  loadedLimits?: LoadedStreamLimits;
 }
 
 
@@ -35,9 +41,17 @@ export class StreamFinder {
   lookups = 0;
   /** Streams installed from the object store (fork sources included). */
   loaded = 0;
+  /** Forgets idle loaded streams (`start()` runs its sweep; `close()` stops it). */
+  readonly eviction: LoadedStreamEviction;
 
   constructor(options: StreamFinderOptions) {
     this.#o = options;
+    this.eviction = new LoadedStreamEviction({
+      registry: options.registry,
+      clock: options.clock,
+      isSealing: options.isSealing ?? (() => false),
+      ...options.loadedLimits,
+    });
     this.#absent = new LRUCache<string, true>({
       max: LOOKUP_ABSENT_PATHS_MAX,
       ttl: LOOKUP_ABSENT_TTL_MS,
@@ -52,7 +66,11 @@ export class StreamFinder {
    *   ManifestCorruptError; StoredDataCorruptError (a fork whose source is gone).
    */
   find(path: string): Promise<void> {
-    if (this.#o.registry.holdsPath(path) || this.#absent.has(path)) return Promise.resolve();
+    if (this.#o.registry.holdsPath(path)) {
+      this.eviction.used(path);
+      return Promise.resolve();
+    }
+    if (this.#absent.has(path)) return Promise.resolve();
     let lookup = this.#inFlight.get(path);
     if (lookup === undefined) {
       lookup = this.#lookUp(path).finally(() => this.#inFlight.delete(path));
@@ -86,6 +104,8 @@ export class StreamFinder {
     if (registry.holdsPath(path)) return; // created here while we looked
     registry.install(chain);
     this.loaded += chain.length;
+    const installed = chain.map((record) => registry.byIncarnation(record.inc)).filter((stream): stream is StreamState => stream?.unlogged === true);
+    this.eviction.loaded(installed);
   }
 }
 
