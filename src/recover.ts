@@ -21,6 +21,9 @@ import { StreamRegistry, type RegistrySnapshot } from './stream/registry.ts';
 import { storedLoadRecord } from './tiering/stream-finder.ts';
 import { openWal } from './wal/index.ts';
 
+/** What `onProgress` counts: key-prefix shards listed, then newest manifests read. */
+export type RecoverPhase = 'list' | 'read';
+
 export interface RecoverReport {
   /** Stream incarnations found with a manifest. */
   incarnations: number;
@@ -34,13 +37,14 @@ export interface RecoverReport {
 
 /**
  * @param keyPrefix only incarnations under this key prefix ('' = all).
+ * @param onProgress told after each shard listed (`list`) and each manifest read (`read`): done, total.
  * @throws object-store, WAL and manifest errors.
  */
 export async function recoverFromStore(
   config: ServeConfig,
   logger: Logger,
   keyPrefix = '',
-  onProgress: (done: number, total: number) => void = () => {},
+  onProgress: (done: number, total: number, phase: RecoverPhase) => void = () => {},
 ): Promise<RecoverReport> {
   const store = new MeteredObjectStore(await openBaseStore(config));
   const wal = await openWal({ dir: path.join(config.dataDir, 'wal'), durability: config.durability, logger });
@@ -52,7 +56,9 @@ export async function recoverFromStore(
 
     // The newest manifest of every incarnation directory; the hash shards are listed in parallel.
     const newest = new Map<string, { key: string; version: number; nodeId: string; incarnation: number }>();
-    await forEachBounded(shardPrefixes(keyPrefix), RECOVER_REQUESTS_MAX, async (shard) => {
+    const shards = shardPrefixes(keyPrefix);
+    let shardsListed = 0;
+    await forEachBounded(shards, RECOVER_REQUESTS_MAX, async (shard) => {
       for await (const object of listAll(store, shard)) {
         const second = object.key.indexOf('/', object.key.indexOf('/') + 1);
         const at = second === -1 ? undefined : parseIncarnationDir(object.key.slice(0, second + 1), object.key);
@@ -61,6 +67,7 @@ export async function recoverFromStore(
         const known = newest.get(at.dir);
         if (known === undefined || parsed.version > known.version) newest.set(at.dir, { key: object.key, version: parsed.version, nodeId: at.nodeId, incarnation: at.incarnation });
       }
+      onProgress(++shardsListed, shards.length, 'list');
     });
     const found = new Map<string, Promise<FoundIncarnation>>();
     const read = (dir: string): Promise<FoundIncarnation> | undefined => {
@@ -79,7 +86,7 @@ export async function recoverFromStore(
     let done = 0;
     await forEachBounded([...newest.keys()], RECOVER_REQUESTS_MAX, async (dir) => {
       const incarnation = await read(dir);
-      onProgress(++done, newest.size);
+      onProgress(++done, newest.size, 'read');
       if (incarnation === undefined) return;
       registry.raiseNextIncarnation(incarnation.incarnation + 1);
       const held = byPath.get(incarnation.manifest.path);

@@ -7,6 +7,8 @@
  * stream at once, without a scan at start-up. Absent paths are remembered briefly
  * (LOOKUP_ABSENT_TTL_MS, at most LOOKUP_ABSENT_PATHS_MAX); concurrent lookups of one path share
  * one trip to the store. Every lookup also raises the next incarnation above any stored at the path.
+ * Loaded streams left idle are forgotten again (src/tiering/idle-eviction.ts: it hears of every
+ * stream installed here and every request that names a path).
  */
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
