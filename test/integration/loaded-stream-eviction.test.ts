@@ -70,7 +70,8 @@ test('an idle loaded stream is evicted and served again identically; written or 
   // 'live': a long-poll waiting at the tail.
   const liveHead = await call(second, 'live', { method: 'HEAD' });
   const longPoll = fetch(`${second.url}/v1/stream/live?offset=${liveHead.headers.get('stream-next-offset')}&live=long-poll`);
-  await waitFor(() => second.registry.get('live', { touch: false }).hasWaiters);
+  // (It may be evicted before the long-poll's lookup loads it again: ask only while it is held.)
+  await waitFor(() => second.registry.holdsPath('live') && second.registry.get('live', { touch: false }).hasWaiters);
 
   await waitFor(() => !second.registry.holdsPath('kept') && !second.registry.holdsPath('closed'), 30_000);
   expect(second.registry.holdsPath('written')).toBe(true);
