@@ -1,14 +1,16 @@
 /**
  * A bound on the memory of streams loaded by lazy lookup (docs/storage-layout.md "Lazy lookup"):
  * each holds its whole segment list. The stream finder reports every stream it installs and every
- * request that names a path; a sweep (every `sweepIntervalMs`) evicts, least
- * recently used first, the evictable ones that were idle for `idleMs`, and more while over
- * `streamsMax` streams or `segmentsMax` segments (but none named by a request in the last
- * LOADED_STREAM_IN_USE_MS: its handler, or a fork create's lookup of its source, may still run). Evictable (StreamRegistry.evictLoaded): not
- * written since it was loaded (no WAL record names it), no fork of it held, nothing unsealed, no
- * live reader or producer waiting; here also no sliding TTL (its clock lives only in memory) and
- * no seal, trim or metadata write running. An evicted stream's objects stay; the next request
- * for it looks it up again and serves the same bytes and headers.
+ * request that names a path; a sweep (every `sweepIntervalMs`) evicts, least recently used first,
+ * the evictable ones idle for `idleMs`, and more while over `streamsMax` streams or `segmentsMax`
+ * segments — but none named by a request in the last LOADED_STREAM_IN_USE_MS (its handler, or a
+ * fork create's lookup of its source, may still run).
+ *
+ * Evictable (StreamRegistry.evictLoaded): not written since it was loaded (no WAL record names
+ * it), no fork of it held, nothing unsealed, no live reader or producer waiting; here also no
+ * sliding TTL (its clock lives only in memory) and no seal, trim or metadata write running. An
+ * evicted stream's objects stay; the next request for it looks it up again and serves the same
+ * bytes and headers.
  */
 import type { Clock, Timer } from '../clock.ts';
 import { LOADED_SEGMENTS_MAX, LOADED_STREAM_IDLE_MS, LOADED_STREAM_IN_USE_MS, LOADED_STREAM_SWEEP_INTERVAL_MS, LOADED_STREAMS_MAX } from '../config/limits.ts';
