@@ -77,9 +77,14 @@ const BENCHES: Record<string, Bench> = {
     load: () => import('./recovery.ts'),
   },
   lifecycle: {
-    description: '13. PUTs per stream (create-append-close) and per GiB (8 MiB segments); a fresh node\'s lazy lookup p50/p99 (fs store)',
+    description: '13. PUTs per stream (create-append-close) and per GiB (8 MiB segments); a fresh node\'s lazy lookup p50/p99 with LISTs/GETs per lookup (fs and S3)',
     inSuite: false,
     load: () => import('./lifecycle.ts'),
+  },
+  recover: {
+    description: '13. `cairn recover` of 100,000 sealed streams after a lost disk: time, LISTs and GETs (fs store; --s3 for S3)',
+    inSuite: false,
+    load: () => import('./recover.ts'),
   },
   'profile-top': {
     description: 'tool: top self-time functions of a .cpuprofile (e.g. from `append --cpu-prof`)',

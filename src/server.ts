@@ -51,6 +51,7 @@ import { ManifestStore } from './manifest/manifest-store.ts';
 import { ObjectNaming } from './manifest/object-naming.ts';
 import { SealActivity } from './tiering/seal-activity.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
+import type { LoadedStreamLimits } from './tiering/idle-eviction.ts';
 import { StreamFinder } from './tiering/stream-finder.ts';
 import { installStreamLookup } from './http/stream-lookup-hook.ts';
 import { installForwarding } from './http/forwarding.ts';
@@ -127,6 +128,8 @@ export interface StartOptions {
   cluster?: ClusterStart;
   /** The filesystem object store's directory when not `<data-dir>/objects` (the workers of `--workers` share one). */
   fsObjectsDir?: string;
+  /** Bounds on streams loaded by lazy lookup; defaults from limits.ts (eviction tests shorten them). */
+  loadedStreamLimits?: LoadedStreamLimits;
 }
 
 /** How a node joins a cluster. */
@@ -316,8 +319,11 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     registry,
     clock,
     isDeleting: (incarnation) => collector.isDeleting(incarnation),
+    isSealing: (incarnation) => seals.running(incarnation),
+    loadedLimits: options.loadedStreamLimits,
     ...(coordinator === undefined ? {} : { hostsLocally: (hostPath: string) => coordinator.table.route(hostPath).self }),
   });
+  finder.eviction.start();
   const sealer = new Sealer({
     registry,
     manifests,
@@ -529,6 +535,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         subscriptions.close();
         reaper.cancel();
         checkpointer.cancel();
+        finder.eviction.close();
         tlsReloader?.close();
         // Long-polls are answered (204 at the tail) and SSE connections get a final control event.
         live.closeAll();

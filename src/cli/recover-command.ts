@@ -18,16 +18,17 @@ export function recoverCommand(): Command {
     let bar: import('cli-progress').SingleBar | undefined;
     if (flags.progress && process.stderr.isTTY) {
       const { SingleBar, Presets } = await import('cli-progress');
-      bar = new SingleBar({ stream: process.stderr, format: 'recover [{bar}] {value}/{total} incarnations' }, Presets.shades_classic);
+      bar = new SingleBar({ stream: process.stderr, format: 'recover [{bar}] {value}/{total} {unit}' }, Presets.shades_classic);
     }
     try {
-      const report = await recoverFromStore(config, pino({ level: config.logLevel }, process.stderr), flags.keyPrefix ?? '', (done, total) => {
+      const report = await recoverFromStore(config, pino({ level: config.logLevel }, process.stderr), flags.keyPrefix ?? '', (done, total, phase) => {
         if (bar === undefined) return;
-        if (done === 1) bar.start(total, 0);
+        // Listing the key-prefix shards, then reading each incarnation's newest manifest.
+        if (done === 1) bar.start(total, 0, { unit: phase === 'list' ? 'shards listed' : 'incarnations read' });
         bar.update(done);
       });
       bar?.stop();
-      process.stdout.write(`incarnations: ${report.incarnations}\nloaded: ${report.loaded}\nskipped: ${report.skipped}\n`);
+      process.stdout.write(`incarnations: ${report.incarnations}\nloaded: ${report.loaded}\nskipped: ${report.skipped}\nrequests: ${report.requests.list} LIST, ${report.requests.get} GET\n`);
     } finally {
       bar?.stop();
     }

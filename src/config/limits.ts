@@ -156,6 +156,32 @@ export const LOOKUP_ABSENT_TTL_MS = 1_000;
 export const LOOKUP_ABSENT_PATHS_MAX = 10_000;
 
 /**
+ * Streams loaded by lazy lookup (src/tiering/idle-eviction.ts) hold their whole segment list in
+ * memory (a few hundred bytes per segment with its read units and checksums). One that no request named for 10 minutes, that is fully
+ * sealed, not written since it was loaded, and has no fork, live reader or sliding TTL, is
+ * forgotten (its objects stay; the next request looks it up again: one LIST, one GET). Beyond
+ * 100,000 such streams (about 100 MB of state at 1 KB each) or 250,000 segments among them
+ * (about 100 MB at 400 B each), the least recently used evictable ones go at once. Checked every 10 s.
+ */
+export const LOADED_STREAM_IDLE_MS = 10 * 60_000;
+export const LOADED_STREAMS_MAX = 100_000;
+export const LOADED_SEGMENTS_MAX = 250_000;
+export const LOADED_STREAM_SWEEP_INTERVAL_MS = 10_000;
+/** Over those limits, a stream a request named in the last second is kept: that request may still be using it. */
+export const LOADED_STREAM_IN_USE_MS = 1_000;
+
+/**
+ * `cairn recover` (src/recover.ts): object-store requests in flight at once, 32 — the 256 hash
+ * shards are listed and the newest manifests read in parallel (one at a time, 100,000 streams
+ * took 84 s on the fs store, mostly waiting; at S3's 5–20 ms per request 32 in flight give a few
+ * thousand GETs a second, well within one S3 prefix's 5,500 GETs/s). Load records awaiting their
+ * fsync: at most 1,024 streams' (about 1 MiB of WAL queue with short segment lists), so a group
+ * commit takes many per fsync without the queue filling.
+ */
+export const RECOVER_REQUESTS_MAX = 32;
+export const RECOVER_LOADS_IN_FLIGHT_MAX = 1_024;
+
+/**
  * A lookup whose listed manifest (or one of its pages) is gone by the time it is read — a newer
  * version or a tombstone superseded it and the collector deleted it — lists again, at most 5
  * times: each retry means a writer moved on in the few milliseconds between LIST and GET.

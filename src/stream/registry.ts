@@ -308,6 +308,18 @@ export class StreamRegistry {
     await Promise.all(written);
   }
 
+  /**
+   * Forgets a stream loaded from the object store that nothing local depends on: no WAL record
+   * names it (`unlogged`), no fork of it is held, nothing unsealed, no live reader or producer
+   * waiting. Its objects stay; the next lazy lookup loads it again (src/tiering/idle-eviction.ts
+   * decides when). @returns false, forgetting nothing, for any other stream.
+   */
+  evictLoaded(stream: StreamState): boolean {
+    if (!stream.unlogged || stream.forkCount > 0 || stream.hasWaiters || stream.tailOffset !== stream.sealedOffset || stream.metaDirty || !this.holds(stream)) return false;
+    this.#table.evict(stream);
+    return true;
+  }
+
   /** Raises the next incarnation past one seen in the object store. */
   raiseNextIncarnation(incarnation: number): void {
     this.#table.raiseNextIncarnation(incarnation);

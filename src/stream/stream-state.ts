@@ -250,6 +250,11 @@ export class StreamState {
     if (this.#waiters.size === 0) this.#waiters = undefined;
   }
 
+  /** True while a live reader or an append holding a producer sequence gap waits on this stream. */
+  get hasWaiters(): boolean {
+    return this.#waiters !== undefined || this.producerWaiters !== undefined;
+  }
+
   /** Wakes every live reader waiting on this stream. */
   notify(): void {
     if (this.#waiters !== undefined) for (const wake of [...this.#waiters]) wake();

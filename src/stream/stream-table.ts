@@ -25,8 +25,6 @@ export interface RegistryListener {
   removed(stream: StreamState): void;
   /** Retention dropped these segments of `stream`: their objects may go (once the record is durable, as above). */
   segmentsDropped(stream: StreamState, segments: readonly SegmentRef[]): void;
-  /** `stream` left this node's memory (removed, or unloaded: its slot moved); its objects stay unless `removed` follows. */
-  unloaded?(stream: StreamState): void;
 }
 
 /** The fields of a new incarnation, from a create record or a checkpoint. */
@@ -160,7 +158,7 @@ export class StreamTable {
       case 'unload': {
         const stream = this.#byIncarnation.get(record.inc);
         if (stream === undefined) return undefined;
-        this.#forget(stream);
+        this.evict(stream);
         stream.movedAway = true;
         stream.notify();
         return stream;
@@ -277,6 +275,16 @@ export class StreamTable {
     }
   }
 
+  /**
+   * Forgets `stream` without removing it: no listener hears of it, so its objects stay (a stream
+   * loaded from the object store that the registry evicts; a lookup loads it again). Its fork
+   * source, if any, counts one fork less.
+   */
+  evict(stream: StreamState): void {
+    this.#forget(stream);
+    if (stream.fork !== undefined) stream.fork.source.forkCount--;
+  }
+
   /** Forgets `stream`, then its soft-deleted fork sources that no fork references any more. */
   #remove(stream: StreamState): void {
     this.#forget(stream);
@@ -294,6 +302,5 @@ export class StreamTable {
     this.#byIncarnation.delete(stream.incarnation);
     this.#metaDirty.delete(stream);
     this.#hotTailBytes -= stream.hotTail.sizeBytes;
-    this.#listener?.unloaded?.(stream);
   }
 }

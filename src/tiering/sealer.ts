@@ -28,7 +28,7 @@ import {
   SEAL_RETRY_BACKOFF_MS_MAX,
 } from '../config/limits.ts';
 import type { SegmentRef } from '../manifest/manifest.ts';
-import { storedMetaOf, unitChecksums } from './stored-meta.ts';
+import { pendingUpdatesUpTo, storedMetaOf, unitChecksums } from './stored-meta.ts';
 import { StreamFencedError, type ManifestStore } from '../manifest/manifest-store.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { StreamState } from '../stream/stream-state.ts';
@@ -366,9 +366,11 @@ export class Sealer {
     );
 
     const newSealedOffset = segments[segments.length - 1].end;
-    const { version, key: manifestKey } = await this.#storeWithMeta(stream, () =>
-      manifests.storeNext(stream, segments, stream.retainedStart, storedMetaOf(stream, newSealedOffset)),
-    );
+    let updatesStored = 0;
+    const { version, key: manifestKey } = await this.#storeWithMeta(stream, () => {
+      updatesStored = pendingUpdatesUpTo(stream, newSealedOffset);
+      return manifests.storeNext(stream, segments, stream.retainedStart, storedMetaOf(stream, newSealedOffset));
+    });
     if (!registry.holds(stream)) {
       // Deleted while uploading: nothing will reference these objects. The manifest goes first,
       // so a crash in between never leaves it listing a deleted segment.
@@ -378,7 +380,12 @@ export class Sealer {
     }
     // Applied in call order at once (counted now, as readers already see them); resolved when
     // the records are in the WAL.
+    const updatesNow = pendingUpdatesUpTo(stream, newSealedOffset);
     const committed = Promise.all(segments.map((segment) => registry.commitSeal(stream, segment, version)));
+    // A closure, producer or Stream-Seq change up to the new sealed offset that came after the
+    // manifest's metadata was taken (a close at the tail while the manifest was being stored) is
+    // now part of the sealed view but not of the stored manifest: store it with the next flush.
+    if (updatesNow > updatesStored) registry.markMetaDirty(stream);
     this.stats.segmentsWritten += segments.length;
     for (const segment of segments) this.stats.sealedBytes += segment.end - segment.start;
     await committed;
@@ -476,4 +483,3 @@ function hotBytes(stream: StreamState, start: number, end: number): Buffer {
   const { parts } = stream.hotTail.read(start, end, Number.MAX_SAFE_INTEGER, false);
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
-

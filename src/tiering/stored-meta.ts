@@ -36,6 +36,16 @@ export function storedMetaOf(stream: StreamState, sealedOffset: number): StoredS
   return meta;
 }
 
+/**
+ * How many of `stream`'s pending sealed-view changes end at or below `offset`: the ones a manifest
+ * sealing up to `offset` stores now; the seal record folds them into the sealed view.
+ */
+export function pendingUpdatesUpTo(stream: StreamState, offset: number): number {
+  let count = 0;
+  while (count < stream.sealedViewPending.length && stream.sealedViewPending[count].end <= offset) count++;
+  return count;
+}
+
 /** The hot-tail bytes `[start, end)` of `stream` as one buffer. */
 function hotRange(stream: StreamState, start: number, end: number): Buffer {
   const { parts } = stream.hotTail.read(start, end, Number.MAX_SAFE_INTEGER, false);

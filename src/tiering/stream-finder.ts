@@ -7,6 +7,8 @@
  * stream at once, without a scan at start-up. Absent paths are remembered briefly
  * (LOOKUP_ABSENT_TTL_MS, at most LOOKUP_ABSENT_PATHS_MAX); concurrent lookups of one path share
  * one trip to the store. Every lookup also raises the next incarnation above any stored at the path.
+ * Loaded streams left idle are forgotten again (src/tiering/idle-eviction.ts: it hears of every
+ * stream installed here and every request that names a path).
  */
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
@@ -17,6 +19,8 @@ import { lookUpPath, readIncarnation, type FoundIncarnation } from '../manifest/
 import type { ObjectStore } from '../object-store/index.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { LoadRecord } from '../stream/records.ts';
+import type { StreamState } from '../stream/stream-state.ts';
+import { LoadedStreamEviction, type LoadedStreamLimits } from './idle-eviction.ts';
 
 export interface StreamFinderOptions {
   store: ObjectStore;
@@ -29,6 +33,10 @@ export interface StreamFinderOptions {
    * stored with a host elsewhere is not installed; `find` names its host instead. Default: all.
    */
   hostsLocally?: (hostPath: string) => boolean;
+  /** True while a seal, trim or metadata write of the incarnation runs (it is not evicted then); default never. */
+  isSealing?: (incarnation: number) => boolean;
+  /** Bounds on the streams loaded here (src/tiering/idle-eviction.ts); defaults from limits.ts. */
+  loadedLimits?: LoadedStreamLimits;
 }
 
 
@@ -42,9 +50,17 @@ export class StreamFinder {
   lookups = 0;
   /** Streams installed from the object store (fork sources included). */
   loaded = 0;
+  /** Forgets idle loaded streams (`start()` runs its sweep; `close()` stops it). */
+  readonly eviction: LoadedStreamEviction;
 
   constructor(options: StreamFinderOptions) {
     this.#o = options;
+    this.eviction = new LoadedStreamEviction({
+      registry: options.registry,
+      clock: options.clock,
+      isSealing: options.isSealing ?? (() => false),
+      ...options.loadedLimits,
+    });
     this.#absent = new LRUCache<string, true>({
       max: LOOKUP_ABSENT_PATHS_MAX,
       ttl: LOOKUP_ABSENT_TTL_MS,
@@ -73,7 +89,11 @@ export class StreamFinder {
    *   ManifestCorruptError; StoredDataCorruptError (a fork whose source is gone).
    */
   find(path: string): Promise<string | undefined> {
-    if (this.#o.registry.holdsPath(path) || this.#absent.has(path)) return Promise.resolve(undefined);
+    if (this.#o.registry.holdsPath(path)) {
+      this.eviction.used(path);
+      return Promise.resolve(undefined);
+    }
+    if (this.#absent.has(path)) return Promise.resolve(undefined);
     const hostPath = this.#hostedElsewhere.get(path);
     if (hostPath !== undefined) return Promise.resolve(hostPath);
     let lookup = this.#inFlight.get(path);
@@ -114,6 +134,8 @@ export class StreamFinder {
     if (registry.holdsPath(path)) return undefined; // created here while we looked
     registry.install(chain);
     this.loaded += chain.length;
+    const installed = chain.map((record) => registry.byIncarnation(record.inc)).filter((stream): stream is StreamState => stream?.unlogged === true);
+    this.eviction.loaded(installed);
     return undefined;
   }
 }

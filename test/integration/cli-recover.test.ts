@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterEach, expect, test } from 'vitest';
+import { shardPrefixes } from '../../src/recover.ts';
 import { startServer } from '../../src/server.ts';
 import { testConfig } from '../support/server.ts';
 import { waitFor } from '../support/streams.ts';
@@ -40,6 +41,8 @@ test('recover loads every stored stream; the next start serves them without a lo
 
   const { stdout } = await run(process.execPath, [MAIN, 'recover', '--data-dir', dataDir, '--no-progress', '--log-level', 'warn']);
   expect(stdout).toContain('loaded: 2');
+  // The 256 hash shards listed (one page each), the two newest manifests read (the deleted stream's objects are gone).
+  expect(stdout).toContain('requests: 256 LIST, 2 GET');
 
   const second = await startServer(config, { logger: pino({ level: 'warn' }) });
   cleanup.push(() => second.close());
@@ -50,3 +53,11 @@ test('recover loads every stored stream; the next start serves them without a lo
   expect(second.tiering.stats().objectStore.list.requestCount).toBe(listsBefore);
   expect((await fetch(`${second.url}/v1/stream/gone`, { method: 'HEAD' })).status).toBe(404);
 }, 60_000);
+
+test('recover lists the hash shards under a key prefix in parallel; a longer prefix as it is', () => {
+  expect(shardPrefixes('')).toHaveLength(256);
+  expect(shardPrefixes('').slice(0, 2)).toEqual(['00/', '01/']);
+  expect(shardPrefixes('a')).toEqual([...'0123456789abcdef'].map((digit) => `a${digit}/`));
+  expect(shardPrefixes('a3/')).toEqual(['a3/']);
+  expect(shardPrefixes('a3/0f')).toEqual(['a3/0f']);
+});

@@ -9,7 +9,8 @@ import { StreamRegistry } from '../../src/stream/registry.ts';
 import { ObjectCollector } from '../../src/tiering/object-collector.ts';
 import { SealActivity } from '../../src/tiering/seal-activity.ts';
 import { Sealer } from '../../src/tiering/sealer.ts';
-import { createStream, memoryRegistry, replayedRegistry } from '../support/registry.ts';
+import { METADATA_FLUSH_MS_DEFAULT } from '../../src/config/limits.ts';
+import { appendTo, createStream, memoryRegistry, replayedRegistry } from '../support/registry.ts';
 import { MemoryRecordLog, testClock, type ManualClock } from '../support/record-log.ts';
 
 const NODE_ID = 'a1b2c3d4e5f6';
@@ -22,7 +23,13 @@ afterEach(async () => {
 });
 
 /** A sealer over `store` that seals 40-byte segments as soon as bytes are durable. */
-function sealerFor(registry: StreamRegistry, store: ObjectStore, clock: ManualClock, policy = { segmentSizeBytes: 40, sealIdleMs: 0, unsealedAgeMsMax: 3_600_000 }) {
+function sealerFor(
+  registry: StreamRegistry,
+  store: ObjectStore,
+  clock: ManualClock,
+  policy = { segmentSizeBytes: 40, sealIdleMs: 0, unsealedAgeMsMax: 3_600_000 },
+  metadataFlushMs?: number,
+) {
   const seals = new SealActivity();
   const naming = new ObjectNaming(NODE_ID);
   const collector = new ObjectCollector({ store, logger, seals, clock, recordsDurable: () => registry.recordsDurable() });
@@ -38,6 +45,7 @@ function sealerFor(registry: StreamRegistry, store: ObjectStore, clock: ManualCl
     hotTailBudgetBytes: 1 << 20,
     retention: {},
     uploadsMax: 4,
+    metadataFlushMs,
   });
   sealers.push(sealer);
   return { sealer, seals, naming, collector };
@@ -96,6 +104,31 @@ describe('sealer', () => {
     sealer.durable(newer);
     clock.advance(2_000);
     expect(sealer.sealLagMs()).toBe(7_000);
+  });
+
+  test('a close that arrives while its seal stores the manifest still reaches the stored metadata', async () => {
+    const clock = testClock();
+    const { registry } = memoryRegistry(clock);
+    const memory = new MemoryObjectStore();
+    const store = new FaultInjectingObjectStore(memory);
+    const { sealer } = sealerFor(registry, store, clock, undefined, METADATA_FLUSH_MS_DEFAULT);
+    sealer.start();
+    const stream = await createStream(registry, '/c', BODY.subarray(0, 80)); // two segments, one seal
+    // The seal's manifest PUT hangs: the close is applied after the manifest's metadata was taken.
+    store.inject({ when: (call) => call.operation === 'put' && call.key.includes('manifest-'), action: { kind: 'hang' }, times: 1 });
+    sealer.durable(stream);
+    await vi.waitFor(() => expect(store.hungCount).toBe(1), { timeout: 10_000 });
+    await appendTo(registry, '/c', '', true);
+    store.releaseHung();
+    await vi.waitFor(() => expect(stream.sealedOffset).toBe(80), { timeout: 10_000 });
+    expect(stream.sealedView.closed).toBe(true);
+    expect(stream.metaDirty).toBe(true); // the manifest that sealed [0, 80) does not say closed
+    clock.advance(METADATA_FLUSH_MS_DEFAULT);
+    await vi.waitFor(async () => {
+      clock.advance(100); // sealer ticks: the flush starts once the seal has finished
+      const newest = (await storedKeys(memory, 'manifest')).at(-1) ?? '';
+      expect(decodeManifest(newest, (await memory.get(newest)).body).stream?.closed).toBe(true);
+    }, { timeout: 10_000 });
   });
 
   test('a failed seal is retried after its backoff, and the retry probes first', async () => {
