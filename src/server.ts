@@ -55,6 +55,9 @@ import type { LoadedStreamLimits } from './tiering/idle-eviction.ts';
 import { StreamFinder } from './tiering/stream-finder.ts';
 import { installStreamLookup } from './http/stream-lookup-hook.ts';
 import { installForwarding } from './http/forwarding.ts';
+import { SealedViews } from './http/sealed-views.ts';
+import type { HttpContext } from './http/context.ts';
+import { SlotNotOwnedError } from './cluster/errors.ts';
 import type { Coordinator } from './cluster/coordinator.ts';
 import { openWal, type WalFs } from './wal/index.ts';
 import { isSubscriptionRecord, openSubscriptions, type Subscriptions, type SubscriptionSnapshot } from './subscriptions/index.ts';
@@ -391,25 +394,26 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   );
 
   const live = new LiveReaders(config.liveReadersMax, clock);
-  const app = await buildApp({
-    context: {
-      registry,
-      reads,
-      clock,
-      random,
-      live,
-      liveClients: new LiveClients(config.liveReadersPerClientMax),
-      authEnabled: authenticator !== undefined,
-      limits: {
-        appendBytesMax: config.appendBytesMax,
-        chunkBytesMax: config.chunkBytesMax,
-        longPollTimeoutMs: config.longPollTimeoutMs,
-        sseReconnectMs: config.sseReconnectMs,
-        streamPathBytesMax: config.streamPathBytesMax,
-        jsonDepthMax: config.jsonDepthMax,
-        streamsMax: config.streamsMax,
-      },
+  const httpContext: HttpContext = {
+    registry,
+    reads,
+    clock,
+    random,
+    live,
+    liveClients: new LiveClients(config.liveReadersPerClientMax),
+    authEnabled: authenticator !== undefined,
+    limits: {
+      appendBytesMax: config.appendBytesMax,
+      chunkBytesMax: config.chunkBytesMax,
+      longPollTimeoutMs: config.longPollTimeoutMs,
+      sseReconnectMs: config.sseReconnectMs,
+      streamPathBytesMax: config.streamPathBytesMax,
+      jsonDepthMax: config.jsonDepthMax,
+      streamsMax: config.streamsMax,
     },
+  };
+  const app = await buildApp({
+    context: httpContext,
     logger,
     authenticator,
     corsOrigins: config.corsOrigins,
@@ -427,6 +431,23 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     subscriptions,
     proxy,
   });
+  // Cluster mode: read-only views of other nodes' streams answer reads of their sealed history.
+  const views = new SealedViews({
+    clock,
+    build: () => {
+      const viewRegistry = new StreamRegistry({
+        log: {
+          append: () => {
+            throw new SlotNotOwnedError(undefined, undefined, 'a read-only view of another node\'s stream is never written');
+          },
+        },
+        clock,
+      });
+      const viewFinder = new StreamFinder({ store, registry: viewRegistry, clock, isDeleting: () => false });
+      const viewReads = new ReadPath({ registry: viewRegistry, cache, naming, chunkBytesMax: config.chunkBytesMax, catchUpBytesMax: config.catchUpBytesMax });
+      return { registry: viewRegistry, find: (path) => viewFinder.find(path), reads: viewReads };
+    },
+  });
   // Forwarding runs first (onRequest, before bodies are read); the lookup only for local slots.
   const forwarding =
     coordinator === undefined
@@ -439,6 +460,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
             learnHost: (path, hostPath) => finder.learnHost(path, hostPath),
             forget: (path) => finder.forget(path),
           },
+          sealedView: (path, offsetText) => views.contextFor(httpContext, path, offsetText),
           clock,
           streamPathBytesMax: config.streamPathBytesMax,
         });

@@ -520,3 +520,11 @@ export const LOOKUP_HOSTED_ELSEWHERE_PATHS_MAX = 100_000;
  * source's chain); a fourth means maps or caches disagree, and the request answers 503 instead.
  */
 export const FORWARD_HOPS_MAX = 3;
+
+/**
+ * Cluster mode: how long a node keeps its read-only views of streams other nodes own before it
+ * looks them up again (src/http/sealed-views.ts). 2 s bounds how far behind the owner's seals a
+ * view lags (reads past it are forwarded, so it costs speed, never correctness), for one LIST and
+ * one GET per viewed stream per period.
+ */
+export const SEALED_VIEW_TTL_MS = 2_000;

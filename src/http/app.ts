@@ -130,7 +130,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.post(route, writeRouteConfig, (request, reply) => appendToStream(context, request, reply));
   app.delete(route, (request, reply) => deleteStream(context, request, reply));
   app.head(route, (request, reply) => headStream(context, request, reply));
-  app.get(route, { exposeHeadRoute: false }, (request, reply) => readStream(context, request, reply));
+  // Cluster mode: a read of another node's sealed history is answered from a view (./sealed-views.ts).
+  app.get(route, { exposeHeadRoute: false }, (request, reply) => readStream(request.cairnView ?? context, request, reply));
   if (options.proxy !== undefined) installProxyRoutes(app, context, options.proxy);
 
   // Listing, per-stream metadata and the web inspector (README "Listing streams", "Inspector").

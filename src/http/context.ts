@@ -35,4 +35,9 @@ export interface HttpContext {
   liveClients: LiveClients;
   /** Auth is on: reads are `Cache-Control: private` unless their grant is public. */
   authEnabled: boolean;
+  /**
+   * Cluster mode: `registry` and `reads` are a read-only view of a stream another node owns
+   * (./sealed-views.ts): its sealed end is not the stream's tail, so reads never claim up-to-date.
+   */
+  sealedView?: boolean;
 }

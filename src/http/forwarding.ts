@@ -18,6 +18,7 @@ import { FORWARD_CONNECTIONS_PER_NODE_MAX, FORWARD_HOPS_MAX, FORWARD_RETRY_BODY_
 import type { Clock } from '../clock.ts';
 import { ClusterUnavailableError, SlotNotOwnedError } from '../cluster/errors.ts';
 import type { SlotRoute } from '../cluster/slot-table.ts';
+import type { HttpContext } from './context.ts';
 import { STREAM_PREFIX, streamPathOf, streamPathOfHeader } from '../protocol/stream-path.ts';
 import { SUBSCRIPTION_ROOT } from './routes/subscriptions.ts';
 
@@ -68,9 +69,21 @@ export interface ForwardCounts {
   failed: number;
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Cluster mode: a catch-up read answered here from a read-only view of another node's stream (./sealed-views.ts). */
+    cairnView: HttpContext | undefined;
+  }
+}
+
 export interface ForwardingOptions {
   router: ClusterRouter;
   hosting: StreamHosting;
+  /**
+   * The context to answer a catch-up read (GET without `live`) of another node's stream here,
+   * from its sealed history; undefined: forward it. Absent: every such read is forwarded.
+   */
+  sealedView?: (path: string, offsetText: string | undefined) => Promise<HttpContext | undefined>;
   clock: Clock;
   streamPathBytesMax: number;
 }
@@ -86,6 +99,7 @@ const LOCAL: Destination = { local: true };
 export function installForwarding(app: FastifyInstance, options: ForwardingOptions): { counts: ForwardCounts; close(): Promise<void> } {
   const { router, hosting } = options;
   const counts: ForwardCounts = { answered: 0, retried: 0, failed: 0 };
+  app.decorateRequest('cairnView', undefined);
   const agent = new Agent({ connections: FORWARD_CONNECTIONS_PER_NODE_MAX, pipelining: 1 });
   app.addHook('onRequest', async (request, reply) => {
     reply.header(NODE_HEADER, router.nodeId);
@@ -93,6 +107,14 @@ export function installForwarding(app: FastifyInstance, options: ForwardingOptio
     if (path === undefined) return undefined;
     const destination = await destinationOf(options, request, path);
     if (destination.local) return undefined;
+    if (options.sealedView !== undefined && request.method === 'GET') {
+      const query = request.query as Record<string, unknown>;
+      const offset = query['offset'];
+      if (query['live'] === undefined && (offset === undefined || typeof offset === 'string')) {
+        request.cairnView = await options.sealedView(path, offset);
+        if (request.cairnView !== undefined) return undefined;
+      }
+    }
     // Returning the reply tells Fastify the hook answered: the local route does not run.
     try {
       return (await forward(agent, options, request, reply, path, destination, counts)) ? reply : undefined;

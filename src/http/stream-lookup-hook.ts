@@ -11,7 +11,7 @@ import type { StreamFinder } from '../tiering/stream-finder.ts';
 
 export function installStreamLookup(app: FastifyInstance, finder: StreamFinder, streamPathBytesMax: number): void {
   app.addHook('preHandler', async (request) => {
-    if (!request.url.startsWith(STREAM_PREFIX)) return;
+    if (!request.url.startsWith(STREAM_PREFIX) || request.cairnView !== undefined) return;
     const paths: string[] = [];
     try {
       paths.push(streamPathOf(request.url, streamPathBytesMax));

@@ -15,7 +15,9 @@ const dataDir = await mkdtemp(path.join(tmpdir(), 'cairn-conformance-workers-'))
 const server = new ChildServer({
   port: await freePort(),
   dataDir,
-  args: ['--workers', '2', '--long-poll-timeout-ms', String(CONFORMANCE_LONG_POLL_TIMEOUT_MS)],
+  // Tiering forced (64-byte segments sealed at once): reads of sealed history are answered by
+  // whichever worker gets them, the rest forwarded to the owner.
+  args: ['--workers', '2', '--long-poll-timeout-ms', String(CONFORMANCE_LONG_POLL_TIMEOUT_MS), '--segment-size-bytes', '64', '--seal-idle-ms', '0', '--chunk-bytes-max', '4096'],
 });
 beforeAll(() => server.start(), 120_000);
 afterAll(async () => {

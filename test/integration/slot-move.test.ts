@@ -89,8 +89,10 @@ const withCoordinator = () => ({
 });
 
 beforeAll(async () => {
-  a = await startTestServer({ longPollTimeoutMs: 30_000 }, withCoordinator());
-  b = await startTestServer({ longPollTimeoutMs: 30_000 }, withCoordinator());
+  // Small segments sealed at once: reads of sealed history can be answered by either node.
+  const settings = { longPollTimeoutMs: 30_000, segmentSizeBytes: 64, sealIdleMs: 0, chunkBytesMax: 128, catchUpBytesMax: 128 };
+  a = await startTestServer(settings, withCoordinator());
+  b = await startTestServer(settings, withCoordinator());
 });
 afterAll(async () => {
   await b?.stop();
@@ -145,7 +147,6 @@ describe('a graceful slot move', () => {
     expect(await woke.text()).toBe('m3;');
     const all = await fetch(`${atA}?offset=-1`);
     expect(await all.text()).toBe('m0;m1;m2;m3;');
-    expect(all.headers.get('cairn-node')).toBe(coordinatorB.table.nodeId);
 
     expect((await fetch(`${b.url}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${b.url}/metrics`)).text();
@@ -169,4 +170,42 @@ describe('a graceful slot move', () => {
     expect(refused.headers.get('retry-after')).toBe('1');
     expect(await refused.text()).toMatch(/moving to/);
   });
+
+  it('answers reads of sealed history on the node that got them, and the rest on the owner', async () => {
+    const [coordinatorA, coordinatorB] = coordinators as [TestCoordinator, TestCoordinator];
+    const path = 'history/one';
+    expect(cluster.owners[coordinatorA.table.slotOf(path)]?.nodeId).toBe(coordinatorA.table.nodeId);
+    const atA = `${a.url}/v1/stream/${path}`;
+    const atB = `${b.url}/v1/stream/${path}`;
+    expect((await fetch(atA, { method: 'PUT', headers: text })).status).toBe(201);
+    const chunks = Array.from({ length: 6 }, (_, i) => `${String(i).repeat(63)};`);
+    for (const chunk of chunks) expect((await fetch(atA, { method: 'POST', headers: text, body: chunk })).status).toBe(204);
+    const holder = a.registry.get(path, { touch: false });
+    for (let i = 0; i < 600 && holder.sealedOffset < holder.durableOffset; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(holder.sealedOffset).toBe(holder.durableOffset);
+
+    // Walk the stream through B: every response is B's own (the history is sealed), byte-identical
+    // to the owner's, and only the owner may say up to date.
+    let offset = '-1';
+    let text384 = '';
+    for (let step = 0; step < 10; step++) {
+      const [fromB, fromA] = await Promise.all([fetch(`${atB}?offset=${offset}`), fetch(`${atA}?offset=${offset}`)]);
+      const [bodyB, bodyA] = await Promise.all([fromB.text(), fromA.text()]);
+      expect(fromA.headers.get('cairn-node')).toBe(coordinatorA.table.nodeId);
+      if (fromB.headers.get('stream-up-to-date') === 'true') {
+        expect(fromB.headers.get('cairn-node'), 'up to date comes from the owner').toBe(coordinatorA.table.nodeId);
+      } else {
+        expect(fromB.headers.get('cairn-node')).toBe(coordinatorB.table.nodeId);
+      }
+      if (fromA.headers.get('stream-up-to-date') !== 'true') {
+        expect(bodyB).toBe(bodyA);
+        expect(fromB.headers.get('etag')).toBe(fromA.headers.get('etag'));
+        expect(fromB.headers.get('cache-control')).toBe(fromA.headers.get('cache-control'));
+      }
+      text384 += bodyB;
+      offset = fromB.headers.get('stream-next-offset') ?? '';
+      if (fromB.headers.get('stream-up-to-date') === 'true') break;
+    }
+    expect(text384).toBe(chunks.join(''));
+  }, 60_000);
 });

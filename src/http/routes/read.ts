@@ -99,7 +99,8 @@ export async function readStream(
   }
 
   const { body, bodyBytes, end, immutable } = await context.reads.open(stream, start.position);
-  const upToDate = end === stream.durableOffset;
+  // A view of another node's stream (cluster mode) knows its sealed part only: up to date only when closed.
+  const upToDate = end === stream.durableOffset && (context.sealedView !== true || stream.durableClosed);
   const closed = upToDate && stream.durableClosed;
   const etag = readEtag(stream.incarnation, start.position, end, closed);
   reply.header('stream-next-offset', registry.offsetOf(stream, end));
