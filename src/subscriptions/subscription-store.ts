@@ -56,7 +56,7 @@ export class SubscriptionStore {
   /** Older versions known to exist, deleted once a newer one is stored. */
   readonly #stale = new Map<string, Set<number>>();
   /** A put whose outcome is unknown, retried with the same bytes before anything newer. */
-  readonly #pending = new Map<string, { version: number; body: Uint8Array }>();
+  readonly #pending = new Map<string, { version: number; body: Uint8Array; content: string }>();
   readonly #fenced = new Set<string>();
   readonly #chains = new Map<string, Promise<unknown>>();
   /** Versions put (counted once stored), for tests and metrics. */
@@ -134,7 +134,12 @@ export class SubscriptionStore {
 
   async #putNext(id: string, content: Pick<StoredSubscription, 'state' | 'ended'>): Promise<void> {
     const pending = this.#pending.get(id);
-    if (pending !== undefined) await this.#put(id, pending.version, pending.body);
+    const text = JSON.stringify(content);
+    if (pending !== undefined) {
+      await this.#put(id, pending.version, pending.body);
+      // The retried version already holds this content: nothing newer to store.
+      if (pending.content === text) return;
+    }
     const version = this.versionOf(id) + 1;
     const stored: StoredSubscription = {
       format: STORED_SUBSCRIPTION_FORMAT,
@@ -145,7 +150,7 @@ export class SubscriptionStore {
       ...content,
     };
     const body = encodeStoredSubscription(stored);
-    this.#pending.set(id, { version, body });
+    this.#pending.set(id, { version, body, content: text });
     await this.#put(id, version, body);
     await this.#deleteStale(id).catch(() => {});
   }
