@@ -46,6 +46,7 @@ import type { StreamRecord } from './stream/records.ts';
 import { ObjectCollector, type DeleteJob } from './tiering/object-collector.ts';
 import { loadNodeId } from './data-dir.ts';
 import { ManifestStore } from './manifest/manifest-store.ts';
+import { StoredDataCorruptError } from './manifest/unit-checksum.ts';
 import { ObjectNaming } from './manifest/object-naming.ts';
 import { SealActivity } from './tiering/seal-activity.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
@@ -295,6 +296,9 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       signingKeysSecret: config.webhookSigningKeysSecret,
     },
     publicUrl: config.publicUrl,
+  }).catch((error: unknown) => {
+    // The stored signing keys are sealed under another secret (or none is set): the operator must fix it.
+    throw error instanceof StoredDataCorruptError ? new StartupError(error.message, { cause: error }) : error;
   });
   if (config.webhookSigningKeysSecret === undefined) logger.info('webhook signing keys are stored unencrypted in the object store (--webhook-signing-keys-secret encrypts them)');
   const reads: ReadPath = new ReadPath({ registry, cache, naming, chunkBytesMax: config.chunkBytesMax, catchUpBytesMax: config.catchUpBytesMax });

@@ -11,9 +11,10 @@ import type { Clock } from '../clock.ts';
 import { SUBSCRIPTION_STORE_RETRY_MS, SUBSCRIPTION_STORE_WRITES_MAX } from '../config/limits.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import { linkViews } from './links.ts';
-import type { SubscriptionSnapshot } from './records.ts';
+import type { SubscriptionRecord, SubscriptionSnapshot } from './records.ts';
+import { reconcileStored, type Reconciled, type StreamFinding } from './store-reconcile.ts';
 import { SubscriptionStoreFencedError, type SubscriptionStore } from './subscription-store.ts';
-import { snapshotOf, type Subscription } from './subscription-table.ts';
+import { snapshotOf, type Subscription, type SubscriptionTable } from './subscription-table.ts';
 
 /** Which budget a change falls under. */
 export type ChangeKind = 'definition' | 'cursor';
@@ -53,6 +54,25 @@ export class StoreSync {
 
   constructor(options: StoreSyncOptions) {
     this.#o = options;
+  }
+
+  /** The version chains (tombstones and purges go to it directly). */
+  get store(): SubscriptionStore {
+    return this.#o.store;
+  }
+
+  /** Reconciles the held subscriptions with the stored ones at start (store-reconcile.ts). @throws as `reconcileStored` */
+  reconcile(held: { registry: StreamRegistry; finder: StreamFinding; table: SubscriptionTable; commit(record: SubscriptionRecord): Promise<unknown> }): Promise<Reconciled> {
+    return reconcileStored({
+      store: this.#o.store,
+      registry: held.registry,
+      finder: held.finder,
+      held: (id) => held.table.get(id),
+      allHeld: () => held.table.all(),
+      commit: held.commit,
+      stateOf: this.#o.stateOf,
+      changed: (id, kind) => this.changed(id, kind),
+    });
   }
 
   /** The subscription's stored copy is behind: store it within the budget of `kind`. */

@@ -18,13 +18,13 @@
 import type { Clock, RandomSource, Timer } from '../clock.ts';
 import { SUBSCRIPTION_TICK_MS, SUBSCRIPTIONS_MAX, WAKE_STREAMS_MAX } from '../config/limits.ts';
 import { BadRequestError, ServiceUnavailableError } from '../protocol/errors.ts';
-import { parseOffsetToken } from '../protocol/offset.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { StreamState } from '../stream/stream-state.ts';
-import { reconcileStored, type Reconciled, type StreamFinding } from './store-reconcile.ts';
+import { checkAckOffset, fenceWake } from './fencing.ts';
+import type { Reconciled, StreamFinding } from './store-reconcile.ts';
 import { StoreSync, storedStateOf } from './store-sync.ts';
 import type { SubscriptionStore } from './subscription-store.ts';
-import { AlreadyClaimedError, FencedError, NoPendingWorkError, SubscriptionConflictError, SubscriptionNotFoundError, TokenInvalidError } from './errors.ts';
+import { AlreadyClaimedError, FencedError, NoPendingWorkError, SubscriptionConflictError, SubscriptionNotFoundError } from './errors.ts';
 import { currentStream, currentTails, linkViews, pendingViews, tailOffset, type LinkView } from './links.ts';
 import type { PathOffset, SubscriptionRecord, SubscriptionSnapshot } from './records.ts';
 import { checkRelativePath, compileGlob, configHash, type SubscriptionConfig } from './subscription-config.ts';
@@ -32,7 +32,7 @@ import { SubscriptionTable, type Subscription, type Wake } from './subscription-
 import { WakeDelivery, type DeliveryMetrics } from './wake-delivery.ts';
 import type { SigningKeys } from './signing-keys.ts';
 import type { WebhookSender } from './webhook-sender.ts';
-import { hashToken, newToken, newWakeId, sameHash } from './tokens.ts';
+import { hashToken, newToken, newWakeId } from './tokens.ts';
 import { checkResolvedHost, checkWebhookUrl } from './webhook-url.ts';
 
 /** Where records become durable (the WAL writer): throws synchronously when refused. */
@@ -89,7 +89,6 @@ export class Subscriptions {
   #ticker: Timer | undefined;
   #closed = false;
   #started = false;
-  readonly #stored: SubscriptionStore | undefined;
   readonly #sync: StoreSync | undefined;
   /** `--public-url`'s origin, if set. */
   readonly publicOrigin: string | undefined;
@@ -114,7 +113,6 @@ export class Subscriptions {
       onBackgroundError: this.#onBackgroundError,
     });
     this.publicOrigin = options.publicOrigin;
-    this.#stored = options.stored?.store;
     this.#sync =
       options.stored === undefined
         ? undefined
@@ -158,19 +156,10 @@ export class Subscriptions {
    * @throws StoredSubscriptionCorruptError; store errors.
    */
   async loadStored(finder: StreamFinding): Promise<Reconciled> {
-    if (this.#stored === undefined || this.#sync === undefined) return { loaded: [], deleted: [], purged: [], behind: [] };
-    const sync = this.#sync;
-    const reconciled = await reconcileStored({
-      store: this.#stored,
-      registry: this.#registry,
-      finder,
-      held: (id) => this.#table.get(id),
-      allHeld: () => this.#table.all(),
-      commit: (record) => this.#commit(record),
-      stateOf: (id) => this.storedState(id),
-      changed: (id, kind) => sync.changed(id, kind),
-    });
-    if (this.#table.size > 0) await this.keys.ensureStored();
+    if (this.#sync === undefined) return { loaded: [], deleted: [], purged: [], behind: [] };
+    const table = this.#table;
+    const reconciled = await this.#sync.reconcile({ registry: this.#registry, finder, table, commit: (record) => this.#commit(record) });
+    if (table.size > 0) await this.keys.ensureStored();
     return reconciled;
   }
 
@@ -232,7 +221,7 @@ export class Subscriptions {
     if (url !== undefined) await checkResolvedHost(url.hostname, this.#allowLocalhost);
     if (this.#table.size >= SUBSCRIPTIONS_MAX) throw new ServiceUnavailableError(`${SUBSCRIPTIONS_MAX} subscriptions are held; delete some first`);
     // The keys that sign its webhooks are in the store before the subscription is.
-    if (this.#stored !== undefined) await this.keys.ensureStored();
+    if (this.#sync !== undefined) await this.keys.ensureStored();
     // Re-checked after the await: a concurrent create of the same id may have won.
     const raced = this.#table.get(id);
     if (raced !== undefined) {
@@ -272,10 +261,10 @@ export class Subscriptions {
   async delete(id: string): Promise<void> {
     const sub = this.#table.get(id);
     if (sub === undefined) return;
-    await this.#stored?.storeTombstone(id, { createdAtMs: sub.createdAtMs, hash: sub.hash });
+    await this.#sync?.store.storeTombstone(id, { createdAtMs: sub.createdAtMs, hash: sub.hash });
     if (this.#table.get(id) !== sub) return;
     await this.#commit({ t: 'sub.del', id });
-    this.#stored?.purge(id).catch((error: unknown) => this.#onBackgroundError(error));
+    this.#sync?.store.purge(id).catch((error: unknown) => this.#onBackgroundError(error));
   }
 
   /** Adds explicit links at the streams' current tails (§6.4). @throws SubscriptionNotFoundError, BadRequestError */
@@ -407,8 +396,8 @@ export class Subscriptions {
    */
   async ack(id: string, token: string | undefined, request: WakeAck): Promise<{ nextWake: boolean }> {
     const sub = this.get(id);
-    const wake = this.#fence(sub, token, request.wakeId, request.generation);
-    const acks = request.acks.map(({ stream, offset }): PathOffset => [stream, this.#checkAck(sub, stream, offset)]);
+    const wake = fenceWake(sub, token, request.wakeId, request.generation, this.#clock.nowMs());
+    const acks = request.acks.map(({ stream, offset }): PathOffset => [stream, checkAckOffset(this.#registry, sub, stream, offset)]);
     const now = this.#clock.nowMs();
     await this.#commit({ t: 'sub.ack', id, gen: wake.gen, acks, done: request.done, leaseUntilMs: request.done ? null : now + sub.config.leaseTtlMs });
     if (!request.done) return { nextWake: false };
@@ -420,29 +409,8 @@ export class Subscriptions {
   /** Ends the wake without acking (§7.2); pending work is woken again. @throws as `ack` */
   async release(id: string, token: string | undefined, wakeId: string, generation: number): Promise<void> {
     const sub = this.get(id);
-    const wake = this.#fence(sub, token, wakeId, generation);
+    const wake = fenceWake(sub, token, wakeId, generation, this.#clock.nowMs());
     await this.#commit({ t: 'sub.release', id, gen: wake.gen });
     this.#maybeWake(sub);
-  }
-
-  /** The current wake, if token, generation, wake id and lease all match (§7.3). */
-  #fence(sub: Subscription, token: string | undefined, wakeId: string, generation: number): Wake {
-    if (token === undefined) throw new TokenInvalidError('Authorization: Bearer <callback or claim token> is required');
-    const wake = sub.wake;
-    const now = this.#clock.nowMs();
-    if (wake === null || wake.tokenHash === null || wake.leaseUntilMs === null || now >= wake.leaseUntilMs) {
-      throw new FencedError('no wake is in flight (finished, released, or its lease expired)');
-    }
-    if (!sameHash(wake.tokenHash, hashToken(token))) throw new FencedError('the token is not the current wake\'s');
-    if (generation !== wake.gen || wakeId !== wake.wakeId) throw new FencedError(`stale wake: current generation is ${wake.gen}`);
-    return wake;
-  }
-
-  #checkAck(sub: Subscription, path: string, offset: string): string {
-    if (sub.links.get(path)?.explicit !== true && sub.glob?.test(path) !== true) throw new BadRequestError(`the subscription does not follow ${path}`);
-    if (parseOffsetToken(offset) === undefined) throw new BadRequestError(`not an offset: ${offset}`);
-    const stream = currentStream(this.#registry, path);
-    if (stream === undefined || offset > tailOffset(this.#registry, stream)) throw new BadRequestError(`ack offset ${offset} is past the tail of ${path}`);
-    return offset;
   }
 }
