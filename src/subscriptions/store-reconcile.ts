@@ -14,15 +14,19 @@
  *
  * Loading writes a `sub.load` record (so later records of the subscription replay), after looking
  * up every stream it names (explicit links, stored cursors, the wake stream) so delivery resumes at
- * once. Cursors above a stream's current tail (bytes lost with the unsealed tail) are lowered to
+ * once. Then every held subscription's streams the node does not hold are looked up the same way
+ * (one loaded read-only earlier has no WAL record), and glob-link cursors of paths still absent —
+ * streams deleted while a prune record was not yet written — are pruned. Cursors above a stream's current tail (bytes lost with the unsealed tail) are lowered to
  * it, so events appended again at those offsets are not skipped; the wake in flight is dropped
  * and its work offered again under a new generation. Delivery is at-least-once: what was acked
  * after the last stored version is delivered again.
  */
 import { SUBSCRIPTION_LOAD_LOOKUPS_MAX } from '../config/limits.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
+import { eachLimited } from './each-limited.ts';
 import { currentStream, tailOffset } from './links.ts';
 import type { SubscriptionRecord, SubscriptionSnapshot } from './records.ts';
+import type { SubscriptionConfig } from './subscription-config.ts';
 import type { ChangeKind } from './store-sync.ts';
 import { encodeStoredSubscription, type StoredSubscription } from './stored-format.ts';
 import type { SubscriptionStore } from './subscription-store.ts';
@@ -51,13 +55,14 @@ export interface Reconciled {
   deleted: string[];
   purged: string[];
   behind: string[];
+  pruned: string[];
 }
 
 /** @throws StoredSubscriptionCorruptError; store errors (the server does not start). */
 export async function reconcileStored(o: ReconcileOptions): Promise<Reconciled> {
-  const result: Reconciled = { loaded: [], deleted: [], purged: [], behind: [] };
+  const result: Reconciled = { loaded: [], deleted: [], purged: [], behind: [], pruned: [] };
   const stored = await o.store.loadAll();
-  for (const [id, newest] of stored) {
+  await eachLimited(stored, SUBSCRIPTION_LOAD_LOOKUPS_MAX, async ([id, newest]) => {
     const local = o.held(id);
     if (newest.state === null) {
       if (local === undefined) {
@@ -78,7 +83,7 @@ export async function reconcileStored(o: ReconcileOptions): Promise<Reconciled> 
       o.changed(id, 'cursor');
       result.behind.push(id);
     }
-  }
+  });
   for (const sub of o.allHeld()) {
     if (!stored.has(sub.id)) {
       o.changed(sub.id, 'definition');
@@ -86,7 +91,30 @@ export async function reconcileStored(o: ReconcileOptions): Promise<Reconciled> 
     }
   }
   await o.store.deleteStaleVersions();
+  await pruneAbsent(o, result);
   return result;
+}
+
+/** Looks up the held subscriptions' streams the node does not hold, then prunes glob-link cursors of paths still absent. */
+async function pruneAbsent(o: ReconcileOptions, result: Reconciled): Promise<void> {
+  const subs = [...o.allHeld()];
+  const paths = new Set<string>();
+  for (const sub of subs) for (const path of namedPaths(sub.links.keys(), sub.config)) if (!o.registry.holdsPath(path)) paths.add(path);
+  const unresolved = new Set<string>();
+  await eachLimited(paths, SUBSCRIPTION_LOAD_LOOKUPS_MAX, (path) => o.finder.find(path).catch(() => void unresolved.add(path)));
+  for (const sub of subs) {
+    const gone = [...sub.links].filter(([path, link]) => !link.explicit && !unresolved.has(path) && !o.registry.holdsPath(path)).map(([path]) => path);
+    if (gone.length === 0) continue;
+    await o.commit({ t: 'sub.prune', id: sub.id, paths: gone });
+    result.pruned.push(sub.id);
+  }
+}
+
+/** Every stream path a subscription names: links, explicit streams, the wake stream. */
+function namedPaths(linkPaths: Iterable<string>, config: SubscriptionConfig): Set<string> {
+  const paths = new Set<string>([...linkPaths, ...config.streams]);
+  if (config.wakeStream !== null) paths.add(config.wakeStream);
+  return paths;
 }
 
 function sameState(stored: StoredSubscription, local: SubscriptionSnapshot | undefined): boolean {
@@ -97,14 +125,8 @@ function sameState(stored: StoredSubscription, local: SubscriptionSnapshot | und
 
 /** Looks up the streams `snapshot` names, lowers cursors above their tails, drops the wake in flight. */
 async function prepareLoaded(o: ReconcileOptions, snapshot: SubscriptionSnapshot): Promise<SubscriptionSnapshot> {
-  const paths = new Set<string>([...snapshot.links.map(([path]) => path), ...snapshot.config.streams]);
-  if (snapshot.config.wakeStream !== null) paths.add(snapshot.config.wakeStream);
-  const queue = [...paths];
-  await Promise.all(
-    Array.from({ length: Math.min(SUBSCRIPTION_LOAD_LOOKUPS_MAX, queue.length) }, async () => {
-      for (let path = queue.pop(); path !== undefined; path = queue.pop()) await o.finder.find(path);
-    }),
-  );
+  // A path that cannot be looked up now keeps its cursor as stored (not lowered, not pruned).
+  await eachLimited(namedPaths(snapshot.links.map(([path]) => path), snapshot.config), SUBSCRIPTION_LOAD_LOOKUPS_MAX, (path) => o.finder.find(path).catch(() => {}));
   const links = snapshot.links.map(([path, link]): [string, typeof link] => {
     const stream = currentStream(o.registry, path);
     if (stream === undefined || link.acked === null) return [path, { ...link }];

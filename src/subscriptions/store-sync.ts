@@ -10,6 +10,7 @@
 import type { Clock } from '../clock.ts';
 import { SUBSCRIPTION_STORE_RETRY_MS, SUBSCRIPTION_STORE_WRITES_MAX } from '../config/limits.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
+import { eachLimited } from './each-limited.ts';
 import { linkViews } from './links.ts';
 import type { SubscriptionRecord, SubscriptionSnapshot } from './records.ts';
 import { reconcileStored, type Reconciled, type StreamFinding } from './store-reconcile.ts';
@@ -109,10 +110,10 @@ export class StoreSync {
 
   /** Stores every subscription with unstored changes and waits for the writes in flight (graceful shutdown, checkpoints). */
   async drain(): Promise<void> {
-    await Promise.allSettled([...this.#due.keys()].map(async (id) => {
+    await eachLimited([...this.#due.keys()], SUBSCRIPTION_STORE_WRITES_MAX, async (id) => {
       await this.#writing.get(id);
-      await this.#start(id);
-    }));
+      await this.#start(id).catch(() => {});
+    });
     await Promise.allSettled([...this.#writing.values()]);
   }
 

@@ -16,7 +16,9 @@
  * Operations on one id run one at a time, in call order.
  */
 import type { WallClock } from '../clock.ts';
+import { SUBSCRIPTION_LOAD_LOOKUPS_MAX } from '../config/limits.ts';
 import { listAll, ObjectAlreadyExistsError, putCreateIfAbsent, type ObjectStore } from '../object-store/index.ts';
+import { eachLimited } from './each-limited.ts';
 import type { SubscriptionSnapshot } from './records.ts';
 import {
   decodeStoredSubscription,
@@ -70,7 +72,8 @@ export class SubscriptionStore {
 
   /**
    * Lists every stored subscription (one LIST of `_cairn/subscriptions/`, paged by 1,000) and
-   * reads each one's newest version (one GET each); older versions found are deleted afterwards.
+   * reads each one's newest version (one GET each, SUBSCRIPTION_LOAD_LOOKUPS_MAX at once); older
+   * versions found are deleted by `deleteStaleVersions`.
    * @returns the newest version of each id, live or tombstone.
    * @throws StoredSubscriptionCorruptError; store errors.
    */
@@ -84,14 +87,15 @@ export class SubscriptionStore {
       versions.set(named.id, list);
     }
     const newest = new Map<string, StoredSubscription>();
-    for (const [id, list] of versions) {
+    await eachLimited(versions, SUBSCRIPTION_LOAD_LOOKUPS_MAX, async ([id, list]) => {
       const top = Math.max(...list);
       this.#current.set(id, top);
       this.#stale.set(id, new Set(list.filter((version) => version !== top)));
       const key = subscriptionKey(id, top);
       newest.set(id, decodeStoredSubscription(key, (await this.#store.get(key)).body));
-    }
-    return newest;
+    });
+    // In key order, whatever order the reads finished in.
+    return new Map([...newest].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
   /** The newest version known stored for `id` (0: none). */

@@ -156,7 +156,7 @@ export class Subscriptions {
    * @throws StoredSubscriptionCorruptError; store errors.
    */
   async loadStored(finder: StreamFinding): Promise<Reconciled> {
-    if (this.#sync === undefined) return { loaded: [], deleted: [], purged: [], behind: [] };
+    if (this.#sync === undefined) return { loaded: [], deleted: [], purged: [], behind: [], pruned: [] };
     const table = this.#table;
     const reconciled = await this.#sync.reconcile({ registry: this.#registry, finder, table, commit: (record) => this.#commit(record) });
     if (table.size > 0) await this.keys.ensureStored();
@@ -177,7 +177,6 @@ export class Subscriptions {
   /** After recovery: re-offers what a crash may have lost, then checks leases and retries every tick. */
   start(): void {
     this.#started = true;
-    for (const sub of this.#table.all()) this.#prune(sub, [...sub.links.keys()]);
     for (const sub of this.#table.all()) {
       if (sub.config.type === 'pull-wake' && sub.wake !== null && sub.wake.holder === null) this.#delivery.wakeEventUnwritten(sub.id);
       this.#maybeWake(sub);

@@ -3,14 +3,17 @@
  * (keys, encode/decode, refusal of corrupt or newer objects), the version chain (n+1 only after n,
  * older versions deleted, a lost answer retried with the same bytes, another writer fences,
  * tombstone then purge), the flush budgets, and the signing-key vault (encrypted, wrong secret,
- * another node's rotation adopted).
+ * another node's rotation adopted), and reconciliation at start (load, finish a delete, purge,
+ * mark behind, prune).
  */
 import { describe, expect, test } from 'vitest';
 import { manualClock } from '../../src/clock.ts';
 import { FaultInjectingObjectStore, injectedUnavailable, listAll, MemoryObjectStore, type ObjectStore } from '../../src/object-store/index.ts';
-import type { SubscriptionSnapshot } from '../../src/subscriptions/records.ts';
+import type { StreamRegistry } from '../../src/stream/registry.ts';
+import type { SubscriptionRecord, SubscriptionSnapshot } from '../../src/subscriptions/records.ts';
 import { SigningKeys } from '../../src/subscriptions/signing-keys.ts';
 import { SigningKeysUnreadableError, SigningKeyVault } from '../../src/subscriptions/signing-key-vault.ts';
+import { reconcileStored } from '../../src/subscriptions/store-reconcile.ts';
 import { StoreSync } from '../../src/subscriptions/store-sync.ts';
 import {
   decodeStoredSubscription,
@@ -21,6 +24,7 @@ import {
   type StoredSubscription,
 } from '../../src/subscriptions/stored-format.ts';
 import { SubscriptionStore, SubscriptionStoreFencedError } from '../../src/subscriptions/subscription-store.ts';
+import { snapshotOf, SubscriptionTable } from '../../src/subscriptions/subscription-table.ts';
 
 function snapshot(id: string, acked: string | null = null): SubscriptionSnapshot {
   return {
@@ -252,5 +256,85 @@ describe('signing-key vault', () => {
     const winner = await a.rotate();
     await b.rotate();
     expect(b.activeKid).toBe(winner);
+  });
+});
+
+describe('reconciliation at start', () => {
+  test('loads, deletes, purges, marks behind and prunes as the stored and held states say', async () => {
+    const clock = manualClock();
+    const objects = new MemoryObjectStore();
+    const writer = new SubscriptionStore({ store: objects, nodeId: 'old', clock });
+    const live = (id: string, links: SubscriptionSnapshot['links'] = []): SubscriptionSnapshot => ({ ...snapshot(id), config: { ...snapshot(id).config, pattern: null, streams: ['s/1'] }, links });
+    const withWake = { ...live('loaded', [['s/1', { explicit: true, acked: '0000000000000001_0000000000000007' }]]), wake: { gen: 3, wakeId: 'w_x', tokenHash: null, holder: null, leaseUntilMs: null, offered: [] as [string, string][] } };
+    await writer.storeState(withWake);
+    await writer.storeState(live('deleted'));
+    await writer.storeTombstone('deleted', { createdAtMs: 1_000, hash: 'h'.repeat(64) });
+    await writer.storeState(live('recreated'));
+    await writer.storeTombstone('recreated', { createdAtMs: 1, hash: 'an older life' });
+    await writer.storeState(live('purged'));
+    await writer.storeTombstone('purged', { createdAtMs: 1_000, hash: 'h'.repeat(64) });
+    await writer.storeState(live('same'));
+
+    const table = new SubscriptionTable();
+    table.restore([
+      live('deleted'),
+      live('recreated'),
+      live('same'),
+      live('unstored', [
+        ['gone/x', { explicit: false, acked: '0000000000000001_0000000000000001' }],
+        ['unreachable/y', { explicit: false, acked: '0000000000000001_0000000000000001' }],
+      ]),
+    ]);
+    const committed: SubscriptionRecord[] = [];
+    const changed: string[] = [];
+    const registry = {
+      holdsPath: () => false,
+      get: () => {
+        throw new Error('not held');
+      },
+      allStreams: () => [][Symbol.iterator](),
+    } as unknown as StreamRegistry;
+    const finds: string[] = [];
+    const store = new SubscriptionStore({ store: objects, nodeId: 'new', clock });
+    const result = await reconcileStored({
+      store,
+      registry,
+      finder: {
+        find: async (path) => {
+          finds.push(path);
+          if (path.startsWith('unreachable/')) throw new Error('store down');
+        },
+      },
+      held: (id) => table.get(id),
+      allHeld: () => table.all(),
+      commit: async (record) => {
+        committed.push(record);
+        table.apply(record);
+      },
+      stateOf: (id) => {
+        const sub = table.get(id);
+        return sub === undefined ? undefined : snapshotOf(sub);
+      },
+      changed: (id) => changed.push(id),
+    });
+    expect(result.loaded).toEqual(['loaded']);
+    expect(result.deleted).toEqual(['deleted']);
+    expect(result.purged).toEqual(['purged']);
+    expect(result.behind.sort()).toEqual(['recreated', 'unstored']);
+    expect(result.pruned).toEqual(['unstored']);
+    expect(changed.sort()).toEqual(['recreated', 'unstored']);
+    // The loaded subscription: cursors kept (no stream to lower them to), wake dropped; its streams were looked up.
+    const load = committed.find((record) => record.t === 'sub.load');
+    expect(load?.t === 'sub.load' && load.snapshot.wake).toBeNull();
+    expect(load?.t === 'sub.load' && load.snapshot.links).toEqual(withWake.links);
+    expect(finds).toEqual(expect.arrayContaining(['s/1', 'wake/pool', 'gone/x', 'unreachable/y']));
+    // Only the glob link whose path was looked up and is absent is pruned.
+    expect(committed.filter((record) => record.t === 'sub.prune')).toEqual([{ t: 'sub.prune', id: 'unstored', paths: ['gone/x'] }]);
+    expect([...(table.get('unstored')?.links.keys() ?? [])]).toEqual(['unreachable/y']);
+    // Tombstoned ids are gone from the store; the deleted one is no longer held.
+    expect(table.get('deleted')).toBeUndefined();
+    const keys = await keysIn(objects);
+    expect(keys.some((key) => key.includes('sub-deleted/') || key.includes('sub-purged/'))).toBe(false);
+    expect(keys.filter((key) => key.includes('sub-same/'))).toHaveLength(1);
   });
 });
