@@ -52,6 +52,8 @@ export class StoreSync {
   /** Subscriptions with unstored changes: id → when they are due (monotonic ms). */
   readonly #due = new Map<string, number>();
   readonly #writing = new Map<string, Promise<void>>();
+  /** Ids whose delete has begun: no live version may follow their tombstone (until created again). */
+  readonly #deleting = new Set<string>();
 
   constructor(options: StoreSyncOptions) {
     this.#o = options;
@@ -78,6 +80,7 @@ export class StoreSync {
 
   /** The subscription's stored copy is behind: store it within the budget of `kind`. */
   changed(id: string, kind: ChangeKind): void {
+    if (this.#deleting.has(id)) return;
     const budget = kind === 'definition' ? this.#o.definitionFlushMs : this.#o.cursorFlushMs;
     const due = this.#o.clock.monotonicMs() + budget;
     const known = this.#due.get(id);
@@ -117,15 +120,42 @@ export class StoreSync {
     await Promise.allSettled([...this.#writing.values()]);
   }
 
-  /** Forgets pending changes of a deleted subscription (its tombstone is stored instead). */
-  forget(id: string): void {
+  /**
+   * A delete of `id` begins: its pending changes are dropped and no live version is written after
+   * its tombstone (a crash while the older versions are purged would otherwise leave one).
+   */
+  deleting(id: string): void {
+    this.#deleting.add(id);
     this.#due.delete(id);
+  }
+
+  /**
+   * Begins the delete of `sub`: stores its tombstone. On failure (nothing deleted) the
+   * subscription, if `stillHeld()`, is stored again, after the tombstone if that landed.
+   * @throws SubscriptionStoreFencedError; store errors.
+   */
+  async storeTombstone(sub: Subscription, stillHeld: () => boolean): Promise<void> {
+    this.deleting(sub.id);
+    try {
+      await this.#o.store.storeTombstone(sub.id, { createdAtMs: sub.createdAtMs, hash: sub.hash });
+    } catch (error) {
+      if (stillHeld()) {
+        this.created(sub.id);
+        this.changed(sub.id, 'definition');
+      }
+      throw error;
+    }
+  }
+
+  /** `id` is created (again): its changes are stored from now on. */
+  created(id: string): void {
+    this.#deleting.delete(id);
   }
 
   /** Writes `id`'s current state; a failure is reported in the background unless `caller` handles it. */
   #start(id: string, caller = false): Promise<void> {
     this.#due.delete(id);
-    const state = this.#o.stateOf(id);
+    const state = this.#deleting.has(id) ? undefined : this.#o.stateOf(id);
     if (state === undefined) return Promise.resolve();
     const write = this.#o.store.storeState(state).catch((error: unknown) => {
       // A fenced subscription is not stored again by this process; anything else is retried.

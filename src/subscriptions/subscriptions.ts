@@ -194,8 +194,11 @@ export class Subscriptions {
   async #commit(record: SubscriptionRecord): Promise<Subscription | undefined> {
     const queued = this.#log.append(record);
     const sub = this.#table.apply(record);
-    if (record.t === 'sub.del') this.#sync?.forget(record.id);
-    else this.#sync?.changed(record.id, record.t === 'sub.put' || record.t === 'sub.add' || record.t === 'sub.rm' ? 'definition' : 'cursor');
+    if (record.t === 'sub.del') this.#sync?.deleting(record.id);
+    else {
+      if (record.t === 'sub.put' || record.t === 'sub.load') this.#sync?.created(record.id);
+      this.#sync?.changed(record.id, record.t === 'sub.put' || record.t === 'sub.add' || record.t === 'sub.rm' ? 'definition' : 'cursor');
+    }
     await queued;
     return sub;
   }
@@ -260,7 +263,7 @@ export class Subscriptions {
   async delete(id: string): Promise<void> {
     const sub = this.#table.get(id);
     if (sub === undefined) return;
-    await this.#sync?.store.storeTombstone(id, { createdAtMs: sub.createdAtMs, hash: sub.hash });
+    await this.#sync?.storeTombstone(sub, () => this.#table.get(id) === sub);
     if (this.#table.get(id) !== sub) return;
     await this.#commit({ t: 'sub.del', id });
     this.#sync?.store.purge(id).catch((error: unknown) => this.#onBackgroundError(error));

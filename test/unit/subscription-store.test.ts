@@ -210,6 +210,41 @@ describe('flush budgets', () => {
   });
 });
 
+describe('deletes', () => {
+  test('no live version follows a tombstone, until the id is created again; a failed tombstone stores the subscription again', async () => {
+    const clock = manualClock();
+    const store = new FaultInjectingObjectStore(new MemoryObjectStore());
+    const subs = new SubscriptionStore({ store, nodeId: 'n1', clock });
+    const sync = new StoreSync({ store: subs, clock, definitionFlushMs: 0, cursorFlushMs: 0, stateOf: (id) => snapshot(id), onBackgroundError: () => {} });
+    const table = new SubscriptionTable();
+    table.restore([snapshot('orders')]);
+    const sub = table.get('orders');
+    if (sub === undefined) throw new Error('no subscription');
+    await sync.storeNow('orders');
+
+    store.inject({ when: (call) => call.operation === 'put', action: { kind: 'fail', error: injectedUnavailable }, times: 1 });
+    await expect(sync.storeTombstone(sub, () => true)).rejects.toThrow();
+    expect(sync.dirtyCount).toBe(1);
+    clock.advance(1_000);
+    sync.tick();
+    await sync.drain();
+    expect((await subs.loadAll()).get('orders')?.state).not.toBeNull();
+
+    await sync.storeTombstone(sub, () => true);
+    // Changes after the tombstone (an ack racing the delete) are not stored.
+    sync.changed('orders', 'cursor');
+    sync.tick();
+    await sync.drain();
+    const reader = new SubscriptionStore({ store, nodeId: 'x', clock });
+    expect((await reader.loadAll()).get('orders')?.state).toBeNull();
+    sync.created('orders');
+    sync.changed('orders', 'definition');
+    sync.tick();
+    await sync.drain();
+    expect((await reader.loadAll()).get('orders')?.state).not.toBeNull();
+  });
+});
+
 describe('signing-key vault', () => {
   const clock = manualClock(1_700_000_000_000);
 
