@@ -109,6 +109,13 @@ test('a server on an empty data directory over the same store lists every subscr
   };
   expect(views.orders.streams).toEqual([{ path: 'orders/a', link_type: 'glob', acked_offset: ackedOrders }]);
   expect(views.mailer.streams).toEqual([{ path: 'mail/x', link_type: 'glob', acked_offset: ackedMail }]);
+  // The cursors reach the store within --subscription-cursor-flush-ms, before any shutdown drain.
+  const reader = new SubscriptionStore({ store: new FsObjectStore({ rootDir: objectsDir }), nodeId: 'reader', clock: { nowMs: () => 0 } });
+  await waitFor(async () => {
+    const stored = await reader.loadAll();
+    const acked = (id: string, stream: string) => stored.get(id)?.state?.links.find(([path]) => path === stream)?.[1].acked;
+    return acked('orders', 'orders/a') === ackedOrders && acked('mailer', 'mail/x') === ackedMail;
+  });
   await first.close();
   await rm(firstDir, { recursive: true, force: true });
 
