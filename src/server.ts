@@ -48,6 +48,7 @@ import type { StreamRecord } from './stream/records.ts';
 import { ObjectCollector, type DeleteJob } from './tiering/object-collector.ts';
 import { loadNodeId } from './data-dir.ts';
 import { ManifestStore } from './manifest/manifest-store.ts';
+import { StoredDataCorruptError } from './manifest/unit-checksum.ts';
 import { ObjectNaming } from './manifest/object-naming.ts';
 import { SealActivity } from './tiering/seal-activity.ts';
 import { Sealer, type SealerStats } from './tiering/sealer.ts';
@@ -297,6 +298,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       },
       removed: (stream) => {
         sealer.removed(stream);
+        subscriptions.streamRemoved(stream);
         // A stream that never stored a manifest and has no write running has no objects. One
         // removed during WAL replay (create not yet marked durable) may have a manifest its seal
         // record never reached the WAL for: its prefix is deleted (and tombstoned) too.
@@ -354,7 +356,19 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     signingKeyRotateMs: config.webhookSigningKeyRotateMs,
     metricsRegistry: metrics.registry,
     onBackgroundError: (error) => logger.warn({ err: error }, 'subscription delivery step failed'),
+    stored: {
+      store,
+      nodeId: naming.nodeId,
+      definitionFlushMs: config.metadataFlushMs,
+      cursorFlushMs: config.subscriptionCursorFlushMs,
+      signingKeysSecret: config.webhookSigningKeysSecret,
+    },
+    publicUrl: config.publicUrl,
+  }).catch((error: unknown) => {
+    // The stored signing keys are sealed under another secret (or none is set): the operator must fix it.
+    throw error instanceof StoredDataCorruptError ? new StartupError(error.message, { cause: error }) : error;
   });
+  if (config.webhookSigningKeysSecret === undefined) logger.info('webhook signing keys are stored unencrypted in the object store (--webhook-signing-keys-secret encrypts them)');
   const reads: ReadPath = new ReadPath({ registry, cache, naming, chunkBytesMax: config.chunkBytesMax, catchUpBytesMax: config.catchUpBytesMax });
 
   if (wal.checkpoint !== undefined) {
@@ -373,6 +387,8 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     replayed++;
   }
   registry.markAllDurable();
+  const reconciled = await subscriptions.loadStored(finder);
+  if (reconciled.loaded.length > 0) logger.info({ subscriptions: reconciled.loaded.length }, 'subscriptions loaded from the object store');
   // The durable proxy: pipes a previous process left open are closed as interrupted, never resumed.
   // Loaded only when on (undici stays out of a server without the proxy).
   const proxy =
@@ -582,6 +598,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
           idleSweeper.cancel();
           drainTimer.cancel();
         }
+        await subscriptions.drainStored();
         await sealer.close();
         await collector.close();
         await writer.close();

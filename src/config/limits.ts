@@ -404,6 +404,30 @@ export const WEBHOOK_RETRY_JITTER_RATIO = 0.2;
 export const SUBSCRIPTION_TICK_MS = 100;
 
 /**
+ * Default `--subscription-cursor-flush-ms`: 10 s. A subscription whose cursors, generation or lease
+ * changed is stored in the object store within this long: at most one PUT (and one DELETE of the
+ * version it supersedes) per busy subscription per 10 s, 8,640 PUTs a day (about $0.04 a day at
+ * S3 Standard's $0.005 per 1,000). A lost disk re-delivers at most this much of acknowledged work.
+ */
+export const SUBSCRIPTION_CURSOR_FLUSH_MS_DEFAULT = 10_000;
+
+/**
+ * Subscription versions being written to the object store at once: 16. Writes are small (one
+ * subscription's JSON); 16 keep a burst of due subscriptions moving without crowding out seals.
+ */
+export const SUBSCRIPTION_STORE_WRITES_MAX = 16;
+
+/** After a failed write of a subscription version: try again in 1 s (the store client already retried). */
+export const SUBSCRIPTION_STORE_RETRY_MS = 1_000;
+
+/**
+ * Object-store trips at once while subscriptions are reconciled at start (one GET per stored
+ * subscription, one LIST + GET per stream lookup): 16, so 10,000 of them take seconds on S3
+ * (tens of ms each) instead of minutes, without crowding out other start-up reads.
+ */
+export const SUBSCRIPTION_LOAD_LOOKUPS_MAX = 16;
+
+/**
  * A rotated-out webhook signing key stays published this long: 1 hour, far past the receivers'
  * 5-minute replay window plus the longest retry delay (§6.5).
  */

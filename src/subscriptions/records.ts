@@ -14,6 +14,41 @@ import type { SubscriptionConfig } from './subscription-config.ts';
 /** `[path, offset token]`: a cursor position, or the tail a wake offered. */
 export type PathOffset = [string, string];
 
+/** One stream link's durable fields (§6.1). A glob-matched stream with no entry is linked at its start. */
+export interface Link {
+  explicit: boolean;
+  /** Last processed offset token, inclusive; null: linked before the stream's first append. */
+  acked: string | null;
+}
+
+/** The wake in flight (§7): generation, id, lease. */
+export interface Wake {
+  gen: number;
+  wakeId: string;
+  /** SHA-256 (hex) of the callback or claim token; null for an unclaimed pull wake. */
+  tokenHash: string | null;
+  /** Pull-wake worker holding the lease; null for webhooks and unclaimed pull wakes. */
+  holder: string | null;
+  /** Wall-clock lease deadline; null: not started (pull wake not claimed yet). */
+  leaseUntilMs: number | null;
+  /** The tails this wake offered (a webhook's `done` acks exactly these). */
+  offered: PathOffset[];
+}
+
+/** The whole durable state of one subscription: what a checkpoint and the object store hold. */
+export interface SubscriptionSnapshot {
+  id: string;
+  config: SubscriptionConfig;
+  hash: string;
+  createdAtMs: number;
+  origin: string;
+  links: [string, Link][];
+  generation: number;
+  wake: Wake | null;
+  attempt: number;
+  nextAttemptAtMs: number | null;
+}
+
 /** A subscription is created (§6.2), with the tails of the matching streams it was backfilled at. */
 export interface SubscriptionPutRecord {
   t: 'sub.put';
@@ -102,6 +137,23 @@ export interface SubscriptionFailRecord {
   nextAttemptAtMs: number;
 }
 
+/**
+ * A subscription read from the object store that this node's WAL did not hold (a lost data
+ * directory, or another node's): written before any other record names it (store-sync.ts).
+ */
+export interface SubscriptionLoadRecord {
+  t: 'sub.load';
+  id: string;
+  snapshot: SubscriptionSnapshot;
+}
+
+/** Glob-link cursors of streams that no longer exist are dropped, so the link table does not grow with deleted streams. */
+export interface SubscriptionPruneRecord {
+  t: 'sub.prune';
+  id: string;
+  paths: string[];
+}
+
 export type SubscriptionRecord =
   | SubscriptionPutRecord
   | SubscriptionDeleteRecord
@@ -111,7 +163,9 @@ export type SubscriptionRecord =
   | SubscriptionClaimRecord
   | SubscriptionAckRecord
   | SubscriptionReleaseRecord
-  | SubscriptionFailRecord;
+  | SubscriptionFailRecord
+  | SubscriptionLoadRecord
+  | SubscriptionPruneRecord;
 
 /** True for the records of this module (their `t` starts with `sub.`); stream records never do. */
 export function isSubscriptionRecord(record: unknown): record is SubscriptionRecord {

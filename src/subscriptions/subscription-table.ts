@@ -6,28 +6,9 @@
  * object-store copy would store).
  */
 import { compileGlob, type SubscriptionConfig } from './subscription-config.ts';
-import type { PathOffset, SubscriptionRecord } from './records.ts';
+import type { Link, SubscriptionRecord, SubscriptionSnapshot, Wake } from './records.ts';
 
-/** One stream link's durable fields (§6.1). A glob-matched stream with no entry is linked at its start. */
-export interface Link {
-  explicit: boolean;
-  /** Last processed offset token, inclusive; null: linked before the stream's first append. */
-  acked: string | null;
-}
-
-/** The wake in flight (§7): generation, id, lease. */
-export interface Wake {
-  gen: number;
-  wakeId: string;
-  /** SHA-256 (hex) of the callback or claim token; null for an unclaimed pull wake. */
-  tokenHash: string | null;
-  /** Pull-wake worker holding the lease; null for webhooks and unclaimed pull wakes. */
-  holder: string | null;
-  /** Wall-clock lease deadline; null: not started (pull wake not claimed yet). */
-  leaseUntilMs: number | null;
-  /** The tails this wake offered (a webhook's `done` acks exactly these). */
-  offered: PathOffset[];
-}
+export type { Link, Wake, SubscriptionSnapshot } from './records.ts';
 
 export interface Subscription {
   readonly id: string;
@@ -41,20 +22,6 @@ export interface Subscription {
   generation: number;
   wake: Wake | null;
   /** Failed webhook attempts in a row, and when the next one is due (§7.1); 0/null when healthy. */
-  attempt: number;
-  nextAttemptAtMs: number | null;
-}
-
-/** What a checkpoint holds of one subscription. */
-export interface SubscriptionSnapshot {
-  id: string;
-  config: SubscriptionConfig;
-  hash: string;
-  createdAtMs: number;
-  origin: string;
-  links: [string, Link][];
-  generation: number;
-  wake: Wake | null;
   attempt: number;
   nextAttemptAtMs: number | null;
 }
@@ -92,6 +59,11 @@ export class SubscriptionTable {
       };
       for (const path of record.config.streams) sub.links.set(path, { explicit: true, acked: null });
       for (const [path, offset] of record.acked) advance(sub, path, offset);
+      this.#byId.set(record.id, sub);
+      return sub;
+    }
+    if (record.t === 'sub.load') {
+      const sub = fromSnapshot(record.snapshot);
       this.#byId.set(record.id, sub);
       return sub;
     }
@@ -144,6 +116,11 @@ export class SubscriptionTable {
       case 'sub.release':
         if (sub.wake?.gen === record.gen) sub.wake = null;
         return sub;
+      case 'sub.prune':
+        for (const path of record.paths) {
+          if (sub.links.get(path)?.explicit === false) sub.links.delete(path);
+        }
+        return sub;
       case 'sub.fail':
         if (sub.wake?.gen === record.gen) sub.wake = null;
         sub.attempt = record.attempt;
@@ -153,30 +130,38 @@ export class SubscriptionTable {
   }
 
   snapshot(): SubscriptionSnapshot[] {
-    return [...this.#byId.values()].map((sub) => ({
-      id: sub.id,
-      config: sub.config,
-      hash: sub.hash,
-      createdAtMs: sub.createdAtMs,
-      origin: sub.origin,
-      links: [...sub.links].map(([path, link]) => [path, { ...link }]),
-      generation: sub.generation,
-      wake: sub.wake === null ? null : { ...sub.wake, offered: [...sub.wake.offered] },
-      attempt: sub.attempt,
-      nextAttemptAtMs: sub.nextAttemptAtMs,
-    }));
+    return [...this.#byId.values()].map(snapshotOf);
   }
 
   /** Loads a checkpoint into an empty table (before WAL replay). */
   restore(snapshot: readonly SubscriptionSnapshot[]): void {
-    for (const saved of snapshot) {
-      this.#byId.set(saved.id, {
-        ...saved,
-        glob: compileGlob(saved.config.pattern),
-        links: new Map(saved.links.map(([path, link]) => [path, { ...link }])),
-      });
-    }
+    for (const saved of snapshot) this.#byId.set(saved.id, fromSnapshot(saved));
   }
+}
+
+/** A copy of `sub`'s durable state (nothing shared with the live subscription). */
+export function snapshotOf(sub: Subscription): SubscriptionSnapshot {
+  return {
+    id: sub.id,
+    config: sub.config,
+    hash: sub.hash,
+    createdAtMs: sub.createdAtMs,
+    origin: sub.origin,
+    links: [...sub.links].map(([path, link]) => [path, { ...link }]),
+    generation: sub.generation,
+    wake: sub.wake === null ? null : { ...sub.wake, offered: [...sub.wake.offered] },
+    attempt: sub.attempt,
+    nextAttemptAtMs: sub.nextAttemptAtMs,
+  };
+}
+
+function fromSnapshot(saved: SubscriptionSnapshot): Subscription {
+  return {
+    ...saved,
+    glob: compileGlob(saved.config.pattern),
+    links: new Map(saved.links.map(([path, link]) => [path, { ...link }])),
+    wake: saved.wake === null ? null : { ...saved.wake, offered: [...saved.wake.offered] },
+  };
 }
 
 /** Moves a cursor forward only: an older or equal offset leaves it (acked cursors never go back). */

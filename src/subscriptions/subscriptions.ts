@@ -10,22 +10,29 @@
  *
  * Fencing (§7.3): callback, ack and release need the current wake's token (32 random bytes,
  * stored only as a SHA-256 hash), its `generation` and `wake_id`, and a lease still running.
+ *
+ * Given a subscription store, every change is also stored in the object store (store-sync.ts,
+ * store-reconcile.ts): a create before it is answered, a delete's tombstone before the delete is
+ * logged, cursors within their budget, so a node without this data directory has them too.
  */
 import type { Clock, RandomSource, Timer } from '../clock.ts';
 import { SUBSCRIPTION_TICK_MS, SUBSCRIPTIONS_MAX, WAKE_STREAMS_MAX } from '../config/limits.ts';
 import { BadRequestError, ServiceUnavailableError } from '../protocol/errors.ts';
-import { parseOffsetToken } from '../protocol/offset.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { StreamState } from '../stream/stream-state.ts';
-import { AlreadyClaimedError, FencedError, NoPendingWorkError, SubscriptionConflictError, SubscriptionNotFoundError, TokenInvalidError } from './errors.ts';
+import { checkAckOffset, fenceWake } from './fencing.ts';
+import type { Reconciled, StreamFinding } from './store-reconcile.ts';
+import { StoreSync, storedStateOf } from './store-sync.ts';
+import type { SubscriptionStore } from './subscription-store.ts';
+import { AlreadyClaimedError, FencedError, NoPendingWorkError, SubscriptionConflictError, SubscriptionNotFoundError } from './errors.ts';
 import { currentStream, currentTails, linkViews, pendingViews, tailOffset, type LinkView } from './links.ts';
-import type { PathOffset, SubscriptionRecord } from './records.ts';
+import type { PathOffset, SubscriptionRecord, SubscriptionSnapshot } from './records.ts';
 import { checkRelativePath, compileGlob, configHash, type SubscriptionConfig } from './subscription-config.ts';
-import { SubscriptionTable, type Subscription, type SubscriptionSnapshot, type Wake } from './subscription-table.ts';
+import { SubscriptionTable, type Subscription, type Wake } from './subscription-table.ts';
 import { WakeDelivery, type DeliveryMetrics } from './wake-delivery.ts';
 import type { SigningKeys } from './signing-keys.ts';
 import type { WebhookSender } from './webhook-sender.ts';
-import { hashToken, newToken, newWakeId, sameHash } from './tokens.ts';
+import { hashToken, newToken, newWakeId } from './tokens.ts';
 import { checkResolvedHost, checkWebhookUrl } from './webhook-url.ts';
 
 /** Where records become durable (the WAL writer): throws synchronously when refused. */
@@ -46,6 +53,16 @@ export interface SubscriptionsOptions {
   signingKeyRotateMs?: number;
   metrics?: DeliveryMetrics;
   onBackgroundError?: (error: unknown) => void;
+  /** The object-store copy (docs/storage-layout.md "Subscriptions"); undefined: the WAL only (unit tests). */
+  stored?: {
+    store: SubscriptionStore;
+    /** `--metadata-flush-ms`: definition changes are stored within this long. */
+    definitionFlushMs: number;
+    /** `--subscription-cursor-flush-ms`: cursor, generation and lease changes within this long. */
+    cursorFlushMs: number;
+  };
+  /** `--public-url`'s origin: base of `callback_url` and `jwks_url` instead of the request's. */
+  publicOrigin?: string;
 }
 
 /** The body of a callback, ack or release (§7.1, §7.2). */
@@ -71,6 +88,10 @@ export class Subscriptions {
   #rotating = false;
   #ticker: Timer | undefined;
   #closed = false;
+  #started = false;
+  readonly #sync: StoreSync | undefined;
+  /** `--public-url`'s origin, if set. */
+  readonly publicOrigin: string | undefined;
 
   constructor(options: SubscriptionsOptions) {
     this.#log = options.log;
@@ -91,6 +112,18 @@ export class Subscriptions {
       afterChange: (sub) => this.#maybeWake(sub),
       onBackgroundError: this.#onBackgroundError,
     });
+    this.publicOrigin = options.publicOrigin;
+    this.#sync =
+      options.stored === undefined
+        ? undefined
+        : new StoreSync({
+            store: options.stored.store,
+            clock: options.clock,
+            definitionFlushMs: options.stored.definitionFlushMs,
+            cursorFlushMs: options.stored.cursorFlushMs,
+            stateOf: (id) => this.storedState(id),
+            onBackgroundError: this.#onBackgroundError,
+          });
   }
 
   get count(): number {
@@ -116,8 +149,34 @@ export class Subscriptions {
     this.#table.restore(snapshot);
   }
 
+  /**
+   * After WAL recovery, before `start`: reconciles with the object store (store-reconcile.ts) —
+   * loads the subscriptions this node does not hold, finishes deletes, marks what is behind.
+   * Resolves with what it did (nothing without a store).
+   * @throws StoredSubscriptionCorruptError; store errors.
+   */
+  async loadStored(finder: StreamFinding): Promise<Reconciled> {
+    if (this.#sync === undefined) return { loaded: [], deleted: [], purged: [], behind: [], pruned: [] };
+    const table = this.#table;
+    const reconciled = await this.#sync.reconcile({ registry: this.#registry, finder, table, commit: (record) => this.#commit(record) });
+    if (table.size > 0) await this.keys.ensureStored();
+    return reconciled;
+  }
+
+  /** What the object store should hold for `id` now (store-sync.ts `storedStateOf`); undefined once deleted. */
+  storedState(id: string): SubscriptionSnapshot | undefined {
+    const sub = this.#table.get(id);
+    return sub === undefined ? undefined : storedStateOf(this.#registry, sub);
+  }
+
+  /** Stores every subscription with unstored changes (graceful shutdown, checkpoints). */
+  async drainStored(): Promise<void> {
+    await this.#sync?.drain();
+  }
+
   /** After recovery: re-offers what a crash may have lost, then checks leases and retries every tick. */
   start(): void {
+    this.#started = true;
     for (const sub of this.#table.all()) {
       if (sub.config.type === 'pull-wake' && sub.wake !== null && sub.wake.holder === null) this.#delivery.wakeEventUnwritten(sub.id);
       this.#maybeWake(sub);
@@ -135,6 +194,11 @@ export class Subscriptions {
   async #commit(record: SubscriptionRecord): Promise<Subscription | undefined> {
     const queued = this.#log.append(record);
     const sub = this.#table.apply(record);
+    if (record.t === 'sub.del') this.#sync?.deleting(record.id);
+    else {
+      if (record.t === 'sub.put' || record.t === 'sub.load') this.#sync?.created(record.id);
+      this.#sync?.changed(record.id, record.t === 'sub.put' || record.t === 'sub.add' || record.t === 'sub.rm' ? 'definition' : 'cursor');
+    }
     await queued;
     return sub;
   }
@@ -158,6 +222,8 @@ export class Subscriptions {
     }
     if (url !== undefined) await checkResolvedHost(url.hostname, this.#allowLocalhost);
     if (this.#table.size >= SUBSCRIPTIONS_MAX) throw new ServiceUnavailableError(`${SUBSCRIPTIONS_MAX} subscriptions are held; delete some first`);
+    // The keys that sign its webhooks are in the store before the subscription is.
+    if (this.#sync !== undefined) await this.keys.ensureStored();
     // Re-checked after the await: a concurrent create of the same id may have won.
     const raced = this.#table.get(id);
     if (raced !== undefined) {
@@ -165,8 +231,10 @@ export class Subscriptions {
       return { created: false, sub: raced };
     }
     const acked = currentTails(this.#registry, { glob: compileGlob(config.pattern) }, config.streams);
-    const sub = await this.#commit({ t: 'sub.put', id, config, hash, createdAtMs: this.#clock.nowMs(), origin, acked });
+    const sub = await this.#commit({ t: 'sub.put', id, config, hash, createdAtMs: this.#clock.nowMs(), origin: this.publicOrigin ?? origin, acked });
     if (sub === undefined) throw new Error('sub.put applied to nothing');
+    // Stored before it is answered: a node without this data directory has every created subscription.
+    await this.#sync?.storeNow(id);
     return { created: true, sub };
   }
 
@@ -187,10 +255,18 @@ export class Subscriptions {
     return sub.nextAttemptAtMs !== null;
   }
 
-  /** Deletes (idempotently) and fences every in-flight wake (§6.3). */
+  /**
+   * Deletes (idempotently) and fences every in-flight wake (§6.3). With a store, the tombstone is
+   * stored first, so no crash leaves a stored live version of a deleted subscription.
+   * @throws SubscriptionStoreFencedError, store errors (nothing deleted); ServiceUnavailableError (WAL)
+   */
   async delete(id: string): Promise<void> {
-    if (this.#table.get(id) === undefined) return;
+    const sub = this.#table.get(id);
+    if (sub === undefined) return;
+    await this.#sync?.storeTombstone(sub, () => this.#table.get(id) === sub);
+    if (this.#table.get(id) !== sub) return;
     await this.#commit({ t: 'sub.del', id });
+    this.#sync?.store.purge(id).catch((error: unknown) => this.#onBackgroundError(error));
   }
 
   /** Adds explicit links at the streams' current tails (§6.4). @throws SubscriptionNotFoundError, BadRequestError */
@@ -228,7 +304,24 @@ export class Subscriptions {
     }
   }
 
+  /**
+   * A stream incarnation was removed (deleted, expired): glob-link cursors of its path are dropped
+   * once no stream is held there, so the link table does not grow with deleted streams.
+   */
+  streamRemoved(stream: StreamState): void {
+    if (!this.#started || this.#closed || this.#table.size === 0) return;
+    for (const sub of this.#table.all()) this.#prune(sub, [stream.path]);
+  }
+
+  /** Commits a `sub.prune` of those of `paths` that are glob-only links of `sub` to paths no stream holds. */
+  #prune(sub: Subscription, paths: readonly string[]): void {
+    const gone = paths.filter((path) => sub.links.get(path)?.explicit === false && !this.#registry.holdsPath(path));
+    if (gone.length === 0) return;
+    this.#commit({ t: 'sub.prune', id: sub.id, paths: gone }).catch((error: unknown) => this.#onBackgroundError(error));
+  }
+
   #tick(): void {
+    this.#sync?.tick();
     const now = this.#clock.nowMs();
     for (const sub of this.#table.all()) {
       const leaseOver = sub.wake !== null && sub.wake.leaseUntilMs !== null && now >= sub.wake.leaseUntilMs;
@@ -305,8 +398,8 @@ export class Subscriptions {
    */
   async ack(id: string, token: string | undefined, request: WakeAck): Promise<{ nextWake: boolean }> {
     const sub = this.get(id);
-    const wake = this.#fence(sub, token, request.wakeId, request.generation);
-    const acks = request.acks.map(({ stream, offset }): PathOffset => [stream, this.#checkAck(sub, stream, offset)]);
+    const wake = fenceWake(sub, token, request.wakeId, request.generation, this.#clock.nowMs());
+    const acks = request.acks.map(({ stream, offset }): PathOffset => [stream, checkAckOffset(this.#registry, sub, stream, offset)]);
     const now = this.#clock.nowMs();
     await this.#commit({ t: 'sub.ack', id, gen: wake.gen, acks, done: request.done, leaseUntilMs: request.done ? null : now + sub.config.leaseTtlMs });
     if (!request.done) return { nextWake: false };
@@ -318,29 +411,8 @@ export class Subscriptions {
   /** Ends the wake without acking (§7.2); pending work is woken again. @throws as `ack` */
   async release(id: string, token: string | undefined, wakeId: string, generation: number): Promise<void> {
     const sub = this.get(id);
-    const wake = this.#fence(sub, token, wakeId, generation);
+    const wake = fenceWake(sub, token, wakeId, generation, this.#clock.nowMs());
     await this.#commit({ t: 'sub.release', id, gen: wake.gen });
     this.#maybeWake(sub);
-  }
-
-  /** The current wake, if token, generation, wake id and lease all match (§7.3). */
-  #fence(sub: Subscription, token: string | undefined, wakeId: string, generation: number): Wake {
-    if (token === undefined) throw new TokenInvalidError('Authorization: Bearer <callback or claim token> is required');
-    const wake = sub.wake;
-    const now = this.#clock.nowMs();
-    if (wake === null || wake.tokenHash === null || wake.leaseUntilMs === null || now >= wake.leaseUntilMs) {
-      throw new FencedError('no wake is in flight (finished, released, or its lease expired)');
-    }
-    if (!sameHash(wake.tokenHash, hashToken(token))) throw new FencedError('the token is not the current wake\'s');
-    if (generation !== wake.gen || wakeId !== wake.wakeId) throw new FencedError(`stale wake: current generation is ${wake.gen}`);
-    return wake;
-  }
-
-  #checkAck(sub: Subscription, path: string, offset: string): string {
-    if (sub.links.get(path)?.explicit !== true && sub.glob?.test(path) !== true) throw new BadRequestError(`the subscription does not follow ${path}`);
-    if (parseOffsetToken(offset) === undefined) throw new BadRequestError(`not an offset: ${offset}`);
-    const stream = currentStream(this.#registry, path);
-    if (stream === undefined || offset > tailOffset(this.#registry, stream)) throw new BadRequestError(`ack offset ${offset} is past the tail of ${path}`);
-    return offset;
   }
 }

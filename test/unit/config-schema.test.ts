@@ -102,6 +102,8 @@ describe('the serve settings table', () => {
       idleTimeoutMs: 72_000,
       logLevel: 'info',
       logFormat: 'auto',
+      // Subscriptions in the object store.
+      subscriptionCursorFlushMs: 10_000,
       // The durable proxy (off until --proxy-signing-secret is set).
       proxyConnectTimeoutMs: 10_000,
       proxyFirstByteTimeoutMs: 60_000,

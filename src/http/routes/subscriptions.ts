@@ -68,7 +68,7 @@ export function installSubscriptionRoutes(app: FastifyInstance, subscriptions: S
     webhook:
       sub.config.webhookUrl === null
         ? null
-        : { url: sub.config.webhookUrl, signing: { alg: 'ed25519', kid: subscriptions.keys.activeKid, jwks_url: `${originOf(request)}${SUBSCRIPTION_ROOT}/jwks.json` } },
+        : { url: sub.config.webhookUrl, signing: { alg: 'ed25519', kid: subscriptions.keys.activeKid, jwks_url: `${subscriptions.publicOrigin ?? originOf(request)}${SUBSCRIPTION_ROOT}/jwks.json` } },
     wake_stream: sub.config.wakeStream,
     lease_ttl_ms: sub.config.leaseTtlMs,
     created_at: new Date(sub.createdAtMs).toISOString(),
