@@ -1,0 +1,139 @@
+/**
+ * A node's lease and the time until which it is certainly held (docs/cluster.md "The fence").
+ *
+ * etcd expires a lease TTL after the leader last renewed it, and the leader renews it only after
+ * this node sent the keep-alive; so the lease is held at least until (send time of the last
+ * answered keep-alive) + TTL on the leader's clock. The fence takes a margin off that (clock-rate
+ * drift, a pause between the check and the acknowledgement) and counts on the injected monotonic
+ * clock. The keep-alives are our own (one unary round trip each, on a clock interval, several may
+ * be in flight) rather than etcd3's automatic stream, because the fence needs to know which send
+ * each answer belongs to.
+ *
+ * The fence is only armed once the owner has re-read the slot map under the lease (see
+ * EtcdCoordinator): a node whose lease expired may have lost slots meanwhile.
+ */
+import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
+import type { Clock, Timer } from '../clock.ts';
+
+/** Keep-alives in flight at once; more ticks are skipped (etcd is not answering anyway). */
+const KEEPALIVES_IN_FLIGHT_MAX = 3;
+
+export interface LeaseKeeperOptions {
+  client: Etcd3;
+  clock: Clock;
+  /** Lease TTL in ms; etcd's TTL is this rounded up to whole seconds (so at least this long). */
+  ttlMs: number;
+  /** Subtracted from the TTL for the fence, in ms (0 < marginMs < ttlMs). */
+  marginMs: number;
+  /** Period of keep-alives in ms. */
+  intervalMs: number;
+  /** The lease expired on etcd (a keep-alive answered TTL 0, or a put under it was refused). Called once per lease. */
+  onLost: (error: Error) => void;
+  /** A keep-alive failed for another reason (etcd unreachable, no quorum); the next tick retries. */
+  onKeepAliveError: (error: Error) => void;
+  /** A keep-alive was answered. */
+  onKeepAliveOk: () => void;
+}
+
+export class LeaseKeeper {
+  readonly #options: LeaseKeeperOptions;
+  #lease: Lease | undefined;
+  #confirmedSentMs = -Infinity;
+  #armed = false;
+  #inFlight = 0;
+  #timer: Timer | undefined;
+
+  constructor(options: LeaseKeeperOptions) {
+    if (!(options.marginMs > 0 && options.marginMs < options.ttlMs)) throw new RangeError(`lease margin ${options.marginMs} ms must be in (0, ${options.ttlMs}) ms`);
+    this.#options = options;
+  }
+
+  /** The current lease (undefined before `grant`). */
+  get lease(): Lease | undefined {
+    return this.#lease;
+  }
+
+  /** Lease TTL in whole seconds, as granted by etcd. */
+  get ttlSeconds(): number {
+    return Math.max(1, Math.ceil(this.#options.ttlMs / 1000));
+  }
+
+  /**
+   * Grants a new lease (the previous one, if any, is released) and starts keeping it alive. The
+   * fence stays disarmed until `arm`.
+   * @throws the client's error when etcd does not grant it.
+   */
+  async grant(): Promise<Lease> {
+    this.release();
+    const sentMs = this.#options.clock.monotonicMs();
+    const lease = this.#options.client.lease(this.ttlSeconds, { autoKeepAlive: false });
+    // A loss before the grant resolves is the grant's failure: `grant()` rejects with it.
+    lease.on('lost', (error: Error) => this.#lost(lease, error));
+    await lease.grant();
+    this.#lease = lease;
+    this.#confirmedSentMs = sentMs;
+    this.#timer ??= this.#options.clock.setInterval(() => this.#keepAlive(), this.#options.intervalMs).unref();
+    return lease;
+  }
+
+  /** Opens the fence for the current lease. */
+  arm(): void {
+    this.#armed = true;
+  }
+
+  /** Closes the fence (until the next `arm`). */
+  disarm(): void {
+    this.#armed = false;
+  }
+
+  /** Monotonic ms until which the lease is certainly held; -Infinity while disarmed. */
+  safeUntilMs(): number {
+    return this.#armed ? this.#confirmedSentMs + this.#options.ttlMs - this.#options.marginMs : -Infinity;
+  }
+
+  /** Stops keeping the current lease alive (it expires on its own) and shuts the fence. */
+  release(): void {
+    this.disarm();
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#lease?.release();
+    this.#lease = undefined;
+  }
+
+  /** Releases the current lease and revokes it on etcd (its keys go at once). */
+  async revoke(): Promise<void> {
+    const lease = this.#lease;
+    this.release();
+    await lease?.revoke();
+  }
+
+  #keepAlive(): void {
+    const lease = this.#lease;
+    if (lease === undefined || lease.revoked() || this.#inFlight >= KEEPALIVES_IN_FLIGHT_MAX) return;
+    const { clock, ttlMs, marginMs } = this.#options;
+    const sentMs = clock.monotonicMs();
+    this.#inFlight++;
+    // An answer later than TTL − margin cannot extend the fence: stop waiting for it then.
+    lease
+      .keepaliveOnce({ deadline: clock.nowMs() + ttlMs - marginMs })
+      .then(
+        () => {
+          if (lease !== this.#lease) return;
+          this.#confirmedSentMs = Math.max(this.#confirmedSentMs, sentMs);
+          this.#options.onKeepAliveOk();
+        },
+        (error: unknown) => {
+          if (lease !== this.#lease) return;
+          if (error instanceof EtcdLeaseInvalidError) this.#lost(lease, error);
+          else this.#options.onKeepAliveError(error as Error);
+        },
+      )
+      .finally(() => this.#inFlight--);
+  }
+
+  #lost(lease: Lease, error: Error): void {
+    if (lease !== this.#lease) return;
+    this.release();
+    this.#options.onLost(error);
+  }
+}
