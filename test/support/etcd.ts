@@ -211,3 +211,62 @@ export async function startEtcd(size: 1 | 3 = 3): Promise<EtcdCluster> {
     stop,
   };
 }
+
+/** A TCP relay to one etcd member whose traffic a test can cut (one client's partition from etcd). */
+export interface TcpRelay {
+  /** `http://127.0.0.1:<port>`: give it to the client as its only endpoint. */
+  url: string;
+  /** Drops every relayed connection and refuses new ones. */
+  cut(): void;
+  /** Relays again. */
+  restore(): void;
+  close(): Promise<void>;
+}
+
+/** Starts a relay from a free loopback port to `targetUrl` (an etcd member's client URL). */
+export async function startTcpRelay(targetUrl: string): Promise<TcpRelay> {
+  const target = new URL(targetUrl);
+  const sockets = new Set<net.Socket>();
+  let open = true;
+  const server = net.createServer((client) => {
+    if (!open) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(Number(target.port), target.hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    cut: () => {
+      open = false;
+      for (const socket of sockets) socket.destroy();
+    },
+    restore: () => {
+      open = true;
+    },
+    close: async () => {
+      open = false;
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Whether member `clientUrl` is the etcd leader now (its `etcd_server_is_leader` metric). */
+export async function isEtcdLeader(clientUrl: string): Promise<boolean> {
+  const response = await fetch(`${clientUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  return /^etcd_server_is_leader 1$/m.test(await response.text());
+}
