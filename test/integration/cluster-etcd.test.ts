@@ -6,6 +6,9 @@
  * operator's reassign. Every wait is bounded generously; the only time bounds asserted are the
  * protocol's (the fence shuts before etcd expires the lease).
  */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.ts';
@@ -23,6 +26,20 @@ const TTL_MS = 6_000;
 const WAIT_MS = 60_000;
 
 const run = etcdAvailable();
+const execFileAsync = promisify(execFile);
+const MAIN = path.resolve('src/cli/main.ts');
+
+/** Runs `cairn cluster …` against the test etcd; resolves with its exit code and output. */
+async function cairnCluster(clusterName: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const argv = [MAIN, 'cluster', ...args, '--cluster-etcd-endpoints', etcd.endpoints.join(','), '--cluster-name', clusterName];
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, argv);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
 let etcd: EtcdCluster;
 let clusterCounter = 0;
 const coordinators: EtcdCoordinator[] = [];
@@ -289,16 +306,23 @@ describe.runIf(run)('EtcdCoordinator on a 3-member etcd', () => {
     const admin = new Etcd3({ hosts: etcd.endpoints });
     try {
       await expect(reassignSlots(admin, name, { fromNodeId: 'c' })).rejects.toThrow(ClusterAdminError);
+      const refused = await cairnCluster(name, 'reassign', '--from', 'c', '--accept-unsealed-loss');
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/node c is live/);
       const before = a.table.map.owners.map((owner) => ({ ...owner }));
       await c.close();
       await waitFor('c unregistered', () => !a.table.nodes.has('c') && !b.table.nodes.has('c'));
       const status = await readClusterStatus(admin, name);
+      const printed = await cairnCluster(name, 'status', '--json');
+      expect(JSON.parse(printed.stdout)).toEqual(status);
+      expect((await cairnCluster(name, 'status')).stdout).toMatch(/^c\s+NO\s+no\s+\d+/m);
       expect(status.slotCount).toBe(SLOTS);
       expect(status.nodes.find((n) => n.nodeId === 'c')).toMatchObject({ live: false, slotCount: before.filter((o) => o.nodeId === 'c').length });
       expect(['a', 'b']).toContain(status.leaderNodeId);
 
-      const { movedSlotCount } = await reassignSlots(admin, name, { fromNodeId: 'c' });
-      expect(movedSlotCount).toBe(before.filter((o) => o.nodeId === 'c').length);
+      expect((await cairnCluster(name, 'reassign', '--from', 'c')).code).toBe(2); // without --accept-unsealed-loss
+      const moved = await cairnCluster(name, 'reassign', '--from', 'c', '--accept-unsealed-loss');
+      expect(moved.stdout).toContain(`moved ${before.filter((o) => o.nodeId === 'c').length} slots of c`);
       await settled([a, b], ['a', 'b']);
       a.table.map.owners.forEach((owner, slot) => expect(owner.epoch).toBe(before[slot]!.epoch + (before[slot]!.nodeId === 'c' ? 1 : 0)));
       await expect(reassignSlots(admin, name, { fromNodeId: 'c' })).rejects.toThrow(/owns no slot/);
