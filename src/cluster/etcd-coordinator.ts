@@ -26,6 +26,9 @@ import { ClusterStore } from './etcd-map-store.ts';
 import { SlotReleaser } from './etcd-release.ts';
 import { SlotTable, type SlotMap } from './slot-table.ts';
 
+/** How often a leaving node looks whether it still owns slots (the map comes by watch). */
+const LEAVE_POLL_MS = 100;
+
 export interface EtcdCoordinatorOptions {
   etcd: EtcdConnectionOptions;
   /** Names the cluster's keys (`/<clusterName>/…`); several clusters can share one etcd. */
@@ -165,7 +168,7 @@ export class EtcdCoordinator implements Coordinator {
     const othersAssignable = (): boolean => [...this.#nodes.values()].some((node) => node.nodeId !== nodeId && !node.draining);
     while (this.table.ownedSlots().length > 0 && othersAssignable() && clock.monotonicMs() < deadline && !this.#closed) {
       this.#leader?.poke();
-      await clock.sleep(100);
+      await clock.sleep(LEAVE_POLL_MS);
     }
     const left = this.table.ownedSlots().length;
     if (left > 0) this.#log.warn({ nodeId, ownedSlots: left }, 'cluster: leaving with slots still owned (they wait for this node as after a crash)');
@@ -191,7 +194,7 @@ export class EtcdCoordinator implements Coordinator {
     this.#releaser?.close();
     await this.#leader?.close();
     await Promise.all(this.#watchers.map((watcher) => watcher.cancel().catch(() => undefined)));
-    await this.#keeper?.revoke().catch(() => undefined);
+    await this.#keeper?.close().catch(() => undefined);
     this.#client?.close();
   }
 
@@ -226,14 +229,18 @@ export class EtcdCoordinator implements Coordinator {
     keeper.arm();
   }
 
-  /** Reads the map and the nodes and applies them (a newer map only; nodes if no newer event came meanwhile). */
-  async #resync(): Promise<{ mapRevision: number; nodesRevision: number }> {
+  /**
+   * Reads the nodes, then the map, and applies them (a newer map only; the nodes if no newer
+   * event came meanwhile).
+   * @returns the store revision of the nodes' read: the map read reflects at least it, so watches
+   *   from the next revision miss nothing (and never start at a compacted revision).
+   */
+  async #resync(): Promise<number> {
     const store = this.#store as ClusterStore;
-    const map = await store.readMap();
-    this.table.setMap(map);
     const { nodes, revision } = await store.readNodes();
     if (revision >= this.#nodesRevision) this.#applyNodes(nodes, revision);
-    return { mapRevision: map.revision, nodesRevision: revision };
+    this.table.setMap(await store.readMap());
+    return revision;
   }
 
   #applyNodes(nodes: Map<string, NodeRecord>, revision: number): void {
@@ -247,8 +254,8 @@ export class EtcdCoordinator implements Coordinator {
   async #watch(): Promise<void> {
     const client = this.#client as Etcd3;
     const keys = this.#keys;
-    const { nodesRevision } = await this.#resync();
-    const mapWatcher = await client.watch().key(keys.slots).startRevision(String(this.table.map.revision + 1)).create();
+    const from = String((await this.#resync()) + 1);
+    const mapWatcher = await client.watch().key(keys.slots).startRevision(from).create();
     mapWatcher.on('put', (kv) => {
       try {
         this.table.setMap({ ...decodeSlotMap(kv.value.toString('utf8')), revision: Number(kv.mod_revision) });
@@ -256,7 +263,7 @@ export class EtcdCoordinator implements Coordinator {
         this.#log.warn({ err: error }, 'cluster: ignoring a malformed slot map');
       }
     });
-    const nodesWatcher = await client.watch().prefix(keys.nodesPrefix).startRevision(String(nodesRevision + 1)).create();
+    const nodesWatcher = await client.watch().prefix(keys.nodesPrefix).startRevision(from).create();
     nodesWatcher.on('put', (kv) => {
       const record = decodeNode(kv.value.toString('utf8'));
       if (record === undefined) return;
@@ -281,6 +288,7 @@ export class EtcdCoordinator implements Coordinator {
       this.#register().then(
         () => this.#log.info({ nodeId: this.#options.nodeId }, 'cluster: registered again under a new lease'),
         (cause: unknown) => {
+          if (this.#closed) return;
           this.#log.warn({ err: cause }, 'cluster: registering again failed; retrying');
           this.#retryTimer = this.#options.clock.setTimeout(attempt, CLUSTER_RETRY_DELAY_MS).unref();
         },

@@ -42,6 +42,7 @@ export class LeaseKeeper {
   #armed = false;
   #inFlight = 0;
   #timer: Timer | undefined;
+  #closed = false;
 
   constructor(options: LeaseKeeperOptions) {
     if (!(options.marginMs > 0 && options.marginMs < options.ttlMs)) throw new RangeError(`lease margin ${options.marginMs} ms must be in (0, ${options.ttlMs}) ms`);
@@ -61,15 +62,20 @@ export class LeaseKeeper {
   /**
    * Grants a new lease (the previous one, if any, is released) and starts keeping it alive. The
    * fence stays disarmed until `arm`.
-   * @throws the client's error when etcd does not grant it.
+   * @throws the client's error when etcd does not grant it; Error after `close`.
    */
   async grant(): Promise<Lease> {
+    if (this.#closed) throw new Error('lease keeper closed');
     this.release();
     const sentMs = this.#options.clock.monotonicMs();
     const lease = this.#options.client.lease(this.ttlSeconds, { autoKeepAlive: false });
     // A loss before the grant resolves is the grant's failure: `grant()` rejects with it.
     lease.on('lost', (error: Error) => this.#lost(lease, error));
     await lease.grant();
+    if (this.#closed) {
+      await lease.revoke().catch(() => undefined);
+      throw new Error('lease keeper closed');
+    }
     this.#lease = lease;
     this.#confirmedSentMs = sentMs;
     this.#timer ??= this.#options.clock.setInterval(() => this.#keepAlive(), this.#options.intervalMs).unref();
@@ -98,6 +104,12 @@ export class LeaseKeeper {
     this.#timer = undefined;
     this.#lease?.release();
     this.#lease = undefined;
+  }
+
+  /** Revokes the current lease and grants no more. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.revoke();
   }
 
   /** Releases the current lease and revokes it on etcd (its keys go at once). */
