@@ -287,6 +287,42 @@ describe.runIf(run)('EtcdCoordinator on a 3-member etcd', () => {
     expect(nodes.every((n) => ownersAre(n, target))).toBe(true);
   });
 
+  it('the etcd leader member killed: no node loses its lease or a slot, writes continue', async () => {
+    const name = freshCluster();
+    const nodes = ['a', 'b', 'c'].map((id) => node(name, id));
+    await Promise.all(nodes.map((n) => n.start()));
+    await settled(nodes, ['a', 'b', 'c']);
+    const paths = nodes.map(ownedPath);
+    const revision = nodes[0]!.table.map.revision;
+    const leases = async (hosts: string[]): Promise<string[]> => {
+      const admin = new Etcd3({ hosts });
+      try {
+        const response = await admin.getAll().prefix(`/${name}/nodes/`).exec();
+        return response.kvs.map((kv) => `${kv.key.toString()}=${kv.lease}`).sort();
+      } finally {
+        admin.close();
+      }
+    };
+    const before = await leases(etcd.endpoints);
+    expect(before).toHaveLength(3);
+    const leader = (await Promise.all(etcd.endpoints.map(isEtcdLeader))).indexOf(true);
+    expect(leader).toBeGreaterThanOrEqual(0);
+    await etcd.stopMember(leader, 'SIGKILL');
+    await etcd.waitHealthy((leader + 1) % 3);
+    // Past a whole TTL: a lease not renewed across the election would have expired by now.
+    await new Promise((resolve) => setTimeout(resolve, TTL_MS * 1.5));
+    await waitFor('every node writes', () => nodes.every((n, i) => {
+      try {
+        n.table.writeEpoch(paths[i]!);
+        return true;
+      } catch {
+        return false;
+      }
+    }));
+    expect(await leases(etcd.endpoints.filter((_, i) => i !== leader))).toEqual(before);
+    expect(nodes.map((n) => n.table.map.revision)).toEqual([revision, revision, revision]);
+  });
+
   it('with takeover automatic, a dead node\'s slots go to their targets at epoch + 1', async () => {
     const name = freshCluster();
     const [a, b, c] = ['a', 'b', 'c'].map((id) => node(name, id, { takeover: 'automatic' })) as [EtcdCoordinator, EtcdCoordinator, EtcdCoordinator];
