@@ -367,6 +367,42 @@ describe.runIf(run)('EtcdCoordinator on a 3-member etcd', () => {
     }
   });
 
+  it('a failed release is retried; the slots then move once, epoch + 1', async () => {
+    const name = freshCluster();
+    const a = node(name, 'a');
+    let calls = 0;
+    a.setReleaseHandler(async () => {
+      calls++;
+      if (calls === 1) throw new Error('object store down');
+    });
+    await a.start();
+    await settled([a], ['a']);
+    const before = a.table.map.owners.map((owner) => ({ ...owner }));
+    const b = node(name, 'b');
+    await b.start();
+    await settled([a, b], ['a', 'b']);
+    expect(calls).toBeGreaterThanOrEqual(2);
+    const target = rendezvousAssignment(SLOTS, ['a', 'b']);
+    a.table.map.owners.forEach((owner, slot) => expect(owner.epoch).toBe(before[slot]!.epoch + (target[slot] === 'b' ? 1 : 0)));
+  });
+
+  it('a second process with the same node id waits until the first one\'s registration ends', async () => {
+    const name = freshCluster();
+    const first = node(name, 'a');
+    await first.start();
+    await settled([first], ['a']);
+    const second = node(name, 'a');
+    let secondStarted = false;
+    const starting = second.start().then(() => (secondStarted = true));
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(secondStarted).toBe(false);
+    expect(second.status().connected).toBe(false);
+    await first.close();
+    await starting;
+    await settled([second], ['a']);
+    expect(second.table.writeEpoch(ownedPath(second))).toBe(1);
+  });
+
   it('refuses to start with another slot count than the cluster was created with', async () => {
     const name = freshCluster();
     await node(name, 'a').start();
