@@ -6,13 +6,14 @@
 import { Command, Option } from 'commander';
 import { systemClock } from '../clock.ts';
 import type { ServeConfig } from '../config/serve-config.ts';
-import { CliError, EXIT_ERROR, EXIT_USAGE } from './exit-codes.ts';
+import { CliError, EXIT_ERROR, EXIT_UNAVAILABLE, EXIT_USAGE } from './exit-codes.ts';
 import { addSettingOptions, resolvedConfig } from './config-options.ts';
 
 async function withEtcd<T>(config: ServeConfig, action: (client: import('etcd3').Etcd3) => Promise<T>): Promise<T> {
   if (config.clusterEtcdEndpoints === undefined) throw new CliError(EXIT_USAGE, 'cluster mode is off: name etcd with --cluster-etcd-endpoints (or CAIRN_CLUSTER_ETCD_ENDPOINTS)');
   const { connectEtcd } = await import('../cluster/etcd-client.ts');
   const { ClusterAdminError } = await import('../cluster/etcd-admin.ts');
+  const { isRecoverableError } = await import('etcd3');
   const client = connectEtcd(
     {
       endpoints: config.clusterEtcdEndpoints,
@@ -28,7 +29,9 @@ async function withEtcd<T>(config: ServeConfig, action: (client: import('etcd3')
     return await action(client);
   } catch (error) {
     if (error instanceof ClusterAdminError) throw new CliError(EXIT_ERROR, error.message);
-    throw new CliError(EXIT_ERROR, `etcd (${config.clusterEtcdEndpoints.join(', ')}): ${(error as Error).message}`, { cause: error });
+    // etcd unreachable or without quorum: try again later (exit 6), like an unreachable server.
+    const exitCode = isRecoverableError(error as Error) ? EXIT_UNAVAILABLE : EXIT_ERROR;
+    throw new CliError(exitCode, `etcd (${config.clusterEtcdEndpoints.join(', ')}): ${(error as Error).message.replace(/\s*Resolution note:\s*$/, '')}`, { cause: error });
   } finally {
     client.close();
   }
