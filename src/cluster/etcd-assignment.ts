@@ -35,8 +35,14 @@ function sameOwner(a: SlotOwner, b: SlotOwner): boolean {
   return a.nodeId === b.nodeId && a.epoch === b.epoch && a.movingTo === b.movingTo;
 }
 
-/** The next map from `owners` given the registered `nodes` (docs above). */
-export function planAssignment(owners: readonly SlotOwner[], nodes: ReadonlyMap<string, NodeRecord>, takeover: TakeoverMode): AssignmentPlan {
+/**
+ * The next map from `owners` given the registered `nodes` (docs above). At most
+ * `movingSlotsMax` slots carry a mark at once (marks already there count; new ones go in slot
+ * order): a marked slot refuses writes until its owner has sealed it and handed it over, so a
+ * join or leave moves slots in batches rather than pausing a large share of streams at once.
+ * Direct assignments (unowned slots, takeovers) are not batched: nobody is writing to them.
+ */
+export function planAssignment(owners: readonly SlotOwner[], nodes: ReadonlyMap<string, NodeRecord>, takeover: TakeoverMode, movingSlotsMax = Infinity): AssignmentPlan {
   const assignable = [...nodes.values()].filter((node) => !node.draining).map((node) => node.nodeId);
   const assignableSet = new Set(assignable);
   const targets = rendezvousAssignment(owners.length, assignable);
@@ -44,6 +50,8 @@ export function planAssignment(owners: readonly SlotOwner[], nodes: ReadonlyMap<
   const changedSlots: number[] = [];
   const takenFrom = new Set<string>();
   const givenTo = new Set<string>();
+  // Marks that stay (towards the same or another target) hold their place in the batch first.
+  let moving = owners.filter((owner, slot) => owner.movingTo !== undefined && nodes.has(owner.nodeId) && (targets[slot] ?? '') !== '' && targets[slot] !== owner.nodeId).length;
   owners.forEach((owner, slot) => {
     const target = targets[slot] ?? '';
     let entry: SlotOwner = owner;
@@ -55,7 +63,11 @@ export function planAssignment(owners: readonly SlotOwner[], nodes: ReadonlyMap<
       givenTo.add(target);
     } else if (nodes.has(owner.nodeId)) {
       if (owner.nodeId === target) entry = { nodeId: owner.nodeId, epoch: owner.epoch };
-      else entry = { nodeId: owner.nodeId, epoch: owner.epoch, movingTo: target };
+      else if (owner.movingTo !== undefined) entry = { nodeId: owner.nodeId, epoch: owner.epoch, movingTo: target };
+      else if (moving < movingSlotsMax) {
+        entry = { nodeId: owner.nodeId, epoch: owner.epoch, movingTo: target };
+        moving++;
+      }
     } else if (takeover === 'automatic') {
       entry = { nodeId: target, epoch: owner.epoch + 1 };
       takenFrom.add(owner.nodeId);

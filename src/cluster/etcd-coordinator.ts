@@ -77,7 +77,11 @@ export class EtcdCoordinator implements Coordinator {
       clock: options.clock,
       leaseSafeUntilMs: () => this.#keeper?.safeUntilMs() ?? -Infinity,
     });
-    this.table.onChange(() => this.#releaser?.poke());
+    // A hand-over by an owner lets the leader mark the next batch; a mark makes the owner release.
+    this.table.onChange(() => {
+      this.#leader?.poke();
+      this.#releaser?.poke();
+    });
   }
 
   setReleaseHandler(handler: ReleaseHandler): void {

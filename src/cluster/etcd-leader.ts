@@ -8,7 +8,7 @@
  */
 import type { Campaign, Election } from 'etcd3';
 import type { Clock, Timer } from '../clock.ts';
-import { CLUSTER_RETRY_DELAY_MS } from '../config/limits.ts';
+import { CLUSTER_MOVING_SLOTS_MAX, CLUSTER_RETRY_DELAY_MS } from '../config/limits.ts';
 import { planAssignment, type TakeoverMode } from './etcd-assignment.ts';
 import type { ClusterStore } from './etcd-map-store.ts';
 import type { ClusterLog } from './etcd-log.ts';
@@ -111,7 +111,7 @@ export class SlotLeader {
     for (let attempt = 0; attempt < ROUND_ATTEMPTS_MAX && this.#leading && !this.#closed; attempt++) {
       const map = await store.readMap();
       const { nodes } = await store.readNodes();
-      const plan = planAssignment(map.owners, nodes, takeover);
+      const plan = planAssignment(map.owners, nodes, takeover, CLUSTER_MOVING_SLOTS_MAX);
       if (plan.changedSlots.length === 0) return;
       const written = await store.writeMap(plan.owners, map.revision, { absentNodeIds: plan.takenFromNodeIds, presentNodeIds: plan.givenToNodeIds });
       if (written !== undefined) {

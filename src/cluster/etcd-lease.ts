@@ -16,7 +16,10 @@ import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
 import type { Clock, Timer } from '../clock.ts';
 
 /** Keep-alives in flight at once; more ticks are skipped (etcd is not answering anyway). */
-const KEEPALIVES_IN_FLIGHT_MAX = 3;
+const KEEPALIVES_IN_FLIGHT_MAX = 4;
+
+/** Immediate retries of a failed keep-alive (each on a member picked anew). */
+const KEEPALIVE_RETRIES_MAX = 2;
 
 export interface LeaseKeeperOptions {
   client: Etcd3;
@@ -119,15 +122,23 @@ export class LeaseKeeper {
     await lease?.revoke();
   }
 
-  #keepAlive(): void {
+  /**
+   * One keep-alive, retried at once (up to KEEPALIVE_RETRIES_MAX times) when it fails: the client
+   * opens each keep-alive stream on a member picked at random, and a dead member fails it at once,
+   * so retrying reaches a live one long before the fence's window closes.
+   */
+  #keepAlive(retry = 0): void {
     const lease = this.#lease;
     if (lease === undefined || lease.revoked() || this.#inFlight >= KEEPALIVES_IN_FLIGHT_MAX) return;
-    const { clock, ttlMs, marginMs } = this.#options;
+    const { clock, ttlMs, marginMs, intervalMs } = this.#options;
     const sentMs = clock.monotonicMs();
     this.#inFlight++;
-    // An answer later than TTL − margin cannot extend the fence: stop waiting for it then.
+    // A member that accepts the connection and never answers (paused, partitioned) holds a call
+    // until its deadline: two periods, so later ticks (on other members) are not starved; and an
+    // answer after TTL − margin could not extend the fence anyway.
+    const deadlineMs = Math.min(ttlMs - marginMs, 2 * intervalMs);
     lease
-      .keepaliveOnce({ deadline: clock.nowMs() + ttlMs - marginMs })
+      .keepaliveOnce({ deadline: clock.nowMs() + deadlineMs })
       .then(
         () => {
           if (lease !== this.#lease) return;
@@ -136,8 +147,13 @@ export class LeaseKeeper {
         },
         (error: unknown) => {
           if (lease !== this.#lease) return;
-          if (error instanceof EtcdLeaseInvalidError) this.#lost(lease, error);
-          else this.#options.onKeepAliveError(error as Error);
+          if (error instanceof EtcdLeaseInvalidError) {
+            this.#lost(lease, error);
+            return;
+          }
+          this.#options.onKeepAliveError(error as Error);
+          // After this call has left the in-flight count.
+          if (retry < KEEPALIVE_RETRIES_MAX) clock.setTimeout(() => this.#keepAlive(retry + 1), 0).unref();
         },
       )
       .finally(() => this.#inFlight--);

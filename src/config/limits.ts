@@ -498,3 +498,11 @@ export const CLUSTER_RETRY_DELAY_MS = 1_000;
  * member (or the caller try again) instead of waiting on it.
  */
 export const CLUSTER_ETCD_CALL_TIMEOUT_MS = 5_000;
+
+/**
+ * Slots marked to move at once: 128 (1/32 of the default slot count). A marked slot refuses writes
+ * (503 + Retry-After) from the mark until its owner has sealed its hot tails and handed it over,
+ * so a join or leave moves slots in batches of this size: about 3 % of streams pause at a time,
+ * each batch for about one seal of the streams in it.
+ */
+export const CLUSTER_MOVING_SLOTS_MAX = 128;

@@ -45,6 +45,24 @@ describe('planAssignment', () => {
     expect(plan.givenToNodeIds).toEqual([]);
   });
 
+  it('marks at most movingSlotsMax slots at once, counting the marks already there, and converges batch by batch', () => {
+    let owners = settled(['a', 'b']);
+    const target = rendezvousAssignment(SLOTS, ['a', 'b', 'c']);
+    const toMove = target.filter((nodeId) => nodeId === 'c').length;
+    expect(toMove).toBeGreaterThan(5);
+    let batches = 0;
+    for (;;) {
+      const plan = planAssignment(owners, nodes('a', 'b', 'c'), 'manual', 5);
+      expect(plan.owners.filter((owner) => owner.movingTo !== undefined).length).toBeLessThanOrEqual(5);
+      // The owners hand the marked slots over (what etcd-release.ts does).
+      owners = plan.owners.map((owner) => (owner.movingTo === undefined ? owner : { nodeId: owner.movingTo, epoch: owner.epoch + 1 }));
+      if (plan.changedSlots.length === 0) break;
+      batches++;
+    }
+    expect(batches).toBe(Math.ceil(toMove / 5));
+    expect(owners.map((owner) => owner.nodeId)).toEqual(target);
+  });
+
   it('moves a draining node\'s slots away and assigns it none', () => {
     const plan = planAssignment(settled(['a', 'b']), nodes('a', ['b', 'draining']), 'manual');
     for (const owner of plan.owners) {
