@@ -288,6 +288,35 @@ describe.runIf(run)('EtcdCoordinator on a 3-member etcd', () => {
     expect(nodes.every((n) => ownersAre(n, target))).toBe(true);
   });
 
+  it('one etcd member paused (SIGSTOP: connections accepted, never answered) changes nothing', async () => {
+    const name = freshCluster();
+    const nodes = ['a', 'b', 'c'].map((id) => node(name, id));
+    await Promise.all(nodes.map((n) => n.start()));
+    await settled(nodes, ['a', 'b', 'c']);
+    const paths = nodes.map(ownedPath);
+    const revision = nodes[0]!.table.map.revision;
+    const follower = (await Promise.all(etcd.endpoints.map(isEtcdLeader))).indexOf(false);
+    const refusals: unknown[] = [];
+    etcd.signalMember(follower, 'SIGSTOP');
+    const poll = setInterval(() => {
+      nodes.forEach((n, i) => {
+        try {
+          n.table.writeEpoch(paths[i]!);
+        } catch (error) {
+          refusals.push(error);
+        }
+      });
+    }, 20);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, TTL_MS * 2));
+    } finally {
+      clearInterval(poll);
+      etcd.signalMember(follower, 'SIGCONT');
+    }
+    expect(refusals).toEqual([]);
+    expect(nodes.map((n) => n.table.map.revision)).toEqual([revision, revision, revision]);
+  });
+
   it('the etcd leader member killed: no node loses its lease or a slot, writes continue', async () => {
     const name = freshCluster();
     const nodes = ['a', 'b', 'c'].map((id) => node(name, id));
