@@ -184,8 +184,15 @@ export async function startEtcd(size: 1 | 3 = 3): Promise<EtcdCluster> {
       members[i]!.process?.kill('SIGCONT');
     }
     await Promise.all(members.map((_, i) => stopMember(i)));
+    process.removeListener('exit', killOnExit);
     await rm(dir, { recursive: true, force: true });
   };
+
+  // A test process that dies without stop() must not leave members running.
+  const killOnExit = (): void => {
+    for (const member of members) member.process?.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
 
   try {
     for (let i = 0; i < size; i++) launch(i);
