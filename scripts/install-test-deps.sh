@@ -5,6 +5,7 @@
 #     test/support/s3-ceph-rgw.ts starts and stops it. Not needed when S3_ENDPOINT points elsewhere.
 #   - nginx (nginx-light): the local-CDN integration test (infra/local-cdn/).
 #   - chromium: the browser tests (puppeteer-core drives /usr/bin/chromium), e.g. the inspector's.
+#   - etcd (etcd-server): the cluster tests; test/support/etcd.ts starts members on loopback ports.
 # Fast when everything is there: it only looks for the binaries (no apt-get update).
 # Without root or apt-get it installs nothing, prints what it skipped and the command to run, and
 # exits 0: those tests then skip (and fail under CI=1). With `--required` (CI) anything missing
@@ -38,6 +39,11 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
   packages+=(chromium)
   reasons+=("chromium (/usr/bin/chromium missing): the browser tests (inspector)")
+fi
+
+if ! have etcd; then
+  packages+=(etcd-server)
+  reasons+=("etcd (etcd missing): the cluster coordination tests")
 fi
 
 [ "${#packages[@]}" -eq 0 ] && exit 0

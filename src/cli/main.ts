@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/settings.ts';
 import { clientCommands } from './client/commands.ts';
+import { clusterCommand } from './cluster-command.ts';
 import { CliError, EXIT_USAGE } from './exit-codes.ts';
 import { configCommand } from './config-command.ts';
 import { serveCommand } from './serve-command.ts';
@@ -21,7 +22,8 @@ export async function main(argv: string[]): Promise<void> {
     .addCommand(serveCommand())
     .addCommand(configCommand())
     .addCommand(verifyCommand())
-    .addCommand(recoverCommand());
+    .addCommand(recoverCommand())
+    .addCommand(clusterCommand());
   for (const command of clientCommands()) program.addCommand(command);
   // `cairn read … | head` closes stdout early: that is the reader's choice, not an error.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {

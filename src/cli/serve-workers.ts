@@ -12,7 +12,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock } from '../clock.ts';
-import { CLUSTER_SLOT_COUNT, WORKER_RESTART_DELAY_MS } from '../config/limits.ts';
+import { CLUSTER_SLOT_COUNT_DEFAULT, WORKER_RESTART_DELAY_MS } from '../config/limits.ts';
 import type { ServeConfig } from '../config/serve-config.ts';
 import { rendezvousAssignment } from '../cluster/slots.ts';
 import type { NodeInfo, SlotOwner } from '../cluster/slot-table.ts';
@@ -83,7 +83,7 @@ export async function runWorkersPrimary(config: ServeConfig, logger: Logger): Pr
     joined.set(message.index, message);
     if (owners === undefined) {
       if (joined.size < count) return;
-      const assignment = rendezvousAssignment(CLUSTER_SLOT_COUNT, [...joined.values()].map((node) => node.nodeId));
+      const assignment = rendezvousAssignment(CLUSTER_SLOT_COUNT_DEFAULT, [...joined.values()].map((node) => node.nodeId));
       owners = assignment.map((nodeId) => ({ nodeId, epoch: 1 }));
     } else if (before === undefined) {
       // A restarted worker: same node id (its data directory), same slots, a new epoch.
@@ -146,7 +146,7 @@ export async function startWorker(config: ServeConfig, logger: Logger): Promise<
           new StaticCoordinator({
             index,
             nodeId,
-            slotCount: CLUSTER_SLOT_COUNT,
+            slotCount: CLUSTER_SLOT_COUNT_DEFAULT,
             clock: systemClock,
             channel: { send, onMessage: (handler) => process.on('message', handler) },
           }),

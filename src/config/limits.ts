@@ -519,14 +519,6 @@ export const FORWARD_RETRY_DELAY_MS = 250;
  */
 export const WORKERS_MAX = 64;
 
-/**
- * Slots of a cluster (DESIGN.md "Scale-out"): 4,096, fixed for the cluster's life (every node
- * must hash alike). Enough to spread evenly over a few hundred nodes (rendezvous assignment keeps
- * each within a few percent of its share at that count) while the whole map stays one small etcd
- * value (~100 KB) watched by every node.
- */
-export const CLUSTER_SLOT_COUNT = 4096;
-
 /** Wait between restarts of a crashed worker of `--workers`: a worker that fails at start does not spin. */
 export const WORKER_RESTART_DELAY_MS = 1000;
 
@@ -552,3 +544,65 @@ export const FORWARD_HOPS_MAX = 3;
  * one GET per viewed stream per period.
  */
 export const SEALED_VIEW_TTL_MS = 2_000;
+
+/**
+ * Slots of a new cluster: 4,096. Enough that rendezvous hashing balances 64 nodes within a few
+ * per cent and a move hands over ~1/n of them in small pieces; few enough that the whole slot map
+ * (one etcd key, ~40 bytes a slot) stays far below etcd's 1.5 MiB request limit. Part of the
+ * cluster's identity: it never changes once the cluster exists.
+ */
+export const CLUSTER_SLOT_COUNT_DEFAULT = 4096;
+
+/** The highest slot count accepted: 16,384 slots keep the JSON slot map (~40 bytes a slot) under etcd's 1.5 MiB request limit. */
+export const CLUSTER_SLOT_COUNT_LIMIT = 16_384;
+
+/**
+ * Lease of a node's registration: 10 s. A crashed node's slots wait this long before the cluster
+ * sees it gone; shorter makes a busy machine or a GC pause lose its lease (its writes pause until
+ * it re-registers). etcd counts leases in whole seconds, so the TTL is rounded up to one.
+ */
+export const CLUSTER_LEASE_TTL_MS_DEFAULT = 10_000;
+
+/**
+ * A node acknowledges writes until the last answered keep-alive was sent plus the TTL minus this
+ * share of the TTL (1/3): the margin covers clock-rate drift between this node and the etcd
+ * leader (ppm) and a pause between the check and the acknowledgement, with room to spare.
+ */
+export const CLUSTER_LEASE_MARGIN_SHARE = 1 / 3;
+
+/**
+ * Keep-alives per lease TTL: 6 (every ~1.7 s at 10 s). The fence opens for TTL − margin after a
+ * keep-alive is sent, so with six per TTL two in a row can fail before writes pause.
+ */
+export const CLUSTER_KEEPALIVES_PER_TTL = 6;
+
+/**
+ * Bound on `start()` of a cluster node: 60 s to reach etcd, register and read the slot map
+ * (longer than etcd's own leader election after a restart of all members).
+ */
+export const CLUSTER_START_TIMEOUT_MS = 60_000;
+
+/**
+ * Bound on a graceful leave (SIGTERM): 60 s for the leader to move this node's slots away
+ * (each move seals its streams' hot tails first, bounded by the object store's write time). Past
+ * it the node stops anyway and its remaining slots wait for it as after a crash.
+ */
+export const CLUSTER_LEAVE_TIMEOUT_MS = 60_000;
+
+/** Waiting before retrying a failed release (seal of a moving slot) or a failed campaign: 1 s. */
+export const CLUSTER_RETRY_DELAY_MS = 1_000;
+
+/**
+ * Deadline of one etcd request (not of watches and keep-alive streams): 5 s. A healthy etcd
+ * answers in milliseconds; a member without quorum never does, and the client should try another
+ * member (or the caller try again) instead of waiting on it.
+ */
+export const CLUSTER_ETCD_CALL_TIMEOUT_MS = 5_000;
+
+/**
+ * Slots marked to move at once: 128 (1/32 of the default slot count). A marked slot refuses writes
+ * (503 + Retry-After) from the mark until its owner has sealed its hot tails and handed it over,
+ * so a join or leave moves slots in batches of this size: about 3 % of streams pause at a time,
+ * each batch for about one seal of the streams in it.
+ */
+export const CLUSTER_MOVING_SLOTS_MAX = 128;

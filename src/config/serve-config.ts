@@ -59,6 +59,7 @@ import {
   STREAMS_MAX_DEFAULT,
   UNSEALED_AGE_MS_MAX_DEFAULT,
 } from './limits.ts';
+import { checkClusterSettings, clusterSettings } from './cluster-settings.ts';
 import { proxySettings } from './proxy-settings.ts';
 import { setting, settingsObject, type SettingTable } from './settings.ts';
 
@@ -595,6 +596,8 @@ export const serveSettings = {
   }),
   // The durable proxy's settings (proxy-settings.ts).
   ...proxySettings,
+  // Cluster mode's settings (cluster-settings.ts).
+  ...clusterSettings,
 };
 
 /** The whole configuration, with the rules that involve more than one setting. */
@@ -613,6 +616,7 @@ export const serveConfigSchema = settingsObject(serveSettings).superRefine((conf
       message: 'not with TLS: the TLS port already offers HTTP/2 and HTTP/1.1 (ALPN); h2c is for cleartext behind a proxy',
     });
   }
+  checkClusterSettings(config, context);
 });
 
 /** Settings of `cairn serve`, as validated by `serveConfigSchema`. */

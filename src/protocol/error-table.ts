@@ -79,8 +79,8 @@ export const ERROR_TABLE = {
   NO_PENDING_WORK: { status: 409, retryable: false, headers: NONE, json: true },
 
   // Cluster mode (cluster/errors.ts, DESIGN.md "Scale-out").
-  /** This node does not own the stream's slot (it moved or is moving): retry, the owner answers. */
-  SLOT_NOT_OWNED: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, subject: 'cluster' },
+  /** This node does not own the stream's slot (it moved or is moving): retry, the owner answers; `Cairn-Slot-Owner` names the owner it knows (empty if none). */
+  SLOT_NOT_OWNED: { status: 503, retryable: true, headers: ['retry-after', 'cairn-slot-owner'], retryAfterSeconds: 1, subject: 'cluster' },
   /** Ownership cannot be trusted now (lease at risk, etcd unreachable, owner not live): writes wait. */
   CLUSTER_UNAVAILABLE: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, subject: 'cluster unavailable' },
 

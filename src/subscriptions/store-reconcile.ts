@@ -101,7 +101,7 @@ async function pruneAbsent(o: ReconcileOptions, result: Reconciled): Promise<voi
   const paths = new Set<string>();
   for (const sub of subs) for (const path of namedPaths(sub.links.keys(), sub.config)) if (!o.registry.holdsPath(path)) paths.add(path);
   const unresolved = new Set<string>();
-  await eachLimited(paths, SUBSCRIPTION_LOAD_LOOKUPS_MAX, (path) => o.finder.find(path).catch(() => void unresolved.add(path)));
+  await eachLimited(paths, SUBSCRIPTION_LOAD_LOOKUPS_MAX, (path) => o.finder.find(path).then(() => undefined, () => void unresolved.add(path)));
   for (const sub of subs) {
     const gone = [...sub.links].filter(([path, link]) => !link.explicit && !unresolved.has(path) && !o.registry.holdsPath(path)).map(([path]) => path);
     if (gone.length === 0) continue;
@@ -126,7 +126,7 @@ function sameState(stored: StoredSubscription, local: SubscriptionSnapshot | und
 /** Looks up the streams `snapshot` names, lowers cursors above their tails, drops the wake in flight. */
 async function prepareLoaded(o: ReconcileOptions, snapshot: SubscriptionSnapshot): Promise<SubscriptionSnapshot> {
   // A path that cannot be looked up now keeps its cursor as stored (not lowered, not pruned).
-  await eachLimited(namedPaths(snapshot.links.map(([path]) => path), snapshot.config), SUBSCRIPTION_LOAD_LOOKUPS_MAX, (path) => o.finder.find(path).catch(() => {}));
+  await eachLimited(namedPaths(snapshot.links.map(([path]) => path), snapshot.config), SUBSCRIPTION_LOAD_LOOKUPS_MAX, (path) => o.finder.find(path).then(() => undefined, () => undefined));
   const links = snapshot.links.map(([path, link]): [string, typeof link] => {
     const stream = currentStream(o.registry, path);
     if (stream === undefined || link.acked === null) return [path, { ...link }];

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.ts';
-import { CLUSTER_SLOT_COUNT } from '../../src/config/limits.ts';
+import { CLUSTER_SLOT_COUNT_DEFAULT } from '../../src/config/limits.ts';
 import type { Coordinator, CoordinatorStatus, ListeningAddress, ReleaseHandler } from '../../src/cluster/coordinator.ts';
 import { SlotTable, type SlotOwner } from '../../src/cluster/slot-table.ts';
 import { MemoryObjectStore } from '../../src/object-store/index.ts';
@@ -25,7 +25,7 @@ class TestCluster {
     const nodes = this.members.filter((member) => member.url !== undefined).map((member) => ({ nodeId: member.table.nodeId, advertiseUrl: member.url as string }));
     for (const member of this.members) {
       member.table.setNodes(nodes);
-      member.table.setMap({ slotCount: CLUSTER_SLOT_COUNT, owners: this.owners.map((owner) => ({ ...owner })), revision: this.revision });
+      member.table.setMap({ slotCount: CLUSTER_SLOT_COUNT_DEFAULT, owners: this.owners.map((owner) => ({ ...owner })), revision: this.revision });
     }
   }
 
@@ -49,13 +49,13 @@ class TestCoordinator implements Coordinator {
 
   constructor(cluster: TestCluster, nodeId: string) {
     this.#cluster = cluster;
-    this.table = new SlotTable({ nodeId, slotCount: CLUSTER_SLOT_COUNT, clock: systemClock, leaseSafeUntilMs: () => Infinity });
+    this.table = new SlotTable({ nodeId, slotCount: CLUSTER_SLOT_COUNT_DEFAULT, clock: systemClock, leaseSafeUntilMs: () => Infinity });
     cluster.members.push(this);
   }
 
   async start(listening: ListeningAddress): Promise<void> {
     this.url = listening.advertiseUrl;
-    if (this.#cluster.owners.length === 0) this.#cluster.owners = Array.from({ length: CLUSTER_SLOT_COUNT }, () => ({ nodeId: this.table.nodeId, epoch: 1 }));
+    if (this.#cluster.owners.length === 0) this.#cluster.owners = Array.from({ length: CLUSTER_SLOT_COUNT_DEFAULT }, () => ({ nodeId: this.table.nodeId, epoch: 1 }));
     this.#cluster.publish();
   }
 

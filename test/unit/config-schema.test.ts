@@ -112,6 +112,11 @@ describe('the serve settings table', () => {
       proxyUpstreamsMax: 1000,
       proxyUpstreamsPerClientMax: 50,
       proxyUrlExpirySeconds: 86_400,
+      // Cluster mode (off until --cluster-etcd-endpoints is set).
+      clusterName: 'cairn',
+      clusterSlotCount: 4096,
+      clusterLeaseTtlMs: 10_000,
+      clusterTakeover: 'manual',
     });
     expect(sources.port).toEqual({ kind: 'default' });
     expect(sources.s3Bucket).toEqual({ kind: 'unset' });

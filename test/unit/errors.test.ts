@@ -5,6 +5,7 @@
  */
 import Fastify from 'fastify';
 import { StoredDataCorruptError } from '../../src/manifest/unit-checksum.ts';
+import { ClusterUnavailableError, SlotNotOwnedError } from '../../src/cluster/errors.ts';
 import { describe, expect, test } from 'vitest';
 import { installErrorHandler } from '../../src/http/error-handler.ts';
 import {
@@ -92,6 +93,8 @@ const samples: CairnError[] = [
   new ObjectStoreRequestError('get', 'k', 'AccessDenied', 'access denied'),
   new ObjectStoreOverwriteUnsafeError('s3://b', 'probe', 'accepted a second put'),
   new StoredDataCorruptError('k', 'segment bytes fail their checksum'),
+  new SlotNotOwnedError(7, 'node-b', 'owned by node-b'),
+  new ClusterUnavailableError('lease not confirmed'),
 ];
 
 /** The subscription APIs' errors: answered with JSON bodies `{ error: { code, message, … } }`. */
