@@ -26,6 +26,8 @@ export function serveCommand(): Command {
     const { createLogger } = await import('../observability/logger.ts');
     const config = resolvedConfig(self).config;
     const logger = createLogger(config.logLevel, config.logFormat, process.stdout.isTTY === true);
+    // Cluster mode: checked before any process starts (a refused combination exits 2 at once).
+    const cluster = await (await import('./serve-cluster.ts')).etcdClusterStart(config, logger);
     const workers = config.workers > 1 ? await import('./serve-workers.ts') : undefined;
     if (workers !== undefined && !workers.isWorkerProcess()) {
       await workers.runWorkersPrimary(config, logger);
@@ -33,7 +35,7 @@ export function serveCommand(): Command {
     }
     let server: Awaited<ReturnType<typeof startServer>>;
     try {
-      server = workers === undefined ? await startServer(config, { logger }) : await workers.startWorker(config, logger);
+      server = workers === undefined ? await startServer(config, { logger, cluster }) : await workers.startWorker(config, logger);
     } catch (error) {
       // Failures an operator must fix get their message (exit 1); anything else is a bug: its stack.
       if (error instanceof StartupError || error instanceof ObjectStoreError) throw new CliError(EXIT_ERROR, error.message, { cause: error });

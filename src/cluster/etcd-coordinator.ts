@@ -15,7 +15,7 @@
 import type { Etcd3, Watcher } from 'etcd3';
 import type { Clock, Timer } from '../clock.ts';
 import { CLUSTER_KEEPALIVES_PER_TTL, CLUSTER_LEASE_MARGIN_SHARE, CLUSTER_LEAVE_TIMEOUT_MS, CLUSTER_RETRY_DELAY_MS, CLUSTER_START_TIMEOUT_MS } from '../config/limits.ts';
-import type { Coordinator, CoordinatorStatus, ReleaseHandler } from './coordinator.ts';
+import type { Coordinator, CoordinatorStatus, ListeningAddress, ReleaseHandler } from './coordinator.ts';
 import type { TakeoverMode } from './etcd-assignment.ts';
 import { connectEtcd, type EtcdConnectionOptions } from './etcd-client.ts';
 import { ClusterKeys, decodeNode, decodeSlotMap, encodeNode, type NodeRecord } from './etcd-keys.ts';
@@ -35,8 +35,8 @@ export interface EtcdCoordinatorOptions {
   clusterName: string;
   /** Stable across restarts (the data directory's node id by default). */
   nodeId: string;
-  /** Base URL peers forward requests to, e.g. `http://10.0.0.5:4437`. */
-  advertiseUrl: string;
+  /** Base URL peers forward requests to, e.g. `http://10.0.0.5:4437`; default the one `start` is given. */
+  advertiseUrl?: string;
   /** Slots of the cluster; must equal the stored identity's. */
   slotCount: number;
   /** Lease TTL in ms (etcd rounds up to whole seconds). */
@@ -66,6 +66,7 @@ export class EtcdCoordinator implements Coordinator {
   #resyncTimer: Timer | undefined;
   #retryTimer: Timer | undefined;
   #keepAliveFailing = false;
+  #advertiseUrl = '';
 
   constructor(options: EtcdCoordinatorOptions) {
     this.#options = options;
@@ -104,8 +105,10 @@ export class EtcdCoordinator implements Coordinator {
    * @throws ClusterIdentityError when the cluster has another slot count; Error when etcd does
    *   not answer within CLUSTER_START_TIMEOUT_MS.
    */
-  async start(): Promise<void> {
+  async start(listening?: ListeningAddress): Promise<void> {
     const options = this.#options;
+    this.#advertiseUrl = options.advertiseUrl ?? listening?.advertiseUrl ?? '';
+    if (this.#advertiseUrl === '') throw new Error('cluster node needs an advertise URL (how peers reach it)');
     const client = connectEtcd(options.etcd, options.clock);
     this.#client = client;
     this.#keeper = new LeaseKeeper({
@@ -203,7 +206,7 @@ export class EtcdCoordinator implements Coordinator {
   }
 
   #record(): NodeRecord {
-    return { nodeId: this.#options.nodeId, advertiseUrl: this.#options.advertiseUrl, draining: this.#draining };
+    return { nodeId: this.#options.nodeId, advertiseUrl: this.#advertiseUrl, draining: this.#draining };
   }
 
   /**
