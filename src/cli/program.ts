@@ -1,5 +1,5 @@
 /**
- * The `cairn` command line. Invalid flags, values or configuration print a clear message and exit
+ * The `cairn` command line (started by ./main.ts). Invalid flags, values or configuration print a clear message and exit
  * with code 2 (EXIT_USAGE); every exit code is in ./exit-codes.ts.
  */
 import { Command, CommanderError } from 'commander';
@@ -50,4 +50,3 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-await main(process.argv);
