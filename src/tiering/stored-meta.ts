@@ -11,7 +11,7 @@ export function unitChecksums(stream: StreamState, start: number, unitEnds: read
   const sums: string[] = [];
   let at = start;
   for (const end of unitEnds) {
-    sums.push(unitChecksum(hotRange(stream, at, end)));
+    sums.push(unitChecksum(stream.hotTail.read(at, end, Number.MAX_SAFE_INTEGER, false).parts));
     at = end;
   }
   return sums;
@@ -34,10 +34,4 @@ export function storedMetaOf(stream: StreamState, sealedOffset: number): StoredS
   if (view.lastStreamSeq !== undefined) meta.lastStreamSeq = view.lastStreamSeq;
   if (stream.softDeleted) meta.deleted = 'soft';
   return meta;
-}
-
-/** The hot-tail bytes `[start, end)` of `stream` as one buffer. */
-function hotRange(stream: StreamState, start: number, end: number): Buffer {
-  const { parts } = stream.hotTail.read(start, end, Number.MAX_SAFE_INTEGER, false);
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
