@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseOffsetToken } from '../src/protocol/offset.ts';
 import { runCatchUpReader } from './lib/catch-up-reader.ts';
 import { cpuOfOthers, snapshotAllProcessesCpu } from './lib/cpu.ts';
 import { diskUsage, type DiskUsage } from './lib/disk-usage.ts';
@@ -168,10 +169,9 @@ function cairnFlags(options: Options): string[] {
   ];
 }
 
-/** The byte position of an offset token `<incarnation or read-seq>_<position>` (Cairn and the reference alike). */
+/** The byte position of a Cairn offset token (src/protocol/offset.ts: it ends in a slack digit). */
 function positionOf(offset: string | undefined): number {
-  const position = Number(offset?.split('_').at(-1));
-  return Number.isSafeInteger(position) ? position : Number.NaN;
+  return (offset === undefined ? undefined : parseOffsetToken(offset))?.position ?? Number.NaN;
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@
  *   same create-if-absent path, so the store confirms (and makes durable) exactly the bytes the
  *   WAL holds before the caller commits them; segment objects no manifest lists are deleted.
  */
-import { listAll, ObjectAlreadyExistsError, putCreateIfAbsent, type ObjectInfo, type ObjectStore } from '../object-store/index.ts';
+import { listAll, ObjectAlreadyExistsError, putCreateIfAbsent, type ObjectBody, type ObjectInfo, type ObjectStore } from '../object-store/index.ts';
 import { decodeManifest, encodeManifest, type Manifest, type SegmentRef, type StoredStreamMeta } from './manifest.ts';
 import { encodePage, nextLayout, pageKeysUnder, segmentsFrom, type HeadLayout } from './manifest-pages.ts';
 import { manifestKey, pageKey, parseStreamObjectKey } from './object-keys.ts';
@@ -92,10 +92,12 @@ export class ManifestStore {
   }
 
   /**
-   * Stores segment `[segment.start, segment.end)` of `stream` holding `body`, create-if-absent.
+   * Stores segment `[segment.start, segment.end)` of `stream` holding `body` (one buffer, or the
+   * hot tail's slices in order: the store writes them without joining them where it can),
+   * create-if-absent.
    * @returns its key. @throws StreamFencedError (the key holds other bytes); store errors.
    */
-  async putSegment(stream: StreamIdentity, segment: Pick<SegmentRef, 'start' | 'end'>, body: Uint8Array): Promise<string> {
+  async putSegment(stream: StreamIdentity, segment: Pick<SegmentRef, 'start' | 'end'>, body: ObjectBody): Promise<string> {
     const key = this.naming.segment(stream, segment);
     await this.#putFenced(key, body);
     return key;
@@ -199,7 +201,7 @@ export class ManifestStore {
    * @throws StreamFencedError (a manifest of another incarnation or node, or a stored object
    *   that differs from the WAL's bytes); ManifestCorruptError; store errors.
    */
-  async reconcile(stream: ReconcileSubject, walBytes: (start: number, end: number) => Uint8Array): Promise<Reconciliation> {
+  async reconcile(stream: ReconcileSubject, walBytes: (start: number, end: number) => ObjectBody): Promise<Reconciliation> {
     const prefix = this.naming.prefix(stream);
     const objects: ObjectInfo[] = [];
     for await (const object of listAll(this.#store, prefix)) objects.push(object);
@@ -249,7 +251,7 @@ export class ManifestStore {
   }
 
   /** `putCreateIfAbsent`, with a refusal over other bytes turned into the fence. */
-  async #putFenced(key: string, body: Uint8Array): Promise<void> {
+  async #putFenced(key: string, body: ObjectBody): Promise<void> {
     try {
       await putCreateIfAbsent(this.#store, key, body);
     } catch (error) {

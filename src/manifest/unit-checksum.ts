@@ -8,9 +8,15 @@
 import { createHash } from 'node:crypto';
 import { CairnError } from '../protocol/error-table.ts';
 
-/** The checksum of `bytes` (16 lowercase hex digits). */
-export function unitChecksum(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+/**
+ * The checksum of `bytes` (16 lowercase hex digits); of their concatenation when given as parts
+ * (hot-tail slices: hashing them in turn saves copying a unit into one buffer first).
+ */
+export function unitChecksum(bytes: Uint8Array | readonly Uint8Array[]): string {
+  const hash = createHash('sha256');
+  if (bytes instanceof Uint8Array) hash.update(bytes);
+  else for (const part of bytes) hash.update(part);
+  return hash.digest('hex').slice(0, 16);
 }
 
 /**

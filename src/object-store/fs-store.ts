@@ -44,6 +44,7 @@ import {
   type GetResult,
   type ListOptions,
   type ListPage,
+  type ObjectBody,
   type ObjectInfo,
   type ObjectStore,
   type ObjectStoreOperation,
@@ -97,7 +98,16 @@ export class FsObjectStore implements ObjectStore {
     this.#fs = options.fs ?? nodeStoreFs;
   }
 
-  async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
+  put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
+    return this.#put(key, body, options);
+  }
+
+  /** `put` of the parts' concatenation, written from the parts themselves (no joined copy). */
+  putParts(key: string, parts: readonly Uint8Array[], options?: PutOptions): Promise<void> {
+    return this.#put(key, parts, options);
+  }
+
+  async #put(key: string, body: ObjectBody, options: PutOptions = {}): Promise<void> {
     assertValidObjectKey('put', key);
     const { dir, file } = this.#pathOf('put', key);
     for (let attempt = 1; ; attempt++) {
@@ -204,7 +214,7 @@ export class FsObjectStore implements ObjectStore {
 
   async close(): Promise<void> {}
 
-  async #putOnce(key: string, dir: string, file: string, body: Uint8Array, overwrite: boolean): Promise<void> {
+  async #putOnce(key: string, dir: string, file: string, body: ObjectBody, overwrite: boolean): Promise<void> {
     if (this.#syncFailure) throw this.#syncFailure;
     const fs = this.#fs;
     const tempDir = await (this.#tempDirReady ??= this.#prepareTempDir());

@@ -9,6 +9,8 @@
 import { systemClock, type WallClock } from '../clock.ts';
 import {
   ObjectStoreError,
+  objectBodyBytes,
+  putBody,
   type ByteRange,
   type GetResult,
   type ListOptions,
@@ -80,6 +82,10 @@ export class MeteredObjectStore implements ObjectStore {
 
   put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
     return this.#measure('put', () => this.#inner.put(key, body, options), () => body.length);
+  }
+
+  putParts(key: string, parts: readonly Uint8Array[], options?: PutOptions): Promise<void> {
+    return this.#measure('put', () => putBody(this.#inner, key, parts, options), () => objectBodyBytes(parts));
   }
 
   get(key: string, range?: ByteRange): Promise<GetResult> {

@@ -24,6 +24,37 @@ export interface ByteRange {
   endByte: number;
 }
 
+/**
+ * An object's bytes as one buffer, or as parts stored as their concatenation (a segment cut from
+ * hot-tail appends): a store that writes several buffers at once (the filesystem store) takes
+ * the parts as they are, and `putBody` joins them for the others.
+ */
+export type ObjectBody = Uint8Array | readonly Uint8Array[];
+
+/** Bytes of `body`. */
+export function objectBodyBytes(body: ObjectBody): number {
+  if (body instanceof Uint8Array) return body.length;
+  let bytes = 0;
+  for (const part of body) bytes += part.length;
+  return bytes;
+}
+
+/** `body` as one buffer: itself, its only part, or a copy of its parts joined. */
+export function joinedObjectBody(body: ObjectBody): Uint8Array {
+  if (body instanceof Uint8Array) return body;
+  return body.length === 1 ? body[0]! : Buffer.concat(body);
+}
+
+/**
+ * Stores `body` under `key` like `store.put`: parts go to `store.putParts` when the store has it,
+ * else they are joined into one buffer first. Errors: as `put`.
+ */
+export function putBody(store: ObjectStore, key: string, body: ObjectBody, options?: PutOptions): Promise<void> {
+  if (body instanceof Uint8Array) return store.put(key, body, options);
+  if (store.putParts !== undefined) return store.putParts(key, body, options);
+  return store.put(key, joinedObjectBody(body), options);
+}
+
 export interface PutOptions {
   /**
    * Replace an existing object. Default false: the put is create-if-absent and fails with
@@ -81,6 +112,13 @@ export interface ObjectStore {
    * have happened), `ObjectStoreRequestError`.
    */
   put(key: string, body: Uint8Array, options?: PutOptions): Promise<void>;
+
+  /**
+   * Optional: `put` of the concatenation of `parts`, without joining them into one buffer first
+   * (one copy less of every sealed byte). Callers go through `putBody`, which joins the parts for
+   * a store without it. Errors: as `put`.
+   */
+  putParts?(key: string, parts: readonly Uint8Array[], options?: PutOptions): Promise<void>;
 
   /**
    * Reads the whole object, or `range` of it.

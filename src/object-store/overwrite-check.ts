@@ -6,7 +6,7 @@
  * at startup and refuses to start, unless the operator passes `--unsafe-allow-overwrites`.
  */
 import type { RandomSource } from '../clock.ts';
-import { ObjectAlreadyExistsError, ObjectStoreError, type ObjectStore } from './object-store.ts';
+import { joinedObjectBody, ObjectAlreadyExistsError, ObjectStoreError, putBody, type ObjectBody, type ObjectStore } from './object-store.ts';
 
 /** Where probe objects are written; the key is removed again after the check. */
 export const OVERWRITE_PROBE_KEY_PREFIX = '_cairn/overwrite-probe/';
@@ -82,9 +82,9 @@ export async function verifyStoreRefusesOverwrite(
  * from another writer's. One GET of the whole object.
  * Errors: the store's `get` errors pass through (`ObjectNotFoundError` if the object went away).
  */
-export async function storedBytesEqual(store: ObjectStore, key: string, body: Uint8Array): Promise<boolean> {
+export async function storedBytesEqual(store: ObjectStore, key: string, body: ObjectBody): Promise<boolean> {
   const stored = (await store.get(key)).body;
-  return Buffer.compare(stored, body) === 0;
+  return Buffer.compare(stored, joinedObjectBody(body)) === 0;
 }
 
 /**
@@ -95,9 +95,9 @@ export async function storedBytesEqual(store: ObjectStore, key: string, body: Ui
  * Errors: `ObjectAlreadyExistsError` when the key holds other bytes (another writer: the caller
  * must stop, not retry); any other `put`/`get` error of the store passes through.
  */
-export async function putCreateIfAbsent(store: ObjectStore, key: string, body: Uint8Array): Promise<'created' | 'matched'> {
+export async function putCreateIfAbsent(store: ObjectStore, key: string, body: ObjectBody): Promise<'created' | 'matched'> {
   try {
-    await store.put(key, body);
+    await putBody(store, key, body);
     return 'created';
   } catch (error) {
     if (!(error instanceof ObjectAlreadyExistsError)) throw error;

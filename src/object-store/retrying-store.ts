@@ -23,10 +23,12 @@ import { systemClock, type RandomSource, type WallClock } from '../clock.ts';
 import {
   ObjectAlreadyExistsError,
   ObjectStoreError,
+  putBody,
   type ByteRange,
   type GetResult,
   type ListOptions,
   type ListPage,
+  type ObjectBody,
   type ObjectInfo,
   type ObjectStore,
   type ObjectStoreOperation,
@@ -98,11 +100,19 @@ export class RetryingObjectStore implements ObjectStore {
     this.#onRetry = options.onRetry;
   }
 
-  async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
+  put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
+    return this.#put(key, body, options);
+  }
+
+  putParts(key: string, parts: readonly Uint8Array[], options?: PutOptions): Promise<void> {
+    return this.#put(key, parts, options);
+  }
+
+  async #put(key: string, body: ObjectBody, options: PutOptions | undefined): Promise<void> {
     let ambiguous = false;
     return this.#retry('put', key, async () => {
       try {
-        await this.#inner.put(key, body, options);
+        await putBody(this.#inner, key, body, options);
       } catch (error) {
         if (error instanceof ObjectAlreadyExistsError && ambiguous) {
           // May be our own earlier attempt: compare. A retryable read failure is retried like any other.

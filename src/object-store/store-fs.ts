@@ -9,7 +9,8 @@ import * as fsp from 'node:fs/promises';
 export interface StoreFileHandle {
   stat(): Promise<{ size: number }>;
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
-  writeFile(data: Uint8Array): Promise<void>;
+  /** Writes `data` (parts: their concatenation, in order) to the new, empty file. */
+  writeFile(data: Uint8Array | readonly Uint8Array[]): Promise<void>;
   /** fdatasync: the file's data and size, not its name. */
   datasync(): Promise<void>;
   /** fsync: for a directory, makes the entries in it durable. */

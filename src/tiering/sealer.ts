@@ -478,8 +478,10 @@ export class Sealer {
   }
 }
 
-/** The hot-tail bytes `[start, end)` of `stream` as one buffer (a segment's body). */
-function hotBytes(stream: StreamState, start: number, end: number): Buffer {
-  const { parts } = stream.hotTail.read(start, end, Number.MAX_SAFE_INTEGER, false);
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+/**
+ * The hot-tail bytes `[start, end)` of `stream` as its slices (views, not copies): a segment's
+ * body, which the filesystem store writes as it is and other stores join (object-store.ts `putBody`).
+ */
+function hotBytes(stream: StreamState, start: number, end: number): Buffer[] {
+  return stream.hotTail.read(start, end, Number.MAX_SAFE_INTEGER, false).parts;
 }

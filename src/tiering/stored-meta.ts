@@ -11,7 +11,7 @@ export function unitChecksums(stream: StreamState, start: number, unitEnds: read
   const sums: string[] = [];
   let at = start;
   for (const end of unitEnds) {
-    sums.push(unitChecksum(hotRange(stream, at, end)));
+    sums.push(unitChecksum(stream.hotTail.read(at, end, Number.MAX_SAFE_INTEGER, false).parts));
     at = end;
   }
   return sums;
@@ -44,10 +44,4 @@ export function pendingUpdatesUpTo(stream: StreamState, offset: number): number 
   let count = 0;
   while (count < stream.sealedViewPending.length && stream.sealedViewPending[count].end <= offset) count++;
   return count;
-}
-
-/** The hot-tail bytes `[start, end)` of `stream` as one buffer. */
-function hotRange(stream: StreamState, start: number, end: number): Buffer {
-  const { parts } = stream.hotTail.read(start, end, Number.MAX_SAFE_INTEGER, false);
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }

@@ -178,7 +178,8 @@ export async function openWal(options: OpenWalOptions): Promise<OpenedWal> {
       const file = await next!;
       // The next file is read from disk while this one is decoded and applied.
       next = read(index + 1);
-      const decoded = decodeFrames(file);
+      // The last file was scanned (every checksum) when its torn tail was repaired.
+      const decoded = decodeFrames(file, undefined, file === lastFile);
       if (decoded.problem) {
         const { kind, offsetBytes, detail } = decoded.problem;
         const where = seq === lastSeq ? 'in the last file after its torn tail was repaired' : 'in a WAL file that is not the last';

@@ -13,6 +13,7 @@ import {
   ObjectNotFoundError,
   ObjectRangeNotSatisfiableError,
   ObjectStoreUnavailableError,
+  putBody,
   type ListPage,
   type ObjectStore,
 } from '../../src/object-store/object-store.ts';
@@ -132,6 +133,18 @@ export function objectStoreContract(name: string, open: () => Promise<ContractSt
       expect(error).toBeInstanceOf(ObjectAlreadyExistsError);
       expect(error).toMatchObject({ code: 'OBJECT_ALREADY_EXISTS', retryable: false, operation: 'put', key: 'seg/x' });
       expect(Buffer.from((await store.get('seg/x')).body).toString()).toBe('first');
+    });
+
+    test('a body given as parts (putBody) is stored as their concatenation, create-if-absent', async () => {
+      const whole = randomBody(300_000, 11);
+      const parts = [whole.subarray(0, 1), whole.subarray(1, 65_537), whole.subarray(65_537, 65_537), whole.subarray(65_537)];
+      await putBody(store, 'parts/a', parts);
+      expect(Buffer.from((await store.get('parts/a')).body).equals(whole)).toBe(true);
+      expect((await store.head('parts/a')).sizeBytes).toBe(whole.length);
+      await expect(putBody(store, 'parts/a', [bytes('other')])).rejects.toBeInstanceOf(ObjectAlreadyExistsError);
+      expect(Buffer.from((await store.get('parts/a')).body).equals(whole)).toBe(true);
+      await putBody(store, 'parts/a', [bytes('new '), bytes('body')], { overwrite: true });
+      expect(new TextDecoder().decode((await store.get('parts/a')).body)).toBe('new body');
     });
 
     test('overwrite: true replaces an object, and creates an absent one', async () => {

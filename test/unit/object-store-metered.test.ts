@@ -5,6 +5,7 @@ import {
   injectedUnavailable,
   MemoryObjectStore,
   MeteredObjectStore,
+  putBody,
   RetryingObjectStore,
 } from '../../src/object-store/index.ts';
 
@@ -31,6 +32,28 @@ describe('MeteredObjectStore', () => {
     expect(s.delete.requestCount).toBe(1);
     expect(s.deleteMany.requestCount).toBe(1);
     for (const op of Object.values(s)) expect(op.inFlightCount).toBe(0);
+  });
+
+  test('a body in parts travels as parts through the retrying and metered stores to a store that takes them', async () => {
+    const received: (readonly Uint8Array[])[] = [];
+    const inner = new MemoryObjectStore();
+    const partsStore = Object.assign(Object.create(inner) as MemoryObjectStore, {
+      putParts: (key: string, parts: readonly Uint8Array[]) => {
+        received.push(parts);
+        return inner.put(key, Buffer.concat(parts));
+      },
+    });
+    const metered = new MeteredObjectStore(partsStore);
+    const store = new RetryingObjectStore(metered, { random: seededRandom(1), clock: { nowMs: () => 0 } });
+    const parts = [bytes('seg'), bytes('ment')];
+    await putBody(store, 'k', parts);
+    expect(received).toHaveLength(1);
+    expect(received[0]).toEqual(parts);
+    expect(received[0]![0]).toBe(parts[0]); // the caller's buffers, not copies
+    expect(metered.snapshot().put).toMatchObject({ requestCount: 1, bodyBytes: 7 });
+    // A store without putParts gets the parts joined.
+    await putBody(new RetryingObjectStore(new MeteredObjectStore(inner), { random: seededRandom(1), clock: { nowMs: () => 0 } }), 'j', parts);
+    expect(new TextDecoder().decode((await inner.get('j')).body)).toBe('segment');
   });
 
   test('errors without a code count as UNKNOWN', async () => {

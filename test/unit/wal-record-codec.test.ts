@@ -104,6 +104,20 @@ describe('WAL record codec', () => {
     expect(scanFrames(frame, 1000).problem?.kind).toBe('incomplete');
   });
 
+
+  it('with checksumsVerified skips only the crc32: records decode, lengths are still checked', () => {
+    const buf = concatFrames(records);
+    expect(decodeFrames(buf, undefined, true).frames.map((f) => f.record)).toEqual(records);
+    // A wrong checksum field is not looked at (the caller scanned the buffer before)…
+    const recrc = Buffer.from(buf);
+    recrc[4] ^= 1;
+    expect(decodeFrames(recrc).problem?.kind).toBe('checksum-mismatch');
+    expect(decodeFrames(recrc, undefined, true).problem).toBeUndefined();
+    // …but a cut or an invalid length still ends the walk.
+    const cut = buf.subarray(0, buf.length - 1);
+    expect(decodeFrames(cut, undefined, true).problem?.kind).toBe('incomplete');
+    expect(decodeFrames(Buffer.concat([buf, Buffer.alloc(16)]), undefined, true).problem?.kind).toBe('length-invalid');
+  });
   it('reports a payload that passes the checksum but is not msgpack as undecodable', () => {
     const payload = Buffer.from([0x92, 0x01]); // an array of two holding only one element
     const header = Buffer.alloc(FRAME_HEADER_BYTES);

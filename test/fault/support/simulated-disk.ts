@@ -253,7 +253,7 @@ export class SimulatedProcess {
       writeFile: (data) =>
         op('write', target, () => {
           if (node.kind !== 'file') throw errno('EISDIR', 'write', target);
-          m.write(node, { offsetBytes: 0, bytes: Buffer.from(data) });
+          m.write(node, { offsetBytes: 0, bytes: data instanceof Uint8Array ? Buffer.from(data) : Buffer.concat(data) });
         }),
       datasync: () => op('fdatasync', target, () => m.sync(node, target)),
       sync: () => op('fsync', target, () => m.sync(node, target)),
