@@ -35,8 +35,9 @@ const JSON_EMPTY = Buffer.from('[]');
 /**
  * The body of `pieces` in order; in JSON mode (`json`) wrapped as an array: stored messages each
  * end with `,`, and the last comma becomes `]` (protocol/json-mode.ts storage format). `fetch`
- * reads a lazy unit slice; up to `aheadUnits` (≥ 1) following lazy units are requested while the
- * current one is written, so the object store's latency overlaps with sending.
+ * reads a lazy unit slice; once the current unit is in hand, up to `aheadUnits` (≥ 1) following
+ * lazy units are requested while it is written, so the object store's latency overlaps with
+ * sending.
  */
 export async function* streamBody(
   pieces: readonly BodyPiece[],
@@ -81,8 +82,8 @@ export async function* streamBody(
     } else {
       const fetched = ahead.get(i) ?? fetch(piece);
       ahead.delete(i);
-      requestAhead(i);
       bytes = await fetched;
+      requestAhead(i);
     }
     if (json && i === pieces.length - 1) bytes = bytes.subarray(0, bytes.length - 1);
     if (bytes.length < SMALL_PIECE_BYTES && runBytes + bytes.length <= RUN_BYTES_MAX) {
