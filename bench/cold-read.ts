@@ -7,7 +7,7 @@
  *   npm run bench -- cold-read [--stream-mib 256] [--append-bytes 1048576] [--repeat 5]
  *                              [--servers cairn,ref-file,ref-memory] [--s3 auto|env|ceph|off]
  *                              [--segment-size-bytes 8388608] [--seal-idle-ms 2000]
- *                              [--chunk-bytes-max N] [--data-root DIR] [--reader raw|node]
+ *                              [--chunk-bytes-max N] [--data-root DIR] [--reader raw|node] [--cpu-prof]
  *
  * Every setup gets a fresh server (pinned to core 0) in a fresh data directory; the stream is
  * written with sequential `--append-bytes` POSTs; each timed read is one process
@@ -98,6 +98,8 @@ interface Options {
   sealIdleMs: number;
   chunkBytesMax: number | undefined;
   dataRoot: string;
+  /** Where each segments round's Cairn writes a V8 CPU profile (`--cpu-prof`); none when undefined. */
+  cpuProfileDir: string | undefined;
   reader: ReaderClient;
 }
 
@@ -192,6 +194,7 @@ function parseOptions(args: string[]): Options | undefined {
       'chunk-bytes-max': { type: 'string' },
       'data-root': { type: 'string', default: tmpdir() },
       reader: { type: 'string', default: 'raw' },
+      'cpu-prof': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -213,15 +216,17 @@ function parseOptions(args: string[]): Options | undefined {
     chunkBytesMax: values['chunk-bytes-max'] === undefined ? undefined : wholeNumberFlag('chunk-bytes-max', values['chunk-bytes-max'], 1024, 256 * MIB),
     dataRoot: values['data-root'],
     reader: values.reader as ReaderClient,
+    cpuProfileDir: values['cpu-prof'] ? join(RESULTS_DIR, `cpuprof-${new Date().toISOString().replace(/[:.]/g, '-')}`) : undefined,
   };
 }
 
 // ------------------------------------------------------------------------------------------------
 // Servers
 
-function cairnCommand(port: number, statsPort: number, dataDir: string, flags: readonly string[]): string[] {
+function cairnCommand(port: number, statsPort: number, dataDir: string, flags: readonly string[], nodeFlags: readonly string[]): string[] {
   return [
     process.execPath,
+    ...nodeFlags,
     'bench/lib/cairn-with-stats.ts',
     '--stats-port',
     String(statsPort),
@@ -244,6 +249,7 @@ async function launch(
   machine: Machine,
   cairnFlags: readonly string[] = [],
   env?: Record<string, string>,
+  cpuProfile?: { dir: string; name: string },
 ): Promise<Launched> {
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -251,7 +257,13 @@ async function launch(
   const node = process.execPath;
   const command =
     server === 'cairn'
-      ? cairnCommand(port, statsPort ?? 0, dataDir, cairnFlags)
+      ? cairnCommand(
+          port,
+          statsPort ?? 0,
+          dataDir,
+          cairnFlags,
+          cpuProfile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfile.dir}`, `--cpu-prof-name=${cpuProfile.name}`],
+        )
       : server === 'ref-file'
         ? [node, 'bench/reference-server.ts', '--port', String(port), '--data-dir', dataDir]
         : [node, 'bench/reference-server.ts', '--port', String(port)];
@@ -523,7 +535,9 @@ function segmentsSetup(store: StoreName, s3: BenchS3 | undefined, options: Optio
       if (cost.failure !== undefined) return;
       let launched: Launched | undefined;
       try {
-        launched = await launch('cairn', dataDir, machine, flags, s3?.cairnEnv);
+        const cpuProfile =
+          options.cpuProfileDir === undefined ? undefined : { dir: options.cpuProfileDir, name: `cairn-cold-read-${store}-${index + 1}.cpuprofile` };
+        launched = await launch('cairn', dataDir, machine, flags, s3?.cairnEnv, cpuProfile);
         const restart: Restart = { startMs: launched.startMs };
         cost.restarts.push(restart);
         const startup = await tieringStats(launched);
@@ -698,7 +712,7 @@ function targetChecks(rows: readonly Row[], costs: readonly StoreCost[]): Target
 
 const USAGE = `npm run bench -- cold-read [--stream-mib 256] [--append-bytes 1048576] [--repeat 5]
     [--servers cairn,ref-file,ref-memory] [--s3 auto|env|ceph|off] [--segment-size-bytes 8388608]
-    [--seal-idle-ms 2000] [--chunk-bytes-max N] [--data-root DIR] [--reader raw|node]
+    [--seal-idle-ms 2000] [--chunk-bytes-max N] [--data-root DIR] [--reader raw|node] [--cpu-prof]
 about 2 minutes with the defaults; see bench/README.md (cold-read) for what each row means.
 `;
 
@@ -723,6 +737,7 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
         `max chunk ${options.chunkBytesMax === undefined ? 'default' : `${options.chunkBytesMax} B`}; S3: ${s3From.kind === 'off' ? `off (${s3From.reason})` : s3From.kind}`,
       `pinning: ${describePinning(machine, 'reader')}`,
       `data dirs: ${machine.dataRoot} (${machine.dataRootFilesystem}); page cache not dropped (fs "cold" = Cairn's segment cache cold)`,
+      ...(options.cpuProfileDir === undefined ? [] : [`cairn CPU profiles (segments rounds): ${options.cpuProfileDir}`]),
       '',
     ].join('\n'),
   );

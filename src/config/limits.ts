@@ -33,10 +33,10 @@ export const CHUNK_BYTES_MAX_DEFAULT = 4 * 1024 * 1024;
  * Largest catch-up response (GET without `live`, and long-poll): 64 MiB, 16 read units. Upstream
  * clients with `live: false` read exactly one response, and every other server in the ecosystem
  * answers the whole catch-up at once, so this is the size of stream such a call returns whole.
- * The body streams (sealed units fetched one ahead while it is written), so memory per response
- * stays at two read units whatever this is; what it costs is a retry re-reading up to 64 MiB
- * after a broken connection, and CDN objects of that size (well inside CloudFront's and nginx's
- * limits). Responses still end on read-unit boundaries, so they stay deterministic and cacheable.
+ * The body streams (sealed units fetched READ_AHEAD_UNITS ahead while it is written), so memory
+ * per response stays at 1 + READ_AHEAD_UNITS read units whatever this is; what it costs is a
+ * retry re-reading up to 64 MiB after a broken connection, and CDN objects of that size (well
+ * inside CloudFront's and nginx's limits). Responses still end on read-unit boundaries, so they stay deterministic and cacheable.
  */
 export const CATCH_UP_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 
@@ -347,6 +347,16 @@ export const SHUTDOWN_IDLE_SWEEP_MS = 50;
  * response bounds the extra GETs to one per reader that stops mid-walk.
  */
 export const READ_AHEAD_CACHE_CHUNKS_MIN = 4;
+
+/**
+ * Sealed units a streaming catch-up response fetches ahead of the one it is writing: 3 (12 MiB
+ * at 4 MiB units). A cold read from S3 waits on the store, not the CPU (the server was idle 78%
+ * of a cold read from a local Ceph RGW with one unit ahead), and one S3 connection carries far
+ * less than a server can send, so several ranged GETs in flight are how S3 is read fast. Memory:
+ * 16 MiB per cold response. GETs per GiB are unchanged (whole units); a reader that disconnects
+ * mid-response leaves at most three GETs, whose units the cache keeps.
+ */
+export const READ_AHEAD_UNITS = 3;
 
 // Subscriptions (PROTOCOL.md §6–7, src/subscriptions/).
 

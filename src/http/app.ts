@@ -82,7 +82,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     origin: options.corsOrigins ?? '*',
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', ...(options.proxy === undefined ? [] : ['PATCH'])],
     allowedHeaders: [...ALLOWED_REQUEST_HEADERS, ...(options.proxy === undefined ? [] : PROXY_ALLOWED_REQUEST_HEADERS)],
-    exposedHeaders: [...EXPOSED_RESPONSE_HEADERS, ...(options.proxy === undefined ? [] : PROXY_EXPOSED_RESPONSE_HEADERS)],
+    // Joined once here: @fastify/cors joins an array on every response (and an open SSE response keeps its copy).
+    exposedHeaders: [...EXPOSED_RESPONSE_HEADERS, ...(options.proxy === undefined ? [] : PROXY_EXPOSED_RESPONSE_HEADERS)].join(', '),
     maxAge: 86_400,
   });
 

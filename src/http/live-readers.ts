@@ -7,6 +7,7 @@ import type { EventEmitter } from 'node:events';
 import type { Clock } from '../clock.ts';
 import { ServiceUnavailableError } from '../protocol/errors.ts';
 import type { StreamState } from '../stream/stream-state.ts';
+import { WaitDeadlines } from './wait-deadlines.ts';
 
 /** Why a wait ended: the stream changed, the time ran out, the client's connection closed, or the server is stopping. */
 export type WakeReason = 'changed' | 'timeout' | 'disconnected' | 'shutdown';
@@ -14,14 +15,17 @@ export type WakeReason = 'changed' | 'timeout' | 'disconnected' | 'shutdown';
 /** How a live reader reads: one waiting GET, or an open Server-Sent Events connection. */
 export type LiveMode = 'long-poll' | 'sse';
 
+/** Ends one wait with a reason. */
+type EndWait = (reason: WakeReason) => void;
+
 export class LiveReaders {
   readonly #maxWaiters: number;
-  readonly #clock: Clock;
   #waiting = 0;
   #longPollWaiting = 0;
   #sseOpen = 0;
   #closing = false;
-  readonly #all = new Set<() => void>();
+  /** Every wait, by deadline, on one shared timer. */
+  readonly #deadlines: WaitDeadlines<EndWait>;
 
   /**
    * @param maxWaiters most readers that may wait at once.
@@ -29,7 +33,7 @@ export class LiveReaders {
    */
   constructor(maxWaiters: number, clock: Clock) {
     this.#maxWaiters = maxWaiters;
-    this.#clock = clock;
+    this.#deadlines = new WaitDeadlines<EndWait>(clock, (end) => end('timeout'));
   }
 
   /** Readers waiting right now. */
@@ -70,9 +74,10 @@ export class LiveReaders {
 
   /**
    * Waits until the stream changes (data durable, closed, deleted), `timeoutMs` passes, `connection`
-   * emits `close` (the client went away), or the server shuts down. Per wait: one promise, one
-   * timer and three small closures, and nothing left behind (no AbortController, whose abort would
-   * also build a DOMException with a stack for every finished request).
+   * emits `close` (the client went away), or the server shuts down. Per wait: one promise and
+   * three small closures; the deadline sits in the shared WaitDeadlines (no timer of its own),
+   * and nothing is left behind (no AbortController, whose abort would also build a DOMException
+   * with a stack for every finished request).
    * @param connection the request's or response's emitter; a destroyed one ends the wait at once.
    * @param mode who waits (counted separately for metrics); default long-poll.
    */
@@ -87,21 +92,21 @@ export class LiveReaders {
     const longPoll = mode === 'long-poll';
     if (longPoll) this.#longPollWaiting++;
     return new Promise<WakeReason>((resolve) => {
-      const finish = (reason: WakeReason) => {
-        timer.cancel();
+      let ended = false;
+      const end: EndWait = (reason) => {
+        if (ended) return;
+        ended = true;
+        this.#deadlines.remove(end, tick);
         stream.removeWaiter(onChange);
-        this.#all.delete(onShutdown);
         connection.off('close', onClose);
         this.#waiting--;
         if (longPoll) this.#longPollWaiting--;
         resolve(reason);
       };
-      const onChange = () => finish('changed');
-      const onClose = () => finish('disconnected');
-      const onShutdown = () => finish('shutdown');
-      const timer = this.#clock.setTimeout(() => finish('timeout'), timeoutMs);
+      const onChange = () => end('changed');
+      const onClose = () => end('disconnected');
+      const tick = this.#deadlines.add(end, timeoutMs);
       stream.addWaiter(onChange);
-      this.#all.add(onShutdown);
       connection.once('close', onClose);
       if (connection.destroyed) onClose();
     });
@@ -110,6 +115,6 @@ export class LiveReaders {
   /** Ends every wait (graceful shutdown) and refuses new ones. */
   closeAll(): void {
     this.#closing = true;
-    for (const shutdown of [...this.#all]) shutdown();
+    for (const end of this.#deadlines.entries()) end('shutdown');
   }
 }

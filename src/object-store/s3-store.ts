@@ -48,6 +48,7 @@ import {
   type ObjectStoreOperation,
   type PutOptions,
 } from './object-store.ts';
+import { S3HttpHandler } from './s3-http-handler.ts';
 
 export interface S3ObjectStoreConfig {
   bucket: string;
@@ -77,6 +78,8 @@ export interface S3ObjectStoreConfig {
 const DELETE_BATCH_KEYS_MAX = 1000;
 const REQUEST_TIMEOUT_MS_DEFAULT = 30_000;
 const CONNECTION_TIMEOUT_MS_DEFAULT = 5_000;
+/** The SDK's default socket pool size: enough for the sealer's uploads plus cold reads in parallel. */
+const CONNECTIONS_PER_ORIGIN_MAX = 50;
 
 /** S3 error names that mean "slow down / try again" whatever their status. */
 const TRANSIENT_S3_ERRORS = new Set([
@@ -103,6 +106,11 @@ const TRANSIENT_NETWORK_ERRORS = new Set([
   'ENETUNREACH',
   'ECONNABORTED',
   'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
 
 export class S3ObjectStore implements ObjectStore {
@@ -124,11 +132,13 @@ export class S3ObjectStore implements ObjectStore {
       credentials: config.credentials,
       maxAttempts: 1,
       requestChecksumCalculation: config.requestChecksumCalculation ?? 'WHEN_SUPPORTED',
-      requestHandler: {
-        requestTimeout: config.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT,
-        throwOnRequestTimeout: true,
-        connectionTimeout: config.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS_DEFAULT,
-      },
+      // No `Expect: 100-continue` round trip before uploads (segments are sent whole, and undici does not do it).
+      expectContinueHeader: false,
+      requestHandler: new S3HttpHandler({
+        requestTimeoutMs: config.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT,
+        connectionTimeoutMs: config.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS_DEFAULT,
+        connectionsPerOriginMax: CONNECTIONS_PER_ORIGIN_MAX,
+      }),
     });
   }
 
@@ -177,7 +187,7 @@ export class S3ObjectStore implements ObjectStore {
           Range: range ? `bytes=${range.startByte}-${range.endByte - 1}` : undefined,
         }),
       );
-      body = response.Body ? await response.Body.transformToByteArray() : new Uint8Array(0);
+      body = response.Body === undefined ? new Uint8Array(0) : await readBody(response.Body as AsyncIterable<Uint8Array>, response.ContentLength);
       contentRange = response.ContentRange;
       if (response.ContentLength !== undefined && response.ContentLength !== body.length) {
         throw new ObjectStoreUnavailableError(
@@ -284,6 +294,33 @@ export class S3ObjectStore implements ObjectStore {
   async close(): Promise<void> {
     this.#client.destroy();
   }
+}
+
+/**
+ * A response body read into one buffer of `contentLength` bytes as it arrives (no list of chunks
+ * joined at the end); when the length is unknown, the chunks joined. A body longer or shorter than
+ * announced comes back at its true length, so the caller's length check fails it.
+ */
+async function readBody(body: AsyncIterable<Uint8Array>, contentLength: number | undefined): Promise<Uint8Array> {
+  if (contentLength === undefined) {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of body) chunks.push(chunk);
+    return asUint8Array(Buffer.concat(chunks));
+  }
+  // Not zero-filled: every byte is overwritten, or the shorter view is returned.
+  const bytes = asUint8Array(Buffer.allocUnsafeSlow(contentLength));
+  let filled = 0;
+  for await (const chunk of body) {
+    if (filled + chunk.length > contentLength) return asUint8Array(Buffer.concat([bytes.subarray(0, filled), chunk]));
+    bytes.set(chunk, filled);
+    filled += chunk.length;
+  }
+  return filled === contentLength ? bytes : bytes.subarray(0, filled);
+}
+
+/** A plain Uint8Array over a Buffer's bytes (the interface's type; no copy). */
+function asUint8Array(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
 /** Maps an SDK or network error to the interface's typed errors (by status and error name, never message text). */

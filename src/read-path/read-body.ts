@@ -1,8 +1,8 @@
 /**
  * Streaming catch-up bodies (ReadPath.open): a response may span many sealed read units, so its
  * bytes are produced while it is written instead of being gathered first. Memory per response is
- * bounded by the unit being written, the one fetched ahead and one run of joined small appends,
- * however large the response.
+ * bounded by the unit being written, the ones fetched ahead (READ_AHEAD_UNITS) and one run of
+ * joined small appends, however large the response.
  */
 import type { SegmentRef } from '../manifest/manifest.ts';
 import type { StreamState } from '../stream/stream-state.ts';
@@ -35,9 +35,16 @@ const JSON_EMPTY = Buffer.from('[]');
 /**
  * The body of `pieces` in order; in JSON mode (`json`) wrapped as an array: stored messages each
  * end with `,`, and the last comma becomes `]` (protocol/json-mode.ts storage format). `fetch`
- * reads a lazy unit slice; the next lazy unit is requested while the current one is written.
+ * reads a lazy unit slice; once the current unit is in hand, up to `aheadUnits` (≥ 1) following
+ * lazy units are requested while it is written, so the object store's latency overlaps with
+ * sending.
  */
-export async function* streamBody(pieces: readonly BodyPiece[], json: boolean, fetch: (unit: LazyUnit) => Promise<Buffer>): AsyncGenerator<Buffer> {
+export async function* streamBody(
+  pieces: readonly BodyPiece[],
+  json: boolean,
+  fetch: (unit: LazyUnit) => Promise<Buffer>,
+  aheadUnits = 1,
+): AsyncGenerator<Buffer> {
   if (json && pieces.length === 0) {
     yield JSON_EMPTY;
     return;
@@ -52,20 +59,31 @@ export async function* streamBody(pieces: readonly BodyPiece[], json: boolean, f
     runBytes = 0;
     return joined;
   };
-  let ahead: Promise<Buffer> | undefined;
+  /** Fetches requested ahead, by piece index; the next lazy piece not requested yet is at `unrequested` or later. */
+  const ahead = new Map<number, Promise<Buffer>>();
+  let unrequested = 0;
+  const requestAhead = (current: number) => {
+    unrequested = Math.max(unrequested, current + 1);
+    while (ahead.size < aheadUnits) {
+      const index = nextLazyIndex(pieces, unrequested);
+      if (index === undefined) return;
+      const fetched = fetch(pieces[index] as LazyUnit);
+      fetched.catch(() => {}); // reported when awaited
+      ahead.set(index, fetched);
+      unrequested = index + 1;
+    }
+  };
   for (let i = 0; i < pieces.length; i++) {
     const piece = pieces[i];
     let bytes: Buffer;
     if (Buffer.isBuffer(piece)) {
+      requestAhead(i);
       bytes = piece;
     } else {
-      bytes = await (ahead ?? fetch(piece));
-      ahead = undefined;
-    }
-    const next = nextLazy(pieces, i + 1);
-    if (next !== undefined && ahead === undefined) {
-      ahead = fetch(next);
-      ahead.catch(() => {}); // reported when awaited
+      const fetched = ahead.get(i) ?? fetch(piece);
+      ahead.delete(i);
+      bytes = await fetched;
+      requestAhead(i);
     }
     if (json && i === pieces.length - 1) bytes = bytes.subarray(0, bytes.length - 1);
     if (bytes.length < SMALL_PIECE_BYTES && runBytes + bytes.length <= RUN_BYTES_MAX) {
@@ -87,11 +105,8 @@ export async function* streamBody(pieces: readonly BodyPiece[], json: boolean, f
   if (json) yield JSON_CLOSE;
 }
 
-/** The first lazy unit at or after `index`, if it comes before the end. */
-function nextLazy(pieces: readonly BodyPiece[], index: number): LazyUnit | undefined {
-  for (let i = index; i < pieces.length; i++) {
-    const piece = pieces[i];
-    if (!Buffer.isBuffer(piece)) return piece;
-  }
+/** The index of the first lazy unit at or after `index`, if it comes before the end. */
+function nextLazyIndex(pieces: readonly BodyPiece[], index: number): number | undefined {
+  for (let i = index; i < pieces.length; i++) if (!Buffer.isBuffer(pieces[i])) return i;
   return undefined;
 }

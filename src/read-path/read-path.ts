@@ -11,7 +11,7 @@
  * incarnation and offset) share one in-flight response. A response that stopped in sealed data
  * starts fetching the next unit (read-ahead), so a reader walking history overlaps its GETs.
  */
-import { READ_AHEAD_CACHE_CHUNKS_MIN } from '../config/limits.ts';
+import { READ_AHEAD_CACHE_CHUNKS_MIN, READ_AHEAD_UNITS } from '../config/limits.ts';
 import { streamBody, type BodyPiece, type LazyUnit } from './read-body.ts';
 import { GoneError } from '../protocol/errors.ts';
 import { jsonArrayBody } from '../protocol/json-mode.ts';
@@ -41,9 +41,10 @@ export interface ReadResult {
 export interface CatchUpResult {
   /**
    * The body as an iterable of buffers, produced on demand: sealed units after the first are
-   * fetched (through the segment cache) one ahead of the one being written, and small hot-tail
-   * appends are joined in runs of at most 1 MiB. Each call starts a new pass; errors of a later
-   * unit's fetch (ObjectStoreUnavailableError, GoneError) surface from the iterator.
+   * fetched (through the segment cache) up to READ_AHEAD_UNITS ahead of the one being written,
+   * and small hot-tail appends are joined in runs of at most 1 MiB. Each call starts a new pass;
+   * errors of a later unit's fetch (ObjectStoreUnavailableError, GoneError) surface from the
+   * iterator.
    */
   body(): AsyncIterable<Buffer>;
   /** Total length of the body in bytes (Content-Length). */
@@ -97,14 +98,14 @@ export class ReadPath {
    * A catch-up response of `stream` from `from` (a resolved position ≤ durableOffset), up to
    * `catchUpBytesMax`, whose body streams: only the first sealed unit is fetched before this
    * resolves (so a store outage or retention still answers with a status), the rest while the
-   * body is written. Memory per response: the unit being written plus the one fetched ahead.
+   * body is written. Memory per response: the unit being written plus those fetched ahead.
    * @throws as `read`.
    */
   open(stream: StreamState, from: number): Promise<CatchUpResult> {
     const budget = this.#o.catchUpBytesMax ?? this.#o.chunkBytesMax;
     return this.#collapsed(stream, from, 'open', () =>
       this.#plan(stream, from, budget, false).then((plan) => ({
-        body: () => streamBody(plan.pieces, plan.json, (unit) => this.#unitSlice(unit)),
+        body: () => streamBody(plan.pieces, plan.json, (unit) => this.#unitSlice(unit), READ_AHEAD_UNITS),
         bodyBytes: plan.bodyBytes,
         end: plan.end,
         immutable: plan.immutable,

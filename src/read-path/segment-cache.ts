@@ -42,6 +42,10 @@ export class SegmentCache {
     this.#lru = new LRUCache<string, Buffer, FetchContext>({
       maxSize: Math.max(1, maxBytes),
       sizeCalculation: (value) => Math.max(1, value.length),
+      // A unit being fetched may be evicted by another unit's arrival when the cache is smaller
+      // than the GETs in flight (read-ahead, or --segment-cache-bytes 0): its readers still get
+      // the bytes they asked for (they are just not kept), instead of an 'evicted' error.
+      ignoreFetchAbort: true,
       fetchMethod: async (_cacheKey, _stale, { context }) => {
         const result = await store.get(context.key, context.range);
         if (context.checksum !== undefined && unitChecksum(result.body) !== context.checksum) {

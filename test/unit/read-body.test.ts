@@ -48,6 +48,28 @@ describe('streaming catch-up bodies', () => {
     expect((await body.next()).done).toBe(true);
   });
 
+  test('with aheadUnits, that many fetches are in flight while the current unit is written; order is kept', async () => {
+    const unitBytes = 128 * 1024;
+    const pieces: BodyPiece[] = [Buffer.alloc(unitBytes, 0), ...Array.from({ length: 9 }, (_, i) => lazy((i + 1) * unitBytes, (i + 2) * unitBytes))];
+    const pending: Array<{ unit: LazyUnit; resolve: (bytes: Buffer) => void }> = [];
+    const fetch = (unit: LazyUnit) => new Promise<Buffer>((resolve) => pending.push({ unit, resolve }));
+    const body = streamBody(pieces, false, fetch, 3)[Symbol.asyncIterator]();
+    expect((await body.next()).value?.[0]).toBe(0);
+    expect(pending.map((p) => p.unit.from / unitBytes)).toEqual([1, 2, 3]); // three ahead of the first
+    // Answer out of order: the body still comes out in order.
+    const read: number[] = [];
+    for (let unit = 1; unit <= 9; unit++) {
+      const next = body.next();
+      for (const p of [...pending].reverse()) p.resolve(Buffer.alloc(unitBytes, p.unit.from / unitBytes));
+      pending.length = 0;
+      const value = (await next).value as Buffer;
+      read.push(value[0]!);
+      expect(pending.length).toBeLessThanOrEqual(3);
+    }
+    expect(read).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect((await body.next()).done).toBe(true);
+  });
+
   test('JSON mode wraps stored messages as an array, across lazy units; empty is []', async () => {
     const stored = Buffer.from('{"a":1},{"b":2},[3],');
     const pieces: BodyPiece[] = [stored.subarray(0, 8), lazy(8, 16), lazy(16, stored.length)];

@@ -30,6 +30,17 @@ describe('segment cache', () => {
     expect(cache.stats()).toMatchObject({ misses: 1, collapsed: 19, hits: 0, bytes: 1000 });
   });
 
+  test('units fetched at once into a cache too small for them all still reach their readers', async () => {
+    const { store } = await setup(true);
+    const cache = new SegmentCache(store, 0); // --segment-cache-bytes 0: nothing is kept
+    const ranges = [0, 250, 500, 750].map((startByte) => ({ startByte, endByte: startByte + 250 }));
+    const reads = ranges.map((range) => cache.read(KEY, range));
+    await vi.waitFor(() => expect(store.hungCount).toBe(4));
+    store.releaseHung();
+    const bodies = await Promise.all(reads);
+    bodies.forEach((body, i) => expect(body.equals(BODY.subarray(ranges[i]!.startByte, ranges[i]!.endByte))).toBe(true));
+  });
+
   test('a cached unit is served from memory; ranged units are cached apart', async () => {
     const { store, gets } = await setup();
     const cache = new SegmentCache(store, 1 << 20);
