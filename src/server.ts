@@ -130,8 +130,6 @@ export interface StartOptions {
   walFs?: WalFs;
   /** Cluster mode (docs/cluster.md): this node's coordinator and its peer listener. */
   cluster?: ClusterStart;
-  /** The filesystem object store's directory when not `<data-dir>/objects` (the workers of `--workers` share one). */
-  fsObjectsDir?: string;
   /** Bounds on streams loaded by lazy lookup; defaults from limits.ts (eviction tests shorten them). */
   loadedStreamLimits?: LoadedStreamLimits;
 }
@@ -150,8 +148,8 @@ export interface ClusterStart {
 }
 
 /** The configured store, unwrapped: the filesystem under the data directory, or S3 (also `cairn verify`). */
-export async function openBaseStore(config: ServeConfig, fsObjectsDir?: string): Promise<ObjectStore> {
-  if (config.objectStore === 'fs') return new FsObjectStore({ rootDir: fsObjectsDir ?? path.join(config.dataDir, 'objects') });
+export async function openBaseStore(config: ServeConfig): Promise<ObjectStore> {
+  if (config.objectStore === 'fs') return new FsObjectStore({ rootDir: config.fsStoreDir ?? path.join(config.dataDir, 'objects') });
   if (config.s3Bucket === undefined) throw new Error('--object-store s3 needs --s3-bucket');
   // Imported only here, so the embedded default never loads the AWS SDK.
   const { S3ObjectStore } = await import('./object-store/s3-store.ts');
@@ -249,7 +247,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     liveLongPollWaiting: () => live.longPollWaitingCount,
     liveSseOpen: () => live.sseOpenCount,
   });
-  const metered = new MeteredObjectStore(options.objectStore ?? (await openBaseStore(config, options.fsObjectsDir)), {
+  const metered = new MeteredObjectStore(options.objectStore ?? (await openBaseStore(config)), {
     clock,
     onFinish: (operation, latencyMs) => metrics.objectStoreFinished(operation, latencyMs),
   });

@@ -137,10 +137,10 @@ export async function startWorker(config: ServeConfig, logger: Logger): Promise<
   const { startServer } = await import('../server.ts');
   const send = (message: WorkerJoinMessage) => process.send?.(message);
   const server = await startServer(
-    { ...config, dataDir: path.join(config.dataDir, 'workers', String(index)) },
+    // Every worker over the one object store (the fs store's default stays <data-dir>/objects).
+    { ...config, dataDir: path.join(config.dataDir, 'workers', String(index)), fsStoreDir: config.fsStoreDir ?? path.join(config.dataDir, 'objects') },
     {
       logger: logger.child({ worker: index }),
-      fsObjectsDir: path.join(config.dataDir, 'objects'),
       cluster: {
         coordinator: (nodeId) =>
           new StaticCoordinator({

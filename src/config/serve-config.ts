@@ -290,6 +290,14 @@ export const serveSettings = {
     description: 'path-style S3 URLs (most S3-compatible stores need it)',
     unsetMeans: 'off',
   }),
+  fsStoreDir: setting({
+    flag: '--fs-store-dir <path>',
+    env: 'CAIRN_FS_STORE_DIR',
+    schema: z.string().min(1, { error: 'expected a path' }).optional(),
+    unit: 'path',
+    description: 'directory of the fs object store (several nodes on one machine may share one)',
+    unsetMeans: '<data-dir>/objects',
+  }),
   unsafeAllowOverwrites: setting({
     flag: '--unsafe-allow-overwrites',
     env: 'CAIRN_UNSAFE_ALLOW_OVERWRITES',
