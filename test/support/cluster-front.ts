@@ -1,0 +1,110 @@
+/**
+ * A cluster under test as users would run it: `cairn serve` child processes joined through a real
+ * etcd (./etcd.ts), sharing one filesystem object store, and a front (a plain HTTP proxy in this
+ * process) that sends every request to a node picked at random, as a load balancer without
+ * stickiness would. Stops what it started by PID.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ChildServer, freePort } from '../fault/support/child-server.ts';
+import { rendezvousAssignment } from '../../src/cluster/slots.ts';
+import { CLUSTER_SLOT_COUNT_DEFAULT } from '../../src/config/limits.ts';
+import type { EtcdCluster } from './etcd.ts';
+
+export interface ClusterUnderTest {
+  nodes: ChildServer[];
+  nodeIds: string[];
+  /** The front's base URL (`http://127.0.0.1:<port>`). */
+  url: string;
+  /** Resolves when every node owns exactly its rendezvous share of the slots (moves done). */
+  converged(timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Owned slots of a node, from its /metrics (undefined while it does not answer). */
+async function ownedSlots(port: number): Promise<number | undefined> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+    const match = /^cairn_cluster_owned_slots (\d+)$/m.exec(text);
+    return match === null ? undefined : Number(match[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startClusterUnderTest(
+  etcd: EtcdCluster,
+  options: { size: number; name: string; extraArgs?: string[] },
+): Promise<ClusterUnderTest> {
+  const root = await mkdtemp(path.join(tmpdir(), 'cairn-cluster-'));
+  const nodeIds = Array.from({ length: options.size }, (_, i) => `n${i + 1}`);
+  const nodes: ChildServer[] = [];
+  for (const nodeId of nodeIds) {
+    const port = await freePort();
+    nodes.push(
+      new ChildServer({
+        port,
+        dataDir: path.join(root, nodeId),
+        args: [
+          '--cluster-etcd-endpoints',
+          etcd.endpoints.join(','),
+          '--cluster-name',
+          options.name,
+          '--node-id',
+          nodeId,
+          '--fs-store-dir',
+          path.join(root, 'objects'),
+          ...(options.extraArgs ?? []),
+        ],
+      }),
+    );
+  }
+  await Promise.all(nodes.map((node) => node.start(120_000)));
+
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const front = http.createServer((request, response) => {
+    const node = nodes[Math.floor(Math.random() * nodes.length)] as ChildServer;
+    const upstream = http.request(
+      { host: '127.0.0.1', port: node.port, method: request.method, path: request.url, headers: request.headers, agent },
+      (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      },
+    );
+    upstream.on('error', () => {
+      if (!response.headersSent) response.writeHead(502).end();
+      else response.destroy();
+    });
+    response.on('close', () => upstream.destroy());
+    request.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+
+  const target = rendezvousAssignment(CLUSTER_SLOT_COUNT_DEFAULT, nodeIds);
+  const share = (nodeId: string) => target.filter((owner) => owner === nodeId).length;
+  return {
+    nodes,
+    nodeIds,
+    url,
+    async converged(timeoutMs = 180_000) {
+      const deadline = performance.now() + timeoutMs;
+      for (;;) {
+        const counts = await Promise.all(nodes.map((node) => ownedSlots(node.port)));
+        if (counts.every((count, i) => count === share(nodeIds[i] as string))) return;
+        if (performance.now() > deadline) throw new Error(`slots did not converge: owned ${counts.join(', ')}, target ${nodeIds.map(share).join(', ')}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    },
+    async stop() {
+      await new Promise<void>((resolve) => front.close(() => resolve()));
+      front.closeAllConnections();
+      agent.destroy();
+      await Promise.all(nodes.map((node) => node.stop()));
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
