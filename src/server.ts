@@ -513,6 +513,24 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     logger.info({ slots: slots.length, streams: streams.length }, 'slots handed over');
   });
 
+  // A slot taken from this node without its hand-over (an operator's reassign while it was away,
+  // or a takeover): what it holds of those streams is stale from now on; forget it (the new owner
+  // serves them from the object store, and if the slot comes back they are looked up afresh).
+  coordinator?.table.onChange((previous) => {
+    const self = coordinator.table.nodeId;
+    const owners = coordinator.table.map.owners;
+    const lost = new Set<number>();
+    previous.owners.forEach((owner, slot) => {
+      if (owner.nodeId === self && owners[slot]?.nodeId !== self) lost.add(slot);
+    });
+    if (lost.size === 0) return;
+    const stale = [...registry.allStreams()].filter((stream) => lost.has(coordinator.table.slotOf(registry.hostPath(stream))));
+    if (stale.length === 0) return;
+    const unsealedBytes = stale.reduce((sum, stream) => sum + stream.durableOffset - stream.sealedOffset, 0);
+    logger.warn({ slots: lost.size, streams: stale.length, unsealedBytes }, 'slots taken over by other nodes without a hand-over: forgetting their streams here');
+    registry.unload(stale).catch((error: unknown) => logger.warn({ err: error }, 'unloading streams of lost slots failed'));
+  });
+
   const address = await app.listen({ host: config.host, port: config.port });
   const peerServer = options.cluster?.peerListen === undefined ? undefined : await listenPeers(app, options.cluster.peerListen);
   if (coordinator !== undefined) {
