@@ -181,9 +181,9 @@ async function createStreams(baseUrl: string, streamCount: number): Promise<(str
   return owners;
 }
 
-/** Inodes of the established TCP sockets whose local port is `port` (the server side of client connections). */
-function serverSocketInodes(port: number): Set<string> {
-  const inodes = new Set<string>();
+/** Established TCP sockets of the machine: inode → local and remote port. */
+function establishedSockets(): Map<string, { localPort: number; remotePort: number }> {
+  const sockets = new Map<string, { localPort: number; remotePort: number }>();
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
     try {
@@ -192,33 +192,52 @@ function serverSocketInodes(port: number): Set<string> {
       continue;
     }
     for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st … inode (tenth field); st 01 = ESTABLISHED.
       const fields = line.trim().split(/\s+/);
-      const localPort = Number.parseInt(fields[1]?.split(':')[1] ?? '', 16);
-      // st 01 = ESTABLISHED; the inode is the tenth field.
-      if (localPort === port && fields[3] === '01' && fields[9] !== undefined) inodes.add(fields[9]);
+      const localPort = Number.parseInt(fields[1]?.split(':').at(-1) ?? '', 16);
+      const remotePort = Number.parseInt(fields[2]?.split(':').at(-1) ?? '', 16);
+      if (fields[3] === '01' && fields[9] !== undefined) sockets.set(fields[9], { localPort, remotePort });
+    }
+  }
+  return sockets;
+}
+
+/** Inodes of the socket fds process `pid` holds. */
+function socketInodesOf(pid: number): string[] {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return [];
+  }
+  const inodes: string[] = [];
+  for (const fd of fds) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (match?.[1] !== undefined) inodes.push(match[1]);
+    } catch {
+      // closed meanwhile
     }
   }
   return inodes;
 }
 
+/**
+ * Inodes of the server side of the load generator's connections: established sockets with local
+ * port `port`, less those whose peer is this process (its keep-alive fetch connections from
+ * creating the streams).
+ */
+function serverSocketInodes(port: number): Set<string> {
+  const sockets = establishedSockets();
+  const ownPorts = new Set(socketInodesOf(process.pid).map((inode) => sockets.get(inode)?.localPort));
+  const inodes = new Set<string>();
+  for (const [inode, { localPort, remotePort }] of sockets) if (localPort === port && !ownPorts.has(remotePort)) inodes.add(inode);
+  return inodes;
+}
+
 /** How many of `inodes` process `pid` holds open. */
 function socketsHeld(pid: number, inodes: ReadonlySet<string>): number {
-  let count = 0;
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return 0;
-  }
-  for (const fd of fds) {
-    try {
-      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (match?.[1] !== undefined && inodes.has(match[1])) count++;
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return count;
+  return socketInodesOf(pid).filter((inode) => inodes.has(inode)).length;
 }
 
 /** The `--workers` index of a worker process (its environment), undefined for a process without one. */
