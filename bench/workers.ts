@@ -4,7 +4,7 @@
  * processes sharing one port; a request reaching the worker that does not own its stream's slot
  * is forwarded to the owner over loopback HTTP), in the same run, alternating, several times.
  *
- *   npm run bench -- workers [--duration-ms 5000] [--warmup-ms 1000] [--repeat 3] [--workers 1,2]
+ *   npm run bench -- workers [--duration-ms 5000] [--warmup-ms 1000] [--repeat 3] [--workers 1,2] [--routed on]
  *                            [--streams 1000] [--writers 64] [--body-bytes 100] [--data-root DIR] [--cpu-prof]
  *
  * Each cell (worker count × repetition) is a fresh server in a fresh data directory (`--durability
@@ -24,6 +24,12 @@
  * Σ_w connections(w) × (streams not owned by w) / (connections × streams).
  * Forwarding CPU per forwarded request = (CPU µs/append at N − at 1) / forwarded share: everything
  * more workers cost per append is charged to forwarding.
+ *
+ * `--routed on` adds a configuration per N > 1, "routed": the same server, but wrk sends each
+ * request straight to the peer listener of the worker that owns its stream (one wrk per worker,
+ * the connections split evenly), so nothing is forwarded. It separates the cost of the forwarding
+ * hop ((CPU/append at N − routed at N) / share) from what N workers cost without it (smaller WAL
+ * batches per worker, two processes' fixed costs).
  *
  * Prints the cells, the medians per configuration, the forwarding cost and a projection to 16 and
  * 64 cores (labelled as such: measured per-append CPU × cores); writes raw results to
@@ -66,6 +72,7 @@ and a projection to 16 and 64 cores.
   --warmup-ms 1000      wrk warm-up per cell (whole seconds)
   --repeat 3            cells per configuration (the medians are over these)
   --workers 1,2         configurations (the first is the baseline of the ratios)
+  --routed on           also N workers with every request sent straight to its owner (off: skip)
   --streams 1000        streams written (requests rotate over them)
   --writers 64          wrk connections
   --body-bytes 100      append size
@@ -73,19 +80,30 @@ and a projection to 16 and 64 cores.
   --cpu-prof            V8 CPU profiles of every server process, one directory per cell
                         (bench/results/cpuprof-<timestamp>/workers-<N>-<rep>/CPU.*.<pid>.*.cpuprofile)
 
-About (7 + duration + warm-up) s per cell: 6 cells take about 1.3 minutes with the defaults.
+About (7 + duration + warm-up) s per cell: 9 cells take about 2 minutes with the defaults.
 `;
 
 interface WorkersOptions {
   durationS: number;
   warmupS: number;
   repeatCount: number;
-  workerCounts: number[];
+  configs: Config[];
   streamCount: number;
   connectionCount: number;
   bodyBytes: number;
   dataRoot: string;
   cpuProfileDir: string | undefined;
+}
+
+/** One server configuration: `--workers N`, and whether requests go straight to their owner. */
+interface Config {
+  workerCount: number;
+  routed: boolean;
+  label: string;
+}
+
+function configOf(workerCount: number, routed: boolean): Config {
+  return { workerCount, routed, label: `--workers ${workerCount}${routed ? ' routed' : ''}` };
 }
 
 /** Where wrk's connections sat halfway through the measured run. */
@@ -97,7 +115,7 @@ interface ConnectionSpread {
 }
 
 interface WorkersCell extends FlaggableCell {
-  workerCount: number;
+  config: Config;
   repetition: number;
   wrk?: WrkResult;
   appendsPerS?: number;
@@ -123,6 +141,7 @@ function parseOptions(args: string[], timestamp: string): WorkersOptions | undef
       'warmup-ms': { type: 'string', default: '1000' },
       repeat: { type: 'string', default: '3' },
       workers: { type: 'string', default: '1,2' },
+      routed: { type: 'string', default: 'on' },
       streams: { type: 'string', default: '1000' },
       writers: { type: 'string', default: '64' },
       'body-bytes': { type: 'string', default: '100' },
@@ -133,11 +152,14 @@ function parseOptions(args: string[], timestamp: string): WorkersOptions | undef
   });
   if (values.help) return undefined;
   const workerCounts = values.workers.split(',').map((text) => wholeNumberFlag('workers', text.trim(), 1, 64));
+  if (values.routed !== 'on' && values.routed !== 'off') throw new Error('--routed must be on or off');
+  const configs = workerCounts.map((count) => configOf(count, false));
+  if (values.routed === 'on') configs.push(...workerCounts.filter((count) => count > 1).map((count) => configOf(count, true)));
   return {
     durationS: wholeSeconds('duration-ms', values['duration-ms']),
     warmupS: wholeSeconds('warmup-ms', values['warmup-ms']),
     repeatCount: wholeNumberFlag('repeat', values.repeat, 1),
-    workerCounts,
+    configs,
     streamCount: wholeNumberFlag('streams', values.streams, 1),
     connectionCount: wholeNumberFlag('writers', values.writers, 1),
     bodyBytes: wholeNumberFlag('body-bytes', values['body-bytes'], 1),
@@ -277,35 +299,128 @@ function connectionSpread(rootPid: number, port: number, dataDir: string, owners
   return { workers, forwardedShare: connectionTotal === 0 ? Number.NaN : forwarded / (connectionTotal * owners.length) };
 }
 
-async function runCell(workerCount: number, repetition: number, options: WorkersOptions, machine: Machine): Promise<WorkersCell> {
-  const cell: WorkersCell = { workerCount, repetition };
-  const profileDir = options.cpuProfileDir === undefined ? undefined : join(options.cpuProfileDir, `workers-${workerCount}-${repetition}`);
+/** TCP ports process `pid` listens on. */
+function listeningPorts(pid: number): number[] {
+  const inodes = new Set(socketInodesOf(pid));
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // st 0A = LISTEN
+      if (fields[3] === '0A' && fields[9] !== undefined && inodes.has(fields[9])) ports.push(Number.parseInt(fields[1]?.split(':').at(-1) ?? '', 16));
+    }
+  }
+  return ports;
+}
+
+/** One wrk run per worker, straight to its peer listener with only the streams it owns. */
+interface RoutedTarget {
+  pid: number;
+  nodeId: string;
+  baseUrl: string;
+  streamIndices: number[];
+}
+
+/** Every worker's peer listener (its listening port other than the shared one) and the streams it owns. */
+function routedTargets(rootPid: number, sharedPort: number, dataDir: string, owners: readonly (string | undefined)[]): RoutedTarget[] {
+  const targets: RoutedTarget[] = [];
+  for (const pid of processTreePids(rootPid)) {
+    const index = workerIndexOf(pid);
+    if (index === undefined) continue;
+    const nodeId = readNodeId(join(dataDir, 'workers', String(index)));
+    const peerPort = listeningPorts(pid).find((port) => port !== sharedPort);
+    if (nodeId === undefined || peerPort === undefined) throw new Error(`worker ${index} (pid ${pid}): no node id or peer listener found`);
+    const streamIndices = owners.flatMap((owner, stream) => (owner === nodeId ? [stream] : []));
+    targets.push({ pid, nodeId, baseUrl: `http://127.0.0.1:${peerPort}`, streamIndices });
+  }
+  if (targets.length === 0 || targets.reduce((sum, target) => sum + target.streamIndices.length, 0) !== owners.length) {
+    throw new Error('routed: the workers found do not own every stream');
+  }
+  return targets;
+}
+
+/** Several concurrent wrk runs as one: counts and CPU summed, the longest duration, each latency percentile the worst run's. */
+function combineWrk(results: readonly WrkResult[]): WrkResult {
+  const sum = (pick: (result: WrkResult) => number) => results.reduce((total, result) => total + pick(result), 0);
+  const max = (pick: (result: WrkResult) => number) => Math.max(...results.map(pick));
+  return {
+    durationUs: max((result) => result.durationUs),
+    requests: sum((result) => result.requests),
+    bytes: sum((result) => result.bytes),
+    errors: {
+      connect: sum((result) => result.errors.connect),
+      read: sum((result) => result.errors.read),
+      write: sum((result) => result.errors.write),
+      status: sum((result) => result.errors.status),
+      timeout: sum((result) => result.errors.timeout),
+    },
+    latencyUs: {
+      min: Math.min(...results.map((result) => result.latencyUs.min)),
+      mean: sum((result) => result.latencyUs.mean * result.requests) / Math.max(1, sum((result) => result.requests)),
+      p50: max((result) => result.latencyUs.p50),
+      p90: max((result) => result.latencyUs.p90),
+      p99: max((result) => result.latencyUs.p99),
+      p999: max((result) => result.latencyUs.p999),
+      max: max((result) => result.latencyUs.max),
+    },
+    cpuSeconds: sum((result) => result.cpuSeconds),
+  };
+}
+
+async function runCell(config: Config, repetition: number, options: WorkersOptions, machine: Machine): Promise<WorkersCell> {
+  const cell: WorkersCell = { config, repetition };
+  const profileDir =
+    options.cpuProfileDir === undefined ? undefined : join(options.cpuProfileDir, `workers-${config.workerCount}${config.routed ? '-routed' : ''}-${repetition}`);
   if (profileDir !== undefined) cell.cpuProfileDir = profileDir;
   const outcome = await withServer(
     'cairn',
     machine,
     {
       dataRoot: options.dataRoot,
-      cairnFlags: ['--workers', String(workerCount)],
+      cairnFlags: ['--workers', String(config.workerCount)],
       pinned: false,
       ...(profileDir === undefined ? {} : { cpuProfile: { dir: profileDir } }),
     },
     async ({ baseUrl, running, dataDir }) => {
       const owners = await createStreams(baseUrl, options.streamCount);
-      const load = {
-        baseUrl,
-        connectionCount: options.connectionCount,
-        script: appendScript(options.bodyBytes, options.streamCount, STREAM_PATH_PREFIX),
-        pin: [],
-      };
-      await runWrk({ ...load, durationS: options.warmupS });
+      const sharedPort = Number(new URL(baseUrl).port);
+      const targets = config.routed ? routedTargets(running.pid, sharedPort, dataDir, owners) : undefined;
+      const loads =
+        targets === undefined
+          ? [{ baseUrl, connectionCount: options.connectionCount, script: appendScript(options.bodyBytes, options.streamCount, STREAM_PATH_PREFIX), pin: [] }]
+          : targets.map((target) => ({
+              baseUrl: target.baseUrl,
+              connectionCount: Math.max(1, Math.round(options.connectionCount / targets.length)),
+              script: appendScript(options.bodyBytes, options.streamCount, STREAM_PATH_PREFIX, target.streamIndices),
+              pin: [],
+            }));
+      await Promise.all(loads.map((load) => runWrk({ ...load, durationS: options.warmupS })));
       const treeBefore = processTreeCpuSeconds(running.pid);
       const othersBefore = snapshotAllProcessesCpu();
       const startedMs = performance.now();
-      const wrkRun = runWrk({ ...load, durationS: options.durationS });
+      const wrkRuns = Promise.all(loads.map((load) => runWrk({ ...load, durationS: options.durationS })));
       await sleep((options.durationS * 1000) / 2);
-      const spread = connectionSpread(running.pid, Number(new URL(baseUrl).port), dataDir, owners);
-      const wrk = await wrkRun;
+      const spread =
+        targets === undefined
+          ? connectionSpread(running.pid, sharedPort, dataDir, owners)
+          : {
+              // Each wrk talks to one worker's peer listener about that worker's streams only.
+              workers: targets.map((target) => ({
+                pid: target.pid,
+                index: workerIndexOf(target.pid),
+                nodeId: target.nodeId,
+                connectionCount: socketsHeld(target.pid, serverSocketInodes(Number(new URL(target.baseUrl).port))),
+                ownedStreamCount: target.streamIndices.length,
+              })),
+              forwardedShare: 0,
+            };
+      const wrk = combineWrk(await wrkRuns);
       const elapsedS = (performance.now() - startedMs) / 1000;
       const treeAfter = processTreeCpuSeconds(running.pid);
       const othersAfter = snapshotAllProcessesCpu();
@@ -358,7 +473,7 @@ function describeSpread(spread: ConnectionSpread | undefined): string {
 
 function cellRow(cell: WorkersCell): string[] {
   return [
-    `--workers ${cell.workerCount}`,
+    cell.config.label,
     String(cell.repetition),
     formatCount(cell.appendsPerS ?? Number.NaN),
     formatMs(cell.wrk?.latencyUs.p50 ?? Number.NaN),
@@ -374,7 +489,7 @@ function cellRow(cell: WorkersCell): string[] {
 }
 
 interface ConfigSummary {
-  workerCount: number;
+  config: Config;
   runCount: number;
   appendsPerS: number;
   p50Us: number;
@@ -386,11 +501,11 @@ interface ConfigSummary {
   forwardedShare: number;
 }
 
-function summarize(workerCount: number, cells: readonly WorkersCell[]): ConfigSummary {
-  const ok = cells.filter((cell) => cell.workerCount === workerCount && cell.failure === undefined && cell.appendsPerS !== undefined);
+function summarize(config: Config, cells: readonly WorkersCell[]): ConfigSummary {
+  const ok = cells.filter((cell) => cell.config.label === config.label && cell.failure === undefined && cell.appendsPerS !== undefined);
   const of = (pick: (cell: WorkersCell) => number | undefined) => median(ok.map((cell) => pick(cell) ?? Number.NaN));
   return {
-    workerCount,
+    config,
     runCount: ok.length,
     appendsPerS: of((cell) => cell.appendsPerS),
     p50Us: of((cell) => cell.wrk?.latencyUs.p50),
@@ -419,12 +534,13 @@ export async function main(args: string[]): Promise<void> {
   if (wrkLine === undefined) throw new Error(WRK_INSTALL_HINT);
   installInterruptCleanup();
   const machine = describeMachine(options.dataRoot);
-  const order = (repetition: number) => (repetition % 2 === 1 ? options.workerCounts : [...options.workerCounts].reverse());
+  const order = (repetition: number) => (repetition % 2 === 1 ? options.configs : [...options.configs].reverse());
   process.stdout.write(
     [
       ...benchHeader('workers benchmark', machine),
       `load: ${wrkLine}, 1 thread, ${options.connectionCount} connections; ${options.bodyBytes}-byte POSTs over ${options.streamCount.toLocaleString('en-US')} streams, cairn --durability wal; warm-up ${options.warmupS} s, measure ${options.durationS} s per cell`,
-      `configurations: ${options.workerCounts.map((count) => `--workers ${count}`).join(', ')}; ${options.repeatCount} cells each, alternating (${order(1).join(',')} then ${order(2).join(',')}, …)`,
+      `configurations: ${options.configs.map((config) => config.label).join(', ')}; ${options.repeatCount} cells each, order alternating (forward, then reversed, …)`,
+      '  routed = the same server, wrk sending each request straight to its owner\'s peer listener (one wrk per worker, connections split): nothing forwarded',
       `pinning: none — with --workers 2 the server needs both cores, so server and wrk share the cores in every cell (wrk's own CPU is reported)`,
       `load average at start: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
       `data dirs: ${machine.dataRoot} (${machine.dataRootFilesystem})`,
@@ -434,11 +550,11 @@ export async function main(args: string[]): Promise<void> {
 
   const cells: WorkersCell[] = [];
   for (let repetition = 1; repetition <= options.repeatCount; repetition++) {
-    for (const workerCount of order(repetition)) {
-      const cell = await runCell(workerCount, repetition, options, machine);
+    for (const config of order(repetition)) {
+      const cell = await runCell(config, repetition, options, machine);
       cells.push(cell);
       process.stdout.write(
-        `  --workers ${workerCount} #${repetition}: ${cell.failure === undefined ? `${formatCount(cell.appendsPerS ?? Number.NaN)} appends/s, ${formatUs(cell.cpuUsPerAppend ?? Number.NaN)} CPU us/append, forwarded ${formatShare(cell.spread?.forwardedShare ?? Number.NaN)}` : 'FAILED'}\n`,
+        `  ${config.label} #${repetition}: ${cell.failure === undefined ? `${formatCount(cell.appendsPerS ?? Number.NaN)} appends/s, ${formatUs(cell.cpuUsPerAppend ?? Number.NaN)} CPU us/append, forwarded ${formatShare(cell.spread?.forwardedShare ?? Number.NaN)}` : 'FAILED'}\n`,
       );
     }
   }
@@ -446,10 +562,10 @@ export async function main(args: string[]): Promise<void> {
   const header = ['config', 'run', 'appends/s', 'p50 ms', 'p99 ms', 'srv CPU', 'CPU us/append', 'wrk CPU', 'other CPU', 'conns/worker', 'forwarded', 'flags'];
   process.stdout.write(`\ncells:\n${formatTable(header, cells.map(cellRow), 1)}\n`);
 
-  const summaries = options.workerCounts.map((count) => summarize(count, cells));
+  const summaries = options.configs.map((config) => summarize(config, cells));
   const base = summaries[0];
   const summaryRows = summaries.map((summary) => [
-    `--workers ${summary.workerCount}`,
+    summary.config.label,
     String(summary.runCount),
     formatCount(summary.appendsPerS),
     formatMs(summary.p50Us),
@@ -462,47 +578,73 @@ export async function main(args: string[]): Promise<void> {
     base === undefined ? '-' : formatRatio(summary.appendsPerS / base.appendsPerS),
   ]);
   process.stdout.write(
-    `\nmedians per configuration:\n${formatTable(['config', 'runs', 'appends/s', 'p50 ms', 'p99 ms', 'srv CPU', 'CPU us/append', 'wrk CPU', 'other CPU', 'forwarded', `x workers-${base?.workerCount ?? '?'}`], summaryRows, 1)}\n`,
+    `\nmedians per configuration:\n${formatTable(['config', 'runs', 'appends/s', 'p50 ms', 'p99 ms', 'srv CPU', 'CPU us/append', 'wrk CPU', 'other CPU', 'forwarded', `x ${base?.config.label ?? '?'}`], summaryRows, 1)}\n`,
   );
 
-  const scaled = summaries.filter((summary) => base !== undefined && summary.workerCount > base.workerCount && base.workerCount === 1);
-  const forwarding = scaled.map((summary) => ({ summary, costUs: base === undefined ? Number.NaN : forwardingCostUs(base, summary) }));
+  // Forwarding cost: only against a one-worker baseline (no forwarding there).
+  const forwarding =
+    base === undefined || base.config.workerCount !== 1 || base.config.routed
+      ? []
+      : summaries
+          .filter((summary) => summary.config.workerCount > 1 && !summary.config.routed)
+          .map((summary) => {
+            const routed = summaries.find((candidate) => candidate.config.routed && candidate.config.workerCount === summary.config.workerCount);
+            return {
+              summary,
+              routed,
+              costUs: forwardingCostUs(base, summary),
+              hopCostUs: routed === undefined ? Number.NaN : (summary.cpuUsPerAppend - routed.cpuUsPerAppend) / summary.forwardedShare,
+            };
+          });
   if (base !== undefined && forwarding.length > 0) {
-    const rows = forwarding.map(({ summary, costUs }) => [
-      `--workers ${summary.workerCount}`,
+    const rows = forwarding.map(({ summary, routed, costUs, hopCostUs }) => [
+      summary.config.label,
       formatShare(summary.forwardedShare),
-      formatShare((summary.workerCount - 1) / summary.workerCount),
+      formatShare((summary.config.workerCount - 1) / summary.config.workerCount),
       formatUs(base.cpuUsPerAppend),
       formatUs(summary.cpuUsPerAppend),
-      formatUs(summary.cpuUsPerAppend - base.cpuUsPerAppend),
       formatUs(costUs),
+      formatUs(routed?.cpuUsPerAppend ?? Number.NaN),
+      formatUs(hopCostUs),
     ]);
     process.stdout.write(
-      `\nforwarding (medians):\n${formatTable(['config', 'forwarded (measured)', '(N-1)/N', 'CPU us/append at 1', 'at N', 'extra', 'CPU us per forwarded request'], rows, 1)}\n`,
+      [
+        '',
+        'forwarding (medians; CPU us per append of the whole server process tree):',
+        formatTable(['config', 'forwarded (measured)', '(N-1)/N', 'at 1 worker', 'at N', 'us/forwarded, all extra', 'at N routed', 'us/forwarded, hop only'], rows, 1),
+        '  all extra = (at N - at 1 worker) / forwarded: everything N workers cost more per append, charged to forwarding',
+        '  hop only  = (at N - at N routed) / forwarded: the same server without forwarding as the baseline',
+        '',
+      ].join('\n'),
     );
 
     const last = forwarding[forwarding.length - 1];
     if (last !== undefined && Number.isFinite(last.costUs)) {
       const localUs = base.cpuUsPerAppend;
-      const projectionRows = [last.summary.workerCount, ...PROJECTED_CORES].map((cores) => {
+      const routedUs = last.routed?.cpuUsPerAppend ?? Number.NaN;
+      const projectionRows = [last.summary.config.workerCount, ...PROJECTED_CORES].map((cores) => {
         const share = (cores - 1) / cores;
         const cpuUs = localUs + share * last.costUs;
+        const splitUs = routedUs + share * last.hopCostUs;
         return [
-          cores === last.summary.workerCount ? `${cores} (measured: ${formatCount(last.summary.appendsPerS)}/s)` : String(cores),
+          cores === last.summary.config.workerCount ? `${cores} (measured: ${formatCount(last.summary.appendsPerS)}/s)` : String(cores),
           formatShare(share),
           formatUs(cpuUs),
           formatCount((cores * 1e6) / cpuUs),
-          formatRatio(((cores * 1e6) / cpuUs) / (1e6 / localUs)),
-          formatPercent((localUs / cpuUs) * 100),
+          formatRatio((cores * 1e6) / cpuUs / (1e6 / localUs)),
+          formatUs(splitUs),
+          formatCount((cores * 1e6) / splitUs),
         ];
       });
       process.stdout.write(
         [
           '',
-          `PROJECTION (not measured) for N cores running N workers: CPU us/append = ${formatUs(localUs)} (measured at --workers 1) + (N-1)/N x ${formatUs(last.costUs)} (measured forwarding cost);`,
-          'appends/s = N x 10^6 / that; assumes every core busy with the server alone (load generator elsewhere), connections spread evenly,',
-          'streams spread evenly over slots, the disk keeping up with N write-ahead logs, and no other shared limit.',
-          formatTable(['cores', 'forwarded', 'CPU us/append', 'appends/s', 'x 1 core', 'per-core efficiency'], projectionRows, 1),
+          'PROJECTION (not measured) for N cores running N workers, appends/s = N x 10^6 / (CPU us per append):',
+          `  A: CPU us/append = ${formatUs(localUs)} (measured, 1 worker) + (N-1)/N x ${formatUs(last.costUs)} (measured, all extra charged to forwarding)`,
+          `  B: CPU us/append = ${formatUs(routedUs)} (measured, ${last.summary.config.workerCount} workers routed) + (N-1)/N x ${formatUs(last.hopCostUs)} (measured, hop only)`,
+          '  assumes every core busy with the server alone (load generator elsewhere), connections and streams spread evenly,',
+          '  the disk keeping up with N write-ahead logs, and no other shared limit; the measured row shows how far that is from this machine.',
+          formatTable(['cores', 'forwarded', 'A: us/append', 'A: appends/s', 'A: x 1 core', 'B: us/append', 'B: appends/s'], projectionRows, 1),
           '',
         ].join('\n'),
       );
@@ -510,11 +652,12 @@ export async function main(args: string[]): Promise<void> {
   }
 
   for (const cell of cells.filter((candidate) => candidate.failure !== undefined)) {
-    process.stdout.write(`\n--workers ${cell.workerCount} #${cell.repetition} FAILED:\n${cell.failure}\n`);
+    process.stdout.write(`\n${cell.config.label} #${cell.repetition} FAILED:\n${cell.failure}\n`);
   }
   mkdirSync(RESULTS_DIR, { recursive: true });
   const resultsPath = join(RESULTS_DIR, `workers-${timestamp}.json`);
-  writeFileSync(resultsPath, `${JSON.stringify({ machine, wrk: wrkLine, options, cells, summaries, forwarding: forwarding.map(({ summary, costUs }) => ({ workerCount: summary.workerCount, costUs })) }, null, 2)}\n`);
+  const forwardingJson = forwarding.map(({ summary, costUs, hopCostUs }) => ({ config: summary.config.label, costUs, hopCostUs }));
+  writeFileSync(resultsPath, `${JSON.stringify({ machine, wrk: wrkLine, options, cells, summaries, forwarding: forwardingJson }, null, 2)}\n`);
   process.stdout.write(`\nraw results: ${resultsPath}\n`);
   if (options.cpuProfileDir !== undefined) process.stdout.write(`CPU profiles: ${options.cpuProfileDir} (pids per cell in the JSON's serverCpuByPid and spread)\n`);
   if (cells.some((cell) => cell.failure !== undefined)) process.exitCode = 1;
