@@ -43,7 +43,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { wholeSeconds } from './append.ts';
 import { benchHeader, cellFlags, fileTimestamp, installInterruptCleanup, STREAM_PATH_ROOT, wholeNumberFlag, withServer, type FlaggableCell } from './lib/bench-server.ts';
-import { cpuOfOthers, processTreeCpuSeconds, processTreePids, snapshotAllProcessesCpu, treeCpuBetween, type OthersCpu } from './lib/cpu.ts';
+import { cpuOfOthers, processContextSwitches, processTreeCpuSeconds, processTreePids, snapshotAllProcessesCpu, treeCpuBetween, type OthersCpu } from './lib/cpu.ts';
 import { describeMachine, type Machine } from './lib/machine.ts';
 import { formatCount, formatMs, formatPercent, formatRatio, formatTable } from './lib/table.ts';
 import { appendScript, runWrk, WRK_INSTALL_HINT, wrkVersion, type WrkResult } from './lib/wrk.ts';
@@ -124,6 +124,8 @@ interface WorkersCell extends FlaggableCell {
   /** Per server process (primary first), % of one core. */
   serverCpuByPid?: Record<string, number>;
   cpuUsPerAppend?: number;
+  /** Context switches of the server processes per append: voluntary (waiting for I/O or a peer) and involuntary (preempted). */
+  switchesPerAppend?: { voluntary: number; involuntary: number };
   otherCpuTop?: OthersCpu['top'];
   spread?: ConnectionSpread;
   /** Server processes that ended during the window (their CPU is missing). */
@@ -319,6 +321,39 @@ function listeningPorts(pid: number): number[] {
   return ports;
 }
 
+/** Context switches summed over the server process tree (threads of each process included). */
+function treeContextSwitches(rootPid: number): Map<number, { voluntary: number; involuntary: number }> {
+  const perPid = new Map<number, { voluntary: number; involuntary: number }>();
+  for (const pid of processTreePids(rootPid)) {
+    let voluntary = 0;
+    let involuntary = 0;
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const task of tasks) {
+      const switches = processContextSwitches(Number(task));
+      if (switches === undefined) continue;
+      voluntary += switches.voluntary;
+      involuntary += switches.involuntary;
+    }
+    perPid.set(pid, { voluntary, involuntary });
+  }
+  return perPid;
+}
+
+function switchesBetween(before: ReadonlyMap<number, { voluntary: number; involuntary: number }>, after: ReadonlyMap<number, { voluntary: number; involuntary: number }>): { voluntary: number; involuntary: number } {
+  let voluntary = 0;
+  let involuntary = 0;
+  for (const [pid, now] of after) {
+    voluntary += now.voluntary - (before.get(pid)?.voluntary ?? 0);
+    involuntary += now.involuntary - (before.get(pid)?.involuntary ?? 0);
+  }
+  return { voluntary, involuntary };
+}
+
 /** One wrk run per worker, straight to its peer listener with only the streams it owns. */
 interface RoutedTarget {
   pid: number;
@@ -402,6 +437,7 @@ async function runCell(config: Config, repetition: number, options: WorkersOptio
             }));
       await Promise.all(loads.map((load) => runWrk({ ...load, durationS: options.warmupS })));
       const treeBefore = processTreeCpuSeconds(running.pid);
+      const switchesBefore = treeContextSwitches(running.pid);
       const othersBefore = snapshotAllProcessesCpu();
       const startedMs = performance.now();
       const wrkRuns = Promise.all(loads.map((load) => runWrk({ ...load, durationS: options.durationS })));
@@ -423,9 +459,10 @@ async function runCell(config: Config, repetition: number, options: WorkersOptio
       const wrk = combineWrk(await wrkRuns);
       const elapsedS = (performance.now() - startedMs) / 1000;
       const treeAfter = processTreeCpuSeconds(running.pid);
+      const switches = switchesBetween(switchesBefore, treeContextSwitches(running.pid));
       const othersAfter = snapshotAllProcessesCpu();
       const others = cpuOfOthers(othersBefore, othersAfter, new Set([process.pid, ...treeBefore.keys(), ...treeAfter.keys()]));
-      return { wrk, elapsedS, spread, tree: treeCpuBetween(treeBefore, treeAfter), treeBefore, treeAfter, others };
+      return { wrk, elapsedS, spread, switches, tree: treeCpuBetween(treeBefore, treeAfter), treeBefore, treeAfter, others };
     },
   );
   const measured = outcome.value;
@@ -439,6 +476,7 @@ async function runCell(config: Config, repetition: number, options: WorkersOptio
     cell.serverCpuPercent = (tree.cpuS / elapsedS) * 100;
     cell.serverCpuByPid = Object.fromEntries([...measured.treeAfter].map(([pid, afterS]) => [String(pid), ((afterS - (measured.treeBefore.get(pid) ?? 0)) / elapsedS) * 100]));
     cell.cpuUsPerAppend = (tree.cpuS * 1e6) / acknowledged;
+    cell.switchesPerAppend = { voluntary: measured.switches.voluntary / acknowledged, involuntary: measured.switches.involuntary / acknowledged };
     cell.generatorCpuPercent = (wrk.cpuSeconds / elapsedS) * 100;
     cell.otherCpuPercent = (others.cpuS / elapsedS) * 100;
     cell.otherCpuTop = others.top;
@@ -465,6 +503,11 @@ function formatShare(value: number): string {
   return Number.isFinite(value) ? `${(value * 100).toFixed(1)}%` : '-';
 }
 
+/** Context switches per append, voluntary+involuntary, e.g. `0.41+0.12`. */
+function formatSwitches(switches: { voluntary: number; involuntary: number } | undefined): string {
+  return switches === undefined ? '-' : `${switches.voluntary.toFixed(2)}+${switches.involuntary.toFixed(2)}`;
+}
+
 /** e.g. `32/32` connections per worker. */
 function describeSpread(spread: ConnectionSpread | undefined): string {
   if (spread === undefined) return '-';
@@ -480,6 +523,7 @@ function cellRow(cell: WorkersCell): string[] {
     formatMs(cell.wrk?.latencyUs.p99 ?? Number.NaN),
     formatPercent(cell.serverCpuPercent ?? Number.NaN),
     formatUs(cell.cpuUsPerAppend ?? Number.NaN),
+    formatSwitches(cell.switchesPerAppend),
     formatPercent(cell.generatorCpuPercent ?? Number.NaN),
     formatPercent(cell.otherCpuPercent ?? Number.NaN),
     describeSpread(cell.spread),
@@ -496,6 +540,8 @@ interface ConfigSummary {
   p99Us: number;
   serverCpuPercent: number;
   cpuUsPerAppend: number;
+  /** Voluntary + involuntary context switches of the server processes per append. */
+  switchesPerAppend: number;
   generatorCpuPercent: number;
   otherCpuPercent: number;
   forwardedShare: number;
@@ -512,6 +558,7 @@ function summarize(config: Config, cells: readonly WorkersCell[]): ConfigSummary
     p99Us: of((cell) => cell.wrk?.latencyUs.p99),
     serverCpuPercent: of((cell) => cell.serverCpuPercent),
     cpuUsPerAppend: of((cell) => cell.cpuUsPerAppend),
+    switchesPerAppend: of((cell) => (cell.switchesPerAppend === undefined ? undefined : cell.switchesPerAppend.voluntary + cell.switchesPerAppend.involuntary)),
     generatorCpuPercent: of((cell) => cell.generatorCpuPercent),
     otherCpuPercent: of((cell) => cell.otherCpuPercent),
     forwardedShare: of((cell) => cell.spread?.forwardedShare),
@@ -559,7 +606,7 @@ export async function main(args: string[]): Promise<void> {
     }
   }
 
-  const header = ['config', 'run', 'appends/s', 'p50 ms', 'p99 ms', 'srv CPU', 'CPU us/append', 'wrk CPU', 'other CPU', 'conns/worker', 'forwarded', 'flags'];
+  const header = ['config', 'run', 'appends/s', 'p50 ms', 'p99 ms', 'srv CPU', 'CPU us/append', 'ctx sw/append', 'wrk CPU', 'other CPU', 'conns/worker', 'forwarded', 'flags'];
   process.stdout.write(`\ncells:\n${formatTable(header, cells.map(cellRow), 1)}\n`);
 
   const summaries = options.configs.map((config) => summarize(config, cells));
@@ -572,13 +619,14 @@ export async function main(args: string[]): Promise<void> {
     formatMs(summary.p99Us),
     formatPercent(summary.serverCpuPercent),
     formatUs(summary.cpuUsPerAppend),
+    Number.isFinite(summary.switchesPerAppend) ? summary.switchesPerAppend.toFixed(2) : '-',
     formatPercent(summary.generatorCpuPercent),
     formatPercent(summary.otherCpuPercent),
     formatShare(summary.forwardedShare),
     base === undefined ? '-' : formatRatio(summary.appendsPerS / base.appendsPerS),
   ]);
   process.stdout.write(
-    `\nmedians per configuration:\n${formatTable(['config', 'runs', 'appends/s', 'p50 ms', 'p99 ms', 'srv CPU', 'CPU us/append', 'wrk CPU', 'other CPU', 'forwarded', `x ${base?.config.label ?? '?'}`], summaryRows, 1)}\n`,
+    `\nmedians per configuration:\n${formatTable(['config', 'runs', 'appends/s', 'p50 ms', 'p99 ms', 'srv CPU', 'CPU us/append', 'ctx sw/append', 'wrk CPU', 'other CPU', 'forwarded', `x ${base?.config.label ?? '?'}`], summaryRows, 1)}\n`,
   );
 
   // Forwarding cost: only against a one-worker baseline (no forwarding there).

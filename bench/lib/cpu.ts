@@ -161,3 +161,14 @@ export function treeCpuBetween(before: ReadonlyMap<number, number>, after: Reado
   for (const [pid, afterS] of after) cpuS += afterS - (before.get(pid) ?? 0);
   return { cpuS, lostPids: [...before.keys()].filter((pid) => !after.has(pid)) };
 }
+
+/** Context switches of a live process so far (`/proc/<pid>/status`): voluntary (it waited) and involuntary (preempted); undefined once gone. */
+export function processContextSwitches(pid: number): { voluntary: number; involuntary: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(status)?.[1] ?? Number.NaN);
+    return { voluntary: field('voluntary_ctxt_switches'), involuntary: field('nonvoluntary_ctxt_switches') };
+  } catch {
+    return undefined;
+  }
+}
