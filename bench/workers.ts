@@ -80,7 +80,7 @@ and a projection to 16 and 64 cores.
   --cpu-prof            V8 CPU profiles of every server process, one directory per cell
                         (bench/results/cpuprof-<timestamp>/workers-<N>-<rep>/CPU.*.<pid>.*.cpuprofile)
 
-About (7 + duration + warm-up) s per cell: 9 cells take about 2 minutes with the defaults.
+About (9 + duration + warm-up) s per cell: 9 cells take about 2.5 minutes with the defaults.
 `;
 
 interface WorkersOptions {
