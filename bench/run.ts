@@ -86,6 +86,11 @@ const BENCHES: Record<string, Bench> = {
     inSuite: false,
     load: () => import('./recover.ts'),
   },
+  workers: {
+    description: '14. small appends over 1,000 streams, cairn --workers 1 against --workers 2 (alternating, medians); forwarded share, forwarding CPU, projection to 16/64 cores',
+    inSuite: false,
+    load: () => import('./workers.ts'),
+  },
   'profile-top': {
     description: 'tool: top self-time functions of a .cpuprofile (e.g. from `append --cpu-prof`)',
     inSuite: false,

@@ -1,6 +1,7 @@
 -- wrk script for bench/append.ts: POST appends of a fixed-size body, rotating over N stream paths.
---   wrk ... -s bench/lib/append.lua <url> -- <bodyBytes> <streamCount> <pathPrefix>
--- Stream i is at <pathPrefix><i>, i = 0 .. streamCount-1. Requests are formatted once in init()
+--   wrk ... -s bench/lib/append.lua <url> -- <bodyBytes> <streamCount> <pathPrefix> [<indices>]
+-- Stream i is at <pathPrefix><i>, i = 0 .. streamCount-1, or, with <indices> (comma-separated,
+-- e.g. `0,3,7`), i runs over those indices only (streamCount is then ignored). Requests are formatted once in init()
 -- so request() costs one table lookup. done() prints one line `WRK_RESULT_JSON {...}` that
 -- bench/lib/wrk.ts parses; latencies are in microseconds, cpuSeconds is wrk's own CPU time.
 
@@ -14,10 +15,18 @@ function init(args)
   local prefix = args[3]
   local body = string.rep("x", body_bytes)
   local headers = { ["Content-Type"] = "application/octet-stream" }
-  for i = 0, stream_count - 1 do
-    requests[i + 1] = wrk.format("POST", prefix .. i, headers, body)
+  count = 0
+  if args[4] ~= nil then
+    for i in string.gmatch(args[4], "%d+") do
+      count = count + 1
+      requests[count] = wrk.format("POST", prefix .. i, headers, body)
+    end
+  else
+    for i = 0, stream_count - 1 do
+      requests[i + 1] = wrk.format("POST", prefix .. i, headers, body)
+    end
+    count = stream_count
   end
-  count = stream_count
   index = 0
 end
 

@@ -66,10 +66,16 @@ export function describePinning(machine: Machine, generator: string): string {
 export interface ServerSettings {
   /** Where the temporary data directory goes (its filesystem decides the fsync cost). */
   dataRoot: string;
-  /** Write a V8 CPU profile of the Cairn process to `<dir>/<name>` (ignored for the reference). */
-  cpuProfile?: { dir: string; name: string };
+  /**
+   * Write a V8 CPU profile of the Cairn process to `<dir>/<name>` (ignored for the reference).
+   * Without `name`, node names each profile by pid: forked workers (`--workers`) inherit the flags
+   * and write one each.
+   */
+  cpuProfile?: { dir: string; name?: string };
   /** Extra `cairn serve` flags. */
   cairnFlags?: readonly string[];
+  /** Pin the server to the server core (default true; a server with several workers needs every core). */
+  pinned?: boolean;
 }
 
 function serverCommand(server: ServerName, port: number, dataDir: string, settings: ServerSettings): string[] {
@@ -79,7 +85,11 @@ function serverCommand(server: ServerName, port: number, dataDir: string, settin
       const profile =
         settings.cpuProfile === undefined
           ? []
-          : ['--cpu-prof', `--cpu-prof-dir=${settings.cpuProfile.dir}`, `--cpu-prof-name=${settings.cpuProfile.name}`];
+          : [
+              '--cpu-prof',
+              `--cpu-prof-dir=${settings.cpuProfile.dir}`,
+              ...(settings.cpuProfile.name === undefined ? [] : [`--cpu-prof-name=${settings.cpuProfile.name}`]),
+            ];
       return [
         node,
         ...profile,
@@ -175,10 +185,11 @@ export function untrackServerPid(pid: number): void {
   liveServerPids.delete(pid);
 }
 
-/** What a cell's body gets: the server's base URL (`http://127.0.0.1:<port>`) and its process. */
+/** What a cell's body gets: the server's base URL (`http://127.0.0.1:<port>`), its process and data directory. */
 export interface ServerHandle {
   baseUrl: string;
   running: RunningServer;
+  dataDir: string;
 }
 
 /** The result of {@link withServer}: the body's value, or the failure text (with the server's output tail). */
@@ -190,7 +201,8 @@ export interface ServerOutcome<T> {
 }
 
 /**
- * Starts `server` in a fresh data directory under `settings.dataRoot`, pinned to the server core,
+ * Starts `server` in a fresh data directory under `settings.dataRoot`, pinned to the server core
+ * (unless `settings.pinned` is false),
  * waits until it answers (≤ 20 s), runs `use`, then stops it by PID (SIGTERM, SIGKILL after 5 s)
  * and deletes the directory. Never rejects: a failure to start, an error thrown by `use`, or a
  * server that exited during `use` comes back as `failure`.
@@ -210,11 +222,11 @@ export async function withServer<T>(
     running = await startServer({
       command: serverCommand(server, port, dataDir, settings),
       cwd: REPO_ROOT,
-      pin: pinTo(machine, SERVER_CORE),
+      pin: settings.pinned === false ? [] : pinTo(machine, SERVER_CORE),
       readyUrl: `${baseUrl}${STREAM_PATH_ROOT}ready-probe`,
     });
     trackServerPid(running.pid);
-    outcome.value = await use({ baseUrl, running });
+    outcome.value = await use({ baseUrl, running, dataDir });
     if (running.exitedEarly()) outcome.failure = `server exited during the run:\n${running.outputTail()}`;
   } catch (error) {
     outcome.failure = (error as Error).message;

@@ -107,3 +107,68 @@ export function cpuOfOthers(before: CpuSnapshot, after: CpuSnapshot, excludedPid
   const top = users.slice(0, 5).map((user) => ({ ...user, command: commandLine(user.pid) ?? user.command }));
   return { cpuS: users.reduce((sum, user) => sum + user.cpuS, 0), top };
 }
+
+/** Child pids of `pid` (every thread's `/proc/<pid>/task/<tid>/children`); empty when it is gone. */
+function childPids(pid: number): number[] {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const children: number[] = [];
+  for (const task of tasks) {
+    try {
+      for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(' ')) {
+        if (child !== '') children.push(Number(child));
+      }
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return children;
+}
+
+/** `rootPid` and all its live descendants (e.g. a `cairn serve --workers` primary and its workers), root first. */
+export function processTreePids(rootPid: number): number[] {
+  const pids: number[] = [];
+  const pending = [rootPid];
+  while (pending.length > 0) {
+    const pid = pending.shift() as number;
+    if (pids.includes(pid)) continue;
+    pids.push(pid);
+    pending.push(...childPids(pid));
+  }
+  return pids;
+}
+
+/** utime + stime per live process of the tree under `rootPid`, in seconds, at one moment. */
+export function processTreeCpuSeconds(rootPid: number): Map<number, number> {
+  const perPid = new Map<number, number>();
+  for (const pid of processTreePids(rootPid)) {
+    const cpuS = processCpuSeconds(pid);
+    if (Number.isFinite(cpuS)) perPid.set(pid, cpuS);
+  }
+  return perPid;
+}
+
+/**
+ * CPU seconds the tree used between two {@link processTreeCpuSeconds} snapshots: a process born in
+ * between counts whole, one that ended in between is missed (`lostPids` names it).
+ */
+export function treeCpuBetween(before: ReadonlyMap<number, number>, after: ReadonlyMap<number, number>): { cpuS: number; lostPids: number[] } {
+  let cpuS = 0;
+  for (const [pid, afterS] of after) cpuS += afterS - (before.get(pid) ?? 0);
+  return { cpuS, lostPids: [...before.keys()].filter((pid) => !after.has(pid)) };
+}
+
+/** Context switches of a live process so far (`/proc/<pid>/status`): voluntary (it waited) and involuntary (preempted); undefined once gone. */
+export function processContextSwitches(pid: number): { voluntary: number; involuntary: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(status)?.[1] ?? Number.NaN);
+    return { voluntary: field('voluntary_ctxt_switches'), involuntary: field('nonvoluntary_ctxt_switches') };
+  } catch {
+    return undefined;
+  }
+}

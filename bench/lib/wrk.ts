@@ -24,10 +24,13 @@ export interface WrkScript {
 
 /**
  * bench/lib/append.lua: POSTs of `bodyBytes` (application/octet-stream), request k going to stream
- * `${pathPrefix}${k mod streamCount}` (each connection takes the next request in turn).
+ * `${pathPrefix}${k mod streamCount}` (each connection takes the next request in turn); with
+ * `streamIndices`, request k goes to `${pathPrefix}${streamIndices[k mod length]}` instead.
  */
-export function appendScript(bodyBytes: number, streamCount: number, pathPrefix: string): WrkScript {
-  return { path: fileURLToPath(new URL('./append.lua', import.meta.url)), args: [String(bodyBytes), String(streamCount), pathPrefix] };
+export function appendScript(bodyBytes: number, streamCount: number, pathPrefix: string, streamIndices?: readonly number[]): WrkScript {
+  const args = [String(bodyBytes), String(streamCount), pathPrefix];
+  if (streamIndices !== undefined) args.push(streamIndices.join(','));
+  return { path: fileURLToPath(new URL('./append.lua', import.meta.url)), args };
 }
 
 /**
