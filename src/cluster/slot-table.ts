@@ -4,7 +4,9 @@
  * coordinator (etcd's watch, or the primary process of `--workers`). The fence lives here: a node
  * acknowledges a write in a slot only while the map names it the owner and its lease is safe.
  */
+import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
+import { SLOT_OF_PATHS_MAX } from '../config/limits.ts';
 import { ClusterUnavailableError, SlotNotOwnedError } from './errors.ts';
 import { slotOf } from './slots.ts';
 
@@ -66,6 +68,7 @@ export class SlotTable {
   #map: SlotMap;
   #nodes = new Map<string, NodeInfo>();
   readonly #listeners: Array<(previous: SlotMap) => void> = [];
+  readonly #slots = new LRUCache<string, number>({ max: SLOT_OF_PATHS_MAX });
 
   constructor(options: SlotTableOptions) {
     this.nodeId = options.nodeId;
@@ -104,8 +107,14 @@ export class SlotTable {
     this.#listeners.push(listener);
   }
 
+  /** The slot of `path`, memoised (a SHA-256 per request was ~3% of a forwarded append's CPU). */
   slotOf(path: string): number {
-    return slotOf(path, this.slotCount);
+    let slot = this.#slots.get(path);
+    if (slot === undefined) {
+      slot = slotOf(path, this.slotCount);
+      this.#slots.set(path, slot);
+    }
+    return slot;
   }
 
   /** Where requests for stream `path` go. */

@@ -616,3 +616,6 @@ export const CLUSTER_ETCD_CALL_TIMEOUT_MS = 5_000;
  * each batch for about one seal of the streams in it.
  */
 export const CLUSTER_MOVING_SLOTS_MAX = 128;
+
+/** Stream paths whose slot a node remembers (an LRU): the hot paths of a busy node, ~10 MB at most. */
+export const SLOT_OF_PATHS_MAX = 100_000;

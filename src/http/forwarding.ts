@@ -189,7 +189,11 @@ async function forward(
 ): Promise<boolean> {
   const retryBody = await retainableBody(request);
   const abort = new AbortController();
-  reply.raw.once('close', () => abort.abort());
+  // Only a client gone before its answer ends aborts the forwarded request (an abort after a
+  // finished response would build an error for nothing: measurable on every forwarded request).
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) abort.abort();
+  });
   let destination = first;
   for (let attempt = 1; ; attempt++) {
     const { route } = destination;
@@ -247,10 +251,9 @@ async function forward(
   }
 }
 
-/** Ends a response body not passed on (destroying it emits an error nobody else listens to). */
-function discard(body: Readable): void {
-  body.on('error', () => {});
-  body.destroy();
+/** Reads and drops a response body not passed on (cheaper than destroying it, which builds an error). */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.dump().catch(() => undefined);
 }
 
 /** The nodes a request was forwarded by, from its header. */
