@@ -45,6 +45,7 @@ import { ReadPath } from './read-path/read-path.ts';
 import { SegmentCache, type SegmentCacheStats } from './read-path/segment-cache.ts';
 import { StreamRegistry, type RegistrySnapshot } from './stream/registry.ts';
 import type { StreamRecord } from './stream/records.ts';
+import type { StreamState } from './stream/stream-state.ts';
 import { ObjectCollector, type DeleteJob } from './tiering/object-collector.ts';
 import { loadNodeId } from './data-dir.ts';
 import { ManifestStore } from './manifest/manifest-store.ts';
@@ -340,6 +341,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     retention: { retentionMs: config.retentionMs, retentionBytes: config.retentionBytes },
     uploadsMax: SEAL_UPLOADS_MAX,
     metadataFlushMs: config.metadataFlushMs,
+    ...(coordinator === undefined ? {} : { storeFence: (stream: StreamState) => coordinator.table.storeEpoch(registry.hostPath(stream)) }),
   });
   const cache = new SegmentCache(store, config.segmentCacheBytes, {
     onCorrupt: (error) => logger.error({ key: error.key }, error.message),

@@ -154,6 +154,19 @@ export class SlotTable {
   }
 
   /**
+   * The fence for storing a slot's objects (segments, manifest versions): the slot's epoch while
+   * this node owns it (moving included: a hand-over seals first) and its lease is safe.
+   * @throws SlotNotOwnedError, ClusterUnavailableError.
+   */
+  storeEpoch(path: string): number {
+    const slot = this.slotOf(path);
+    const owner = this.#map.owners[slot] as SlotOwner;
+    if (owner.nodeId !== this.nodeId) throw new SlotNotOwnedError(slot, owner.nodeId || undefined, `owned by ${owner.nodeId || 'no node'}: this node stores nothing for it`);
+    if (this.#clock.monotonicMs() >= this.#leaseSafeUntilMs()) throw new ClusterUnavailableError(`node ${this.nodeId}: lease at risk; storing nothing`);
+    return owner.epoch;
+  }
+
+  /**
    * The second half of the fence, just before a durable write is acknowledged: this node still
    * owns the slot under `epoch` and its lease is safe. A slot marked moving still counts (its
    * writes in flight are sealed and handed over with it).

@@ -45,6 +45,8 @@ export interface StoredStreamMeta {
   producers: [string, number, number][];
   /** `soft`: deleted while forks still read it (410 at its path); `hard`: a tombstone, the objects go next. */
   deleted?: 'soft' | 'hard';
+  /** Cluster mode: the slot epoch under which the owner wrote this version (docs/cluster.md "Fencing in storage"). */
+  ownerEpoch?: number;
 }
 
 /**

@@ -27,7 +27,7 @@ import {
   SEAL_RETRY_BACKOFF_BASE_MS,
   SEAL_RETRY_BACKOFF_MS_MAX,
 } from '../config/limits.ts';
-import type { SegmentRef } from '../manifest/manifest.ts';
+import type { SegmentRef, StoredStreamMeta } from '../manifest/manifest.ts';
 import { pendingUpdatesUpTo, storedMetaOf, unitChecksums } from './stored-meta.ts';
 import { StreamFencedError, type ManifestStore } from '../manifest/manifest-store.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
@@ -62,6 +62,12 @@ export interface SealerOptions {
    * (`--metadata-flush-ms`); absent: metadata travels only with seals and trims.
    */
   metadataFlushMs?: number;
+  /**
+   * Cluster mode: asked before segments and manifest versions of `stream` are stored; returns the
+   * slot epoch they carry, throws when this node may not write them now (it lost the slot, or its
+   * lease is at risk), so a paused node's late seal stores nothing (docs/cluster.md).
+   */
+  storeFence?: (stream: StreamState) => number;
 }
 
 export interface SealerStats {
@@ -361,6 +367,7 @@ export class Sealer {
       at = cut.end;
     }
     if (segments.length === 0) return;
+    this.#o.storeFence?.(stream); // a node that lost the slot uploads nothing
     const segmentKeys = await Promise.all(
       segments.map((segment) => this.#withUploadSlot(() => manifests.putSegment(stream, segment, hotBytes(stream, segment.start, segment.end)))),
     );
@@ -369,7 +376,7 @@ export class Sealer {
     let updatesStored = 0;
     const { version, key: manifestKey } = await this.#storeWithMeta(stream, () => {
       updatesStored = pendingUpdatesUpTo(stream, newSealedOffset);
-      return manifests.storeNext(stream, segments, stream.retainedStart, storedMetaOf(stream, newSealedOffset));
+      return manifests.storeNext(stream, segments, stream.retainedStart, this.#meta(stream, newSealedOffset));
     });
     if (!registry.holds(stream)) {
       // Deleted while uploading: nothing will reference these objects. The manifest goes first,
@@ -392,13 +399,24 @@ export class Sealer {
     if (version > 1) this.#o.collector.deleteKeys([manifests.naming.manifest(stream, version - 1)]);
   }
 
+  /**
+   * The metadata a manifest version stores, with the slot epoch in cluster mode.
+   * @throws the store fence's error when this node may not write the stream's objects now.
+   */
+  #meta(stream: StreamState, sealedOffset: number): StoredStreamMeta {
+    const meta = storedMetaOf(stream, sealedOffset);
+    const epoch = this.#o.storeFence?.(stream);
+    if (epoch !== undefined) meta.ownerEpoch = epoch;
+    return meta;
+  }
+
   /** A retention trim: manifest n+1 without the dropped head segments, then the trim record. */
   async #trim(stream: StreamState, retainedStart: number): Promise<void> {
     const { registry, manifests } = this.#o;
     if (stream.needsProbe) await this.#probe(stream);
     if (retainedStart <= stream.retainedStart) return;
     const { version, droppedPageKeys } = await this.#storeWithMeta(stream, () =>
-      manifests.storeNext(stream, [], retainedStart, storedMetaOf(stream, stream.sealedOffset)),
+      manifests.storeNext(stream, [], retainedStart, this.#meta(stream, stream.sealedOffset)),
     );
     if (!registry.holds(stream)) return;
     await registry.commitTrim(stream, retainedStart, version); // its segments go to the collector
@@ -412,7 +430,7 @@ export class Sealer {
     if (stream.needsProbe) await this.#probe(stream);
     if (!stream.metaDirty || !registry.holds(stream)) return; // a seal carried it meanwhile, or the stream is gone
     const { version } = await this.#storeWithMeta(stream, () =>
-      manifests.storeNext(stream, [], stream.retainedStart, storedMetaOf(stream, stream.sealedOffset)),
+      manifests.storeNext(stream, [], stream.retainedStart, this.#meta(stream, stream.sealedOffset)),
     );
     if (!registry.holds(stream)) return;
     await registry.commitTrim(stream, stream.retainedStart, version); // records the version

@@ -12,6 +12,7 @@ import { CLUSTER_SLOT_COUNT_DEFAULT } from '../../src/config/limits.ts';
 import type { Coordinator, CoordinatorStatus, ListeningAddress, ReleaseHandler } from '../../src/cluster/coordinator.ts';
 import { SlotTable, type SlotOwner } from '../../src/cluster/slot-table.ts';
 import { MemoryObjectStore } from '../../src/object-store/index.ts';
+import { lookUpPath } from '../../src/manifest/stream-lookup.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
 /** The slot map both nodes watch, changed by the test. */
@@ -147,6 +148,12 @@ describe('a graceful slot move', () => {
     expect(await woke.text()).toBe('m3;');
     const all = await fetch(`${atA}?offset=-1`);
     expect(await all.text()).toBe('m0;m1;m2;m3;');
+
+    // Manifest versions carry the epoch of the node that stored them: 2 after the hand-over.
+    const holder = b.registry.get(path, { touch: false });
+    for (let i = 0; i < 600 && holder.sealedOffset < holder.durableOffset; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    const stored = await lookUpPath(store, path);
+    expect(stored.found?.manifest.stream?.ownerEpoch).toBe(2);
 
     expect((await fetch(`${b.url}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${b.url}/metrics`)).text();
