@@ -2,7 +2,7 @@
  * A cluster under test as users would run it: `cairn serve` child processes joined through a real
  * etcd (./etcd.ts), sharing one filesystem object store, and a front (a plain HTTP proxy in this
  * process) that sends every request to a node picked at random, as a load balancer without
- * stickiness would. Stops what it started by PID.
+ * stickiness would (skipping a node that refuses the connection). Stops what it started by PID.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -65,21 +65,38 @@ export async function startClusterUnderTest(
   await Promise.all(nodes.map((node) => node.start(120_000)));
 
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  // Like a load balancer with passive health checks: a node that refuses the connection (down,
+  // restarting) is skipped for another; the body is kept to send again (test bodies are small).
   const front = http.createServer((request, response) => {
-    const node = nodes[Math.floor(Math.random() * nodes.length)] as ChildServer;
-    const upstream = http.request(
-      { host: '127.0.0.1', port: node.port, method: request.method, path: request.url, headers: request.headers, agent },
-      (answer) => {
-        response.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(response);
-      },
-    );
-    upstream.on('error', () => {
-      if (!response.headersSent) response.writeHead(502).end();
-      else response.destroy();
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const order = [...nodes].sort(() => Math.random() - 0.5);
+      const attempt = (index: number): void => {
+        const node = order[index];
+        if (node === undefined) {
+          response.writeHead(502).end('no node accepted the connection');
+          return;
+        }
+        const upstream = http.request(
+          { host: '127.0.0.1', port: node.port, method: request.method, path: request.url, headers: request.headers, agent },
+          (answer) => {
+            response.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(response);
+          },
+        );
+        upstream.on('error', (error: NodeJS.ErrnoException) => {
+          // Refused: try the next node. Cut mid-request (the node died): cut the client too, so it
+          // sees the network error it would see talking to the node itself, and retries.
+          if (error.code === 'ECONNREFUSED' && !response.headersSent) attempt(index + 1);
+          else response.destroy();
+        });
+        response.on('close', () => upstream.destroy());
+        upstream.end(body);
+      };
+      attempt(0);
     });
-    response.on('close', () => upstream.destroy());
-    request.pipe(upstream);
   });
   await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
