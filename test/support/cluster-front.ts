@@ -19,7 +19,7 @@ export interface ClusterUnderTest {
   nodeIds: string[];
   /** The front's base URL (`http://127.0.0.1:<port>`). */
   url: string;
-  /** Resolves when every node owns exactly its rendezvous share of the slots (moves done). */
+  /** Resolves when every running node owns exactly its rendezvous share of the slots among the running nodes (moves done). */
   converged(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
@@ -37,7 +37,7 @@ async function ownedSlots(port: number): Promise<number | undefined> {
 
 export async function startClusterUnderTest(
   etcd: EtcdCluster,
-  options: { size: number; name: string; extraArgs?: string[] },
+  options: { size: number; name: string; extraArgs?: string[]; /** Nodes started at once (the first ones); default all. */ initial?: number },
 ): Promise<ClusterUnderTest> {
   const root = await mkdtemp(path.join(tmpdir(), 'cairn-cluster-'));
   const nodeIds = Array.from({ length: options.size }, (_, i) => `n${i + 1}`);
@@ -62,7 +62,7 @@ export async function startClusterUnderTest(
       }),
     );
   }
-  await Promise.all(nodes.map((node) => node.start(120_000)));
+  await Promise.all(nodes.slice(0, options.initial ?? nodes.length).map((node) => node.start(120_000)));
 
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   // Like a load balancer with passive health checks: a node that refuses the connection (down,
@@ -101,8 +101,6 @@ export async function startClusterUnderTest(
   await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
 
-  const target = rendezvousAssignment(CLUSTER_SLOT_COUNT_DEFAULT, nodeIds);
-  const share = (nodeId: string) => target.filter((owner) => owner === nodeId).length;
   return {
     nodes,
     nodeIds,
@@ -110,7 +108,10 @@ export async function startClusterUnderTest(
     async converged(timeoutMs = 180_000) {
       const deadline = performance.now() + timeoutMs;
       for (;;) {
-        const counts = await Promise.all(nodes.map((node) => ownedSlots(node.port)));
+        const running = nodes.map((node, i) => (node.running ? (nodeIds[i] as string) : undefined)).filter((id) => id !== undefined);
+        const target = rendezvousAssignment(CLUSTER_SLOT_COUNT_DEFAULT, running);
+        const share = (nodeId: string) => target.filter((owner) => owner === nodeId).length;
+        const counts = await Promise.all(nodes.map((node) => (node.running ? ownedSlots(node.port) : Promise.resolve(0))));
         if (counts.every((count, i) => count === share(nodeIds[i] as string))) return;
         if (performance.now() > deadline) throw new Error(`slots did not converge: owned ${counts.join(', ')}, target ${nodeIds.map(share).join(', ')}`);
         await new Promise((resolve) => setTimeout(resolve, 200));
