@@ -4,35 +4,19 @@
  * front that sends every request to a random node. Each request is answered by whichever node
  * gets it: forwarded to the slot owner, or (sealed history) answered from the node's own view.
  */
-import { afterAll, beforeAll } from 'vitest';
 import { runConformanceTests } from '@durable-streams/server-conformance-tests';
 import { CONFORMANCE_LONG_POLL_TIMEOUT_MS } from '../support/conformance.ts';
-import { startEtcd, type EtcdCluster } from '../support/etcd.ts';
-import { startClusterUnderTest, type ClusterUnderTest } from '../support/cluster-front.ts';
+import { useClusterUnderTest } from '../support/cluster-front.ts';
 
-let etcd: EtcdCluster | undefined;
-let cluster: ClusterUnderTest | undefined;
-let baseUrl = '';
-
-beforeAll(async () => {
-  etcd = await startEtcd(3);
-  cluster = await startClusterUnderTest(etcd, {
-    size: 3,
-    name: `conformance-${process.pid}`,
-    extraArgs: ['--long-poll-timeout-ms', String(CONFORMANCE_LONG_POLL_TIMEOUT_MS), '--segment-size-bytes', '64', '--seal-idle-ms', '0', '--chunk-bytes-max', '4096'],
-  });
-  await cluster.converged();
-  baseUrl = cluster.url;
-}, 300_000);
-
-afterAll(async () => {
-  await cluster?.stop();
-  await etcd?.stop();
-}, 120_000);
+const running = useClusterUnderTest({
+  size: 3,
+  name: `conformance-${process.pid}`,
+  extraArgs: ['--long-poll-timeout-ms', String(CONFORMANCE_LONG_POLL_TIMEOUT_MS), '--segment-size-bytes', '64', '--seal-idle-ms', '0', '--chunk-bytes-max', '4096'],
+});
 
 runConformanceTests({
   get baseUrl() {
-    return baseUrl;
+    return running().cluster.url;
   },
   longPollTimeoutMs: CONFORMANCE_LONG_POLL_TIMEOUT_MS,
 });

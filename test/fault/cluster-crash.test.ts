@@ -5,40 +5,27 @@
  * their data directories (the slot owner among them: its slots answer 503 until it is back, and
  * the clients retry). `CRASH_SEED` replays a run; `CRASH_CYCLES` sets the kills.
  */
-import { afterAll, beforeAll, describe, it } from 'vitest';
-import { startClusterUnderTest, type ClusterUnderTest } from '../support/cluster-front.ts';
-import { startEtcd, type EtcdCluster } from '../support/etcd.ts';
+import { describe, it } from 'vitest';
+import { useClusterUnderTest } from '../support/cluster-front.ts';
 import { envInteger } from './support/crash-cycles.ts';
 import { Rng } from './support/crash-model.ts';
 import { runKillUnderLoad } from './support/kill-under-load.ts';
 
 const SEED = envInteger('CRASH_SEED', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31);
 const KILLS = envInteger('CRASH_CYCLES', 3, 1, 1000);
-
-let etcd: EtcdCluster | undefined;
-let cluster: ClusterUnderTest | undefined;
-
-beforeAll(async () => {
-  etcd = await startEtcd(3);
-  cluster = await startClusterUnderTest(etcd, {
-    size: 3,
-    name: `crash-${process.pid}`,
-    extraArgs: ['--cluster-lease-ttl-ms', '3000', '--segment-size-bytes', '4096', '--seal-idle-ms', '0', '--long-poll-timeout-ms', '2000'],
-  });
-  await cluster.converged();
-}, 300_000);
-
-afterAll(async () => {
-  await cluster?.stop();
-  await etcd?.stop();
-}, 120_000);
+const running = useClusterUnderTest({
+  size: 3,
+  name: `crash-${process.pid}`,
+  extraArgs: ['--cluster-lease-ttl-ms', '3000', '--segment-size-bytes', '4096', '--seal-idle-ms', '0', '--long-poll-timeout-ms', '2000'],
+});
 
 describe('a 3-node cluster with nodes killed under load', () => {
   it(`loses and duplicates nothing acknowledged (seed ${SEED}, ${KILLS} kills)`, async () => {
     const rng = new Rng(SEED);
-    const { nodes } = cluster as ClusterUnderTest;
+    const { cluster } = running();
+    const { nodes } = cluster;
     await runKillUnderLoad({
-      base: `${(cluster as ClusterUnderTest).url}/v1/stream/cluster-crash/`,
+      base: `${cluster.url}/v1/stream/cluster-crash/`,
       rng,
       kills: KILLS,
       kill: async () => {

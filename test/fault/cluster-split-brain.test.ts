@@ -10,40 +10,26 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { rendezvousAssignment, slotOf } from '../../src/cluster/slots.ts';
 import { CLUSTER_SLOT_COUNT_DEFAULT } from '../../src/config/limits.ts';
-import { startClusterUnderTest, type ClusterUnderTest } from '../support/cluster-front.ts';
-import { startEtcd, type EtcdCluster } from '../support/etcd.ts';
+import { useClusterUnderTest } from '../support/cluster-front.ts';
 
 const execFileAsync = promisify(execFile);
 const MAIN = path.resolve('src/cli/main.ts');
 const LEASE_TTL_MS = 3_000;
 const CLUSTER_NAME = `split-brain-${process.pid}`;
 
-let etcd: EtcdCluster | undefined;
-let cluster: ClusterUnderTest | undefined;
-
-beforeAll(async () => {
-  etcd = await startEtcd(3);
-  cluster = await startClusterUnderTest(etcd, {
-    size: 3,
-    name: CLUSTER_NAME,
-    extraArgs: ['--cluster-lease-ttl-ms', String(LEASE_TTL_MS), '--segment-size-bytes', '256', '--seal-idle-ms', '0'],
-  });
-  await cluster.converged();
-}, 300_000);
-
-afterAll(async () => {
-  if (cluster !== undefined) for (const node of cluster.nodes) node.signal('SIGCONT');
-  await cluster?.stop();
-  await etcd?.stop();
-}, 120_000);
+const running = useClusterUnderTest({
+  size: 3,
+  name: CLUSTER_NAME,
+  extraArgs: ['--cluster-lease-ttl-ms', String(LEASE_TTL_MS), '--segment-size-bytes', '256', '--seal-idle-ms', '0'],
+});
 
 /** `cairn cluster …` against the test etcd: exit code and output. */
 async function clusterCli(...args: string[]): Promise<{ code: number; output: string }> {
   try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [MAIN, 'cluster', ...args, '--cluster-etcd-endpoints', etcd?.endpoints.join(',') ?? '', '--cluster-name', CLUSTER_NAME]);
+    const { stdout, stderr } = await execFileAsync(process.execPath, [MAIN, 'cluster', ...args, '--cluster-etcd-endpoints', running().etcd.endpoints.join(','), '--cluster-name', CLUSTER_NAME]);
     return { code: 0, output: stdout + stderr };
   } catch (error) {
     const failed = error as { code?: number; stdout?: string; stderr?: string };
@@ -55,7 +41,7 @@ const text = { 'content-type': 'text/plain' };
 
 describe('an owner paused past its lease, its slots reassigned, then resumed', () => {
   it('acknowledges nothing for the slots it lost; the history checker passes', async () => {
-    const { nodes, nodeIds } = cluster as ClusterUnderTest;
+    const { nodes, nodeIds } = running().cluster;
     const owners = rendezvousAssignment(CLUSTER_SLOT_COUNT_DEFAULT, nodeIds);
     const victimIndex = 2;
     const victim = nodes[victimIndex]!;

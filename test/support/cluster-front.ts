@@ -12,7 +12,8 @@ import path from 'node:path';
 import { ChildServer, freePort } from '../fault/support/child-server.ts';
 import { rendezvousAssignment } from '../../src/cluster/slots.ts';
 import { CLUSTER_SLOT_COUNT_DEFAULT } from '../../src/config/limits.ts';
-import type { EtcdCluster } from './etcd.ts';
+import { afterAll, beforeAll } from 'vitest';
+import { startEtcd, type EtcdCluster } from './etcd.ts';
 
 export interface ClusterUnderTest {
   nodes: ChildServer[];
@@ -124,5 +125,29 @@ export async function startClusterUnderTest(
       await Promise.all(nodes.map((node) => node.stop()));
       await rm(root, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * Registers the suite hooks of a cluster test: a 3-member etcd and a cluster of `size` nodes,
+ * started and converged before the tests, stopped after them.
+ * @returns a getter of the running cluster (and its etcd), for use inside the tests.
+ */
+export function useClusterUnderTest(options: { size: number; name: string; extraArgs?: string[] }): () => { cluster: ClusterUnderTest; etcd: EtcdCluster } {
+  let etcd: EtcdCluster | undefined;
+  let cluster: ClusterUnderTest | undefined;
+  beforeAll(async () => {
+    etcd = await startEtcd(3);
+    cluster = await startClusterUnderTest(etcd, options);
+    await cluster.converged();
+  }, 300_000);
+  afterAll(async () => {
+    if (cluster !== undefined) for (const node of cluster.nodes) node.signal('SIGCONT');
+    await cluster?.stop();
+    await etcd?.stop();
+  }, 120_000);
+  return () => {
+    if (cluster === undefined || etcd === undefined) throw new Error('the cluster is not running (its beforeAll failed)');
+    return { cluster, etcd };
   };
 }
