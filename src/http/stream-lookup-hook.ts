@@ -8,6 +8,7 @@
 import type { FastifyInstance } from 'fastify';
 import { STREAM_PREFIX, streamPathOf, streamPathOfHeader } from '../protocol/stream-path.ts';
 import type { StreamFinder } from '../tiering/stream-finder.ts';
+import { SlotNotOwnedError } from '../cluster/errors.ts';
 
 export function installStreamLookup(app: FastifyInstance, finder: StreamFinder, streamPathBytesMax: number): void {
   app.addHook('preHandler', async (request) => {
@@ -21,14 +22,18 @@ export function installStreamLookup(app: FastifyInstance, finder: StreamFinder, 
       return;
     }
     for (const [i, path] of paths.entries()) {
+      let hostPath: string | undefined;
       try {
-        await finder.find(path);
+        hostPath = await finder.find(path);
       } catch (error) {
         // A create must not depend on the object store (its acknowledgement is the WAL's): when the
         // lookup of the path being created fails, the create goes on. Everything else answers the error.
         if (request.method !== 'PUT' || i !== 0) throw error;
         request.log.warn({ err: error, path }, 'lazy lookup failed; creating without it');
       }
+      // Cluster mode: the stream's slot left this node while the request was on its way here
+      // (a move): 503, so the forwarding node or the client asks the new owner.
+      if (hostPath !== undefined) throw new SlotNotOwnedError(undefined, undefined, `stream ${path} is served by another node now`);
     }
   });
 }

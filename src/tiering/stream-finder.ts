@@ -113,9 +113,13 @@ export class StreamFinder {
       if (!registry.holdsPath(path)) this.#absent.set(path, true);
       return undefined;
     }
-    const hostPath = found.manifest.fork?.hostPath;
-    if (hostPath !== undefined && this.#o.hostsLocally?.(hostPath) === false) {
-      this.#hostedElsewhere.set(path, hostPath);
+    // Cluster mode: a stream whose host slot this node does not own is not installed (a fork's
+    // host is remembered); the caller sends the request to the owner.
+    const forkHost = found.manifest.fork?.hostPath;
+    const hostPath = forkHost ?? path;
+    const hostedElsewhere = (): boolean => this.#o.hostsLocally?.(hostPath) === false;
+    if (hostedElsewhere()) {
+      if (forkHost !== undefined) this.#hostedElsewhere.set(path, forkHost);
       return hostPath;
     }
     const chain: LoadRecord[] = [];
@@ -132,6 +136,9 @@ export class StreamFinder {
       at = source;
     }
     if (registry.holdsPath(path)) return undefined; // created here while we looked
+    // Asked again with no wait before the install: the slot may have moved away while we read
+    // (a copy installed now would be stale, and served if the slot ever came back).
+    if (hostedElsewhere()) return hostPath;
     registry.install(chain);
     this.loaded += chain.length;
     const installed = chain.map((record) => registry.byIncarnation(record.inc)).filter((stream): stream is StreamState => stream?.unlogged === true);
