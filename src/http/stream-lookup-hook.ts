@@ -32,8 +32,10 @@ export function installStreamLookup(app: FastifyInstance, finder: StreamFinder, 
         request.log.warn({ err: error, path }, 'lazy lookup failed; creating without it');
       }
       // Cluster mode: the stream's slot left this node while the request was on its way here
-      // (a move): 503, so the forwarding node or the client asks the new owner.
-      if (hostPath !== undefined) throw new SlotNotOwnedError(undefined, undefined, `stream ${path} is served by another node now`);
+      // (a move): 503, so the forwarding node or the client asks the new owner. (A fork source
+      // held elsewhere is fine: a create reaches a node without its source only when the fork's
+      // path already exists there, and that answers without the source.)
+      if (hostPath !== undefined && i === 0) throw new SlotNotOwnedError(undefined, undefined, `stream ${path} is served by another node now`);
     }
   });
 }
