@@ -619,3 +619,6 @@ export const CLUSTER_MOVING_SLOTS_MAX = 128;
 
 /** Stream paths whose slot a node remembers (an LRU): the hot paths of a busy node, ~10 MB at most. */
 export const SLOT_OF_PATHS_MAX = 100_000;
+
+/** Cluster mode: paths a node remembers having unloaded (their slot moved), to answer 503 rather than 404 for a request caught in the move. */
+export const UNLOADED_PATHS_MAX = 100_000;

@@ -11,8 +11,10 @@
  * synchronous step (that is what serialises writes), so their checks stay together here; the
  * streams loaded from the object store (`install`, load records) share that one step too.
  */
+import { LRUCache } from 'lru-cache';
+import { SlotNotOwnedError } from '../cluster/errors.ts';
 import type { Clock } from '../clock.ts';
-import { PRODUCER_SEQUENCE_GAP_WAIT_MS } from '../config/limits.ts';
+import { PRODUCER_SEQUENCE_GAP_WAIT_MS, UNLOADED_PATHS_MAX } from '../config/limits.ts';
 import {
   BadRequestError,
   ConflictError,
@@ -111,6 +113,8 @@ export class StreamRegistry {
   readonly #onBackgroundError: (error: unknown) => void;
   readonly #incarnationFloor: () => number;
   readonly #writeFence: WriteFence | undefined;
+  /** Paths unloaded lately (their slot moved): a request for one that finds it gone answers 503. */
+  readonly #unloadedPaths = new LRUCache<string, true>({ max: UNLOADED_PATHS_MAX });
   readonly #table: StreamTable;
   #appendedBytes = 0;
   /** The promise of the last record queued (records become durable in queue order). */
@@ -357,6 +361,9 @@ export class StreamRegistry {
    */
   get(path: string, options: { touch: boolean }): StreamState {
     const stream = this.#table.atPath(path);
+    // Cluster mode: unloaded while this request was on its way (its slot moved): 503, so the
+    // forwarding node or the client asks the new owner, not 404.
+    if (stream === undefined && this.#unloadedPaths.has(path)) throw new SlotNotOwnedError(undefined, undefined, `stream ${path} moved to another node`);
     if (stream === undefined || !stream.createDurable || this.#expireIfDue(stream)) {
       throw new StreamNotFoundError(path);
     }
@@ -628,7 +635,9 @@ export class StreamRegistry {
   async unload(streams: readonly StreamState[]): Promise<void> {
     const depth = (stream: StreamState) => lineage.lineage(stream).length;
     for (const stream of [...streams].sort((a, b) => depth(b) - depth(a))) {
-      if (this.holds(stream)) await this.#commit({ t: 'unload', inc: stream.incarnation });
+      if (!this.holds(stream)) continue;
+      this.#unloadedPaths.set(stream.path, true);
+      await this.#commit({ t: 'unload', inc: stream.incarnation });
     }
   }
 
