@@ -61,6 +61,7 @@ import { SealedViews } from './http/sealed-views.ts';
 import type { HttpContext } from './http/context.ts';
 import { SlotNotOwnedError } from './cluster/errors.ts';
 import type { Coordinator } from './cluster/coordinator.ts';
+import type { SlotTable } from './cluster/slot-table.ts';
 import { openWal, type WalFs } from './wal/index.ts';
 import { isSubscriptionRecord, openSubscriptions, type Subscriptions, type SubscriptionSnapshot } from './subscriptions/index.ts';
 
@@ -504,12 +505,23 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     }, CHECKPOINT_CHECK_INTERVAL_MS)
     .unref();
 
+  /** Cluster mode: the held streams whose host slot (a fork's is its chain root's) passes `inSlot`. */
+  const streamsInSlots = (table: SlotTable, inSlot: (slot: number) => boolean): StreamState[] =>
+    [...registry.allStreams()].filter((stream) => inSlot(table.slotOf(registry.hostPath(stream))));
+  /** Forgets streams of slots owned elsewhere now (no hand-over), saying what unsealed bytes go with them. */
+  const forgetTaken = (streams: readonly StreamState[], fields: object, message: string): Promise<void> => {
+    if (streams.length === 0) return Promise.resolve();
+    const unsealedBytes = streams.reduce((sum, stream) => sum + stream.durableOffset - stream.sealedOffset, 0);
+    logger.warn({ ...fields, streams: streams.length, unsealedBytes }, message);
+    return registry.unload(streams);
+  };
+
   // A slot handed to another node: its streams' writes are refused already (the map marks it
   // moving); store every byte and their metadata, then forget them (docs/cluster.md "Moves").
   coordinator?.setReleaseHandler(async (slots) => {
     const moving = new Set(slots);
     await registry.recordsDurable();
-    const streams = [...registry.allStreams()].filter((stream) => moving.has(coordinator.table.slotOf(registry.hostPath(stream))));
+    const streams = streamsInSlots(coordinator.table, (slot) => moving.has(slot));
     await sealer.sealNow(streams);
     await registry.unload(streams);
     logger.info({ slots: slots.length, streams: streams.length }, 'slots handed over');
@@ -526,11 +538,10 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       if (owner.nodeId === self && owners[slot]?.nodeId !== self) lost.add(slot);
     });
     if (lost.size === 0) return;
-    const stale = [...registry.allStreams()].filter((stream) => lost.has(coordinator.table.slotOf(registry.hostPath(stream))));
-    if (stale.length === 0) return;
-    const unsealedBytes = stale.reduce((sum, stream) => sum + stream.durableOffset - stream.sealedOffset, 0);
-    logger.warn({ slots: lost.size, streams: stale.length, unsealedBytes }, 'slots taken over by other nodes without a hand-over: forgetting their streams here');
-    registry.unload(stale).catch((error: unknown) => logger.warn({ err: error }, 'unloading streams of lost slots failed'));
+    const stale = streamsInSlots(coordinator.table, (slot) => lost.has(slot));
+    forgetTaken(stale, { slots: lost.size }, 'slots taken over by other nodes without a hand-over: forgetting their streams here').catch((error: unknown) =>
+      logger.warn({ err: error }, 'unloading streams of lost slots failed'),
+    );
   });
 
   const address = await app.listen({ host: config.host, port: config.port });
@@ -541,12 +552,9 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     logger.info({ nodeId: naming.nodeId, advertiseUrl, ...coordinator.status() }, 'joined the cluster');
     // Streams of slots this node no longer owns (an operator reassigned them while it was away,
     // accepting the loss of what was unsealed): the owner serves them from the object store.
-    const foreign = [...registry.allStreams()].filter((stream) => !coordinator.table.route(registry.hostPath(stream)).self);
-    if (foreign.length > 0) {
-      const unsealedBytes = foreign.reduce((sum, stream) => sum + stream.durableOffset - stream.sealedOffset, 0);
-      logger.warn({ streams: foreign.length, unsealedBytes }, 'holding streams of slots now owned elsewhere: unloading them, their unsealed bytes are not served');
-      await registry.unload(foreign);
-    }
+    const self = coordinator.table.nodeId;
+    const foreign = streamsInSlots(coordinator.table, (slot) => coordinator.table.map.owners[slot]?.nodeId !== self);
+    await forgetTaken(foreign, {}, 'holding streams of slots now owned elsewhere: unloading them, their unsealed bytes are not served');
   }
   const tlsReloader =
     tls && new TlsReloader({ files: tls.files, current: tls.pair, server: app.server as unknown as SecureContextTarget, clock, logger });

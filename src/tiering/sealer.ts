@@ -28,6 +28,7 @@ import {
   SEAL_RETRY_BACKOFF_MS_MAX,
 } from '../config/limits.ts';
 import type { SegmentRef, StoredStreamMeta } from '../manifest/manifest.ts';
+import { lineage } from '../stream/lineage.ts';
 import { pendingUpdatesUpTo, storedMetaOf, unitChecksums } from './stored-meta.ts';
 import { StreamFencedError, type ManifestStore } from '../manifest/manifest-store.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
@@ -139,11 +140,7 @@ export class Sealer {
    * @throws the first seal or manifest write that fails (the hand-over is retried later).
    */
   async sealNow(streams: readonly StreamState[]): Promise<void> {
-    const depth = (stream: StreamState) => {
-      let count = 0;
-      for (let at = stream.fork?.source; at !== undefined; at = at.fork?.source) count++;
-      return count;
-    };
+    const depth = (stream: StreamState) => lineage(stream).length;
     for (const stream of [...streams].sort((a, b) => depth(a) - depth(b))) {
       for (;;) {
         const running = this.#running.get(stream);
