@@ -46,6 +46,9 @@ export async function recoverFromStore(
   keyPrefix = '',
   onProgress: (done: number, total: number, phase: RecoverPhase) => void = () => {},
 ): Promise<RecoverReport> {
+  if (config.durability === 'object-store') {
+    throw new RangeError('with --durability object-store there is no local write-ahead log to rebuild: every start recovers from the object store, and a fresh node serves every stored stream at once');
+  }
   const store = new MeteredObjectStore(await openBaseStore(config));
   const wal = await openWal({ dir: path.join(config.dataDir, 'wal'), durability: config.durability, logger });
   try {

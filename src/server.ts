@@ -62,7 +62,7 @@ import type { HttpContext } from './http/context.ts';
 import { SlotNotOwnedError } from './cluster/errors.ts';
 import type { Coordinator } from './cluster/coordinator.ts';
 import type { SlotTable } from './cluster/slot-table.ts';
-import { openWal, type WalFs } from './wal/index.ts';
+import { OBJECT_WAL_CHAIN_DEFAULT, openObjectWal, openWal, type ObjectWalWriter, type WalCommitInfo, type WalFs, type WalWriter } from './wal/index.ts';
 import { isSubscriptionRecord, openSubscriptions, type Subscriptions, type SubscriptionSnapshot } from './subscriptions/index.ts';
 
 /** The server cannot start for a reason the operator must fix; the message says which. */
@@ -132,6 +132,8 @@ export interface StartOptions {
   walFs?: WalFs;
   /** Cluster mode (docs/cluster.md): this node's coordinator and its peer listener. */
   cluster?: ClusterStart;
+  /** Diskless mode: the WAL chain's name (a worker of `--workers` passes its index); default `--node-id`, else `default`. */
+  walChain?: string;
   /** Bounds on streams loaded by lazy lookup; defaults from limits.ts (eviction tests shorten them). */
   loadedStreamLimits?: LoadedStreamLimits;
 }
@@ -147,6 +149,39 @@ export interface ClusterStart {
   peerListen?: { host: string; port: number };
   /** How peers reach this node when there is no peer listener (`--advertise-url`); default the client URL. */
   advertiseUrl?: string;
+}
+
+/**
+ * The write-ahead log of `config.durability`: the local one under `<data-dir>/wal`, or with
+ * `object-store` the diskless chain in the object store (src/wal/object-wal-recovery.ts), named
+ * `options.walChain`, else `--node-id`, else the default chain.
+ */
+async function openLog(
+  config: ServeConfig,
+  options: StartOptions,
+  parts: { store: ObjectStore; logger: Logger; clock: Clock; onCommit: (info: WalCommitInfo) => void },
+): Promise<{ writer: WalWriter | ObjectWalWriter; checkpoint: unknown; replay(): AsyncIterable<unknown> }> {
+  const { store, logger, clock, onCommit } = parts;
+  if (config.durability !== 'object-store') {
+    return openWal({ dir: path.join(config.dataDir, 'wal'), durability: config.durability, logger, fs: options.walFs, onCommit });
+  }
+  if (config.objectStore === 'fs' && config.fsStoreDir === undefined) {
+    logger.warn('--durability object-store with the fs object store under the data directory: losing that directory loses everything; set --fs-store-dir to a durable shared path, or use S3');
+  }
+  const chain = options.walChain ?? config.nodeId ?? OBJECT_WAL_CHAIN_DEFAULT;
+  const opened = await openObjectWal({
+    store,
+    chain,
+    flushMs: config.walObjectFlushMs,
+    objectBytesMax: config.walObjectBytes,
+    logger,
+    clock,
+    onCommit,
+  }).catch((error: unknown) => {
+    throw new StartupError(`diskless WAL chain ${chain}: ${(error as Error).message}`, { cause: error });
+  });
+  logger.info({ chain, ...opened.summary }, 'diskless WAL opened');
+  return opened;
 }
 
 /** The configured store, unwrapped: the filesystem under the data directory, or S3 (also `cairn verify`). */
@@ -277,13 +312,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   const naming = new ObjectNaming(await loadNodeId(config.dataDir));
   const coordinator = options.cluster?.coordinator(naming.nodeId);
 
-  const wal = await openWal({
-    dir: path.join(config.dataDir, 'wal'),
-    durability: config.durability,
-    logger,
-    fs: options.walFs,
-    onCommit: (info) => metrics.walCommitted(info),
-  });
+  const wal = await openLog(config, options, { store, logger, clock, onCommit: (info) => metrics.walCommitted(info) });
   const writer = wal.writer;
   // The sealer, the collector and the read path are built below: the registry calls them only on
   // writes, replay and expiry, which all come after.

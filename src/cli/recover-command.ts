@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { addSettingOptions, resolvedConfig } from './config-options.ts';
+import { CliError, EXIT_USAGE } from './exit-codes.ts';
 
 export function recoverCommand(): Command {
   const command = new Command('recover')
@@ -15,6 +16,9 @@ export function recoverCommand(): Command {
   return addSettingOptions(command).action(async (flags: { keyPrefix?: string; progress: boolean }, self: Command) => {
     const { recoverFromStore } = await import('../recover.ts');
     const config = resolvedConfig(self).config;
+    if (config.durability === 'object-store') {
+      throw new CliError(EXIT_USAGE, 'recover: not needed with --durability object-store: there is no local write-ahead log to rebuild; every start recovers from the object store, and lazy lookup serves every stored stream at once');
+    }
     let bar: import('cli-progress').SingleBar | undefined;
     if (flags.progress && process.stderr.isTTY) {
       const { SingleBar, Presets } = await import('cli-progress');

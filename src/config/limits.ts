@@ -58,6 +58,21 @@ export const LIVE_READERS_MAX_DEFAULT = 100_000;
 export const CHECKPOINT_WAL_BYTES_DEFAULT = 256 * 1024 * 1024;
 
 /**
+ * Diskless mode: appends gather this long into one shared WAL object before it is stored: 20 ms.
+ * Each flush is one PUT for every stream of the node, so a busy node makes at most 50 PUTs/s
+ * (about $0.65 a day on S3 Standard, README "Durability modes"); an append waits this plus one
+ * PUT (S3 Standard ~30–100 ms, S3 Express ~5–10 ms). Shorter trades PUTs for latency.
+ */
+export const WAL_OBJECT_FLUSH_MS_DEFAULT = 20;
+
+/**
+ * Diskless mode: a WAL object is stored at once when it reaches 8 MiB, without waiting for the
+ * flush timer: large enough that one PUT carries many appends, small enough that a put stays
+ * well under a second on S3 and a failed one is cheap to send again.
+ */
+export const WAL_OBJECT_BYTES_DEFAULT = 8 * 1024 * 1024;
+
+/**
  * How long an idempotent producer's request that arrives ahead of its predecessor waits for it
  * before answering 409 (sequence gap): 1 s. Pipelined batches (the upstream IdempotentProducer
  * keeps 5 in flight) travel on separate connections and overtake each other by milliseconds; a

@@ -37,6 +37,8 @@ import {
   APPENDS_PER_SECOND_MAX_DEFAULT,
   BODY_TIMEOUT_MS_DEFAULT,
   CHECKPOINT_WAL_BYTES_DEFAULT,
+  WAL_OBJECT_FLUSH_MS_DEFAULT,
+  WAL_OBJECT_BYTES_DEFAULT,
   CHUNK_BYTES_MAX_DEFAULT,
   CATCH_UP_BYTES_MAX_DEFAULT,
   HEADER_BYTES_MAX_DEFAULT,
@@ -182,9 +184,25 @@ export const serveSettings = {
   durability: setting({
     flag: '--durability <mode>',
     env: 'CAIRN_DURABILITY',
-    schema: z.enum(['wal', 'memory'], { error: 'expected one of: wal, memory' }),
+    schema: z.enum(['wal', 'memory', 'object-store'], { error: 'expected one of: wal, memory, object-store' }),
     default: 'wal',
-    description: 'wal: acknowledge after fsync; memory: no fsync (development only)',
+    description: 'wal: acknowledge after fsync; memory: no fsync (development only); object-store: diskless, acknowledge once a shared WAL object is stored',
+  }),
+  walObjectFlushMs: setting({
+    flag: '--wal-object-flush-ms <ms>',
+    env: 'CAIRN_WAL_OBJECT_FLUSH_MS',
+    schema: ms(0, 10_000),
+    default: WAL_OBJECT_FLUSH_MS_DEFAULT,
+    unit: 'ms',
+    description: 'diskless: how long appends gather into one WAL object before it is stored (latency against PUTs per second)',
+  }),
+  walObjectBytes: setting({
+    flag: '--wal-object-bytes <bytes>',
+    env: 'CAIRN_WAL_OBJECT_BYTES',
+    schema: bytes(1024, 256 * 1024 * 1024),
+    default: WAL_OBJECT_BYTES_DEFAULT,
+    unit: 'bytes',
+    description: 'diskless: a WAL object is stored at once when it reaches this size',
   }),
   longPollTimeoutMs: setting({
     flag: '--long-poll-timeout-ms <ms>',
@@ -625,6 +643,20 @@ export const serveConfigSchema = settingsObject(serveSettings).superRefine((conf
     });
   }
   checkClusterSettings(config, context);
+  if (config.durability === 'object-store' && config.workers > 1) {
+    context.addIssue({
+      code: 'custom',
+      path: ['workers'],
+      message: 'not with --durability object-store yet: the worker count is kept in the data directory, which diskless mode must not rely on; run one process per node (or --workers 1)',
+    });
+  }
+  if (config.durability === 'object-store' && config.clusterEtcdEndpoints !== undefined && config.nodeId === undefined) {
+    context.addIssue({
+      code: 'custom',
+      path: ['nodeId'],
+      message: 'a cluster node with --durability object-store needs a stable --node-id: its write-ahead log in the object store is found by that name after a restart on an empty disk',
+    });
+  }
 });
 
 /** Settings of `cairn serve`, as validated by `serveConfigSchema`. */

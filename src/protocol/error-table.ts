@@ -99,6 +99,12 @@ export const ERROR_TABLE = {
   WAL_CORRUPT: { status: 500, retryable: false, headers: NONE },
   /** Recovery could not show the WAL is on disk: the server refuses to start; never a response. */
   WAL_NOT_DURABLE: { status: 500, retryable: false, headers: NONE },
+  /** Diskless mode: the object store did not take the last WAL object; new appends wait for it (the queued ones are retried). */
+  WAL_OBJECT_STORE_UNAVAILABLE: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, subject: 'write-ahead log unavailable' },
+  /** Diskless mode: a newer process took this WAL chain over (create-if-absent refused a WAL object): this one acknowledges nothing more. */
+  WAL_FENCED: { status: 503, retryable: true, headers: RETRY_AFTER, retryAfterSeconds: 1, subject: 'write-ahead log unavailable' },
+  /** Diskless mode: another process claimed the same WAL generation at the same moment; never a response (the start fails). */
+  WAL_CHAIN_CLAIMED: { status: 500, retryable: false, headers: NONE },
 
   // Object store (object-store/object-store.ts). Callers catch the expected ones (a missing
   // object, a lost create-if-absent race) before they reach a client; the rest are 500.

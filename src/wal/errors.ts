@@ -103,3 +103,35 @@ export class WalNotDurableError extends WalError {
     super('WAL_NOT_DURABLE', message, options);
   }
 }
+
+/**
+ * Diskless mode (`--durability object-store`): storing a WAL object failed past the object
+ * store's retries. Records already queued stay queued and are retried under the same key (never
+ * acknowledged before they are stored); new appends get this error until a put succeeds. 503.
+ */
+export class WalObjectStoreUnavailableError extends WalError {
+  constructor(message: string, cause: unknown) {
+    super('WAL_OBJECT_STORE_UNAVAILABLE', message, { cause });
+  }
+}
+
+/**
+ * Diskless mode: a WAL object's key already held other bytes, so a newer generation of this
+ * chain fenced it (object-wal-keys.ts): this writer acknowledges nothing more; every queued and
+ * later append fails with it. 503 (the new owner answers the retry).
+ */
+export class WalFencedError extends WalError {
+  constructor(key: string) {
+    super('WAL_FENCED', `WAL object ${key} was taken by a newer generation of this WAL chain: this process no longer owns it`);
+  }
+}
+
+/**
+ * Diskless mode: the generation this start picked was claimed by another process starting at
+ * the same moment on the same chain. The start fails; two processes must not share a chain.
+ */
+export class WalChainClaimedError extends WalError {
+  constructor(chain: string, generation: number) {
+    super('WAL_CHAIN_CLAIMED', `WAL chain ${chain}: generation ${generation} was claimed by another process starting now; one process per chain`);
+  }
+}

@@ -488,7 +488,7 @@ it('a YAML file with every setting parses to what config print shows', () => {
 });
 
 describe('durability', () => {
-  it("the schema's durability values are exactly the WAL's (checked by the type checker)", () => {
-    expectTypeOf<ServeConfig['durability']>().toEqualTypeOf<WalDurability>();
+  it("the schema's durability values are exactly the local WAL's plus diskless (checked by the type checker)", () => {
+    expectTypeOf<ServeConfig['durability']>().toEqualTypeOf<WalDurability | 'object-store'>();
   });
 });

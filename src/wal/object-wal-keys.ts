@@ -1,0 +1,76 @@
+/**
+ * Key layout of the diskless write-ahead log (`--durability object-store`; DESIGN.md "Durability
+ * modes"), in one place. A **chain** is the WAL of one node (its name: the node id, or
+ * `default` for a single server). Each start of a process on a chain is a new **generation**;
+ * within it, WAL objects are numbered by **sequence** from 0, one object per flush:
+ *
+ * ```
+ * _cairn/wal/<chain>/<generation:010>/claim               the start that owns the generation (create-if-absent)
+ * _cairn/wal/<chain>/<generation:010>/<seq:012>.wal       record frames (record-codec.ts) of one flush
+ * _cairn/wal/<chain>/<generation:010>/<seq:012>.wal       EMPTY: the fence a later generation put at the first missing sequence
+ * _cairn/wal/<chain>/<generation:010>/<seq:012>.ckpt      checkpoint: the state up to WAL object <seq> of <generation>
+ * ```
+ *
+ * Zero-padded numbers make a LIST come back in replay order. Every object is written
+ * create-if-absent, so a fence object and a late write of a paused process (a zombie) race for
+ * one key and exactly one wins: if the fence wins, the zombie's put is refused and it
+ * acknowledges nothing more; if the zombie wins, recovery reads its object and fences the next
+ * sequence. A WAL object is never empty (a flush stores at least one frame), so an empty object
+ * is always a fence.
+ */
+
+/** Prefix of every diskless WAL object of every chain. */
+export const OBJECT_WAL_PREFIX = '_cairn/wal/';
+
+/** Chain name of a server without a configured node id. */
+export const OBJECT_WAL_CHAIN_DEFAULT = 'default';
+
+const GENERATION_DIGITS = 10;
+const SEQ_DIGITS = 12;
+
+/** Prefix of every object of `chain`. */
+export function chainPrefix(chain: string): string {
+  return `${OBJECT_WAL_PREFIX}${chain}/`;
+}
+
+function generationPrefix(chain: string, generation: number): string {
+  return `${chainPrefix(chain)}${String(generation).padStart(GENERATION_DIGITS, '0')}/`;
+}
+
+/** Key of WAL object `seq` of `generation` (also where a fence goes). */
+export function walObjectKey(chain: string, generation: number, seq: number): string {
+  return `${generationPrefix(chain, generation)}${String(seq).padStart(SEQ_DIGITS, '0')}.wal`;
+}
+
+/** Key of the checkpoint from which replay continues at WAL object `seq` of `generation`. */
+export function checkpointObjectKey(chain: string, generation: number, seq: number): string {
+  return `${generationPrefix(chain, generation)}${String(seq).padStart(SEQ_DIGITS, '0')}.ckpt`;
+}
+
+/** Key that a start writes create-if-absent to own `generation`. */
+export function claimObjectKey(chain: string, generation: number): string {
+  return `${generationPrefix(chain, generation)}claim`;
+}
+
+/** What a key of the chain is; `undefined` for a key that is not part of the layout. */
+export type ChainObject =
+  | { kind: 'wal' | 'checkpoint'; generation: number; seq: number }
+  | { kind: 'claim'; generation: number };
+
+const KEY_PATTERN = /^(\d{10})\/(?:(\d{12})\.(wal|ckpt)|claim)$/;
+
+/** Parses a key listed under `chainPrefix(chain)`. */
+export function parseChainKey(chain: string, key: string): ChainObject | undefined {
+  const prefix = chainPrefix(chain);
+  if (!key.startsWith(prefix)) return undefined;
+  const match = KEY_PATTERN.exec(key.slice(prefix.length));
+  if (match === null) return undefined;
+  const generation = Number(match[1]);
+  if (match[2] === undefined) return { kind: 'claim', generation };
+  return { kind: match[3] === 'wal' ? 'wal' : 'checkpoint', generation, seq: Number(match[2]) };
+}
+
+/** Orders (generation, seq) pairs. */
+export function comparePositions(a: { generation: number; seq: number }, b: { generation: number; seq: number }): number {
+  return a.generation - b.generation || a.seq - b.seq;
+}

@@ -1,0 +1,148 @@
+/**
+ * Opening the diskless WAL (`--durability object-store`) from the object store alone: claim a
+ * new generation, load the newest checkpoint, fence every earlier generation at its first
+ * missing WAL object, hand back the records to replay, and start a writer. The local disk plays
+ * no part: a process started on an empty data directory (or another machine) recovers exactly
+ * what was acknowledged. Key layout and the fencing argument: object-wal-keys.ts.
+ *
+ * Why every acknowledged record is replayed: a record is acknowledged only when its WAL object
+ * and every earlier one of its generation are stored (object-wal-writer.ts), so the stored
+ * objects of a generation from its checkpoint on form a gap-free prefix that contains every
+ * acknowledged record; recovery reads that prefix up to the first missing sequence and puts an
+ * empty fence object there create-if-absent. If the fence is refused, the old process stored
+ * that object after the listing: it is read and the next sequence is fenced. Once the fence is
+ * stored, the old process can store nothing more at that key, so it acknowledges nothing more.
+ */
+import { ObjectAlreadyExistsError, ObjectNotFoundError, listAll, type ObjectStore } from '../object-store/index.ts';
+import { WalChainClaimedError, WalCorruptError } from './errors.ts';
+import { claimObjectKey, chainPrefix, checkpointObjectKey, comparePositions, parseChainKey, walObjectKey } from './object-wal-keys.ts';
+import { ObjectWalWriter, type ObjectCheckpointHeader, type ObjectWalWriterOptions } from './object-wal-writer.ts';
+import { decodeFrames } from './record-codec.ts';
+import { CHECKPOINT_PAYLOAD_BYTES_MAX } from './wal-limits.ts';
+import { silentWalLogger } from './wal-logger.ts';
+
+export interface OpenObjectWalOptions extends Omit<ObjectWalWriterOptions, 'generation' | 'walBytesSinceCheckpoint'> {
+  /** Only the records this returns true for are replayed (cluster takeover filters by slot). Default: all. */
+  replayFilter?: (record: unknown) => boolean;
+}
+
+export interface OpenedObjectWal {
+  writer: ObjectWalWriter;
+  /** The newest checkpoint's snapshot, or `undefined`. Apply it before the replayed records. */
+  checkpoint: unknown;
+  /** Records after the checkpoint, in append order, one WAL object at a time. Call once, before appending. */
+  replay(): AsyncIterable<unknown>;
+  /** What the open found and did, for the start-up log. */
+  summary: { generation: number; checkpointKey: string | undefined; fencedGenerations: number };
+}
+
+/**
+ * Opens `options.chain` in `options.store`: LISTs the chain, claims generation max + 1 (a
+ * create-if-absent `claim` object), GETs the newest checkpoint, and returns a writer on the new
+ * generation. The WAL objects are read and fenced lazily by `replay()`, generation by
+ * generation, from the checkpoint's position on.
+ *
+ * @throws WalChainClaimedError if another process claimed the same generation (two processes
+ *   started on one chain at once).
+ * @throws WalCorruptError (naming the key) if the checkpoint or a WAL object does not decode.
+ * @throws the object store's error if it cannot be listed or read (the start fails; retry).
+ */
+export async function openObjectWal(options: OpenObjectWalOptions): Promise<OpenedObjectWal> {
+  const { store, chain } = options;
+  const logger = options.logger ?? silentWalLogger;
+  const walKeys = new Map<number, Map<number, number>>(); // generation → seq → size
+  let checkpointAt: { generation: number; seq: number } | undefined;
+  let generationMax = 0;
+  for await (const info of listAll(store, chainPrefix(chain))) {
+    const parsed = parseChainKey(chain, info.key);
+    if (parsed === undefined) continue;
+    generationMax = Math.max(generationMax, parsed.generation);
+    if (parsed.kind === 'checkpoint') {
+      if (checkpointAt === undefined || comparePositions(parsed, checkpointAt) > 0) checkpointAt = parsed;
+    } else if (parsed.kind === 'wal') {
+      let seqs = walKeys.get(parsed.generation);
+      if (seqs === undefined) walKeys.set(parsed.generation, (seqs = new Map()));
+      seqs.set(parsed.seq, info.sizeBytes);
+    }
+  }
+  const generation = generationMax + 1;
+  try {
+    await store.put(claimObjectKey(chain, generation), new TextEncoder().encode(`claimed ${new Date().toISOString()}\n`));
+  } catch (error) {
+    if (error instanceof ObjectAlreadyExistsError) throw new WalChainClaimedError(chain, generation);
+    throw error;
+  }
+
+  let snapshot: unknown;
+  let checkpointKey: string | undefined;
+  if (checkpointAt !== undefined) {
+    checkpointKey = checkpointObjectKey(chain, checkpointAt.generation, checkpointAt.seq);
+    const decoded = decodeFrames(Buffer.from((await store.get(checkpointKey)).body), CHECKPOINT_PAYLOAD_BYTES_MAX);
+    const header = decoded.frames[0]?.record as Partial<ObjectCheckpointHeader> | undefined;
+    if (decoded.problem !== undefined || decoded.frames.length !== 2 || header?.formatVersion !== 1 || header.seq !== checkpointAt.seq || header.generation !== checkpointAt.generation) {
+      throw new WalCorruptError(checkpointKey, decoded.problem?.offsetBytes ?? 0, `checkpoint object does not decode as header + snapshot (${decoded.problem?.detail ?? JSON.stringify(header)})`);
+    }
+    snapshot = decoded.frames[1]!.record;
+  }
+  // Generations from the checkpoint's on, each read from its start. Without a checkpoint: all of
+  // them, those that stored nothing too (a paused first start could still store its object 0).
+  // Generations before a checkpoint's were all fenced by the start that wrote it.
+  const first = checkpointAt ?? { generation: 1, seq: 0 };
+  const generations: number[] = [];
+  for (let g = first.generation; g < generation; g++) generations.push(g);
+
+  let replayedBytes = 0;
+  let fencedGenerations = 0;
+  const filter = options.replayFilter;
+  async function* replay(): AsyncGenerator<unknown> {
+    for (const g of generations) {
+      const listed = walKeys.get(g) ?? new Map<number, number>();
+      for (let seq = g === first.generation ? first.seq : 0; ; seq++) {
+        const key = walObjectKey(chain, g, seq);
+        let body: Uint8Array | undefined;
+        if (listed.get(seq) === 0) break; // a fence stored by an earlier start
+        if (!listed.has(seq)) {
+          try {
+            await store.put(key, new Uint8Array(0));
+            fencedGenerations++;
+            break;
+          } catch (error) {
+            if (!(error instanceof ObjectAlreadyExistsError)) throw error;
+            // The old process stored it after the listing (or another start fenced it): read it.
+          }
+        }
+        try {
+          body = (await store.get(key)).body;
+        } catch (error) {
+          if (error instanceof ObjectNotFoundError) throw new WalCorruptError(key, 0, 'listed WAL object is gone (deleted while this start ran?)');
+          throw error;
+        }
+        if (body.length === 0) break;
+        const decoded = decodeFrames(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+        if (decoded.problem !== undefined) {
+          throw new WalCorruptError(key, decoded.problem.offsetBytes, `WAL object frame ${decoded.problem.kind} (${decoded.problem.detail})`);
+        }
+        replayedBytes += body.length;
+        for (const frame of decoded.frames) {
+          if (filter === undefined || filter(frame.record)) yield frame.record;
+        }
+      }
+    }
+    writer.addReplayedBytes(replayedBytes);
+    logger.info({ chain, generation, replayedBytes, fencedGenerations }, 'WAL objects replayed');
+  }
+
+  const writer = new ObjectWalWriter({ ...options, generation, walBytesSinceCheckpoint: 0 });
+  return {
+    writer,
+    checkpoint: snapshot,
+    replay,
+    summary: {
+      generation,
+      checkpointKey,
+      get fencedGenerations() {
+        return fencedGenerations;
+      },
+    },
+  };
+}
