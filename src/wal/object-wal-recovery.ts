@@ -13,7 +13,8 @@
  * that object after the listing: it is read and the next sequence is fenced. Once the fence is
  * stored, the old process can store nothing more at that key, so it acknowledges nothing more.
  */
-import { ObjectAlreadyExistsError, ObjectNotFoundError, listAll, type ObjectStore } from '../object-store/index.ts';
+import { systemClock } from '../clock.ts';
+import { ObjectAlreadyExistsError, ObjectNotFoundError, listAll } from '../object-store/index.ts';
 import { WalChainClaimedError, WalCorruptError } from './errors.ts';
 import { claimObjectKey, chainPrefix, checkpointObjectKey, comparePositions, parseChainKey, walObjectKey } from './object-wal-keys.ts';
 import { ObjectWalWriter, type ObjectCheckpointHeader, type ObjectWalWriterOptions } from './object-wal-writer.ts';
@@ -67,7 +68,7 @@ export async function openObjectWal(options: OpenObjectWalOptions): Promise<Open
   }
   const generation = generationMax + 1;
   try {
-    await store.put(claimObjectKey(chain, generation), new TextEncoder().encode(`claimed ${new Date().toISOString()}\n`));
+    await store.put(claimObjectKey(chain, generation), new TextEncoder().encode(`claimed at ${(options.clock ?? systemClock).nowMs()} ms\n`));
   } catch (error) {
     if (error instanceof ObjectAlreadyExistsError) throw new WalChainClaimedError(chain, generation);
     throw error;
