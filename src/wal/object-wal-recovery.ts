@@ -19,7 +19,7 @@ import { WalChainClaimedError, WalCorruptError } from './errors.ts';
 import { claimObjectKey, chainPrefix, checkpointObjectKey, comparePositions, parseChainKey, walObjectKey } from './object-wal-keys.ts';
 import { ObjectWalWriter, type ObjectCheckpointHeader, type ObjectWalWriterOptions } from './object-wal-writer.ts';
 import { decodeFrames } from './record-codec.ts';
-import { CHECKPOINT_PAYLOAD_BYTES_MAX } from './wal-limits.ts';
+import { CHECKPOINT_PAYLOAD_BYTES_MAX, OBJECT_WAL_READS_MAX } from './wal-limits.ts';
 import { silentWalLogger } from './wal-logger.ts';
 
 export interface OpenObjectWalOptions extends Omit<ObjectWalWriterOptions, 'generation' | 'walBytesSinceCheckpoint'> {
@@ -95,10 +95,39 @@ export async function openObjectWal(options: OpenObjectWalOptions): Promise<Open
   let replayedBytes = 0;
   let fencedGenerations = 0;
   const filter = options.replayFilter;
+  const decodeObject = (key: string, body: Uint8Array): unknown[] => {
+    const decoded = decodeFrames(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    if (decoded.problem !== undefined) {
+      throw new WalCorruptError(key, decoded.problem.offsetBytes, `WAL object frame ${decoded.problem.kind} (${decoded.problem.detail})`);
+    }
+    replayedBytes += body.length;
+    return decoded.frames.map((frame) => frame.record);
+  };
   async function* replay(): AsyncGenerator<unknown> {
     for (const g of generations) {
       const listed = walKeys.get(g) ?? new Map<number, number>();
-      for (let seq = g === first.generation ? first.seq : 0; ; seq++) {
+      let seq = g === first.generation ? first.seq : 0;
+      // The listed run from the start: read ahead, OBJECT_WAL_READS_MAX GETs in flight.
+      const run: number[] = [];
+      for (let s = seq; (listed.get(s) ?? 0) > 0; s++) run.push(s);
+      const reads: Promise<Uint8Array>[] = [];
+      const startRead = (i: number): void => {
+        if (i >= run.length) return;
+        reads[i] = store.get(walObjectKey(chain, g, run[i]!)).then((result) => result.body);
+        reads[i]!.catch(() => {}); // a read-ahead failing after an earlier one threw is not unhandled
+      };
+      for (let i = 0; i < Math.min(OBJECT_WAL_READS_MAX, run.length); i++) startRead(i);
+      for (let i = 0; i < run.length; i++) {
+        const body = await reads[i]!;
+        startRead(i + OBJECT_WAL_READS_MAX);
+        delete reads[i];
+        for (const record of decodeObject(walObjectKey(chain, g, run[i]!), body)) {
+          if (filter === undefined || filter(record)) yield record;
+        }
+      }
+      seq += run.length;
+      // Past the run: the fence, or objects stored after the listing (read one at a time).
+      for (; ; seq++) {
         const key = walObjectKey(chain, g, seq);
         let body: Uint8Array | undefined;
         if (listed.get(seq) === 0) break; // a fence stored by an earlier start
@@ -119,13 +148,8 @@ export async function openObjectWal(options: OpenObjectWalOptions): Promise<Open
           throw error;
         }
         if (body.length === 0) break;
-        const decoded = decodeFrames(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-        if (decoded.problem !== undefined) {
-          throw new WalCorruptError(key, decoded.problem.offsetBytes, `WAL object frame ${decoded.problem.kind} (${decoded.problem.detail})`);
-        }
-        replayedBytes += body.length;
-        for (const frame of decoded.frames) {
-          if (filter === undefined || filter(frame.record)) yield frame.record;
+        for (const record of decodeObject(key, body)) {
+          if (filter === undefined || filter(record)) yield record;
         }
       }
     }

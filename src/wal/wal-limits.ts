@@ -41,3 +41,10 @@ export const WAL_QUEUE_BYTES_MAX_DEFAULT = 256 * MiB;
  * stay one buffer each (most appends are small).
  */
 export const WAL_ATTACHMENT_BYTES_MIN = 16 * 1024;
+
+/**
+ * Diskless recovery reads up to 16 WAL objects at once: an S3 GET costs tens of ms of latency and
+ * little CPU, so reading one at a time would make a restart wait about 30 ms per object; 16 in
+ * flight of at most `--wal-object-bytes` each bounds the memory it holds.
+ */
+export const OBJECT_WAL_READS_MAX = 16;

@@ -14,7 +14,7 @@ import {
   expectSealedReadsServedFromSegments,
   expectSuiteReadSegments,
 } from '../support/conformance.ts';
-import { findS3ServerSource, startS3Server, warnS3Unavailable } from '../support/s3-server.ts';
+import { findS3ServerSource, s3ServeSettings, startS3Server, warnS3Unavailable } from '../support/s3-server.ts';
 import { startTestServer } from '../support/server.ts';
 
 // Each upstream test gets 120 s here, not the suite's 30 s: with 64-byte segments one paginated
@@ -33,21 +33,11 @@ if (source.kind === 'unavailable') {
   test.skip(`tiered conformance on S3 (skipped: ${source.reason})`, () => {});
 } else {
   const s3 = await startS3Server(source);
-  const store = s3.storeConfig();
-  if (store.credentials !== undefined) {
-    process.env.AWS_ACCESS_KEY_ID = store.credentials.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = store.credentials.secretAccessKey;
-  }
   const server = await startTestServer({
     ...CONFORMANCE_SUBSCRIPTIONS,
     longPollTimeoutMs: CONFORMANCE_LONG_POLL_TIMEOUT_MS,
     ...TIERING_FORCED,
-    objectStore: 's3',
-    s3Bucket: store.bucket,
-    s3Prefix: store.prefix,
-    s3Endpoint: store.endpoint,
-    s3Region: store.region,
-    s3ForcePathStyle: true,
+    ...s3ServeSettings(s3),
   });
   afterAll(async () => {
     await server.stop();

@@ -98,3 +98,24 @@ export async function startS3Server(source: S3ServerSource): Promise<S3TestServe
     stop,
   };
 }
+
+/**
+ * `cairn serve` settings for a fresh prefix of `s3`, as a user gives them (`--object-store s3`,
+ * bucket, prefix, endpoint, region, path style); the credentials go to the AWS SDK through its
+ * standard environment variables, which this sets.
+ */
+export function s3ServeSettings(s3: S3TestServer) {
+  const store = s3.storeConfig();
+  if (store.credentials !== undefined) {
+    process.env.AWS_ACCESS_KEY_ID = store.credentials.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = store.credentials.secretAccessKey;
+  }
+  return {
+    objectStore: 's3' as const,
+    s3Bucket: store.bucket,
+    s3Prefix: store.prefix,
+    s3Endpoint: store.endpoint,
+    s3Region: store.region,
+    s3ForcePathStyle: true,
+  };
+}
