@@ -15,6 +15,7 @@ import type { FastifyInstance } from 'fastify';
 import { freshSeed, seededRandom, systemClock, type Clock, type RandomSource } from './clock.ts';
 import {
   CHECKPOINT_CHECK_INTERVAL_MS,
+  DISKLESS_CHECKPOINT_INTERVAL_MS,
   EXPIRY_REAP_INTERVAL_MS,
   INCARNATIONS_PER_MS,
   SEAL_UPLOADS_MAX,
@@ -62,7 +63,7 @@ import type { HttpContext } from './http/context.ts';
 import { SlotNotOwnedError } from './cluster/errors.ts';
 import type { Coordinator } from './cluster/coordinator.ts';
 import type { SlotTable } from './cluster/slot-table.ts';
-import { OBJECT_WAL_CHAIN_DEFAULT, openObjectWal, openWal, type ObjectWalWriter, type WalCommitInfo, type WalFs, type WalWriter } from './wal/index.ts';
+import { OBJECT_WAL_CHAIN_DEFAULT, ObjectWalWriter, chainNodeId, openObjectWal, openWal, type WalCommitInfo, type WalFs, type WalWriter } from './wal/index.ts';
 import { isSubscriptionRecord, openSubscriptions, type Subscriptions, type SubscriptionSnapshot } from './subscriptions/index.ts';
 
 /** The server cannot start for a reason the operator must fix; the message says which. */
@@ -153,22 +154,20 @@ export interface ClusterStart {
 
 /**
  * The write-ahead log of `config.durability`: the local one under `<data-dir>/wal`, or with
- * `object-store` the diskless chain in the object store (src/wal/object-wal-recovery.ts), named
- * `options.walChain`, else `--node-id`, else the default chain.
+ * `object-store` the diskless chain `parts.chain` in the object store (src/wal/object-wal-recovery.ts).
  */
 async function openLog(
   config: ServeConfig,
   options: StartOptions,
-  parts: { store: ObjectStore; logger: Logger; clock: Clock; onCommit: (info: WalCommitInfo) => void },
+  parts: { store: ObjectStore; chain: string; logger: Logger; clock: Clock; onCommit: (info: WalCommitInfo) => void },
 ): Promise<{ writer: WalWriter | ObjectWalWriter; checkpoint: unknown; replay(): AsyncIterable<unknown> }> {
-  const { store, logger, clock, onCommit } = parts;
+  const { store, chain, logger, clock, onCommit } = parts;
   if (config.durability !== 'object-store') {
     return openWal({ dir: path.join(config.dataDir, 'wal'), durability: config.durability, logger, fs: options.walFs, onCommit });
   }
   if (config.objectStore === 'fs' && config.fsStoreDir === undefined) {
     logger.warn('--durability object-store with the fs object store under the data directory: losing that directory loses everything; set --fs-store-dir to a durable shared path, or use S3');
   }
-  const chain = options.walChain ?? config.nodeId ?? OBJECT_WAL_CHAIN_DEFAULT;
   const opened = await openObjectWal({
     store,
     chain,
@@ -309,10 +308,13 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   if (!enforced) {
     logger.warn({ store: store.description }, 'object store does not refuse overwrites: create-if-absent is NOT enforced (--unsafe-allow-overwrites)');
   }
-  const naming = new ObjectNaming(await loadNodeId(config.dataDir));
+  // Diskless: the node id lives with the WAL chain in the object store, not on the disk.
+  const walChain = options.walChain ?? config.nodeId ?? OBJECT_WAL_CHAIN_DEFAULT;
+  const dataNodeId = await loadNodeId(config.dataDir);
+  const naming = new ObjectNaming(config.durability === 'object-store' ? await chainNodeId(store, walChain, dataNodeId) : dataNodeId);
   const coordinator = options.cluster?.coordinator(naming.nodeId);
 
-  const wal = await openLog(config, options, { store, logger, clock, onCommit: (info) => metrics.walCommitted(info) });
+  const wal = await openLog(config, options, { store, chain: walChain, logger, clock, onCommit: (info) => metrics.walCommitted(info) });
   const writer = wal.writer;
   // The sealer, the collector and the read path are built below: the registry calls them only on
   // writes, replay and expiry, which all come after.
@@ -527,9 +529,21 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       });
     return checkpointing;
   };
+  // Diskless: WAL objects are also folded into a checkpoint once a minute when it would copy fewer
+  // bytes (the hot tails) than it lets go of, so sealed records do not sit in WAL objects for long.
+  let checkpointedMs = clock.monotonicMs();
+  const checkpointDue = (): boolean =>
+    writer.walBytesSinceCheckpoint >= config.checkpointWalBytes ||
+    (writer instanceof ObjectWalWriter &&
+      writer.walBytesSinceCheckpoint > registry.hotTailBytes &&
+      clock.monotonicMs() - checkpointedMs >= DISKLESS_CHECKPOINT_INTERVAL_MS);
+  if (writer instanceof ObjectWalWriter) {
+    metrics.addObjectWal({ heldBytes: () => writer.walBytesSinceCheckpoint, heldAgeMs: () => writer.heldAgeMs(), storedObjects: () => writer.storedObjectCount });
+  }
   const checkpointer = clock
     .setInterval(() => {
-      if (checkpointing !== undefined || writer.walBytesSinceCheckpoint < config.checkpointWalBytes) return;
+      if (checkpointing !== undefined || !checkpointDue()) return;
+      checkpointedMs = clock.monotonicMs();
       checkpoint().catch((error: unknown) => logger.warn({ err: error }, 'checkpoint failed'));
     }, CHECKPOINT_CHECK_INTERVAL_MS)
     .unref();

@@ -86,6 +86,14 @@ export const EXPIRY_REAP_INTERVAL_MS = 1_000;
 /** How often the checkpoint condition is checked. */
 export const CHECKPOINT_CHECK_INTERVAL_MS = 1_000;
 
+/**
+ * Diskless mode: at most one checkpoint a minute besides the `--checkpoint-wal-bytes` ones, and
+ * only when it copies fewer bytes (the hot tails) than the WAL objects it retires. Once sealed,
+ * records leave the WAL objects within about a minute; a checkpoint is a PUT, a LIST and a
+ * delete, so this costs about 130,000 requests a month at most (about $0.70 on S3 Standard).
+ */
+export const DISKLESS_CHECKPOINT_INTERVAL_MS = 60_000;
+
 // -------------------------------------------------------------------------------------------------
 // Tiering (DESIGN.md: seal policy, caching, backpressure)
 

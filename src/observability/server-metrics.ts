@@ -244,6 +244,14 @@ export class ServerMetrics {
    * Cluster mode (docs/cluster.md "Operations"): this node's registration, slots and map
    * revision, and the stream requests it forwarded to slot owners, by outcome.
    */
+  /** Diskless mode (`--durability object-store`): what is held only in WAL objects. */
+  addObjectWal(sources: { heldBytes(): number; heldAgeMs(): number; storedObjects(): number }): void {
+    const registry = this.registry;
+    scrapedGauge(registry, 'cairn_wal_object_held_bytes', 'Diskless: WAL bytes held only in WAL objects, not yet in a checkpoint (what a restart replays)', sources.heldBytes);
+    scrapedGauge(registry, 'cairn_wal_object_lag_seconds', 'Diskless: age of the oldest record held only in WAL objects (0 when a checkpoint covers all)', () => sources.heldAgeMs() / 1000);
+    scrapedCounter(registry, 'cairn_wal_objects_stored_total', 'Diskless: WAL objects stored (one per flush)', sources.storedObjects);
+  }
+
   addCluster(sources: { status(): { connected: boolean; ownedSlots: number; mapRevision: number }; forwarded(): Readonly<Record<string, number>> }): void {
     const registry = this.registry;
     scrapedGauge(registry, 'cairn_cluster_connected', '1 while this node holds its cluster registration and has a slot map, else 0', () => (sources.status().connected ? 1 : 0));

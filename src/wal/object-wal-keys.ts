@@ -5,6 +5,7 @@
  * within it, WAL objects are numbered by **sequence** from 0, one object per flush:
  *
  * ```
+ * _cairn/wal/<chain>/node-id                               the node id this chain's objects are named with (create-if-absent, never changes)
  * _cairn/wal/<chain>/<generation:010>/claim               the start that owns the generation (create-if-absent)
  * _cairn/wal/<chain>/<generation:010>/<seq:012>.wal       record frames (record-codec.ts) of one flush
  * _cairn/wal/<chain>/<generation:010>/<seq:012>.wal       EMPTY: the fence a later generation put at the first missing sequence
@@ -50,6 +51,11 @@ export function checkpointObjectKey(chain: string, generation: number, seq: numb
 /** Key that a start writes create-if-absent to own `generation`. */
 export function claimObjectKey(chain: string, generation: number): string {
   return `${generationPrefix(chain, generation)}claim`;
+}
+
+/** Key of the node id of `chain`: segments and manifests name their writer by it (object-naming.ts). */
+export function nodeIdObjectKey(chain: string): string {
+  return `${chainPrefix(chain)}node-id`;
 }
 
 /** What a key of the chain is; `undefined` for a key that is not part of the layout. */

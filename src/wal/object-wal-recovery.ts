@@ -14,9 +14,9 @@
  * stored, the old process can store nothing more at that key, so it acknowledges nothing more.
  */
 import { systemClock } from '../clock.ts';
-import { ObjectAlreadyExistsError, ObjectNotFoundError, listAll } from '../object-store/index.ts';
+import { ObjectAlreadyExistsError, ObjectNotFoundError, listAll, type ObjectStore } from '../object-store/index.ts';
 import { WalChainClaimedError, WalCorruptError } from './errors.ts';
-import { claimObjectKey, chainPrefix, checkpointObjectKey, comparePositions, parseChainKey, walObjectKey } from './object-wal-keys.ts';
+import { claimObjectKey, chainPrefix, nodeIdObjectKey, checkpointObjectKey, comparePositions, parseChainKey, walObjectKey } from './object-wal-keys.ts';
 import { ObjectWalWriter, type ObjectCheckpointHeader, type ObjectWalWriterOptions } from './object-wal-writer.ts';
 import { decodeFrames } from './record-codec.ts';
 import { CHECKPOINT_PAYLOAD_BYTES_MAX, OBJECT_WAL_READS_MAX } from './wal-limits.ts';
@@ -35,6 +35,36 @@ export interface OpenedObjectWal {
   replay(): AsyncIterable<unknown>;
   /** What the open found and did, for the start-up log. */
   summary: { generation: number; checkpointKey: string | undefined; fencedGenerations: number };
+}
+
+/**
+ * The node id of `chain`, stored with it so that it outlives the local disk: the objects a node
+ * writes are named by its id (object-naming.ts), and a restart on an empty disk must go on
+ * naming the same streams' objects the same way. Reads `_cairn/wal/<chain>/node-id`; when absent,
+ * stores `fresh` there create-if-absent (a concurrent start's id wins and is read back).
+ * @throws the object store's error.
+ */
+export async function chainNodeId(store: ObjectStore, chain: string, fresh: string): Promise<string> {
+  const key = nodeIdObjectKey(chain);
+  const read = async (): Promise<string | undefined> => {
+    try {
+      return new TextDecoder().decode((await store.get(key)).body).trim();
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) return undefined;
+      throw error;
+    }
+  };
+  const stored = await read();
+  if (stored !== undefined) return stored;
+  try {
+    await store.put(key, new TextEncoder().encode(`${fresh}\n`));
+    return fresh;
+  } catch (error) {
+    if (!(error instanceof ObjectAlreadyExistsError)) throw error;
+    const winner = await read();
+    if (winner === undefined) throw error;
+    return winner;
+  }
 }
 
 /**

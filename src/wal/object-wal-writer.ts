@@ -118,6 +118,8 @@ export class ObjectWalWriter {
   #closePromise: Promise<void> | undefined;
   #checkpointRun: Promise<void> | undefined;
   #storedObjects = 0;
+  /** Monotonic time of the first record not covered by a stored checkpoint, or undefined. */
+  #uncheckpointedSinceMs: number | undefined;
 
   constructor(options: ObjectWalWriterOptions) {
     this.#store = options.store;
@@ -169,6 +171,15 @@ export class ObjectWalWriter {
   /** Counts bytes replayed at open into `walBytesSinceCheckpoint` (a restart replays them again until a checkpoint). */
   addReplayedBytes(bytes: number): void {
     this.#walBytesSinceCheckpoint += bytes;
+    if (bytes > 0) this.#uncheckpointedSinceMs ??= this.#clock.monotonicMs();
+  }
+
+  /**
+   * Age of the oldest record held only in WAL objects (not yet in a stored checkpoint), ms; 0
+   * when there is none. What a restart would replay grows with it (`walBytesSinceCheckpoint`).
+   */
+  heldAgeMs(): number {
+    return this.#uncheckpointedSinceMs === undefined ? 0 : this.#clock.monotonicMs() - this.#uncheckpointedSinceMs;
   }
 
   /** `enqueue`, rejecting instead of throwing. */
@@ -202,6 +213,7 @@ export class ObjectWalWriter {
     batch.recordCount++;
     this.#queuedBytes += frameBytes;
     this.#walBytesSinceCheckpoint += frameBytes;
+    this.#uncheckpointedSinceMs ??= this.#clock.monotonicMs();
     if (batch.bytes >= this.objectBytesMax) this.#closeOpen();
     return batch.promise;
   }
@@ -226,7 +238,13 @@ export class ObjectWalWriter {
     this.#closeOpen();
     const seq = last === undefined ? this.#nextSeq : last.seq + 1;
     this.#walBytesSinceCheckpoint = 0;
-    const run = this.#writeCheckpoint(last?.promise ?? Promise.resolve(), seq, snapshotFrame);
+    const heldSinceMs = this.#uncheckpointedSinceMs;
+    this.#uncheckpointedSinceMs = undefined;
+    const run = this.#writeCheckpoint(last?.promise ?? Promise.resolve(), seq, snapshotFrame).catch((error: unknown) => {
+      // Not stored: the records it would have covered are still held only in WAL objects.
+      if (heldSinceMs !== undefined) this.#uncheckpointedSinceMs = Math.min(heldSinceMs, this.#uncheckpointedSinceMs ?? Infinity);
+      throw error;
+    });
     this.#checkpointRun = run;
     const clear = (): void => {
       this.#checkpointRun = undefined;

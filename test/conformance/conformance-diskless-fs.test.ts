@@ -6,12 +6,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, expect, test } from 'vitest';
+import { afterAll, expect, test, vi } from 'vitest';
 import { runConformanceTests } from '@durable-streams/server-conformance-tests';
 import { CONFORMANCE_SUBSCRIPTIONS, CONFORMANCE_LONG_POLL_TIMEOUT_MS, TIERING_FORCED, expectSuiteReadSegments } from '../support/conformance.ts';
 import { startTestServer } from '../support/server.ts';
 import { listAll } from '../../src/object-store/index.ts';
 import { OBJECT_WAL_PREFIX } from '../../src/wal/index.ts';
+
+// Every append waits for its WAL object (20 ms of gathering plus the put): the property-based
+// tests append hundreds of times in sequence, past the suite's 30 s on a busy machine.
+vi.setConfig({ testTimeout: 120_000 });
 
 const fsStoreDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-diskless-store-'));
 const server = await startTestServer({
