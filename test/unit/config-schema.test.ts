@@ -81,6 +81,8 @@ describe('the serve settings table', () => {
       sseReconnectMs: 60_000,
       liveReadersMax: 100_000,
       checkpointWalBytes: 256 * 1024 * 1024,
+      walObjectFlushMs: 20,
+      walObjectBytes: 8 * 1024 * 1024,
       objectStore: 'fs',
       workers: 1,
       segmentSizeBytes: 8 * 1024 * 1024,
@@ -251,7 +253,7 @@ describe('invalid configuration names the key, the source and the reason', () =>
     expect(Object.keys(byKey).sort()).toEqual(['chunkBytesMax', 'durability', 'host', 'liveReadersMax', 'port', 'sealIdleMs']);
     expect(byKey.port).toMatchObject({ source: { kind: 'flag', flag: '--port' }, reason: 'expected a whole number from 0 to 65535' });
     expect(byKey.chunkBytesMax).toMatchObject({ source: { kind: 'env', name: 'CAIRN_CHUNK_BYTES_MAX' }, reason: 'expected a whole number, got "12kb"' });
-    expect(byKey.durability?.reason).toBe('expected one of: wal, memory');
+    expect(byKey.durability?.reason).toBe('expected one of: wal, memory, object-store');
     expect(byKey.sealIdleMs).toMatchObject({ source: { kind: 'file', path: '/etc/cairn.yaml' }, reason: 'expected a whole number from 0 to 86400000' });
     expect(byKey.liveReadersMax?.reason).toBe('expected a whole number from 1 to 10000000');
     expect(byKey.host?.source).toEqual({ kind: 'file', path: '/etc/cairn.yaml' });

@@ -37,6 +37,9 @@ import {
 } from '../../src/protocol/errors.ts';
 import {
   WalCheckpointInProgressError,
+  WalObjectStoreUnavailableError,
+  WalFencedError,
+  WalChainClaimedError,
   WalClosedError,
   WalCorruptError,
   WalNotDurableError,
@@ -85,6 +88,9 @@ const samples: CairnError[] = [
   new WalRecordTooLargeError(2000, 1000),
   new WalCorruptError('/wal/1', 8, 'bad crc'),
   new WalNotDurableError('fsync of wal/ failed at recovery'),
+  new WalObjectStoreUnavailableError('the object store did not take WAL object k', new Error('SlowDown')),
+  new WalFencedError('_cairn/wal/default/0000000001/000000000003.wal'),
+  new WalChainClaimedError('default', 2),
   new ObjectStoreUnavailableError('get', 'k', 'connection refused'),
   new ObjectAlreadyExistsError('k'),
   new ObjectNotFoundError('get', 'k'),
