@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import { snapshotWhere, StreamRegistry, type RegistrySnapshot } from './stream/registry.ts';
 import type { StreamRecord } from './stream/records.ts';
 import { isSubscriptionRecord } from './subscriptions/index.ts';
-import { readChainForTakeover } from './wal/index.ts';
+import { readChainForTakeover, storedChainNodeId } from './wal/index.ts';
 
 /** Longest pause between attempts to recover a takeover, ms. */
 const TAKEOVER_RETRY_MS_MAX = 10_000;
@@ -82,8 +82,10 @@ export class DisklessTakeover {
         const taken = new Set(slots);
         const state = await this.#stateOf(fromNodeId);
         // Only what this node still owns (the map may have moved on meanwhile).
-        const snapshot = snapshotWhere(state, (hostPath) => taken.has(table.slotOf(hostPath)) && table.route(hostPath).self);
-        const adopted = registry.adopt(snapshot);
+        const mine = snapshotWhere(state.snapshot, (hostPath) => taken.has(table.slotOf(hostPath)) && table.route(hostPath).self);
+        // The dead node's own streams name their objects by its id, not this node's.
+        const streams = mine.streams.map((s) => (s.objectNodeId === undefined ? { ...s, objectNodeId: state.objectNodeId } : s));
+        const adopted = registry.adopt({ ...mine, streams });
         await this.#o.checkpointAfter();
         table.recovered(slots);
         const unsealedBytes = adopted.reduce((sum, stream) => sum + stream.tailOffset - stream.sealedOffset, 0);
@@ -100,8 +102,13 @@ export class DisklessTakeover {
     }
   }
 
-  /** The registry state `fromNodeId`'s chain holds (its checkpoint plus the records after it). */
-  async #stateOf(fromNodeId: string): Promise<RegistrySnapshot> {
+  /**
+   * The registry state `fromNodeId`'s chain holds (its checkpoint plus the records after it), and
+   * the node id its objects are named by.
+   */
+  async #stateOf(fromNodeId: string): Promise<{ snapshot: RegistrySnapshot; objectNodeId: string }> {
+    const objectNodeId = await storedChainNodeId(this.#o.store, fromNodeId);
+    if (objectNodeId === undefined) throw new Error(`node ${fromNodeId} has no write-ahead log chain in the object store (was it diskless?)`);
     const read = await readChainForTakeover(this.#o.store, fromNodeId);
     const scratch = new StreamRegistry({
       log: {
@@ -115,6 +122,6 @@ export class DisklessTakeover {
     for await (const record of read.replay()) {
       if (!isSubscriptionRecord(record)) scratch.apply(record as StreamRecord);
     }
-    return scratch.snapshot();
+    return { snapshot: scratch.snapshot(), objectNodeId };
   }
 }

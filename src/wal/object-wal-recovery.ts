@@ -34,6 +34,16 @@ export interface OpenedObjectWal {
   summary: { generation: number; checkpointKey: string | undefined; fencedGenerations: number };
 }
 
+/** The node id stored with `chain`, or undefined when none is (the chain never started). @throws the store's error. */
+export async function storedChainNodeId(store: ObjectStore, chain: string): Promise<string | undefined> {
+  try {
+    return new TextDecoder().decode((await store.get(nodeIdObjectKey(chain))).body).trim();
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  }
+}
+
 /**
  * The node id of `chain`, stored with it so that it outlives the local disk: the objects a node
  * writes are named by its id (object-naming.ts), and a restart on an empty disk must go on
@@ -43,14 +53,7 @@ export interface OpenedObjectWal {
  */
 export async function chainNodeId(store: ObjectStore, chain: string, fresh: string): Promise<string> {
   const key = nodeIdObjectKey(chain);
-  const read = async (): Promise<string | undefined> => {
-    try {
-      return new TextDecoder().decode((await store.get(key)).body).trim();
-    } catch (error) {
-      if (error instanceof ObjectNotFoundError) return undefined;
-      throw error;
-    }
-  };
+  const read = () => storedChainNodeId(store, chain);
   const stored = await read();
   if (stored !== undefined) return stored;
   try {

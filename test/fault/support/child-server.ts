@@ -34,7 +34,8 @@ function probe(port: number): Promise<number> {
         response.on('end', () => resolve(response.statusCode ?? 0));
       },
     );
-    request.setTimeout(2_000, () => request.destroy(new Error('probe timed out')));
+    // A probe unanswered in 2 s (a busy machine, a node still joining) is tried again like a refusal.
+    request.setTimeout(2_000, () => request.destroy(Object.assign(new Error('probe timed out'), { code: 'ETIMEDOUT' })));
     request.on('error', reject);
     request.end();
   });
@@ -128,7 +129,7 @@ export class ChildServer {
         throw new Error(`unexpected status ${status} from the readiness probe`);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'ECONNREFUSED' && code !== 'ECONNRESET') throw error;
+        if (code !== 'ECONNREFUSED' && code !== 'ECONNRESET' && code !== 'ETIMEDOUT') throw error;
       }
       if (performance.now() > deadline) {
         this.kill();
