@@ -472,6 +472,9 @@ export class Sealer {
    */
   async #probe(stream: StreamState): Promise<void> {
     const { manifests, registry, logger } = this.#o;
+    // Reconciling deletes objects it takes for orphans: a node that lost the slot (a restarted or
+    // resumed old owner, with stale state) would delete what the new owner stored.
+    this.#o.storeFence?.(stream);
     const found = await manifests.reconcile(stream, (start, end) => hotBytes(stream, start, end));
     if (found.adopt !== undefined) {
       const { segments, version, retainedStart } = found.adopt;
