@@ -119,10 +119,13 @@ export async function startClusterUnderTest(
       }
     },
     async stop() {
-      await new Promise<void>((resolve) => front.close(() => resolve()));
+      // The nodes first (SIGKILL), then the front: its close waits for open connections (a
+      // long-poll of a tailer that is still running), which once left the nodes running.
+      await Promise.all(nodes.map((node) => node.stop()));
+      const closed = new Promise<void>((resolve) => front.close(() => resolve()));
       front.closeAllConnections();
       agent.destroy();
-      await Promise.all(nodes.map((node) => node.stop()));
+      await closed;
       await rm(root, { recursive: true, force: true });
     },
   };
