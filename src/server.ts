@@ -57,7 +57,6 @@ import { Sealer, type SealerStats } from './tiering/sealer.ts';
 import type { LoadedStreamLimits } from './tiering/idle-eviction.ts';
 import { StreamFinder } from './tiering/stream-finder.ts';
 import { installStreamLookup } from './http/stream-lookup-hook.ts';
-import { DisklessTakeover } from './takeover.ts';
 import { installForwarding } from './http/forwarding.ts';
 import { SealedViews } from './http/sealed-views.ts';
 import type { HttpContext } from './http/context.ts';
@@ -358,14 +357,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     isDeleting: (incarnation) => collector.isDeleting(incarnation),
     isSealing: (incarnation) => seals.running(incarnation),
     loadedLimits: options.loadedStreamLimits,
-    ...(coordinator === undefined
-      ? {}
-      : {
-          hostsLocally: (hostPath: string) => {
-            const route = coordinator.table.route(hostPath);
-            return route.self && coordinator.table.recovering(route.slot) === undefined;
-          },
-        }),
+    ...(coordinator === undefined ? {} : { hostsLocally: (hostPath: string) => coordinator.table.route(hostPath).self }),
   });
   finder.eviction.start();
   const sealer = new Sealer({
@@ -567,23 +559,6 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     return registry.unload(streams);
   };
 
-  // Diskless: slots taken from a dead node are recovered from its chain in the object store.
-  const takeover =
-    coordinator === undefined || !(writer instanceof ObjectWalWriter)
-      ? undefined
-      : new DisklessTakeover({
-          store,
-          registry,
-          table: coordinator.table,
-          clock,
-          logger,
-          checkpointAfter: async () => {
-            await checkpointing?.catch(() => {});
-            await checkpoint();
-          },
-        });
-  if (takeover !== undefined) coordinator?.table.onChange((previous) => takeover.onMapChange(previous));
-
   // A slot handed to another node: its streams' writes are refused already (the map marks it
   // moving); store every byte and their metadata, then forget them (docs/cluster.md "Moves").
   coordinator?.setReleaseHandler(async (slots) => {
@@ -692,7 +667,6 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
           idleSweeper.cancel();
           drainTimer.cancel();
         }
-        await takeover?.close();
         await subscriptions.drainStored();
         await sealer.close();
         await collector.close();

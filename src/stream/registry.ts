@@ -43,7 +43,6 @@ import { StreamTable, type RegistryListener } from './stream-table.ts';
 
 export type { RegistryListener } from './stream-table.ts';
 export type { RegistrySnapshot } from './registry-checkpoint.ts';
-export { snapshotWhere } from './registry-checkpoint.ts';
 export type { SealedUnitReader } from './lineage.ts';
 export type { StreamListPage, StreamListQuery } from './stream-listing.ts';
 export type { AppendOutcome, AppendRequest, CreateOutcome, CreateRequest } from './write-requests.ts';
@@ -188,28 +187,6 @@ export class StreamRegistry {
   /** Loads a checkpoint snapshot into an empty registry (before WAL replay). */
   restore(snapshot: RegistrySnapshot): void {
     restoreTable(this.#table, snapshot);
-  }
-
-  /**
-   * Takes over the streams of `snapshot`, the state another node had acknowledged (a diskless
-   * takeover, docs/cluster.md): they are installed as durable, as if replayed. Streams whose path
-   * is held here already are left out. The caller must make them durable in this node's own log
-   * (a checkpoint) before it accepts writes to them: its log has no record of them.
-   * @returns the streams adopted.
-   */
-  adopt(snapshot: RegistrySnapshot): StreamState[] {
-    const streams = snapshot.streams.filter((s) => this.#table.atPath(s.path) === undefined && this.#table.byIncarnation(s.inc) === undefined);
-    restoreTable(this.#table, { nextIncarnation: snapshot.nextIncarnation, streams });
-    const adopted: StreamState[] = [];
-    for (const s of streams) {
-      const stream = this.#table.byIncarnation(s.inc);
-      if (stream === undefined) continue;
-      StreamTable.markDurable(stream);
-      this.#unloadedPaths.delete(stream.path);
-      this.#listener?.durable(stream);
-      adopted.push(stream);
-    }
-    return adopted;
   }
 
   /** Refuses a write whose bytes would take the hot tails past their budget (503, DESIGN.md). */

@@ -22,7 +22,10 @@ import { decodeFrames } from './record-codec.ts';
 import { CHECKPOINT_PAYLOAD_BYTES_MAX, OBJECT_WAL_READS_MAX } from './wal-limits.ts';
 import { silentWalLogger } from './wal-logger.ts';
 
-export type OpenObjectWalOptions = Omit<ObjectWalWriterOptions, 'generation' | 'walBytesSinceCheckpoint'>;
+export interface OpenObjectWalOptions extends Omit<ObjectWalWriterOptions, 'generation' | 'walBytesSinceCheckpoint'> {
+  /** Only the records this returns true for are replayed (cluster takeover filters by slot). Default: all. */
+  replayFilter?: (record: unknown) => boolean;
+}
 
 export interface OpenedObjectWal {
   writer: ObjectWalWriter;
@@ -34,16 +37,6 @@ export interface OpenedObjectWal {
   summary: { generation: number; checkpointKey: string | undefined; fencedGenerations: number };
 }
 
-/** The node id stored with `chain`, or undefined when none is (the chain never started). @throws the store's error. */
-export async function storedChainNodeId(store: ObjectStore, chain: string): Promise<string | undefined> {
-  try {
-    return new TextDecoder().decode((await store.get(nodeIdObjectKey(chain))).body).trim();
-  } catch (error) {
-    if (error instanceof ObjectNotFoundError) return undefined;
-    throw error;
-  }
-}
-
 /**
  * The node id of `chain`, stored with it so that it outlives the local disk: the objects a node
  * writes are named by its id (object-naming.ts), and a restart on an empty disk must go on
@@ -53,7 +46,14 @@ export async function storedChainNodeId(store: ObjectStore, chain: string): Prom
  */
 export async function chainNodeId(store: ObjectStore, chain: string, fresh: string): Promise<string> {
   const key = nodeIdObjectKey(chain);
-  const read = () => storedChainNodeId(store, chain);
+  const read = async (): Promise<string | undefined> => {
+    try {
+      return new TextDecoder().decode((await store.get(key)).body).trim();
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) return undefined;
+      throw error;
+    }
+  };
   const stored = await read();
   if (stored !== undefined) return stored;
   try {
@@ -65,140 +65,6 @@ export async function chainNodeId(store: ObjectStore, chain: string, fresh: stri
     if (winner === undefined) throw error;
     return winner;
   }
-}
-
-/** What a LIST of a chain found. */
-interface ChainListing {
-  /** generation → seq → object size (0: a fence). */
-  walKeys: Map<number, Map<number, number>>;
-  checkpointAt: { generation: number; seq: number } | undefined;
-  generationMax: number;
-}
-
-async function listChain(store: ObjectStore, chain: string): Promise<ChainListing> {
-  const walKeys = new Map<number, Map<number, number>>();
-  let checkpointAt: { generation: number; seq: number } | undefined;
-  let generationMax = 0;
-  for await (const info of listAll(store, chainPrefix(chain))) {
-    const parsed = parseChainKey(chain, info.key);
-    if (parsed === undefined) continue;
-    generationMax = Math.max(generationMax, parsed.generation);
-    if (parsed.kind === 'checkpoint') {
-      if (checkpointAt === undefined || comparePositions(parsed, checkpointAt) > 0) checkpointAt = parsed;
-    } else if (parsed.kind === 'wal') {
-      let seqs = walKeys.get(parsed.generation);
-      if (seqs === undefined) walKeys.set(parsed.generation, (seqs = new Map()));
-      seqs.set(parsed.seq, info.sizeBytes);
-    }
-  }
-  return { walKeys, checkpointAt, generationMax };
-}
-
-/** The state of a chain as of now, read from the object store; every generation read is fenced. */
-export interface ChainRead {
-  /** The newest checkpoint's snapshot, or `undefined`. Apply it before the replayed records. */
-  checkpoint: unknown;
-  checkpointKey: string | undefined;
-  /** Records after the checkpoint, in append order, one WAL object at a time (16 GETs ahead). Call once. */
-  replay(): AsyncIterable<unknown>;
-  /** After `replay()`: object bytes read, and generations this read fenced (the others were fenced already). */
-  readonly replayedBytes: number;
-  readonly fencedGenerations: number;
-}
-
-/**
- * Reads `chain` from its newest checkpoint through generation `generationEnd` − 1, fencing each
- * generation at its first missing sequence (module doc). A start passes the generation it just
- * claimed; a cluster node taking over a dead node's slots passes the listed maximum + 1, which
- * fences the dead process's own generation too.
- * @throws WalCorruptError (naming the key) if the checkpoint or a WAL object does not decode, or
- *   a listed object is gone; the object store's error if it cannot be read.
- */
-async function readChain(store: ObjectStore, chain: string, listing: ChainListing, generationEnd: number): Promise<ChainRead> {
-  const { walKeys, checkpointAt } = listing;
-  let snapshot: unknown;
-  let checkpointKey: string | undefined;
-  if (checkpointAt !== undefined) {
-    checkpointKey = checkpointObjectKey(chain, checkpointAt.generation, checkpointAt.seq);
-    const decoded = decodeFrames(Buffer.from((await store.get(checkpointKey)).body), CHECKPOINT_PAYLOAD_BYTES_MAX);
-    const header = decoded.frames[0]?.record as Partial<ObjectCheckpointHeader> | undefined;
-    if (decoded.problem !== undefined || decoded.frames.length !== 2 || header?.formatVersion !== 1 || header.seq !== checkpointAt.seq || header.generation !== checkpointAt.generation) {
-      throw new WalCorruptError(checkpointKey, decoded.problem?.offsetBytes ?? 0, `checkpoint object does not decode as header + snapshot (${decoded.problem?.detail ?? JSON.stringify(header)})`);
-    }
-    snapshot = decoded.frames[1]!.record;
-  }
-  // Generations from the checkpoint's on, each read from its start. Without a checkpoint: all of
-  // them, those that stored nothing too (a paused first start could still store its object 0).
-  // Generations before a checkpoint's were all fenced by the start that wrote it.
-  const first = checkpointAt ?? { generation: 1, seq: 0 };
-  let replayedBytes = 0;
-  let fencedGenerations = 0;
-  const decodeObject = (key: string, body: Uint8Array): unknown[] => {
-    const decoded = decodeFrames(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-    if (decoded.problem !== undefined) {
-      throw new WalCorruptError(key, decoded.problem.offsetBytes, `WAL object frame ${decoded.problem.kind} (${decoded.problem.detail})`);
-    }
-    replayedBytes += body.length;
-    return decoded.frames.map((frame) => frame.record);
-  };
-  async function* replay(): AsyncGenerator<unknown> {
-    for (let g = first.generation; g < generationEnd; g++) {
-      const listed = walKeys.get(g) ?? new Map<number, number>();
-      let seq = g === first.generation ? first.seq : 0;
-      // The listed run from the start: read ahead, OBJECT_WAL_READS_MAX GETs in flight.
-      const run: number[] = [];
-      for (let s = seq; (listed.get(s) ?? 0) > 0; s++) run.push(s);
-      const reads: Promise<Uint8Array>[] = [];
-      const startRead = (i: number): void => {
-        if (i >= run.length) return;
-        reads[i] = store.get(walObjectKey(chain, g, run[i]!)).then((result) => result.body);
-        reads[i]!.catch(() => {}); // a read-ahead failing after an earlier one threw is not unhandled
-      };
-      for (let i = 0; i < Math.min(OBJECT_WAL_READS_MAX, run.length); i++) startRead(i);
-      for (let i = 0; i < run.length; i++) {
-        const body = await reads[i]!;
-        startRead(i + OBJECT_WAL_READS_MAX);
-        delete reads[i];
-        yield* decodeObject(walObjectKey(chain, g, run[i]!), body);
-      }
-      seq += run.length;
-      // Past the run: the fence, or objects stored after the listing (read one at a time).
-      for (; ; seq++) {
-        const key = walObjectKey(chain, g, seq);
-        if (listed.get(seq) === 0) break; // a fence stored by an earlier start
-        if (!listed.has(seq)) {
-          try {
-            await store.put(key, new Uint8Array(0));
-            fencedGenerations++;
-            break;
-          } catch (error) {
-            if (!(error instanceof ObjectAlreadyExistsError)) throw error;
-            // The old process stored it after the listing (or another reader fenced it): read it.
-          }
-        }
-        let body: Uint8Array;
-        try {
-          body = (await store.get(key)).body;
-        } catch (error) {
-          if (error instanceof ObjectNotFoundError) throw new WalCorruptError(key, 0, 'listed WAL object is gone (deleted while this read ran?)');
-          throw error;
-        }
-        if (body.length === 0) break;
-        yield* decodeObject(key, body);
-      }
-    }
-  }
-  return {
-    checkpoint: snapshot,
-    checkpointKey,
-    replay,
-    get replayedBytes() {
-      return replayedBytes;
-    },
-    get fencedGenerations() {
-      return fencedGenerations;
-    },
-  };
 }
 
 /**
@@ -215,43 +81,123 @@ async function readChain(store: ObjectStore, chain: string, listing: ChainListin
 export async function openObjectWal(options: OpenObjectWalOptions): Promise<OpenedObjectWal> {
   const { store, chain } = options;
   const logger = options.logger ?? silentWalLogger;
-  const listing = await listChain(store, chain);
-  const generation = listing.generationMax + 1;
+  const walKeys = new Map<number, Map<number, number>>(); // generation → seq → size
+  let checkpointAt: { generation: number; seq: number } | undefined;
+  let generationMax = 0;
+  for await (const info of listAll(store, chainPrefix(chain))) {
+    const parsed = parseChainKey(chain, info.key);
+    if (parsed === undefined) continue;
+    generationMax = Math.max(generationMax, parsed.generation);
+    if (parsed.kind === 'checkpoint') {
+      if (checkpointAt === undefined || comparePositions(parsed, checkpointAt) > 0) checkpointAt = parsed;
+    } else if (parsed.kind === 'wal') {
+      let seqs = walKeys.get(parsed.generation);
+      if (seqs === undefined) walKeys.set(parsed.generation, (seqs = new Map()));
+      seqs.set(parsed.seq, info.sizeBytes);
+    }
+  }
+  const generation = generationMax + 1;
   try {
     await store.put(claimObjectKey(chain, generation), new TextEncoder().encode(`claimed at ${(options.clock ?? systemClock).nowMs()} ms\n`));
   } catch (error) {
     if (error instanceof ObjectAlreadyExistsError) throw new WalChainClaimedError(chain, generation);
     throw error;
   }
-  const read = await readChain(store, chain, listing, generation);
-  const writer = new ObjectWalWriter({ ...options, generation, walBytesSinceCheckpoint: 0 });
-  async function* replay(): AsyncGenerator<unknown> {
-    yield* read.replay();
-    writer.addReplayedBytes(read.replayedBytes);
-    logger.info({ chain, generation, replayedBytes: read.replayedBytes, fencedGenerations: read.fencedGenerations }, 'WAL objects replayed');
+
+  let snapshot: unknown;
+  let checkpointKey: string | undefined;
+  if (checkpointAt !== undefined) {
+    checkpointKey = checkpointObjectKey(chain, checkpointAt.generation, checkpointAt.seq);
+    const decoded = decodeFrames(Buffer.from((await store.get(checkpointKey)).body), CHECKPOINT_PAYLOAD_BYTES_MAX);
+    const header = decoded.frames[0]?.record as Partial<ObjectCheckpointHeader> | undefined;
+    if (decoded.problem !== undefined || decoded.frames.length !== 2 || header?.formatVersion !== 1 || header.seq !== checkpointAt.seq || header.generation !== checkpointAt.generation) {
+      throw new WalCorruptError(checkpointKey, decoded.problem?.offsetBytes ?? 0, `checkpoint object does not decode as header + snapshot (${decoded.problem?.detail ?? JSON.stringify(header)})`);
+    }
+    snapshot = decoded.frames[1]!.record;
   }
+  // Generations from the checkpoint's on, each read from its start. Without a checkpoint: all of
+  // them, those that stored nothing too (a paused first start could still store its object 0).
+  // Generations before a checkpoint's were all fenced by the start that wrote it.
+  const first = checkpointAt ?? { generation: 1, seq: 0 };
+  const generations: number[] = [];
+  for (let g = first.generation; g < generation; g++) generations.push(g);
+
+  let replayedBytes = 0;
+  let fencedGenerations = 0;
+  const filter = options.replayFilter;
+  const decodeObject = (key: string, body: Uint8Array): unknown[] => {
+    const decoded = decodeFrames(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    if (decoded.problem !== undefined) {
+      throw new WalCorruptError(key, decoded.problem.offsetBytes, `WAL object frame ${decoded.problem.kind} (${decoded.problem.detail})`);
+    }
+    replayedBytes += body.length;
+    return decoded.frames.map((frame) => frame.record);
+  };
+  async function* replay(): AsyncGenerator<unknown> {
+    for (const g of generations) {
+      const listed = walKeys.get(g) ?? new Map<number, number>();
+      let seq = g === first.generation ? first.seq : 0;
+      // The listed run from the start: read ahead, OBJECT_WAL_READS_MAX GETs in flight.
+      const run: number[] = [];
+      for (let s = seq; (listed.get(s) ?? 0) > 0; s++) run.push(s);
+      const reads: Promise<Uint8Array>[] = [];
+      const startRead = (i: number): void => {
+        if (i >= run.length) return;
+        reads[i] = store.get(walObjectKey(chain, g, run[i]!)).then((result) => result.body);
+        reads[i]!.catch(() => {}); // a read-ahead failing after an earlier one threw is not unhandled
+      };
+      for (let i = 0; i < Math.min(OBJECT_WAL_READS_MAX, run.length); i++) startRead(i);
+      for (let i = 0; i < run.length; i++) {
+        const body = await reads[i]!;
+        startRead(i + OBJECT_WAL_READS_MAX);
+        delete reads[i];
+        for (const record of decodeObject(walObjectKey(chain, g, run[i]!), body)) {
+          if (filter === undefined || filter(record)) yield record;
+        }
+      }
+      seq += run.length;
+      // Past the run: the fence, or objects stored after the listing (read one at a time).
+      for (; ; seq++) {
+        const key = walObjectKey(chain, g, seq);
+        let body: Uint8Array | undefined;
+        if (listed.get(seq) === 0) break; // a fence stored by an earlier start
+        if (!listed.has(seq)) {
+          try {
+            await store.put(key, new Uint8Array(0));
+            fencedGenerations++;
+            break;
+          } catch (error) {
+            if (!(error instanceof ObjectAlreadyExistsError)) throw error;
+            // The old process stored it after the listing (or another start fenced it): read it.
+          }
+        }
+        try {
+          body = (await store.get(key)).body;
+        } catch (error) {
+          if (error instanceof ObjectNotFoundError) throw new WalCorruptError(key, 0, 'listed WAL object is gone (deleted while this start ran?)');
+          throw error;
+        }
+        if (body.length === 0) break;
+        for (const record of decodeObject(key, body)) {
+          if (filter === undefined || filter(record)) yield record;
+        }
+      }
+    }
+    writer.addReplayedBytes(replayedBytes);
+    logger.info({ chain, generation, replayedBytes, fencedGenerations }, 'WAL objects replayed');
+  }
+
+  const writer = new ObjectWalWriter({ ...options, generation, walBytesSinceCheckpoint: 0 });
   return {
     writer,
-    checkpoint: read.checkpoint,
+    checkpoint: snapshot,
     replay,
     summary: {
       generation,
-      checkpointKey: read.checkpointKey,
+      checkpointKey,
       get fencedGenerations() {
-        return read.fencedGenerations;
+        return fencedGenerations;
       },
     },
   };
-}
-
-/**
- * Reads the chain of ANOTHER node (a dead cluster node whose slots this node takes over, docs/
- * cluster.md "Diskless takeover") without claiming a generation: from its newest checkpoint
- * through its last listed generation, fencing each, so that the dead process, were it only
- * paused, acknowledges nothing more.
- * @throws as `openObjectWal`, except `WalChainClaimedError`.
- */
-export async function readChainForTakeover(store: ObjectStore, chain: string): Promise<ChainRead> {
-  const listing = await listChain(store, chain);
-  return readChain(store, chain, listing, listing.generationMax + 1);
 }
