@@ -68,6 +68,8 @@ const SEALED_TIMEOUT_MS = 120_000;
 const RETRY_503_TIMEOUT_MS = 30_000;
 const RETRY_PAUSE_MS = 100;
 const HISTORY_APPEND_BYTES = 64 * 1024;
+/** The idle window before the phases: what the nodes burn without load (keep-alives, watches, timers). */
+const IDLE_WINDOW_MS = 3_000;
 const LIVE_MESSAGE_BYTES = 100;
 const LIVE_WARMUP_MS = 1_000;
 /** The projection's cluster sizes (nodes, one core each). */
@@ -150,6 +152,8 @@ interface Window {
 
 interface WrkPhase extends Window {
   wrk: WrkResult;
+  /** 2xx responses. */
+  answered: number;
   /** 2xx responses per second. */
   ratePerS: number;
   /** CPU µs per answered request, per node (that node's CPU over every request in the cluster). */
@@ -171,6 +175,8 @@ interface ClusterCell extends FlaggableCell {
   repetition: number;
   nodeIds: string[];
   startMs?: number;
+  /** The nodes without load (streams created, history sealed), before the phases. */
+  idle?: Window;
   appends?: WrkPhase;
   reads?: WrkPhase;
   live?: LivePhase;
@@ -367,6 +373,7 @@ async function wrkPhase(nodes: readonly BenchNode[], etcd: EtcdCluster | undefin
   return {
     ...window,
     wrk,
+    answered,
     ratePerS: answered / (wrk.durationUs / 1e6),
     cpuUsPerRequestByNode,
     cpuUsPerRequest: cpuUsPerRequestByNode.reduce((sum, value) => sum + value, 0),
@@ -494,8 +501,9 @@ async function runCell(config: Config, repetition: number, options: ClusterOptio
     await waitSettled(nodes, config.cluster);
     cell.startMs = performance.now() - startedMs;
     await createStreams(nodes, options);
-    cell.appends = await wrkPhase(nodes, etcd, appendScript(options.bodyBytes, options.streamCount, APPEND_PREFIX), options.connectionCount, options);
     await waitHistorySealed(nodes, options);
+    cell.idle = (await measured(nodes, etcd, () => sleep(IDLE_WINDOW_MS))).window;
+    cell.appends = await wrkPhase(nodes, etcd, appendScript(options.bodyBytes, options.streamCount, APPEND_PREFIX), options.connectionCount, options);
     cell.reads = await wrkPhase(nodes, etcd, catchUpScript(options.historyStreamCount, HISTORY_PREFIX), options.readConnectionCount, options);
     cell.live = await livePhase(nodes, etcd, config, options);
     const exited = nodes.filter((node) => node.running.exitedEarly());
@@ -528,6 +536,13 @@ function formatShare(value: number): string {
   return Number.isFinite(value) ? `${(value * 100).toFixed(1)}%` : '-';
 }
 
+/** CPU µs per request of all nodes, less what they used idle (the cell's idle window) over the same time. */
+function netCpuUs(phase: WrkPhase | undefined, idle: Window | undefined): number {
+  if (phase === undefined || idle === undefined) return Number.NaN;
+  const idleS = idle.nodeCpuPercent.reduce((sum, percent) => sum + percent, 0) / 100 * phase.elapsedS;
+  return ((phase.nodeCpuS.reduce((sum, cpuS) => sum + cpuS, 0) - idleS) * 1e6) / phase.answered;
+}
+
 /** e.g. `41.0+40.2+39.8 = 121`: CPU µs per request of each node, and their sum. */
 function formatPerNode(phase: WrkPhase | undefined): string {
   if (phase === undefined) return '-';
@@ -544,7 +559,9 @@ function wrkRow(cell: ClusterCell, phase: WrkPhase | undefined, extra: string[] 
     formatMs(phase?.wrk.latencyUs.p50 ?? Number.NaN),
     formatMs(phase?.wrk.latencyUs.p99 ?? Number.NaN),
     phase === undefined ? '-' : phase.nodeCpuPercent.map(formatPercent).join('/'),
+    cell.idle === undefined ? '-' : cell.idle.nodeCpuPercent.map(formatPercent).join('/'),
     formatPerNode(phase),
+    formatUs(netCpuUs(phase, cell.idle)),
     formatShare(phase?.forwardedShare ?? Number.NaN),
     formatPercent(phase?.etcdCpuPercent ?? Number.NaN),
     formatPercent(phase?.otherCpuPercent ?? Number.NaN),
@@ -584,13 +601,16 @@ interface Summary {
   appendP50Us: number;
   appendP99Us: number;
   appendCpuUs: number;
+  appendCpuUsNet: number;
   appendCpuUsPerNodeMax: number;
+  idleCpuPercent: number;
   appendForwarded: number;
   readsPerS: number;
   readMegabytesPerS: number;
   readP50Us: number;
   readP99Us: number;
   readCpuUs: number;
+  readCpuUsNet: number;
   readForwarded: number;
   longPollP50Ms: number;
   longPollP99Ms: number;
@@ -610,6 +630,8 @@ function summarize(config: Config, cells: readonly ClusterCell[]): Summary {
     appendP50Us: of((cell) => cell.appends?.wrk.latencyUs.p50),
     appendP99Us: of((cell) => cell.appends?.wrk.latencyUs.p99),
     appendCpuUs: of((cell) => cell.appends?.cpuUsPerRequest),
+    appendCpuUsNet: of((cell) => netCpuUs(cell.appends, cell.idle)),
+    idleCpuPercent: of((cell) => cell.idle?.nodeCpuPercent.reduce((sum, percent) => sum + percent, 0)),
     appendCpuUsPerNodeMax: of((cell) => (cell.appends === undefined ? undefined : Math.max(...cell.appends.cpuUsPerRequestByNode))),
     appendForwarded: of((cell) => cell.appends?.forwardedShare),
     readsPerS: of((cell) => cell.reads?.ratePerS),
@@ -617,6 +639,7 @@ function summarize(config: Config, cells: readonly ClusterCell[]): Summary {
     readP50Us: of((cell) => cell.reads?.wrk.latencyUs.p50),
     readP99Us: of((cell) => cell.reads?.wrk.latencyUs.p99),
     readCpuUs: of((cell) => cell.reads?.cpuUsPerRequest),
+    readCpuUsNet: of((cell) => netCpuUs(cell.reads, cell.idle)),
     readForwarded: of((cell) => cell.reads?.forwardedShare),
     longPollP50Ms: of((cell) => cell.live?.result.longPoll.latency.p50Ms),
     longPollP99Ms: of((cell) => cell.live?.result.longPoll.latency.p99Ms),
@@ -688,7 +711,7 @@ export async function main(args: string[]): Promise<void> {
     await s3?.stop();
   }
 
-  const wrkHeader = (rate: string, extra: string[] = []) => ['config', 'run', rate, ...extra, 'p50 ms', 'p99 ms', 'node CPU', 'CPU us/req per node = sum', 'forwarded', 'etcd CPU', 'other CPU', 'flags'];
+  const wrkHeader = (rate: string, extra: string[] = []) => ['config', 'run', rate, ...extra, 'p50 ms', 'p99 ms', 'node CPU', 'idle node CPU', 'CPU us/req per node = sum', 'net of idle', 'forwarded', 'etcd CPU', 'other CPU', 'flags'];
   process.stdout.write(`\nappends (cells):\n${formatTable(wrkHeader('appends/s'), cells.map((cell) => wrkRow(cell, cell.appends)), 1)}\n`);
   process.stdout.write(
     `\ncatch-up reads of sealed history (cells; one request = one whole stream):\n${formatTable(
@@ -723,7 +746,9 @@ export async function main(args: string[]): Promise<void> {
         medianRows('appends/s', (summary) => summary.appendsPerS, formatCount),
         medianRows('append p50 ms', (summary) => summary.appendP50Us, formatMs),
         medianRows('append p99 ms', (summary) => summary.appendP99Us, formatMs),
+        medianRows('node CPU idle (all nodes)', (summary) => summary.idleCpuPercent, formatPercent),
         medianRows('append CPU us (all nodes)', (summary) => summary.appendCpuUs, formatUs),
+        medianRows('append CPU us net of idle', (summary) => summary.appendCpuUsNet, formatUs),
         medianRows('append CPU us (busiest node)', (summary) => summary.appendCpuUsPerNodeMax, formatUs),
         medianRows('appends forwarded', (summary) => summary.appendForwarded, formatShare),
         medianRows('catch-ups/s', (summary) => summary.readsPerS, formatCount),
@@ -731,6 +756,7 @@ export async function main(args: string[]): Promise<void> {
         medianRows('catch-up p50 ms', (summary) => summary.readP50Us, formatMs),
         medianRows('catch-up p99 ms', (summary) => summary.readP99Us, formatMs),
         medianRows('catch-up CPU us (all nodes)', (summary) => summary.readCpuUs, formatUs),
+        medianRows('catch-up CPU us net of idle', (summary) => summary.readCpuUsNet, formatUs),
         medianRows('catch-ups forwarded', (summary) => summary.readForwarded, formatShare),
         medianRows('live append p50 ms', (summary) => summary.liveAppendP50Ms, ms),
         medianRows('live long-poll p50 ms', (summary) => summary.longPollP50Ms, ms),
@@ -744,8 +770,9 @@ export async function main(args: string[]): Promise<void> {
   );
 
   // Projection from CPU per append: each node on its own core, requests spread evenly.
-  const localUs = single.appendCpuUs;
-  const hopUs = (cluster.appendCpuUs - single.appendCpuUs) / cluster.appendForwarded;
+  // Net of idle: at full load the nodes' fixed background cost is spread over far more appends.
+  const localUs = single.appendCpuUsNet;
+  const hopUs = (cluster.appendCpuUsNet - single.appendCpuUsNet) / cluster.appendForwarded;
   if (Number.isFinite(localUs) && Number.isFinite(hopUs)) {
     const rows = PROJECTED_NODES.map((nodeCount) => {
       const share = (nodeCount - 1) / nodeCount;
@@ -756,7 +783,7 @@ export async function main(args: string[]): Promise<void> {
       [
         '',
         `PROJECTION (not measured): N nodes with one core each, appends/s = N x 10^6 / (CPU us per append); one node alone: 10^6 / ${formatUs(localUs)} = ${formatCount(1e6 / localUs)}/s`,
-        `  CPU us per append = ${formatUs(localUs)} (measured, 1 node) + (N-1)/N x ${formatUs(hopUs)} (measured: (${formatUs(cluster.appendCpuUs)} - ${formatUs(localUs)}) / ${formatShare(cluster.appendForwarded)} forwarded; everything the cluster costs more, charged to forwarding)`,
+        `  CPU us per append = ${formatUs(localUs)} (measured, 1 node, net of idle) + (N-1)/N x ${formatUs(hopUs)} (measured: (${formatUs(cluster.appendCpuUsNet)} - ${formatUs(localUs)}) / ${formatShare(cluster.appendForwarded)} forwarded; everything the cluster costs more per append, charged to forwarding)`,
         '  assumes every node busy with the server alone (load generators, etcd elsewhere), even spread, disks keeping up, no other shared limit.',
         formatTable(['nodes', 'forwarded (N-1)/N', 'CPU us/append', 'appends/s', 'x 1 node'], rows, 1),
         '',

@@ -245,7 +245,10 @@ describe.runIf(run)('a 3-node cluster under etcd member loss', () => {
       expect(['CLUSTER_UNAVAILABLE', 'SLOT_NOT_OWNED'], `503 for ${attempt.token}: ${attempt.body ?? ''}`).toContain(attempt.refusal);
     }
     const acknowledgedCount = load.appenders.reduce((sum, appender) => sum + appender.attempts.filter((attempt) => attempt.status === 204).length, 0);
-    process.stdout.write(`quorum kept: ${acknowledgedCount} appends acknowledged, ${refused.length} refused with 503 (retried), ${load.appenders.reduce((sum, appender) => sum + appender.attempts.filter((attempt) => attempt.status === 0).length, 0)} network errors\n`);
+    const byRefusal = (refusal: Attempt['refusal']) => refused.filter((attempt) => attempt.refusal === refusal).length;
+    process.stdout.write(
+      `quorum kept: ${acknowledgedCount} appends acknowledged, ${refused.length} refused with 503 and retried (${byRefusal('CLUSTER_UNAVAILABLE')} CLUSTER_UNAVAILABLE, ${byRefusal('SLOT_NOT_OWNED')} SLOT_NOT_OWNED), ${load.appenders.reduce((sum, appender) => sum + appender.attempts.filter((attempt) => attempt.status === 0).length, 0)} network errors\n`,
+    );
     await checkHistory(load.appenders, tailed);
     // Nothing moved: every node still owns its share.
     await cluster.converged(RECOVERY_TIMEOUT_MS);
