@@ -6,16 +6,19 @@
  *                            [--streams 1000] [--writers 64] [--body-bytes 100]
  *                            [--history-streams 64] [--history-bytes 262144] [--readers 16]
  *                            [--live-duration-ms 5000] [--live-interval-ms 10] [--live-readers 3]
- *                            [--s3 off|auto|env|ceph] [--data-root DIR]
+ *                            [--routed on] [--s3 off|auto|env|ceph] [--data-root DIR]
  *
  * Each cell (configuration × repetition) starts fresh nodes in fresh data directories (`--durability
  * wal`; the cluster's nodes join a fresh cluster name on the run's etcd and share one store: a
  * filesystem store directory, or S3 with `--s3`), waits until every node is ready and owns its
- * rendezvous share of the slots, then runs three phases, each measured on its own:
+ * rendezvous share of the slots, creates the streams, measures the nodes idle for 3 s (their
+ * background CPU: keep-alives, watches, timers), then runs three phases, each measured on its own:
  *
  * 1. appends: wrk (bench/lib/append.lua) with `--writers` connections split evenly over the nodes
  *    (one wrk per node), `--body-bytes` POSTs rotating over `--streams` streams, so each request
  *    reaches a node unrelated to its stream's owner, as behind a load balancer without stickiness.
+ *    `--routed on` adds a configuration, "N nodes routed", whose wrk per node sends only the streams
+ *    that node owns (nothing forwarded): the cluster's own costs without the hop.
  * 2. catch-up reads of sealed history: `--history-streams` closed streams of `--history-bytes`
  *    each, written before and waited for until wholly sealed; wrk (bench/lib/catch-up.lua) reads
  *    them whole from the start (`?offset=-1`, one response each), `--readers` connections split
@@ -28,7 +31,8 @@
  * and summed, the forwarded share (each node's `cairn_forwarded_requests_total` over the window,
  * summed, over the requests answered), etcd's CPU, everyone else's CPU. Nothing is pinned: three
  * nodes and their load generators share the machine's cores. Then medians per configuration,
- * cluster ÷ single ratios, and a projection (labelled as such) from the measured CPU per append.
+ * cluster ÷ single ratios, and a projection (labelled as such) from the measured CPU per append
+ * net of idle.
  * Raw results: bench/results/cluster-<timestamp>.json.
  */
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -97,11 +101,13 @@ Nothing is pinned.
   --live-duration-ms 5000  live phase: measured appends for this long (after 1 s of warm-up)
   --live-interval-ms 10    live phase: one append every this many ms
   --live-readers 3         live phase: long-poll readers, and as many SSE readers, spread over the nodes
+  --routed on              also the cluster with each append sent to its stream's owner (nothing
+                           forwarded: the cluster without the hop); off: skip it
   --s3 off                 shared store: off = a filesystem store directory; auto|env|ceph = S3
                            (S3_ENDPOINT, or a throwaway Ceph RGW; see bench/README.md "cold-read")
   --data-root DIR          where the temporary data directories go (default: the OS temp dir)
 
-About 50 s per cell plus etcd's start: 4 cells take about 4 minutes with the defaults.
+About 50 s per cell on a busy 2-core machine: 6 cells take about 5 minutes with the defaults.
 `;
 
 interface ClusterOptions {
@@ -118,6 +124,7 @@ interface ClusterOptions {
   liveDurationMs: number;
   liveIntervalMs: number;
   liveReaderCount: number;
+  routed: boolean;
   s3: S3Mode;
   dataRoot: string;
 }
@@ -127,6 +134,8 @@ interface Config {
   nodeCount: number;
   /** Cluster mode (etcd); false: a plain `cairn serve`. */
   cluster: boolean;
+  /** Appends sent only to their stream's owner (nothing forwarded): the cluster without the hop. */
+  routed: boolean;
 }
 
 /** One node of a cell. */
@@ -143,6 +152,8 @@ interface Window {
   nodeCpuPercent: number[];
   /** CPU seconds per node. */
   nodeCpuS: number[];
+  /** Share of the nodes' CPU spent in the kernel (system time: socket I/O, fdatasync, page cache). */
+  nodeSystemShare: number;
   /** Forwarded requests per node over the window (answered by the owner). */
   forwarded: number[];
   etcdCpuPercent: number;
@@ -200,12 +211,14 @@ function parseOptions(args: string[]): ClusterOptions | undefined {
       'live-duration-ms': { type: 'string', default: '5000' },
       'live-interval-ms': { type: 'string', default: '10' },
       'live-readers': { type: 'string', default: '3' },
+      routed: { type: 'string', default: 'on' },
       s3: { type: 'string', default: 'off' },
       'data-root': { type: 'string', default: tmpdir() },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) return undefined;
+  if (values.routed !== 'on' && values.routed !== 'off') throw new Error('--routed must be on or off');
   if (!S3_MODES.includes(values.s3 as S3Mode)) throw new Error(`--s3 must be one of ${S3_MODES.join(', ')}`);
   const nodeCount = wholeNumberFlag('nodes', values.nodes, 2, 16);
   return {
@@ -222,6 +235,7 @@ function parseOptions(args: string[]): ClusterOptions | undefined {
     liveDurationMs: wholeNumberFlag('live-duration-ms', values['live-duration-ms'], 100),
     liveIntervalMs: wholeNumberFlag('live-interval-ms', values['live-interval-ms'], 1),
     liveReaderCount: wholeNumberFlag('live-readers', values['live-readers'], 1),
+    routed: values.routed === 'on',
     s3: values.s3 as S3Mode,
     dataRoot: values['data-root'],
   };
@@ -292,6 +306,17 @@ async function waitSettled(nodes: readonly BenchNode[], cluster: boolean): Promi
   }
 }
 
+/** User and system CPU seconds of a process (/proc/<pid>/stat, fields 14 and 15), in clock ticks: only their ratio is used. */
+function userSystemTicks(pid: number): { user: number; system: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(fields[11]), system: Number(fields[12]) };
+  } catch {
+    return { user: Number.NaN, system: Number.NaN };
+  }
+}
+
 /** CPU seconds of every running etcd member. */
 function etcdCpuSeconds(etcd: EtcdCluster | undefined): number {
   if (etcd === undefined) return 0;
@@ -302,12 +327,18 @@ function etcdCpuSeconds(etcd: EtcdCluster | undefined): number {
 async function measured<T>(nodes: readonly BenchNode[], etcd: EtcdCluster | undefined, load: () => Promise<T>): Promise<{ value: T; window: Window }> {
   const forwardedBefore = await Promise.all(nodes.map(forwardedCount));
   const cpuBefore = nodes.map((node) => node.running.cpuSeconds());
+  const ticksBefore = nodes.map((node) => userSystemTicks(node.running.pid));
   const etcdBefore = etcdCpuSeconds(etcd);
   const othersBefore = snapshotAllProcessesCpu();
   const startedMs = performance.now();
   const value = await load();
   const elapsedS = (performance.now() - startedMs) / 1000;
   const cpuAfter = nodes.map((node) => node.running.cpuSeconds());
+  const ticksAfter = nodes.map((node) => userSystemTicks(node.running.pid));
+  const ticks = ticksAfter.reduce(
+    (sum, after, i) => ({ user: sum.user + after.user - (ticksBefore[i]?.user ?? 0), system: sum.system + after.system - (ticksBefore[i]?.system ?? 0) }),
+    { user: 0, system: 0 },
+  );
   const etcdAfter = etcdCpuSeconds(etcd);
   const othersAfter = snapshotAllProcessesCpu();
   const forwardedAfter = await Promise.all(nodes.map(forwardedCount));
@@ -319,6 +350,7 @@ async function measured<T>(nodes: readonly BenchNode[], etcd: EtcdCluster | unde
     window: {
       elapsedS,
       nodeCpuS,
+      nodeSystemShare: ticks.system / (ticks.user + ticks.system),
       nodeCpuPercent: nodeCpuS.map((cpuS) => (cpuS / elapsedS) * 100),
       forwarded: forwardedAfter.map((after, i) => after - (forwardedBefore[i] ?? 0)),
       etcdCpuPercent: ((etcdAfter - etcdBefore) / elapsedS) * 100,
@@ -361,10 +393,10 @@ function splitConnections(total: number, nodeCount: number): number[] {
   return Array.from({ length: nodeCount }, (_, i) => Math.floor(total / nodeCount) + (i < total % nodeCount ? 1 : 0));
 }
 
-/** A wrk phase: one wrk per node with its share of the connections, warm-up, then the measured run. */
-async function wrkPhase(nodes: readonly BenchNode[], etcd: EtcdCluster | undefined, script: WrkScript, connectionCount: number, options: ClusterOptions): Promise<WrkPhase> {
+/** A wrk phase: one wrk per node with its share of the connections and its script, warm-up, then the measured run. */
+async function wrkPhase(nodes: readonly BenchNode[], etcd: EtcdCluster | undefined, scriptOf: (node: BenchNode) => WrkScript, connectionCount: number, options: ClusterOptions): Promise<WrkPhase> {
   const split = splitConnections(connectionCount, nodes.length);
-  const loads = nodes.map((node, i) => ({ baseUrl: node.baseUrl, connectionCount: split[i] ?? 1, script, pin: [] as string[] }));
+  const loads = nodes.map((node, i) => ({ baseUrl: node.baseUrl, connectionCount: split[i] ?? 1, script: scriptOf(node), pin: [] as string[] }));
   await Promise.all(loads.map((load) => runWrk({ ...load, durationS: options.warmupS })));
   const { value: results, window } = await measured(nodes, etcd, () => Promise.all(loads.map((load) => runWrk({ ...load, durationS: options.durationS }))));
   const wrk = combineWrk(results);
@@ -503,8 +535,12 @@ async function runCell(config: Config, repetition: number, options: ClusterOptio
     await createStreams(nodes, options);
     await waitHistorySealed(nodes, options);
     cell.idle = (await measured(nodes, etcd, () => sleep(IDLE_WINDOW_MS))).window;
-    cell.appends = await wrkPhase(nodes, etcd, appendScript(options.bodyBytes, options.streamCount, APPEND_PREFIX), options.connectionCount, options);
-    cell.reads = await wrkPhase(nodes, etcd, catchUpScript(options.historyStreamCount, HISTORY_PREFIX), options.readConnectionCount, options);
+    const owners = rendezvousAssignment(CLUSTER_SLOT_COUNT_DEFAULT, nodes.map((node) => node.id));
+    const ownedBy = (node: BenchNode) => Array.from({ length: options.streamCount }, (_, i) => i).filter((i) => owners[slotOf(`${STREAM_DIR}a${i}`, CLUSTER_SLOT_COUNT_DEFAULT)] === node.id);
+    const appendsOf = (node: BenchNode) =>
+      config.routed ? appendScript(options.bodyBytes, options.streamCount, APPEND_PREFIX, ownedBy(node)) : appendScript(options.bodyBytes, options.streamCount, APPEND_PREFIX);
+    cell.appends = await wrkPhase(nodes, etcd, appendsOf, options.connectionCount, options);
+    cell.reads = await wrkPhase(nodes, etcd, () => catchUpScript(options.historyStreamCount, HISTORY_PREFIX), options.readConnectionCount, options);
     cell.live = await livePhase(nodes, etcd, config, options);
     const exited = nodes.filter((node) => node.running.exitedEarly());
     if (exited.length > 0) cell.failure = `nodes exited during the cell: ${exited.map((node) => `${node.id}:\n${node.running.outputTail()}`).join('\n')}`;
@@ -562,6 +598,7 @@ function wrkRow(cell: ClusterCell, phase: WrkPhase | undefined, extra: string[] 
     cell.idle === undefined ? '-' : cell.idle.nodeCpuPercent.map(formatPercent).join('/'),
     formatPerNode(phase),
     formatUs(netCpuUs(phase, cell.idle)),
+    formatPercent((phase?.nodeSystemShare ?? Number.NaN) * 100),
     formatShare(phase?.forwardedShare ?? Number.NaN),
     formatPercent(phase?.etcdCpuPercent ?? Number.NaN),
     formatPercent(phase?.otherCpuPercent ?? Number.NaN),
@@ -662,14 +699,15 @@ export async function main(args: string[]): Promise<void> {
   installInterruptCleanup();
   const machine: Machine = describeMachine(options.dataRoot);
   const configs: Config[] = [
-    { label: '1 node', nodeCount: 1, cluster: false },
-    { label: `${options.nodeCount} nodes`, nodeCount: options.nodeCount, cluster: true },
+    { label: '1 node', nodeCount: 1, cluster: false, routed: false },
+    { label: `${options.nodeCount} nodes`, nodeCount: options.nodeCount, cluster: true, routed: false },
+    ...(options.routed ? [{ label: `${options.nodeCount} nodes routed`, nodeCount: options.nodeCount, cluster: true, routed: true }] : []),
   ];
   const s3From = s3Source(options.s3);
   process.stdout.write(
     [
       ...benchHeader('cluster benchmark', machine),
-      `configurations: ${configs.map((config) => config.label).join(', ')} (the cluster: 3 etcd members, one shared store); ${options.repeatCount} cells each, order alternating`,
+      `configurations: ${configs.map((config) => config.label).join(', ')} (the cluster: 3 etcd members, one shared store; routed: each append sent to its stream's owner); ${options.repeatCount} cells each, order alternating`,
       `appends: ${wrkLine}, ${options.connectionCount} connections split over the nodes (one wrk per node), ${options.bodyBytes}-byte POSTs over ${options.streamCount.toLocaleString('en-US')} streams, --durability wal; warm-up ${options.warmupS} s, measure ${options.durationS} s`,
       `catch-up: ${options.historyStreamCount} closed, sealed streams of ${options.historyBytes.toLocaleString('en-US')} bytes read whole (?offset=-1), ${options.readConnectionCount} connections split over the nodes`,
       `live: one append every ${options.liveIntervalMs} ms for ${options.liveDurationMs} ms (after 1 s warm-up) through a node not owning the stream; ${options.liveReaderCount} long-poll + ${options.liveReaderCount} SSE readers spread over the nodes`,
@@ -711,7 +749,7 @@ export async function main(args: string[]): Promise<void> {
     await s3?.stop();
   }
 
-  const wrkHeader = (rate: string, extra: string[] = []) => ['config', 'run', rate, ...extra, 'p50 ms', 'p99 ms', 'node CPU', 'idle node CPU', 'CPU us/req per node = sum', 'net of idle', 'forwarded', 'etcd CPU', 'other CPU', 'flags'];
+  const wrkHeader = (rate: string, extra: string[] = []) => ['config', 'run', rate, ...extra, 'p50 ms', 'p99 ms', 'node CPU', 'idle node CPU', 'CPU us/req per node = sum', 'net of idle', 'kernel', 'forwarded', 'etcd CPU', 'other CPU', 'flags'];
   process.stdout.write(`\nappends (cells):\n${formatTable(wrkHeader('appends/s'), cells.map((cell) => wrkRow(cell, cell.appends)), 1)}\n`);
   process.stdout.write(
     `\ncatch-up reads of sealed history (cells; one request = one whole stream):\n${formatTable(
@@ -736,12 +774,17 @@ export async function main(args: string[]): Promise<void> {
   const summaries = configs.map((config) => summarize(config, cells));
   const single = summaries[0] as Summary;
   const cluster = summaries[1] as Summary;
-  const ratio = (get: (summary: Summary) => number) => formatRatio(get(cluster) / get(single));
-  const medianRows = (label: string, get: (summary: Summary) => number, format: (value: number) => string) => [label, ...summaries.map((summary) => format(get(summary))), ratio(get)];
+  const routed = summaries[2];
+  const others = summaries.slice(1);
+  const medianRows = (label: string, get: (summary: Summary) => number, format: (value: number) => string) => [
+    label,
+    ...summaries.map((summary) => format(get(summary))),
+    ...others.map((summary) => formatRatio(get(summary) / get(single))),
+  ];
   const ms = (value: number) => formatMs(value * 1000);
   process.stdout.write(
     `\nmedians (cells: ${summaries.map((summary) => `${summary.config.label} ${summary.runCount}`).join(', ')}):\n${formatTable(
-      ['', ...summaries.map((summary) => summary.config.label), `${cluster.config.label} / ${single.config.label}`],
+      ['', ...summaries.map((summary) => summary.config.label), ...others.map((summary) => `${summary.config.label} / ${single.config.label}`)],
       [
         medianRows('appends/s', (summary) => summary.appendsPerS, formatCount),
         medianRows('append p50 ms', (summary) => summary.appendP50Us, formatMs),
@@ -773,19 +816,34 @@ export async function main(args: string[]): Promise<void> {
   // Net of idle: at full load the nodes' fixed background cost is spread over far more appends.
   const localUs = single.appendCpuUsNet;
   const hopUs = (cluster.appendCpuUsNet - single.appendCpuUsNet) / cluster.appendForwarded;
+  // B: the routed cluster as the base (N nodes' own costs without the hop), and the hop alone.
+  const routedUs = routed?.appendCpuUsNet ?? Number.NaN;
+  const hopOnlyUs = (cluster.appendCpuUsNet - routedUs) / cluster.appendForwarded;
   if (Number.isFinite(localUs) && Number.isFinite(hopUs)) {
     const rows = PROJECTED_NODES.map((nodeCount) => {
       const share = (nodeCount - 1) / nodeCount;
       const cpuUs = localUs + share * hopUs;
-      return [String(nodeCount), formatShare(share), formatUs(cpuUs), formatCount((nodeCount * 1e6) / cpuUs), formatRatio((nodeCount * 1e6) / cpuUs / (1e6 / localUs))];
+      const splitUs = routedUs + share * hopOnlyUs;
+      return [
+        String(nodeCount),
+        formatShare(share),
+        formatUs(cpuUs),
+        formatCount((nodeCount * 1e6) / cpuUs),
+        formatRatio((nodeCount * 1e6) / cpuUs / (1e6 / localUs)),
+        formatUs(splitUs),
+        formatCount((nodeCount * 1e6) / splitUs),
+        formatCount((nodeCount * 1e6) / routedUs),
+      ];
     });
     process.stdout.write(
       [
         '',
         `PROJECTION (not measured): N nodes with one core each, appends/s = N x 10^6 / (CPU us per append); one node alone: 10^6 / ${formatUs(localUs)} = ${formatCount(1e6 / localUs)}/s`,
-        `  CPU us per append = ${formatUs(localUs)} (measured, 1 node, net of idle) + (N-1)/N x ${formatUs(hopUs)} (measured: (${formatUs(cluster.appendCpuUsNet)} - ${formatUs(localUs)}) / ${formatShare(cluster.appendForwarded)} forwarded; everything the cluster costs more per append, charged to forwarding)`,
+        `  A: CPU us per append = ${formatUs(localUs)} (measured, 1 node, net of idle) + (N-1)/N x ${formatUs(hopUs)} (measured: (${formatUs(cluster.appendCpuUsNet)} - ${formatUs(localUs)}) / ${formatShare(cluster.appendForwarded)} forwarded; everything the cluster costs more per append, charged to forwarding)`,
+        `  B: CPU us per append = ${formatUs(routedUs)} (measured, ${cluster.config.label} routed, net of idle) + (N-1)/N x ${formatUs(hopOnlyUs)} (measured: (${formatUs(cluster.appendCpuUsNet)} - ${formatUs(routedUs)}) / ${formatShare(cluster.appendForwarded)}: the hop only)`,
+        '  routed: B without forwarding (clients or a load balancer sending each append to its owner)',
         '  assumes every node busy with the server alone (load generators, etcd elsewhere), even spread, disks keeping up, no other shared limit.',
-        formatTable(['nodes', 'forwarded (N-1)/N', 'CPU us/append', 'appends/s', 'x 1 node'], rows, 1),
+        formatTable(['nodes', 'forwarded (N-1)/N', 'A: us/append', 'A: appends/s', 'A: x 1 node', 'B: us/append', 'B: appends/s', 'routed: appends/s'], rows, 1),
         '',
       ].join('\n'),
     );
@@ -797,7 +855,7 @@ export async function main(args: string[]): Promise<void> {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const resultsPath = join(RESULTS_DIR, `cluster-${timestamp}.json`);
   const slim = cells.map((cell) => ({ ...cell, live: cell.live === undefined ? undefined : { ...cell.live, result: { ...cell.live.result, longPoll: { ...cell.live.result.longPoll, samplesMs: undefined }, sse: { ...cell.live.result.sse, samplesMs: undefined } } } }));
-  writeFileSync(resultsPath, `${JSON.stringify({ machine, wrk: wrkLine, options, cells: slim, summaries, projection: { localUs, hopUs } }, null, 2)}\n`);
+  writeFileSync(resultsPath, `${JSON.stringify({ machine, wrk: wrkLine, options, cells: slim, summaries, projection: { localUs, hopUs, routedUs, hopOnlyUs } }, null, 2)}\n`);
   process.stdout.write(`\nraw results: ${resultsPath}\n`);
   if (cells.some((cell) => cell.failure !== undefined)) process.exitCode = 1;
 }
