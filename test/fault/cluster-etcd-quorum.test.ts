@@ -86,11 +86,11 @@ async function readAll(url: string): Promise<string> {
   throw new Error(`reading ${url}: no end`);
 }
 
-/** Long-polls `url` from the start until `done()` and the tail is reached; returns every byte received. */
-async function tail(url: string, done: () => boolean, failures: string[]): Promise<string> {
+/** Long-polls `url` from the start until `done()` and the tail is reached (or `aborted()`); returns every byte received. */
+async function tail(url: string, done: () => boolean, aborted: () => boolean, failures: string[]): Promise<string> {
   let offset = '-1';
   let received = '';
-  for (;;) {
+  while (!aborted()) {
     try {
       const response = await fetch(`${url}?offset=${offset}&live=long-poll`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
       const body = await response.text();
@@ -107,7 +107,11 @@ async function tail(url: string, done: () => boolean, failures: string[]): Promi
     }
     if (done()) await sleep(10);
   }
+  return received;
 }
+
+/** Loads still running; a failed test's afterEach ends them. */
+const activeLoads = new Set<{ abort(): void }>();
 
 /**
  * The load: `APPENDERS` plain streams, each with one sequential appender and one tailer, through
@@ -126,7 +130,8 @@ async function startLoad(base: string): Promise<{ appenders: Appender[]; failure
   }
   let stopping = false;
   let appendsAnswered = false;
-  const tailers = appenders.map((appender) => tail(appender.url, () => appendsAnswered, failures));
+  let aborted = false;
+  const tailers = appenders.map((appender) => tail(appender.url, () => appendsAnswered, () => aborted, failures));
   const appending = appenders.map(async (appender, a) => {
     for (let k = 0; !stopping; k++) {
       const startedMs = performance.now();
@@ -156,6 +161,13 @@ async function startLoad(base: string): Promise<{ appenders: Appender[]; failure
       await sleep(5);
     }
   });
+  const handle = {
+    abort: () => {
+      stopping = true;
+      aborted = true;
+    },
+  };
+  activeLoads.add(handle);
   return {
     appenders,
     failures,
@@ -163,7 +175,9 @@ async function startLoad(base: string): Promise<{ appenders: Appender[]; failure
       stopping = true;
       await Promise.all(appending);
       appendsAnswered = true;
-      return Promise.all(tailers);
+      const tailed = await Promise.all(tailers);
+      activeLoads.delete(handle);
+      return tailed;
     },
   };
 }
@@ -214,6 +228,8 @@ async function etcdLeader(etcd: EtcdCluster): Promise<number> {
 
 describe.runIf(run)('a 3-node cluster under etcd member loss', () => {
   afterEach(async () => {
+    for (const load of activeLoads) load.abort();
+    activeLoads.clear();
     // Every member back and healthy before the next test (teardown of the suite stops them by PID).
     const { etcd } = running();
     for (let i = 0; i < etcd.members.length; i++) {
