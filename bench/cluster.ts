@@ -29,7 +29,8 @@
  *
  * Per phase: rate, p50/p99, CPU of every node over the window (/proc), CPU µs per request per node
  * and summed, the forwarded share (each node's `cairn_forwarded_requests_total` over the window,
- * summed, over the requests answered), etcd's CPU, everyone else's CPU. Nothing is pinned: three
+ * summed, over the requests answered), etcd's CPU, everyone else's CPU; for catch-up reads also
+ * the segment cache's hit share and object-store requests per read (the nodes' /metrics). Nothing is pinned: three
  * nodes and their load generators share the machine's cores. Then medians per configuration,
  * cluster ÷ single ratios, and a projection (labelled as such) from the measured CPU per append
  * net of idle.
@@ -156,6 +157,10 @@ interface Window {
   nodeSystemShare: number;
   /** Forwarded requests per node over the window (answered by the owner). */
   forwarded: number[];
+  /** Over the window, all nodes: segment cache hits and misses, object-store requests. */
+  cacheHits: number;
+  cacheMisses: number;
+  storeRequests: number;
   etcdCpuPercent: number;
   otherCpuPercent: number;
   otherCpuTop: OthersCpu['top'];
@@ -265,11 +270,26 @@ function pick<T>(items: readonly T[]): T {
   return items[Math.floor(Math.random() * items.length)] as T;
 }
 
-/** This node's `cairn_forwarded_requests_total{outcome="answered"}` (0 outside cluster mode). */
-async function forwardedCount(node: BenchNode): Promise<number> {
+/** The counters a window compares, from one node's /metrics. */
+interface NodeCounters {
+  /** `cairn_forwarded_requests_total{outcome="answered"}` (0 outside cluster mode). */
+  forwarded: number;
+  /** Segment read units served from the segment cache, and fetched from the store. */
+  cacheHits: number;
+  cacheMisses: number;
+  /** Object-store requests (every operation). */
+  storeRequests: number;
+}
+
+async function nodeCounters(node: BenchNode): Promise<NodeCounters> {
   const text = await (await fetch(`${node.baseUrl}/metrics`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).text();
-  const match = /^cairn_forwarded_requests_total\{outcome="answered"\} (\d+(?:\.\d+)?)$/m.exec(text);
-  return match === null ? 0 : Number(match[1]);
+  const sum = (pattern: RegExp) => [...text.matchAll(pattern)].reduce((total, match) => total + Number(match[1]), 0);
+  return {
+    forwarded: sum(/^cairn_forwarded_requests_total\{outcome="answered"\} (\d+(?:\.\d+)?)$/gm),
+    cacheHits: sum(/^cairn_segment_cache_hits_total (\d+(?:\.\d+)?)$/gm),
+    cacheMisses: sum(/^cairn_segment_cache_misses_total (\d+(?:\.\d+)?)$/gm),
+    storeRequests: sum(/^cairn_object_store_request_duration_seconds_count\{[^}]*\} (\d+(?:\.\d+)?)$/gm),
+  };
 }
 
 async function ownedSlots(node: BenchNode): Promise<number | undefined> {
@@ -325,7 +345,7 @@ function etcdCpuSeconds(etcd: EtcdCluster | undefined): number {
 
 /** Runs `load` and measures the nodes, etcd and everyone else over it. */
 async function measured<T>(nodes: readonly BenchNode[], etcd: EtcdCluster | undefined, load: () => Promise<T>): Promise<{ value: T; window: Window }> {
-  const forwardedBefore = await Promise.all(nodes.map(forwardedCount));
+  const countersBefore = await Promise.all(nodes.map(nodeCounters));
   const cpuBefore = nodes.map((node) => node.running.cpuSeconds());
   const ticksBefore = nodes.map((node) => userSystemTicks(node.running.pid));
   const etcdBefore = etcdCpuSeconds(etcd);
@@ -341,7 +361,8 @@ async function measured<T>(nodes: readonly BenchNode[], etcd: EtcdCluster | unde
   );
   const etcdAfter = etcdCpuSeconds(etcd);
   const othersAfter = snapshotAllProcessesCpu();
-  const forwardedAfter = await Promise.all(nodes.map(forwardedCount));
+  const countersAfter = await Promise.all(nodes.map(nodeCounters));
+  const delta = (pick: (counters: NodeCounters) => number) => countersAfter.reduce((sum, after, i) => sum + pick(after) - pick(countersBefore[i] as NodeCounters), 0);
   const excluded = new Set([process.pid, ...nodes.map((node) => node.running.pid), ...(etcd?.members.flatMap((member) => (member.pid === undefined ? [] : [member.pid])) ?? [])]);
   const others = cpuOfOthers(othersBefore, othersAfter, excluded);
   const nodeCpuS = cpuAfter.map((after, i) => after - (cpuBefore[i] ?? 0));
@@ -352,7 +373,10 @@ async function measured<T>(nodes: readonly BenchNode[], etcd: EtcdCluster | unde
       nodeCpuS,
       nodeSystemShare: ticks.system / (ticks.user + ticks.system),
       nodeCpuPercent: nodeCpuS.map((cpuS) => (cpuS / elapsedS) * 100),
-      forwarded: forwardedAfter.map((after, i) => after - (forwardedBefore[i] ?? 0)),
+      forwarded: countersAfter.map((after, i) => after.forwarded - (countersBefore[i]?.forwarded ?? 0)),
+      cacheHits: delta((counters) => counters.cacheHits),
+      cacheMisses: delta((counters) => counters.cacheMisses),
+      storeRequests: delta((counters) => counters.storeRequests),
       etcdCpuPercent: ((etcdAfter - etcdBefore) / elapsedS) * 100,
       otherCpuPercent: (others.cpuS / elapsedS) * 100,
       otherCpuTop: others.top,
@@ -753,11 +777,13 @@ export async function main(args: string[]): Promise<void> {
   process.stdout.write(`\nappends (cells):\n${formatTable(wrkHeader('appends/s'), cells.map((cell) => wrkRow(cell, cell.appends)), 1)}\n`);
   process.stdout.write(
     `\ncatch-up reads of sealed history (cells; one request = one whole stream):\n${formatTable(
-      wrkHeader('reads/s', ['MB/s', 'bytes/read']),
+      wrkHeader('reads/s', ['MB/s', 'bytes/read', 'cache hit', 'store req/read']),
       cells.map((cell) =>
         wrkRow(cell, cell.reads, [
           formatCount(cell.reads === undefined ? Number.NaN : cell.reads.wrk.bytes / (cell.reads.wrk.durationUs / 1e6) / 1e6),
           formatCount(cell.reads?.bytesPerRequest ?? Number.NaN),
+          cell.reads === undefined ? '-' : formatShare(cell.reads.cacheHits / (cell.reads.cacheHits + cell.reads.cacheMisses)),
+          cell.reads === undefined ? '-' : (cell.reads.storeRequests / cell.reads.answered).toFixed(2),
         ]),
       ),
       1,
