@@ -91,6 +91,11 @@ const BENCHES: Record<string, Bench> = {
     inSuite: false,
     load: () => import('./workers.ts'),
   },
+  cluster: {
+    description: '14. a 3-node cluster (3 etcd members) against 1 node: appends to random nodes, catch-up of sealed history from any node, live tails; forwarded share, CPU per append per node, projection',
+    inSuite: false,
+    load: () => import('./cluster.ts'),
+  },
   'profile-top': {
     description: 'tool: top self-time functions of a .cpuprofile (e.g. from `append --cpu-prof`)',
     inSuite: false,

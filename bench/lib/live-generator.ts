@@ -5,7 +5,7 @@
  *
  *   node bench/lib/live-generator.ts --base-url http://127.0.0.1:P --stream-path /v1/stream/x --server-pid N
  *        [--long-poll-readers 4] [--sse-readers 4] [--interval-ms 10] [--warmup-ms 1000]
- *        [--duration-ms 10000] [--message-bytes 100]
+ *        [--duration-ms 10000] [--message-bytes 100] [--reader-base-urls URL,URL,…]
  *
  * Creates the stream (`text/plain`), starts every reader at its tail, waits until all are
  * waiting and the server is idle, then appends messages 0, 1, … on a fixed schedule (message i is
@@ -13,6 +13,8 @@
  * Delivery latency = the reader's socket read that completed message i − the moment the writer
  * wrote append i. The first `--warmup-ms` worth of messages are delivered and checked but not
  * counted. Prints one line `LIVE_RESULT_JSON {…}` (a `LiveGeneratorResult`).
+ * `--reader-base-urls` (cluster benchmark): readers connect to these servers in turn instead of
+ * `--base-url`, which the writer keeps.
  *
  * `runLiveGenerator()` spawns it and parses the result.
  */
@@ -48,6 +50,8 @@ export interface LiveGeneratorArgs {
   warmupMs: number;
   durationMs: number;
   messageBytes: number;
+  /** Where the readers connect, in turn (reader i to `readerBaseUrls[i mod length]`); default: `baseUrl`. */
+  readerBaseUrls?: readonly string[];
 }
 
 export interface LiveReaderReport {
@@ -137,11 +141,13 @@ async function run(args: LiveGeneratorArgs): Promise<LiveGeneratorResult> {
   try {
     const tail = await createLiveStream(args.baseUrl, args.streamPath);
     let readyCount = 0;
+    const readerBases = (args.readerBaseUrls ?? [args.baseUrl]).map((url) => new URL(url));
     kinds.forEach((kind, index) => {
       const delivered = deliveredAtMs[index] ?? new Float64Array(0);
+      const readerBase = readerBases[index % readerBases.length] ?? base;
       const reader = createReader(kind, {
-        host,
-        port,
+        host: readerBase.hostname,
+        port: Number(readerBase.port),
         streamPath: args.streamPath,
         startOffset: tail,
         firstSeq: 0,
@@ -247,6 +253,7 @@ export async function runLiveGenerator(run: LiveGeneratorRun): Promise<LiveGener
     String(run.durationMs),
     '--message-bytes',
     String(run.messageBytes),
+    ...(run.readerBaseUrls === undefined ? [] : ['--reader-base-urls', run.readerBaseUrls.join(',')]),
   ];
   // Appends are sequential: a slow server stretches the schedule; bound it generously.
   const killAfterMs = READY_TIMEOUT_MS + IDLE_TIMEOUT_MS + 3 * (run.warmupMs + run.durationMs) + DRAIN_TIMEOUT_MS + CHILD_MARGIN_MS;
@@ -267,6 +274,7 @@ if (import.meta.main) {
       'warmup-ms': { type: 'string', default: '1000' },
       'duration-ms': { type: 'string', default: '10000' },
       'message-bytes': { type: 'string', default: '100' },
+      'reader-base-urls': { type: 'string' },
     },
   });
   const number = (name: keyof typeof values) => Number(values[name]);
@@ -280,6 +288,7 @@ if (import.meta.main) {
     warmupMs: number('warmup-ms'),
     durationMs: number('duration-ms'),
     messageBytes: number('message-bytes'),
+    ...(values['reader-base-urls'] === undefined ? {} : { readerBaseUrls: values['reader-base-urls'].split(',') }),
   };
   const counts = [args.serverPid, args.longPollReaderCount, args.sseReaderCount, args.warmupMs, args.durationMs];
   const valid =

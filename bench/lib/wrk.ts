@@ -4,7 +4,8 @@
  * it saturates.
  *
  * Scripts: bench/lib/append.lua (POSTs of a fixed body over N streams, {@link appendScript}) and
- * bench/lib/create.lua (a PUT to a new stream path per request, {@link createScript}). Each prints
+ * bench/lib/create.lua (a PUT to a new stream path per request, {@link createScript}) and
+ * bench/lib/catch-up.lua (a GET from the start over N streams, {@link catchUpScript}). Each prints
  * one `WRK_RESULT_JSON {...}` line from its `done()` hook.
  */
 import { spawnSync } from 'node:child_process';
@@ -40,6 +41,14 @@ export function appendScript(bodyBytes: number, streamCount: number, pathPrefix:
  */
 export function createScript(pathPrefix: string): WrkScript {
   return { path: fileURLToPath(new URL('./create.lua', import.meta.url)), args: [pathPrefix] };
+}
+
+/**
+ * bench/lib/catch-up.lua: `GET ${pathPrefix}${k mod streamCount}?offset=-1`, a whole catch-up per
+ * request when each stream fits one response (bench/cluster.ts).
+ */
+export function catchUpScript(streamCount: number, pathPrefix: string): WrkScript {
+  return { path: fileURLToPath(new URL('./catch-up.lua', import.meta.url)), args: [String(streamCount), pathPrefix] };
 }
 
 export interface WrkResult {
