@@ -13,8 +13,9 @@
  *     the server's store in-process, sleeps before each request and times every put;
  *  3. PUTs per GiB appended (fs store, wal and diskless): 16 writers of 64 KiB appends, the stream
  *     closed and sealed; PUTs per GiB at 100-byte appends come from the latency cells;
- *  4. PUTs per idle hour: a server with N streams (one append each), all sealed and the PUT count
- *     still, then a measured window; requests in it extrapolated to an hour;
+ *  4. PUTs per idle hour: a server with N streams (one append each), all sealed, diskless also
+ *     checkpointed (no bytes held only in WAL objects), the PUT count still; then a measured
+ *     window, its requests extrapolated to an hour (the requests to get there are shown apart);
  *  5. the target check: diskless ack p99 ≤ flush interval + WAL-object PUT p99 + 5 ms, with the
  *     PUT p99 of the same cell's window (timed in the server process around the store).
  *
@@ -269,6 +270,8 @@ interface LatencyCell {
   /** Store PUTs per GiB of acknowledged 100-byte messages, at this cell's rate. */
   putsPerGiB: number;
   serverCpuPercent: number;
+  /** This process (the clients), % of one core. */
+  clientCpuPercent: number;
   /** All other processes but this one, the server and the Ceph store, % of one core. */
   otherCpuPercent: number;
   /** Ceph's processes (mon, osd, rgw), % of one core; 0 without Ceph. */
@@ -280,11 +283,13 @@ interface WindowProbe {
   metrics: MetricsSnapshot;
   atMs: number;
   serverCpuS: number;
+  ownCpuUs: number;
   all: ReturnType<typeof snapshotAllProcessesCpu>;
 }
 
 async function probe(node: Node): Promise<WindowProbe> {
-  return { metrics: await scrape(node), atMs: performance.now(), serverCpuS: processCpuSeconds(node.running.pid), all: snapshotAllProcessesCpu() };
+  const usage = process.cpuUsage();
+  return { metrics: await scrape(node), atMs: performance.now(), serverCpuS: processCpuSeconds(node.running.pid), ownCpuUs: usage.user + usage.system, all: snapshotAllProcessesCpu() };
 }
 
 /**
@@ -331,6 +336,7 @@ async function measuredWindow(
     walObjectsStored: after.metrics.walObjectsStored - before.metrics.walObjectsStored,
     putsPerGiB: ackedBytes === 0 ? Number.NaN : requests.put / (ackedBytes / GIB),
     serverCpuPercent: ((after.serverCpuS - before.serverCpuS) / windowS) * 100,
+    clientCpuPercent: ((after.ownCpuUs - before.ownCpuUs) / 1e6 / windowS) * 100,
     otherCpuPercent: (others.cpuS / windowS) * 100,
     storeCpuPercent: (storeCpuS / windowS) * 100,
     loadAverage1m: os.loadavg()[0] ?? Number.NaN,
@@ -429,8 +435,13 @@ async function producerCell(node: Node, producerCount: number, options: Options,
 // ---------------------------------------------------------------------------------------------
 // PUTs per GiB and per idle hour.
 
-/** Waits until every path is wholly sealed and the PUT count has been still for PUTS_QUIET_MS. */
-async function settle(node: Node, paths: readonly string[]): Promise<void> {
+/**
+ * Waits until every path is wholly sealed, then (with `untilCheckpointed`, diskless) until a
+ * checkpoint has folded every WAL object away (`cairn_wal_object_held_bytes` 0; the server does
+ * that at most once a minute, DISKLESS_CHECKPOINT_INTERVAL_MS), then until the PUT count has been
+ * still for PUTS_QUIET_MS.
+ */
+async function settle(node: Node, paths: readonly string[], untilCheckpointed = false): Promise<void> {
   const deadline = performance.now() + SETTLE_TIMEOUT_MS;
   for (const path of paths) {
     for (;;) {
@@ -439,6 +450,10 @@ async function settle(node: Node, paths: readonly string[]): Promise<void> {
       if (performance.now() > deadline) throw new Error(`${path} not sealed within ${SETTLE_TIMEOUT_MS} ms`);
       await sleep(100);
     }
+  }
+  while (untilCheckpointed && (await scrape(node)).walObjectHeldBytes > 0) {
+    if (performance.now() > deadline) throw new Error(`WAL objects not checkpointed away within ${SETTLE_TIMEOUT_MS} ms`);
+    await sleep(500);
   }
   let last = (await scrape(node)).requests.put;
   let stillSinceMs = performance.now();
@@ -526,10 +541,10 @@ async function gibPhase(setup: Setup, options: Options, machine: Machine): Promi
 interface IdleResult {
   setup: SetupName;
   streamCount: number;
-  /** Seconds from the last append until every stream was sealed and the PUT count still. */
+  /** Seconds from the last append until every stream was sealed (diskless: and checkpointed) and the PUT count still. */
   settleS: number;
-  /** PUTs from the first create until settled. */
-  setupPuts: number;
+  /** Requests by operation from the first create until settled (a one-time cost, not idle). */
+  setupRequests: Record<Operation, number>;
   windowS: number;
   /** Requests by operation in the window, and extrapolated to an hour (window × 3600 / windowS). */
   windowRequests: Record<Operation, number>;
@@ -553,7 +568,7 @@ async function idlePhase(setup: Setup, options: Options, machine: Machine): Prom
       );
     }
     const settleStartedMs = performance.now();
-    await settle(node, paths);
+    await settle(node, paths, setup.durability === 'object-store');
     const settleS = (performance.now() - settleStartedMs) / 1000;
     const before = await scrape(node);
     const beforeMs = performance.now();
@@ -566,7 +581,7 @@ async function idlePhase(setup: Setup, options: Options, machine: Machine): Prom
       setup: setup.name,
       streamCount: options.idleStreams,
       settleS,
-      setupPuts: before.requests.put - start.requests.put,
+      setupRequests: requestsBetween(start, before),
       windowS,
       windowRequests,
       extrapolatedPerHour,
@@ -594,6 +609,7 @@ function cellNote(cell: LatencyCell): string {
   const notes: string[] = [];
   if (cell.non2xxCount > 0) notes.push(`${cell.non2xxCount} non-2xx`);
   if (cell.errorCount > 0) notes.push(`${cell.errorCount} errors`);
+  if (cell.clientCpuPercent >= 90) notes.push('client saturated?');
   if (cell.otherCpuPercent >= 15) notes.push(`others ${Math.round(cell.otherCpuPercent)}%`);
   return notes.join(', ');
 }
@@ -602,6 +618,7 @@ function latencyRows(cells: readonly LatencyCell[], flushMs: number): string[][]
   return cells.map((cell) => {
     const diskless = SETUPS[cell.setup].durability === 'object-store';
     const boundMs = flushMs + cell.walPut.p99Ms + TARGET_SLACK_MS;
+    const p50BoundMs = flushMs + cell.walPut.p50Ms + TARGET_SLACK_MS;
     return [
       cell.setup,
       `${cell.client} ×${cell.concurrency}`,
@@ -615,13 +632,15 @@ function latencyRows(cells: readonly LatencyCell[], flushMs: number): string[][]
       diskless ? count(cell.walObjectsStored / cell.windowS) : '-',
       count(cell.putsPerGiB),
       diskless ? `${ms(boundMs)} ${cell.ack.p99Ms <= boundMs ? 'met' : 'MISSED'}` : '-',
+      diskless ? `${ms(p50BoundMs)} ${cell.ack.p50Ms <= p50BoundMs ? 'met' : 'over'}` : '-',
       `${Math.round(cell.serverCpuPercent)}%`,
+      `${Math.round(cell.clientCpuPercent)}%`,
       cellNote(cell),
     ];
   });
 }
 
-const LATENCY_HEADER = ['setup', 'client', 'p50 ms', 'p99 ms', 'mean ms', 'max ms', 'acks/s', 'PUT p50', 'PUT p99', 'WAL obj/s', 'PUTs/GiB', 'p99 bound', 'server CPU', 'note'];
+const LATENCY_HEADER = ['setup', 'client', 'p50 ms', 'p99 ms', 'mean ms', 'max ms', 'acks/s', 'PUT p50', 'PUT p99', 'WAL obj/s', 'PUTs/GiB', 'p99 bound', 'p50 bound', 'server CPU', 'client CPU', 'note'];
 
 export async function main(args: string[]): Promise<BenchOutcome | undefined> {
   const { values } = parseArgs({
@@ -749,7 +768,8 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
         const result = await idlePhase(SETUPS[name], options, machine);
         idle = [...idle, result];
         say(
-          `${name}: idle: ${result.streamCount} streams sealed (--seal-idle-ms ${IDLE_SEAL_MS}) after ${result.settleS.toFixed(1)} s, ${result.setupPuts} PUTs to get there; ` +
+          `${name}: idle: ${result.streamCount} streams created, one append each, sealed (--seal-idle-ms ${IDLE_SEAL_MS})${SETUPS[name].durability === 'object-store' ? ' and checkpointed' : ''} ${result.settleS.toFixed(1)} s after the last append; ` +
+            `${result.setupRequests.put} PUTs, ${result.setupRequests.list} LISTs, ${result.setupRequests.delete + result.setupRequests.deleteMany} DELETEs to get there; ` +
             `in ${result.windowS.toFixed(0)} s idle: ${result.windowRequests.put} PUTs, ${result.windowRequests.get} GETs, ${result.windowRequests.list} LISTs => ${count(result.extrapolatedPerHour.put)} PUTs per hour (extrapolated)`,
         );
       } catch (error) {
@@ -778,19 +798,21 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
     );
   }
   if (idle.length > 0) {
-    say(`\nidle: requests per hour with ${options.idleStreams} sealed idle streams (EXTRAPOLATED from a ${(options.idleWindowMs / 1000).toFixed(0)} s window):\n`);
+    say(`\nidle: requests per hour with ${options.idleStreams} sealed idle streams, diskless after its checkpoint (EXTRAPOLATED from a ${(options.idleWindowMs / 1000).toFixed(0)} s window):\n`);
     say(
       formatTable(
-        ['setup', 'window s', 'PUTs in window', 'PUTs/hour (extrap.)', 'GETs/hour', 'LISTs/hour', 'DELETEs/hour', 'WAL objects in window'],
+        ['setup', 'window s', 'PUTs in window', 'PUTs/hour (extrap.)', 'GETs/hour', 'LISTs/hour', 'DELETEs/hour', 'WAL objects in window', 'setup PUTs (one-time)'],
         idle.map((result) => [
           result.setup,
           result.windowS.toFixed(0),
           count(result.windowRequests.put),
-          count(result.extrapolatedPerHour.put),
+          // Zero in the window says only that the rate is below one per window.
+          result.windowRequests.put === 0 ? `0 (< ${count(3600 / result.windowS)})` : count(result.extrapolatedPerHour.put),
           count(result.extrapolatedPerHour.get),
           count(result.extrapolatedPerHour.list),
           count(result.extrapolatedPerHour.delete + result.extrapolatedPerHour.deleteMany),
           count(result.walObjectsInWindow),
+          count(result.setupRequests.put),
         ]),
       ),
     );
