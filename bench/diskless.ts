@@ -70,6 +70,8 @@ const GIB_WRITERS = 16;
 /** A cell stops counting socket errors beyond this and ends early. */
 const SOCKET_ERRORS_MAX = 100;
 const REQUEST_TIMEOUT_MS = 30_000;
+/** A server start may take this long: the default 20 s was not enough at a load average of 25 on 2 cores. */
+const READY_TIMEOUT_MS = 60_000;
 
 const USAGE = `usage: npm run bench -- diskless [flags]
 Ack latency of --durability object-store (diskless) against --durability wal, PUTs per GiB and
@@ -159,6 +161,7 @@ async function launch(setup: Setup, options: Options, machine: Machine, s3: Benc
     pin: pinTo(machine, SERVER_CORE),
     readyUrl: `${baseUrl}${STREAM_PATH_ROOT}ready-probe`,
     env: setup.store === 's3' ? s3?.cairnEnv : undefined,
+    readyTimeoutMs: READY_TIMEOUT_MS,
   });
   trackServerPid(running.pid);
   const node: Node = { setup, running, baseUrl, port, statsPort, dataDir, storeDir };
