@@ -75,7 +75,8 @@ const READY_TIMEOUT_MS = 60_000;
 
 const USAGE = `usage: npm run bench -- diskless [flags]
 Ack latency of --durability object-store (diskless) against --durability wal, PUTs per GiB and
-per idle hour, and the target check p99 <= flush + PUT p99 + ${TARGET_SLACK_MS} ms. About 7 minutes.
+per idle hour, and the target check p99 <= flush + PUT p99 + ${TARGET_SLACK_MS} ms. About 8-10 minutes
+on a busy 2-core machine (Ceph start included).
 
   --setups LIST         wal,fs,ceph,fs-10ms,fs-50ms (default all): wal = local WAL (fs store);
                         fs / ceph = diskless on the fs store / a Ceph RGW (or S3_ENDPOINT, see --s3);
