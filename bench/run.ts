@@ -96,6 +96,11 @@ const BENCHES: Record<string, Bench> = {
     inSuite: false,
     load: () => import('./cluster.ts'),
   },
+  diskless: {
+    description: 'diskless (--durability object-store) against the local WAL: ack p50/p99 of single appends and IdempotentProducer at 1/16/64 on fs, Ceph RGW and fs +10/+50 ms; PUTs per GiB and per idle hour; p99 <= flush + PUT p99 + 5 ms',
+    inSuite: false,
+    load: () => import('./diskless.ts'),
+  },
   'profile-top': {
     description: 'tool: top self-time functions of a .cpuprofile (e.g. from `append --cpu-prof`)',
     inSuite: false,
