@@ -2,7 +2,9 @@
  * The HTTP transport under the S3 client (src/object-store/s3-store.ts): an undici connection pool
  * in place of the SDK's default `node:http` handler. The SDK still builds, signs (SigV4, with its
  * credential provider chain) and parses every request; this only sends the signed request and
- * hands back the status, headers and body stream.
+ * hands back the status, headers and body. The body is received whole before the response is
+ * handed back, straight into one buffer of `Content-Length` bytes (`ReceivedBody`, which the S3
+ * store takes as it is): Cairn reads whole segments and read units, never streams them.
  *
  * Why: cold reads move hundreds of MB/s of segment bytes through this client. With `node:http`
  * and the SDK's body collector a 4 MiB ranged GET cost about 17 ms of CPU (64 KiB chunks through
@@ -11,7 +13,7 @@
  *
  * Timeouts keep the SDK handler's meaning: `connectionTimeoutMs` to open a connection,
  * `requestTimeoutMs` until the response head arrives and, as the longest silence, while its body
- * streams. Errors are undici's, with their `code` (`UND_ERR_*`, `ECONNREFUSED`, …), which
+ * arrives. Errors are undici's, with their `code` (`UND_ERR_*`, `ECONNREFUSED`, …), which
  * s3-store.ts maps to the object-store errors.
  */
 import { Readable } from 'node:stream';
