@@ -48,7 +48,7 @@ import {
   type ObjectStoreOperation,
   type PutOptions,
 } from './object-store.ts';
-import { S3HttpHandler } from './s3-http-handler.ts';
+import { ReceivedBody, S3HttpHandler } from './s3-http-handler.ts';
 
 export interface S3ObjectStoreConfig {
   bucket: string;
@@ -297,11 +297,14 @@ export class S3ObjectStore implements ObjectStore {
 }
 
 /**
- * A response body read into one buffer of `contentLength` bytes as it arrives (no list of chunks
- * joined at the end); when the length is unknown, the chunks joined. A body longer or shorter than
- * announced comes back at its true length, so the caller's length check fails it.
+ * A response body as one buffer. The transport (s3-http-handler.ts) has already received it into
+ * one buffer of `Content-Length` bytes: taken as it is. Any other stream is read into one buffer
+ * of `contentLength` bytes as it arrives (no list of chunks joined at the end); when the length is
+ * unknown, the chunks joined. A body longer or shorter than announced comes back at its true
+ * length, so the caller's length check fails it.
  */
 async function readBody(body: AsyncIterable<Uint8Array>, contentLength: number | undefined): Promise<Uint8Array> {
+  if (body instanceof ReceivedBody) return body.bytes;
   if (contentLength === undefined) {
     const chunks: Uint8Array[] = [];
     for await (const chunk of body) chunks.push(chunk);
