@@ -25,6 +25,8 @@ export interface NodeInfo {
   nodeId: string;
   /** Base URL peers forward requests to, e.g. `http://10.0.0.5:4437`. */
   advertiseUrl: string;
+  /** The unix-domain socket of its peer channel (workers of `--workers` on one machine: src/http/peer-channel.ts); absent: HTTP only. */
+  peerSocketPath?: string;
 }
 
 /** The slot map at one version. */
@@ -45,6 +47,8 @@ export interface SlotRoute {
   self: boolean;
   /** The owner's URL; undefined while it is not live (lease expired, not registered). */
   url: string | undefined;
+  /** The owner's peer channel socket, when it has one and is live. */
+  peerSocketPath: string | undefined;
 }
 
 export interface SlotTableOptions {
@@ -122,7 +126,8 @@ export class SlotTable {
     const slot = this.slotOf(path);
     const owner = this.#map.owners[slot] as SlotOwner;
     const self = owner.nodeId === this.nodeId;
-    return { slot, owner, self, url: this.#nodes.get(owner.nodeId)?.advertiseUrl };
+    const node = this.#nodes.get(owner.nodeId);
+    return { slot, owner, self, url: node?.advertiseUrl, peerSocketPath: node?.peerSocketPath };
   }
 
   /** Slots this node owns now (moving ones included). */
