@@ -132,11 +132,14 @@ export function installForwarding(app: FastifyInstance, options: ForwardingOptio
     }
   });
   // A fork create answered here tells the forwarding nodes where the fork lives.
-  app.addHook('onSend', async (request, reply) => {
-    if (request.method !== 'PUT' || request.headers['stream-forked-from'] === undefined || reply.statusCode >= 300) return;
-    const path = forwardablePath(request, options.streamPathBytesMax);
-    const hostPath = path === undefined ? undefined : hosting.heldHostPath(path);
-    if (hostPath !== undefined && reply.getHeader(HOST_PATH_HEADER) === undefined) reply.header(HOST_PATH_HEADER, encodeURIComponent(hostPath));
+  // (A callback hook, not an async one: it runs on every response, and does nothing on most.)
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (request.method === 'PUT' && request.headers['stream-forked-from'] !== undefined && reply.statusCode < 300) {
+      const path = forwardablePath(request, options.streamPathBytesMax);
+      const hostPath = path === undefined ? undefined : hosting.heldHostPath(path);
+      if (hostPath !== undefined && reply.getHeader(HOST_PATH_HEADER) === undefined) reply.header(HOST_PATH_HEADER, encodeURIComponent(hostPath));
+    }
+    done(null, payload);
   });
   return {
     counts,
@@ -211,14 +214,16 @@ async function forward(
   counts: ForwardCounts,
 ): Promise<boolean> {
   const retryBody = await retainableBody(request);
-  const abort = new AbortController();
-  // Only a client gone before its answer ends aborts the forwarded request (an abort after a
+  const byPeerChannel = senders.peers !== undefined && peerAppendable(request, retryBody, options.peerAppends?.appendBytesMax ?? 0);
+  // Only a client gone before its answer ends aborts a forwarded HTTP request (an abort after a
   // finished response would build an error for nothing: measurable on every forwarded request).
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) abort.abort();
-  });
-  const byPeerChannel =
-    senders.peers !== undefined && request.method === 'POST' && retryBody !== undefined && retryBody.length <= (options.peerAppends?.appendBytesMax ?? 0);
+  // A call on the peer channel cannot be taken back: the owner answers it whatever the client does.
+  const abort = new AbortController();
+  if (!byPeerChannel) {
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) abort.abort();
+    });
+  }
   let destination = first;
   for (let attempt = 1; ; attempt++) {
     const { route } = destination;
@@ -233,7 +238,7 @@ async function forward(
       failure = new ClusterUnavailableError(`slot ${route.slot}: its owner ${route.owner.nodeId || '(none)'} is not live`);
     } else {
       try {
-        if (byPeerChannel && route.peerSocketPath !== undefined && !destination.byForkSource) {
+        if (byPeerChannel && retryBody !== undefined && route.peerSocketPath !== undefined && !destination.byForkSource) {
           const outcome = peerAppendOutcome(await (senders.peers as PeerChannelClient).call(route.peerSocketPath, peerAppendCall(request.id, request.url, request.headers, retryBody)));
           if (outcome.kind !== 'elsewhere') answer = { peer: outcome };
         }
@@ -283,6 +288,15 @@ async function forward(
     sendAnswer(reply, answer.http, request.method);
     return true;
   }
+}
+
+/**
+ * An append the owner's route would get as it is: a POST whose body was read whole here, within
+ * the body limit (413 comes from the owner's HTTP server), whose Content-Type, if any, Fastify
+ * parses (its 415 for a malformed one comes from the owner's HTTP server too).
+ */
+function peerAppendable(request: FastifyRequest, body: Buffer | undefined, appendBytesMax: number): body is Buffer {
+  return request.method === 'POST' && body !== undefined && body.length <= appendBytesMax && (request.headers['content-type'] === undefined || request.mediaType !== undefined);
 }
 
 /** The owner refused because the slot is not (or no longer) its: a 503 naming an owner. */
@@ -357,7 +371,15 @@ async function retainableBody(request: FastifyRequest): Promise<Buffer | undefin
   if (!hasBody(request)) return Buffer.alloc(0);
   const length = Number(request.headers['content-length']);
   if (!Number.isSafeInteger(length) || length > FORWARD_RETRY_BODY_BYTES_MAX) return undefined;
-  const chunks: Buffer[] = [];
-  for await (const chunk of request.raw as unknown as Readable) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  // Events, not `for await`: the async iterator costs a promise per chunk and destroys the request at its end.
+  const raw = request.raw as unknown as Readable;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    raw.on('data', (chunk: Buffer) => chunks.push(chunk));
+    raw.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    raw.once('error', reject);
+    raw.once('close', () => {
+      if (!raw.readableEnded) reject(new Error('the client closed the request before its body ended'));
+    });
+  });
 }
