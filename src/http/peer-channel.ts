@@ -46,7 +46,9 @@ class FrameWriter {
 
   send(callId: number, payload: unknown): void {
     const encoded = packr.pack([callId, payload]);
-    if (this.#frames.length === 0) process.nextTick(() => this.#flush());
+    // After the poll phase, not the next tick: every request read in this turn of the event loop
+    // (one per client connection that had data) rides the same write.
+    if (this.#frames.length === 0) setImmediate(() => this.#flush());
     this.#frames.push(encoded);
     this.#bytes += FRAME_HEADER_BYTES + encoded.length;
   }
@@ -137,7 +139,7 @@ export class PeerChannelServer {
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
-    // Let the last answers' write (next tick) leave before the connections end.
+    // Let the last answers' write (after this turn's poll phase) leave before the connections end.
     await new Promise<void>((resolve) => setImmediate(resolve));
     for (const socket of this.#sockets) socket.end();
     await closed;
