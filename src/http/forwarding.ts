@@ -9,6 +9,8 @@
  * (FORWARD_RETRY_BODY_BYTES_MAX); otherwise the 503 goes to the client with its `Retry-After`.
  * A request that arrives already forwarded is never forwarded again: if this node does not own
  * its slot, the fence answers 503 (no loops while maps disagree).
+ * Between the workers of `--workers`, appends take the peer channel instead (./peer-appends.ts):
+ * one MessagePack call on a unix-domain socket, answered by the owner's append logic.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -217,7 +219,8 @@ async function forward(
   const byPeerChannel = senders.peers !== undefined && peerAppendable(request, retryBody, options.peerAppends?.appendBytesMax ?? 0);
   // Only a client gone before its answer ends aborts a forwarded HTTP request (an abort after a
   // finished response would build an error for nothing: measurable on every forwarded request).
-  // A call on the peer channel cannot be taken back: the owner answers it whatever the client does.
+  // A call on the peer channel cannot be taken back: the owner answers it whatever the client does
+  // (and its rare HTTP fallback, a small POST the owner answers at once, goes without one too).
   const abort = new AbortController();
   if (!byPeerChannel) {
     reply.raw.once('close', () => {
