@@ -33,12 +33,12 @@ import {
   WalClosedError,
   WalFencedError,
   WalObjectStoreUnavailableError,
-  WalOverloadedError,
   WalWriteError,
   type WalError,
 } from './errors.ts';
 import { checkpointObjectKey, chainPrefix, comparePositions, parseChainKey, walObjectKey } from './object-wal-keys.ts';
-import { encodeFrame, encodeFrameParts } from './record-codec.ts';
+import { encodeQueuedFrame } from './queued-frame.ts';
+import { encodeFrame } from './record-codec.ts';
 import { silentWalLogger, type WalLogger } from './wal-logger.ts';
 import type { WalCommitInfo } from './wal-writer.ts';
 import { WAL_QUEUE_BYTES_MAX_DEFAULT } from './wal-limits.ts';
@@ -182,15 +182,6 @@ export class ObjectWalWriter {
     return this.#uncheckpointedSinceMs === undefined ? 0 : this.#clock.monotonicMs() - this.#uncheckpointedSinceMs;
   }
 
-  /** `enqueue`, rejecting instead of throwing. */
-  append(record: unknown): Promise<void> {
-    try {
-      return this.enqueue(record);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
   /**
    * Adds one record to the open batch; THROWS synchronously when it is refused (nothing queued):
    * `WalFencedError`, `WalWriteError`, `WalClosedError`, `WalObjectStoreUnavailableError`,
@@ -202,11 +193,7 @@ export class ObjectWalWriter {
     if (this.#failure) throw this.#failure;
     if (this.#closing) throw new WalClosedError();
     if (this.#unavailable) throw this.#unavailable;
-    const parts = encodeFrameParts(record);
-    const frameBytes = parts.length === 1 ? parts[0].length : parts[0].length + parts[1].length;
-    if (this.#queuedBytes > 0 && this.#queuedBytes + frameBytes > this.queueBytesMax) {
-      throw new WalOverloadedError(this.#queuedBytes, this.queueBytesMax);
-    }
+    const { parts, frameBytes } = encodeQueuedFrame(record, this.#queuedBytes, this.queueBytesMax);
     const batch = this.#open ?? this.#newBatch();
     for (const part of parts) batch.buffers.push(part);
     batch.bytes += frameBytes;

@@ -18,12 +18,11 @@
  *   queued reject with `WalWriteError`, and so does every later append.
  */
 import { systemClock, type WallClock } from '../clock.ts';
-import { encodeFrameParts } from './record-codec.ts';
+import { encodeQueuedFrame } from './queued-frame.ts';
 import { encodeSnapshotFrame, writeCheckpointFile, deleteObsoleteFiles } from './checkpoint.ts';
 import {
   WalCheckpointInProgressError,
   WalClosedError,
-  WalOverloadedError,
   WalWriteError,
 } from './errors.ts';
 import { checkpointFileName, walFilePath } from './wal-files.ts';
@@ -204,13 +203,7 @@ export class WalWriter {
   enqueue(record: unknown): Promise<void> {
     if (this.#failure) throw this.#failure;
     if (this.#closePromise) throw new WalClosedError();
-    const parts = encodeFrameParts(record);
-    const frameBytes = parts.length === 1 ? parts[0].length : parts[0].length + parts[1].length;
-    // An empty queue accepts any single frame, so a record larger than the bound is not
-    // refused forever.
-    if (this.#queuedBytes > 0 && this.#queuedBytes + frameBytes > this.queueBytesMax) {
-      throw new WalOverloadedError(this.#queuedBytes, this.queueBytesMax);
-    }
+    const { parts, frameBytes } = encodeQueuedFrame(record, this.#queuedBytes, this.queueBytesMax);
     const batch = this.#openBatch ?? this.#newBatch();
     for (const part of parts) batch.buffers.push(part);
     batch.bytes += frameBytes;
