@@ -19,7 +19,7 @@
  * files written before this layout still decode. The data is then written from the caller's
  * buffer (writev) instead of being copied into the frame: a 1 MiB append is copied once less.
  */
-import { crc32 } from 'node:zlib';
+import { crc32 } from './crc32.ts';
 import { Packr, RESERVE_START_SPACE } from 'msgpackr';
 import { WalRecordTooLargeError } from './errors.ts';
 import { WAL_ATTACHMENT_BYTES_MIN, WAL_FRAME_PAYLOAD_BYTES_MAX } from './wal-limits.ts';
