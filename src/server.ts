@@ -283,6 +283,8 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     logger,
     fs: options.walFs,
     onCommit: (info) => metrics.walCommitted(info),
+    // Replayed appends stay in the WAL files until first read (src/wal/wal-file-bytes.ts).
+    deferData: true,
   });
   const writer = wal.writer;
   // The sealer, the collector and the read path are built below: the registry calls them only on
