@@ -166,7 +166,8 @@ async function openLog(
 ): Promise<{ writer: WalWriter | ObjectWalWriter; checkpoint: unknown; replay(): AsyncIterable<unknown> }> {
   const { store, chain, logger, clock, onCommit } = parts;
   if (config.durability !== 'object-store') {
-    return openWal({ dir: path.join(config.dataDir, 'wal'), durability: config.durability, logger, fs: options.walFs, onCommit });
+    // Replayed appends stay in the WAL files until first read (src/wal/wal-file-bytes.ts).
+    return openWal({ dir: path.join(config.dataDir, 'wal'), durability: config.durability, logger, fs: options.walFs, onCommit, deferData: true });
   }
   if (config.objectStore === 'fs' && config.fsStoreDir === undefined) {
     logger.warn('--durability object-store with the fs object store under the data directory: losing that directory loses everything; set --fs-store-dir to a durable shared path, or use S3');

@@ -27,3 +27,13 @@ export function formatPercent(value: number): string {
 export function formatRatio(value: number): string {
   return Number.isFinite(value) ? `${value < 10 ? value.toFixed(2) : value.toFixed(1)}x` : '-';
 }
+
+/** Microseconds: one decimal below 100, whole above. */
+export function formatUs(value: number): string {
+  return Number.isFinite(value) ? (value < 100 ? value.toFixed(1) : value.toFixed(0)) : '-';
+}
+
+/** A fraction (0.25) as a percentage with one decimal (`25.0%`). */
+export function formatShare(value: number): string {
+  return Number.isFinite(value) ? `${(value * 100).toFixed(1)}%` : '-';
+}

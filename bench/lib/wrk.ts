@@ -65,6 +65,34 @@ export interface WrkResult {
   statusCounts?: Record<string, number>;
 }
 
+/** Several concurrent wrk runs as one: counts and CPU summed, the longest duration, each latency percentile the worst run's. */
+export function combineWrkResults(results: readonly WrkResult[]): WrkResult {
+  const sum = (pick: (result: WrkResult) => number) => results.reduce((total, result) => total + pick(result), 0);
+  const max = (pick: (result: WrkResult) => number) => Math.max(...results.map(pick));
+  return {
+    durationUs: max((result) => result.durationUs),
+    requests: sum((result) => result.requests),
+    bytes: sum((result) => result.bytes),
+    errors: {
+      connect: sum((result) => result.errors.connect),
+      read: sum((result) => result.errors.read),
+      write: sum((result) => result.errors.write),
+      status: sum((result) => result.errors.status),
+      timeout: sum((result) => result.errors.timeout),
+    },
+    latencyUs: {
+      min: Math.min(...results.map((result) => result.latencyUs.min)),
+      mean: sum((result) => result.latencyUs.mean * result.requests) / Math.max(1, sum((result) => result.requests)),
+      p50: max((result) => result.latencyUs.p50),
+      p90: max((result) => result.latencyUs.p90),
+      p99: max((result) => result.latencyUs.p99),
+      p999: max((result) => result.latencyUs.p999),
+      max: max((result) => result.latencyUs.max),
+    },
+    cpuSeconds: sum((result) => result.cpuSeconds),
+  };
+}
+
 export interface WrkRun {
   baseUrl: string;
   connectionCount: number;

@@ -2,12 +2,28 @@
  * The hot tail of one stream (DESIGN.md vocabulary): its unsealed bytes `[sealedOffset, tailOffset)`
  * in memory, kept as the append entries that produced them (one Buffer per append, never copied).
  * Entry boundaries are append boundaries, so in JSON mode they are always message boundaries.
+ *
+ * After a restart an entry may hold `DeferredBytes` instead: appends replayed from the WAL whose
+ * bytes are still in their WAL file (src/wal/wal-file-bytes.ts). They are loaded, once, when first
+ * read, cut or checkpointed; their length is known without loading (the seal policy needs only it).
  */
+
+/** Bytes kept elsewhere until first needed. `load()` reads them (synchronously) or throws. */
+export interface DeferredBytes {
+  readonly length: number;
+  load(): Buffer;
+}
 
 interface Entry {
   /** Logical byte position of the entry's first byte. */
   start: number;
-  data: Buffer;
+  data: Buffer | DeferredBytes;
+}
+
+/** The entry's bytes, loading deferred ones and keeping them in the entry. */
+function loaded(entry: Entry): Buffer {
+  if (!Buffer.isBuffer(entry.data)) entry.data = entry.data.load();
+  return entry.data;
 }
 
 export class HotTail {
@@ -37,7 +53,7 @@ export class HotTail {
   }
 
   /** Appends one entry; returns the new end position. Empty data is ignored. */
-  append(data: Buffer): number {
+  append(data: Buffer | DeferredBytes): number {
     if (data.length === 0) return this.#endPosition;
     const entry = { start: this.#endPosition, data };
     // A first entry gets an array of exactly one slot: push() on [] reserves 17, and most streams
@@ -70,7 +86,7 @@ export class HotTail {
         if (parts.length > 0 && wholeEntries) break;
         if (!wholeEntries) length = budget;
       }
-      parts.push(entry.data.subarray(sliceStart, sliceStart + length));
+      parts.push(loaded(entry).subarray(sliceStart, sliceStart + length));
       at += length;
       budget -= length;
       if (budget <= 0) break;
@@ -96,14 +112,19 @@ export class HotTail {
     this.#entries = this.#entries.slice(keep);
     const first = this.#entries[0];
     if (first !== undefined && first.start < position) {
-      this.#entries[0] = { start: position, data: Buffer.from(first.data.subarray(position - first.start)) };
+      this.#entries[0] = { start: position, data: Buffer.from(loaded(first).subarray(position - first.start)) };
     }
     this.#startPosition = position;
   }
 
-  /** All entries with their start positions (checkpoints and sealing). */
-  entries(): readonly Entry[] {
+  /** All entries with their start positions; `data` may be deferred (see the module doc). */
+  entries(): readonly Readonly<Entry>[] {
     return this.#entries;
+  }
+
+  /** Every entry's bytes, in order, loading deferred ones (checkpoints). */
+  loadedEntries(): Buffer[] {
+    return this.#entries.map(loaded);
   }
 
   /** Index of the entry holding `position` (or the first entry at/after it). */

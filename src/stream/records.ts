@@ -5,6 +5,7 @@
  * across crashes, DESIGN.md invariants). Fields are short because every append carries them.
  */
 import type { SegmentRef } from '../manifest/manifest.ts';
+import type { DeferredBytes } from './hot-tail.ts';
 
 /** A stream is created (with its initial bytes, already in stored form). */
 export interface CreateRecord {
@@ -18,7 +19,8 @@ export interface CreateRecord {
   closed: boolean;
   /** Fork source incarnation and the logical position where the fork diverges. */
   fork?: { inc: number; position: number };
-  data?: Buffer;
+  /** Deferred only in a record replayed from the WAL (src/stream/hot-tail.ts). */
+  data?: Buffer | DeferredBytes;
   createdAtMs: number;
   /** Per-stream retention (the `Cairn-Retention-*` create headers); absent = server default. */
   retentionMs?: number;
@@ -29,7 +31,8 @@ export interface CreateRecord {
 export interface AppendRecord {
   t: 'append';
   inc: number;
-  data?: Buffer;
+  /** Deferred only in a record replayed from the WAL (src/stream/hot-tail.ts). */
+  data?: Buffer | DeferredBytes;
   /** `[producerId, epoch, seq]` accepted with this append. */
   producer?: [string, number, number];
   streamSeq?: string;

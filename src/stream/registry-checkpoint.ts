@@ -58,7 +58,7 @@ export function snapshotTable(table: StreamTable): RegistrySnapshot {
       closed: stream.closed,
       softDeleted: stream.softDeleted,
       producers: [...stream.producerStates()].map(([id, state]) => [id, state.epoch, state.lastSeq]),
-      entries: stream.hotTail.entries().map((e) => e.data),
+      entries: stream.hotTail.loadedEntries(),
     };
     if (stream.ttlSeconds !== undefined) entry.ttlSeconds = stream.ttlSeconds;
     if (stream.expiresAtMs !== undefined) entry.expiresAtMs = stream.expiresAtMs;

@@ -8,6 +8,7 @@
  */
 import type { WallClock } from '../clock.ts';
 import type { SegmentRef } from '../manifest/manifest.ts';
+import type { DeferredBytes } from './hot-tail.ts';
 import type { CreateRecord, LoadRecord, StreamRecord } from './records.ts';
 import { StreamState } from './stream-state.ts';
 
@@ -196,7 +197,7 @@ export class StreamTable {
   }
 
   /** Appends `data` (stored form) to the stream's hot tail and counts it in `hotTailBytes`. */
-  addHot(stream: StreamState, data: Buffer): void {
+  addHot(stream: StreamState, data: Buffer | DeferredBytes): void {
     if (data.length === 0) return;
     if (stream.hotTail.sizeBytes === 0) stream.unsealedSinceMs = this.#clock.nowMs();
     stream.hotTail.append(data);

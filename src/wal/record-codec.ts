@@ -19,7 +19,7 @@
  * files written before this layout still decode. The data is then written from the caller's
  * buffer (writev) instead of being copied into the frame: a 1 MiB append is copied once less.
  */
-import { crc32 } from 'node:zlib';
+import { crc32 } from './crc32.ts';
 import { Packr, RESERVE_START_SPACE } from 'msgpackr';
 import { WalRecordTooLargeError } from './errors.ts';
 import { WAL_ATTACHMENT_BYTES_MIN, WAL_FRAME_PAYLOAD_BYTES_MAX } from './wal-limits.ts';
@@ -29,6 +29,8 @@ export const FRAME_HEADER_BYTES = 8;
 
 // useRecords: false — no shared structures between frames, so each frame decodes alone.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+// The same, but binaries decode as copies: for buffers that are reused after decoding.
+const copyingPackr = new Packr({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
 
 /** First payload byte of a frame whose record's `data` follows the msgpack head (never a msgpack byte). */
 const ATTACHED_MARKER = 0xc1;
@@ -205,6 +207,76 @@ export function decodeFrames(
       return { frames, frameCount: frames.length, validEndBytes: offset, problem };
     }
     frames.push({ record, endOffsetBytes });
+    offset = endOffsetBytes;
+  }
+  return { frames, frameCount: frames.length, validEndBytes: offset, problem: undefined };
+}
+
+/** Where an attached frame's data lies in the decoded buffer, and what verifies it alone later. */
+export interface AttachedDataLocation {
+  /** Offset of the data's first byte in the buffer. */
+  dataOffsetBytes: number;
+  dataBytes: number;
+  /** crc32 of the payload before the data (marker, head length, head): the data's crc32 seed. */
+  headCrc: number;
+  /** The frame's checksum: crc32(data, headCrc) must equal it. */
+  frameCrc: number;
+}
+
+/** One decoded record, the offset just past its frame, and where its attached data lies. */
+export interface DetachedFrame extends DecodedFrame {
+  /** Set for an attached frame; its record then has no `data` field. */
+  attached: AttachedDataLocation | undefined;
+}
+
+export interface FrameDetachResult extends FrameScanResult {
+  frames: DetachedFrame[];
+}
+
+/**
+ * {@link decodeFrames} for a buffer the caller reuses once this returns: every checksum is
+ * verified, binaries inside the msgpack are copies, and an attached frame's `data` is left out
+ * of its record and described instead by `attached` (offset, length, and the crc32 state that
+ * lets the data be verified alone when it is read again from the file). Recovery uses it to
+ * check a WAL file through one reused buffer and keep only the location of the appended bytes.
+ */
+export function decodeFramesDetached(buf: Buffer, payloadBytesMax: number = WAL_FRAME_PAYLOAD_BYTES_MAX): FrameDetachResult {
+  const frames: DetachedFrame[] = [];
+  let offset = 0;
+  const fail = (problem: FrameProblem): FrameDetachResult => ({ frames, frameCount: frames.length, validEndBytes: offset, problem });
+  while (offset < buf.length) {
+    const checked = checkFrame(buf, offset, payloadBytesMax, false);
+    if (typeof checked !== 'number') return fail(checked);
+    const payloadStart = offset + FRAME_HEADER_BYTES;
+    const endOffsetBytes = payloadStart + checked;
+    const payload = buf.subarray(payloadStart, endOffsetBytes);
+    const frameCrc = buf.readUInt32LE(offset + 4);
+    let record: unknown;
+    let attached: AttachedDataLocation | undefined;
+    let actualCrc: number;
+    try {
+      if (payload[0] !== ATTACHED_MARKER) {
+        actualCrc = crc32(payload);
+        if (actualCrc === frameCrc) record = copyingPackr.unpack(payload);
+      } else {
+        const headBytes = payload.length < ATTACHED_PREFIX_BYTES ? 0 : payload.readUInt32LE(1);
+        const dataStart = ATTACHED_PREFIX_BYTES + headBytes;
+        // A bad head length is checked after the checksum: a torn or garbled frame reports its checksum.
+        const headEnd = Math.min(Math.max(dataStart, ATTACHED_PREFIX_BYTES), payload.length);
+        const headCrc = crc32(payload.subarray(0, headEnd));
+        actualCrc = crc32(payload.subarray(headEnd), headCrc);
+        if (actualCrc === frameCrc) {
+          if (headBytes === 0 || dataStart > payload.length) throw new Error(`attached head of ${headBytes} bytes overruns a ${payload.length}-byte payload`);
+          record = copyingPackr.unpack(payload.subarray(ATTACHED_PREFIX_BYTES, dataStart));
+          if (typeof record !== 'object' || record === null) throw new Error('attached head is not a map');
+          attached = { dataOffsetBytes: payloadStart + dataStart, dataBytes: payload.length - dataStart, headCrc, frameCrc };
+        }
+      }
+    } catch (err) {
+      return fail({ kind: 'undecodable', offsetBytes: offset, detail: `msgpack: ${(err as Error).message}` });
+    }
+    if (actualCrc !== frameCrc) return fail({ kind: 'checksum-mismatch', offsetBytes: offset, detail: `crc32 ${actualCrc} != header ${frameCrc}` });
+    frames.push({ record, endOffsetBytes, attached });
     offset = endOffsetBytes;
   }
   return { frames, frameCount: frames.length, validEndBytes: offset, problem: undefined };

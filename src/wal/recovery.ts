@@ -11,9 +11,10 @@ import { dirname, join } from 'node:path';
 import { systemClock, type WallClock } from '../clock.ts';
 import { readCheckpointFile, deleteObsoleteFiles } from './checkpoint.ts';
 import { WalCorruptError, WalNotDurableError } from './errors.ts';
-import { decodeFrames, scanFrames } from './record-codec.ts';
+import { decodeFrames, decodeFramesDetached, scanFrames } from './record-codec.ts';
 import { checkSyncFailureMarker, recordingSyncFailures, SYNC_FAILED_MARKER_NAME } from './sync-failure-marker.ts';
 import { checkpointFileName, parseWalDir, walFilePath } from './wal-files.ts';
+import { WalFileBytes, type WalReadSync } from './wal-file-bytes.ts';
 import { nodeWalFs, type WalFs } from './wal-fs.ts';
 import { silentWalLogger, type WalLogger } from './wal-logger.ts';
 import { WalWriter, type WalCommitInfo, type WalDurability } from './wal-writer.ts';
@@ -33,6 +34,14 @@ export interface OpenWalOptions {
   fs?: WalFs;
   /** Monotonic clock for durations. Default: `performance.now()`. */
   clock?: WallClock;
+  /**
+   * Replay leaves the `data` of large appends (attached frames, record-codec.ts) in the WAL files:
+   * such a record's `data` is a `WalFileBytes` (`length`, `load()`), read back and checked again
+   * when first needed. Every file is still read and every checksum verified before its records
+   * are yielded, through one reused buffer instead of a buffer per file that the records keep.
+   * Only with a `fs` that has `readSync` (node:fs does; otherwise ignored). Default false.
+   */
+  deferData?: boolean;
 }
 
 export interface OpenedWal {
@@ -161,7 +170,52 @@ export async function openWal(options: OpenWalOptions): Promise<OpenedWal> {
     clock,
   });
 
+  const readSync = options.deferData === true ? fs.readSync?.bind(fs) : undefined;
+  const corrupt = (seq: number, problem: { kind: string; offsetBytes: number; detail: string }): WalCorruptError => {
+    const where = seq === lastSeq ? 'in the last file after its torn tail was repaired' : 'in a WAL file that is not the last';
+    return new WalCorruptError(walFilePath(dir, seq), problem.offsetBytes, `${problem.kind} frame (${problem.detail}) ${where}`);
+  };
+
+  /** `replay` with `deferData`: each file is read into one reused buffer and checked, then its records yielded. */
+  async function* replayDeferred(readSync: WalReadSync): AsyncGenerator<unknown> {
+    const startMs = clock.nowMs();
+    let recordCount = 0;
+    let reused: Buffer | undefined;
+    for (const seq of replaySeqs) {
+      const path = walFilePath(dir, seq);
+      let file: Buffer;
+      if (seq === lastSeq && lastFile !== undefined) {
+        file = lastFile;
+      } else {
+        const fileBytes = await fs.fileBytes(path);
+        if (reused === undefined || reused.length < fileBytes) reused = Buffer.allocUnsafeSlow(fileBytes);
+        file = reused.subarray(0, readSync(path, 0, reused.subarray(0, fileBytes)));
+      }
+      const decoded = decodeFramesDetached(file);
+      if (decoded.problem) throw corrupt(seq, decoded.problem);
+      for (const frame of decoded.frames) {
+        const { attached } = frame;
+        if (attached !== undefined) {
+          const { dataOffsetBytes, dataBytes, headCrc, frameCrc } = attached;
+          (frame.record as { data?: WalFileBytes }).data = new WalFileBytes(readSync, path, dataOffsetBytes, dataBytes, headCrc, frameCrc);
+        }
+        recordCount++;
+        yield frame.record;
+      }
+    }
+    // The last file was read whole before the writer started; nothing keeps it once replayed.
+    lastFile = undefined;
+    logger.info(
+      { recordCount, fileCount: replaySeqs.length, durationMs: clock.nowMs() - startMs, dir, deferred: true },
+      'WAL replayed',
+    );
+  }
+
   async function* replay(): AsyncGenerator<unknown> {
+    if (readSync !== undefined) {
+      yield* replayDeferred(readSync);
+      return;
+    }
     const startMs = clock.nowMs();
     let recordCount = 0;
     const read = (index: number): Promise<Buffer> | undefined => {
@@ -174,17 +228,12 @@ export async function openWal(options: OpenWalOptions): Promise<OpenedWal> {
     };
     let next = read(0);
     for (const [index, seq] of replaySeqs.entries()) {
-      const path = walFilePath(dir, seq);
       const file = await next!;
       // The next file is read from disk while this one is decoded and applied.
       next = read(index + 1);
       // The last file was scanned (every checksum) when its torn tail was repaired.
       const decoded = decodeFrames(file, undefined, file === lastFile);
-      if (decoded.problem) {
-        const { kind, offsetBytes, detail } = decoded.problem;
-        const where = seq === lastSeq ? 'in the last file after its torn tail was repaired' : 'in a WAL file that is not the last';
-        throw new WalCorruptError(path, offsetBytes, `${kind} frame (${detail}) ${where}`);
-      }
+      if (decoded.problem) throw corrupt(seq, decoded.problem);
       for (const frame of decoded.frames) {
         recordCount++;
         yield frame.record;

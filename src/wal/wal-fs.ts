@@ -3,6 +3,7 @@
  * failing writes, fsyncs or renames (STYLE.md: fault injection wraps an interface). `nodeWalFs`
  * is the real implementation.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 
 /** Linux's id of the current boot: a new value after every reboot (proc(5)). */
@@ -36,6 +37,14 @@ export interface WalFs {
    * cache was dropped), or `undefined` where the OS does not tell (not Linux).
    */
   bootId(): Promise<string | undefined>;
+  /**
+   * Optional: reads `into.length` bytes of `path` from `positionBytes` into `into`, synchronously
+   * (an open, reads, a close). Returns the bytes read: fewer only at the end of the file. Recovery
+   * uses it to check WAL files through one reused buffer and to read replayed append data back
+   * later, when it is first needed (recovery.ts `deferData`); without it everything is read at start.
+   * @throws the I/O error.
+   */
+  readSync?(path: string, positionBytes: number, into: Buffer): number;
 }
 
 export const nodeWalFs: WalFs = {
@@ -78,6 +87,20 @@ export const nodeWalFs: WalFs = {
       return (await fsp.readFile(BOOT_ID_PATH, 'utf8')).trim() || undefined;
     } catch {
       return undefined;
+    }
+  },
+  readSync(path, positionBytes, into) {
+    const fd = openSync(path, 'r');
+    try {
+      let readBytes = 0;
+      while (readBytes < into.length) {
+        const n = readSync(fd, into, readBytes, into.length - readBytes, positionBytes + readBytes);
+        if (n === 0) break;
+        readBytes += n;
+      }
+      return readBytes;
+    } finally {
+      closeSync(fd);
     }
   },
 };

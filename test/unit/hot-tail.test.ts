@@ -190,4 +190,32 @@ describe('hot tail dropBefore', () => {
       ),
     );
   });
+
+  test('deferred entries: length without loading, loaded once when first read, cut or checkpointed', () => {
+    const loads: string[] = [];
+    const deferred = (text: string) => ({
+      length: text.length,
+      load: () => {
+        loads.push(text);
+        return Buffer.from(text);
+      },
+    });
+    const tail = new HotTail(0);
+    tail.append(deferred('abcd'));
+    tail.append(Buffer.from('ef'));
+    tail.append(deferred('ghij'));
+    tail.append(deferred('kl'));
+    expect(tail.endPosition).toBe(12);
+    expect(tail.entries().map((e) => [e.start, e.data.length])).toEqual([[0, 4], [4, 2], [6, 4], [10, 2]]);
+    expect(loads).toEqual([]);
+    expect(Buffer.concat(tail.read(1, 5, 100, false).parts).toString()).toBe('bcde');
+    expect(Buffer.concat(tail.read(0, 6, 100, false).parts).toString()).toBe('abcdef');
+    expect(loads).toEqual(['abcd']);
+    tail.dropBefore(7);
+    expect(loads).toEqual(['abcd', 'ghij']);
+    expect(tail.loadedEntries().map(String)).toEqual(['hij', 'kl']);
+    expect(loads).toEqual(['abcd', 'ghij', 'kl']);
+    expect(Buffer.concat(tail.read(7, 12, 100, false).parts).toString()).toBe('hijkl');
+    expect(loads).toHaveLength(3);
+  });
 });

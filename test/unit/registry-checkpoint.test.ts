@@ -51,7 +51,7 @@ function visibleState(t: StreamTable) {
     tailOffset: s.tailOffset,
     retainedStart: s.retainedStart,
     manifestVersion: s.manifestVersion,
-    hot: Buffer.concat(s.hotTail.entries().map((e) => e.data)).toString(),
+    hot: Buffer.concat(s.hotTail.loadedEntries()).toString(),
     atPath: t.atPath(s.path) === s,
   });
   return { nextIncarnation: t.nextIncarnation, hotTailBytes: t.hotTailBytes, streams: [...t.allStreams()].map(view) };

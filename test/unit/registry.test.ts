@@ -129,8 +129,8 @@ describe('append and close', () => {
     expect(stream.tailOffset).toBe(2);
     await registry.append(appendRequest('/a', 'cd'));
     expect(stream.durableOffset).toBe(4);
-    expect(Buffer.concat(stream.hotTail.entries().map((e) => e.data)).toString()).toBe('abcd');
-    expect(log.records.filter((r) => r.t === 'append').map((r) => Buffer.from(r.t === 'append' ? (r.data ?? []) : []).toString())).toEqual(['ab', 'cd']);
+    expect(Buffer.concat(stream.hotTail.loadedEntries()).toString()).toBe('abcd');
+    expect(log.records.filter((r) => r.t === 'append').map((r) => Buffer.from(r.t === 'append' && Buffer.isBuffer(r.data) ? r.data : []).toString())).toEqual(['ab', 'cd']);
   });
 
   test('closing: close-only, then retries of the close are duplicates, other appends 409', async () => {
@@ -163,7 +163,7 @@ describe('append and close', () => {
     const second = registry.append(appendRequest('/a', 'B', { producer: producer(1) }));
     const first = registry.append(appendRequest('/a', 'A', { producer: producer(0) }));
     await Promise.all([first, second]);
-    expect(Buffer.concat(stream.hotTail.entries().map((e) => e.data)).toString()).toBe('AB');
+    expect(Buffer.concat(stream.hotTail.loadedEntries()).toString()).toBe('AB');
     expect(stream.producer('p')).toEqual({ epoch: 0, lastSeq: 1 });
   });
 

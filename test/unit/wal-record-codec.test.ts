@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { pack } from 'msgpackr';
-import { decodeFrames, encodeFrame, encodeFrameParts, FRAME_HEADER_BYTES, scanFrames } from '../../src/wal/record-codec.ts';
+import { decodeFrames, decodeFramesDetached, encodeFrame, encodeFrameParts, FRAME_HEADER_BYTES, scanFrames } from '../../src/wal/record-codec.ts';
 import { WAL_ATTACHMENT_BYTES_MIN } from '../../src/wal/wal-limits.ts';
 import { WalRecordTooLargeError } from '../../src/wal/errors.ts';
 
@@ -169,6 +169,37 @@ describe('WAL record codec', () => {
       header.writeUInt32LE(payload.length, 0);
       header.writeUInt32LE(crc32(payload), 4);
       expect(decodeFrames(Buffer.concat([header, payload])).frames.map((f) => f.record)).toEqual([record]);
+    });
+
+    it('decodeFramesDetached: verifies like decodeFrames, leaves the data out and locates it with its checksum seed', () => {
+      const small = { t: 'append', inc: 9, data: Buffer.from('inline') };
+      const buf = Buffer.concat([encodeFrame(small), encodeFrame(record), encodeFrame({ b: 2 })]);
+      const detached = decodeFramesDetached(buf);
+      expect(detached.problem).toBeUndefined();
+      const [first, second, third] = detached.frames;
+      expect(first!.record).toEqual(small);
+      expect((first!.record as { data: Buffer }).data.buffer).not.toBe(buf.buffer);
+      expect(first!.attached).toBeUndefined();
+      const { data: _data, ...head } = record;
+      expect(second!.record).toEqual(head);
+      const at = second!.attached!;
+      const located = buf.subarray(at.dataOffsetBytes, at.dataOffsetBytes + at.dataBytes);
+      expect(located).toEqual(data);
+      expect(crc32(located, at.headCrc)).toBe(at.frameCrc);
+      expect(third!.record).toEqual({ b: 2 });
+      expect(third!.endOffsetBytes).toBe(buf.length);
+      for (let i = 0; i < buf.length; i += 7) {
+        const damaged = Buffer.from(buf);
+        damaged[i] ^= 0x01;
+        const expected = decodeFrames(damaged);
+        const got = decodeFramesDetached(damaged);
+        expect([got.problem?.kind, got.validEndBytes, got.frameCount]).toEqual([expected.problem?.kind, expected.validEndBytes, expected.frameCount]);
+      }
+      const overrun = encodeFrame(record);
+      overrun.writeUInt32LE(overrun.readUInt32LE(0), FRAME_HEADER_BYTES + 1);
+      overrun.writeUInt32LE(crc32(overrun.subarray(FRAME_HEADER_BYTES)), 4);
+      expect(decodeFramesDetached(overrun).problem?.kind).toBe('undecodable');
+      expect(decodeFramesDetached(buf.subarray(0, buf.length - 1)).problem?.kind).toBe('incomplete');
     });
 
     it('the payload limit counts the attached bytes', () => {

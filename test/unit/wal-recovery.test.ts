@@ -2,7 +2,8 @@ import { mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { encodeFrame, openWal, WalCorruptError, type WalLogger } from '../../src/wal/index.ts';
+import { encodeFrame, faultInjectingWalFs, nodeWalFs, openWal, WalCorruptError, type WalFs, type WalLogger } from '../../src/wal/index.ts';
+import { WalFileBytes } from '../../src/wal/wal-file-bytes.ts';
 
 let dir: string;
 beforeEach(async () => {
@@ -186,5 +187,100 @@ describe('WAL recovery', () => {
     await writer.close();
     expect(await readdir(nested)).toEqual([walName(1)]);
     expect((await readFile(join(nested, walName(1)))).equals(encodeFrame({ x: 1 }))).toBe(true);
+  });
+});
+
+describe('WAL recovery with deferData', () => {
+  const big = (seed: number, bytes = 20_000) => Buffer.alloc(bytes, seed);
+  const deferredLoaded = (records: unknown[]) =>
+    records.map((r) => {
+      const data = (r as { data?: unknown }).data;
+      if (data instanceof WalFileBytes) return { ...(r as object), data: data.load() };
+      return r;
+    });
+
+  async function recoverDeferred(walDir: string, options: { logger?: WalLogger; fs?: WalFs } = {}) {
+    const wal = await openWal({ dir: walDir, durability: 'wal', deferData: true, ...options });
+    const records: unknown[] = [];
+    for await (const r of wal.replay()) records.push(r);
+    return { ...wal, records };
+  }
+
+  it('leaves large appends in their files and gives the same records once loaded; small data are copies', async () => {
+    const file1 = [
+      { t: 'create', inc: 1, path: '/a', data: big(1) },
+      { t: 'append', inc: 1, data: Buffer.from('small one'), producer: ['p', 0, 1] },
+      { t: 'append', inc: 1, data: big(2, 70_000) },
+    ];
+    const file2 = [{ t: 'append', inc: 1, data: big(3, 90_000) }, { t: 'append', inc: 1, data: Buffer.from('small two') }];
+    const file3 = [{ t: 'append', inc: 1, data: big(4) }];
+    await writeFile(join(dir, walName(1)), Buffer.concat(file1.map((r) => encodeFrame(r))));
+    await writeFile(join(dir, walName(2)), Buffer.concat(file2.map((r) => encodeFrame(r))));
+    await writeFile(join(dir, walName(3)), Buffer.concat(file3.map((r) => encodeFrame(r))));
+    const logger = captureLogger();
+    const { records, writer } = await recoverDeferred(dir, { logger });
+    const datas = records.map((r) => (r as { data: unknown }).data);
+    expect(datas.map((d) => d instanceof WalFileBytes)).toEqual([true, false, true, true, false, true]);
+    expect(datas.map((d) => (d as { length: number }).length)).toEqual([20_000, 9, 70_000, 90_000, 9, 20_000]);
+    // The small data were decoded from the reused buffer, which later files overwrote: copies survive.
+    expect(deferredLoaded(records)).toEqual([...file1, ...file2, ...file3]);
+    expect(logger.infos.find((e) => e.msg === 'WAL replayed')?.obj).toMatchObject({ recordCount: 6, deferred: true });
+    await writer.close();
+  });
+
+  it('a deferred append whose file changed after recovery fails to load with WalCorruptError', async () => {
+    await writeFile(join(dir, walName(1)), Buffer.concat([encodeFrame({ t: 'append', inc: 1, data: big(7) }), encodeFrame({ n: 1 })]));
+    await writeFile(join(dir, walName(2)), encodeFrame({ t: 'append', inc: 1, data: big(8) }));
+    const { records, writer } = await recoverDeferred(dir);
+    const first = (records[0] as { data: WalFileBytes }).data;
+    const last = (records[2] as { data: WalFileBytes }).data;
+    expect(first.load()).toEqual(big(7));
+    const bytes = await readFile(join(dir, walName(1)));
+    bytes[5000] ^= 0x10;
+    await writeFile(join(dir, walName(1)), bytes);
+    expect(() => first.load()).toThrow(WalCorruptError);
+    await writeFile(join(dir, walName(2)), Buffer.alloc(100));
+    expect(() => last.load()).toThrow(WalCorruptError);
+    await writer.close();
+  });
+
+  it('still throws WalCorruptError for a damaged large frame in a file that is not the last', async () => {
+    const a = encodeFrame({ n: 1 });
+    const damaged = Buffer.concat([a, encodeFrame({ t: 'append', inc: 1, data: big(5) })]);
+    damaged[a.length + 10_000] ^= 0x01;
+    await writeFile(join(dir, walName(1)), damaged);
+    await writeFile(join(dir, walName(2)), encodeFrame({ n: 3 }));
+    const wal = await openWal({ dir, durability: 'wal', deferData: true });
+    const seen: unknown[] = [];
+    const err = await (async () => {
+      for await (const r of wal.replay()) seen.push(r);
+    })().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'WAL_CORRUPT', file: join(dir, walName(1)), offsetBytes: a.length });
+    expect(seen).toEqual([]);
+    await wal.writer.close();
+  });
+
+  it('repairs a torn large last frame, cut or garbled, and replays what is before it', async () => {
+    const tail = encodeFrame({ t: 'append', inc: 1, data: big(6) });
+    const garbled = Buffer.from(tail);
+    garbled[15_000] ^= 0x80;
+    for (const torn of [tail.subarray(0, 7), tail.subarray(0, 30), tail.subarray(0, tail.length - 1), garbled]) {
+      const d = await walWithTail(torn);
+      try {
+        const { records, writer } = await recoverDeferred(d);
+        expect(records).toEqual(earlier);
+        expect((await stat(join(d, walName(1)))).size).toBe(earlierBytes.length);
+        await writer.close();
+      } finally {
+        await rm(d, { recursive: true, force: true });
+      }
+    }
+  });
+
+  it('reads everything at start with a file system that cannot read synchronously', async () => {
+    await writeFile(join(dir, walName(1)), encodeFrame({ t: 'append', inc: 1, data: big(9) }));
+    const { records, writer } = await recoverDeferred(dir, { fs: faultInjectingWalFs(nodeWalFs, () => {}) });
+    expect(records).toEqual([{ t: 'append', inc: 1, data: big(9) }]);
+    await writer.close();
   });
 });
