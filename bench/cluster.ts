@@ -53,8 +53,10 @@ import type { LatencySummary } from './lib/latency-summary.ts';
 import { runLiveGenerator, type LiveGeneratorResult } from './lib/live-generator.ts';
 import { describeMachine, type Machine } from './lib/machine.ts';
 import { freePort, startServer, type RunningServer } from './lib/server-process.ts';
-import { formatCount, formatMs, formatPercent, formatRatio, formatTable } from './lib/table.ts';
-import { appendScript, catchUpScript, runWrk, WRK_INSTALL_HINT, wrkVersion, type WrkResult, type WrkScript } from './lib/wrk.ts';
+import { forEachConcurrently } from './lib/concurrently.ts';
+import { median } from './lib/median.ts';
+import { formatCount, formatMs, formatPercent, formatRatio, formatShare, formatTable, formatUs } from './lib/table.ts';
+import { appendScript, catchUpScript, combineWrkResults, runWrk, WRK_INSTALL_HINT, wrkVersion, type WrkResult, type WrkScript } from './lib/wrk.ts';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -246,15 +248,6 @@ function parseOptions(args: string[]): ClusterOptions | undefined {
   };
 }
 
-/** Runs `each(i)` for i in [0, count) with {@link REQUEST_CONCURRENCY} at a time. */
-async function forEachConcurrently(count: number, each: (index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < count) await each(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(REQUEST_CONCURRENCY, count) }, lane));
-}
-
 /** A request, retried while it answers 503 (a slot settling), at most {@link RETRY_503_TIMEOUT_MS}. */
 async function request(url: string, init: RequestInit = {}): Promise<Response> {
   const deadlineMs = performance.now() + RETRY_503_TIMEOUT_MS;
@@ -384,9 +377,6 @@ async function measured<T>(nodes: readonly BenchNode[], etcd: EtcdCluster | unde
   };
 }
 
-
-}
-
 /** `total` connections split over the nodes as evenly as possible (the first nodes get the remainder). */
 function splitConnections(total: number, nodeCount: number): number[] {
   return Array.from({ length: nodeCount }, (_, i) => Math.floor(total / nodeCount) + (i < total % nodeCount ? 1 : 0));
@@ -398,7 +388,7 @@ async function wrkPhase(nodes: readonly BenchNode[], etcd: EtcdCluster | undefin
   const loads = nodes.map((node, i) => ({ baseUrl: node.baseUrl, connectionCount: split[i] ?? 1, script: scriptOf(node), pin: [] as string[] }));
   await Promise.all(loads.map((load) => runWrk({ ...load, durationS: options.warmupS })));
   const { value: results, window } = await measured(nodes, etcd, () => Promise.all(loads.map((load) => runWrk({ ...load, durationS: options.durationS }))));
-  const wrk = combineWrk(results);
+  const wrk = combineWrkResults(results);
   const answered = wrk.requests - wrk.errors.status;
   const cpuUsPerRequestByNode = window.nodeCpuS.map((cpuS) => (cpuS * 1e6) / answered);
   return {
@@ -416,12 +406,12 @@ async function wrkPhase(nodes: readonly BenchNode[], etcd: EtcdCluster | undefin
 /** Creates the append streams and the closed history streams, each through a random node. */
 async function createStreams(nodes: readonly BenchNode[], options: ClusterOptions): Promise<void> {
   const octet = { 'content-type': 'application/octet-stream' };
-  await forEachConcurrently(options.streamCount, async (index) => {
+  await forEachConcurrently(options.streamCount, REQUEST_CONCURRENCY, async (index) => {
     const created = await request(`${pick(nodes).baseUrl}${APPEND_PREFIX}${index}`, { method: 'PUT', headers: octet });
     await created.arrayBuffer();
     if (created.status !== 201 && created.status !== 200) throw new Error(`creating append stream ${index} answered ${created.status}`);
   });
-  await forEachConcurrently(options.historyStreamCount, async (index) => {
+  await forEachConcurrently(options.historyStreamCount, REQUEST_CONCURRENCY, async (index) => {
     const url = (node: BenchNode) => `${node.baseUrl}${HISTORY_PREFIX}${index}`;
     const created = await request(url(pick(nodes)), { method: 'PUT', headers: octet });
     await created.arrayBuffer();
@@ -554,21 +544,6 @@ async function runCell(config: Config, repetition: number, options: ClusterOptio
   cell.socketErrorCount = phases.reduce((sum, phase) => sum + phase.wrk.errors.connect + phase.wrk.errors.read + phase.wrk.errors.write + phase.wrk.errors.timeout, 0);
   cell.otherCpuPercent = Math.max(...phases.map((phase) => phase.otherCpuPercent), cell.live?.otherCpuPercent ?? 0);
   return cell;
-}
-
-function median(values: readonly number[]): number {
-  const finite = values.filter(Number.isFinite).sort((left, right) => left - right);
-  if (finite.length === 0) return Number.NaN;
-  const middle = Math.floor(finite.length / 2);
-  return finite.length % 2 === 1 ? (finite[middle] as number) : ((finite[middle - 1] as number) + (finite[middle] as number)) / 2;
-}
-
-function formatUs(value: number): string {
-  return Number.isFinite(value) ? (value < 100 ? value.toFixed(1) : value.toFixed(0)) : '-';
-}
-
-function formatShare(value: number): string {
-  return Number.isFinite(value) ? `${(value * 100).toFixed(1)}%` : '-';
 }
 
 /** CPU µs per request of all nodes, less what they used idle (the cell's idle window) over the same time. */

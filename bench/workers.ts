@@ -45,8 +45,10 @@ import { wholeSeconds } from './append.ts';
 import { benchHeader, cellFlags, fileTimestamp, installInterruptCleanup, STREAM_PATH_ROOT, wholeNumberFlag, withServer, type FlaggableCell } from './lib/bench-server.ts';
 import { cpuOfOthers, processContextSwitches, processTreeCpuSeconds, processTreePids, snapshotAllProcessesCpu, treeCpuBetween, type OthersCpu } from './lib/cpu.ts';
 import { describeMachine, type Machine } from './lib/machine.ts';
-import { formatCount, formatMs, formatPercent, formatRatio, formatTable } from './lib/table.ts';
-import { appendScript, runWrk, WRK_INSTALL_HINT, wrkVersion, type WrkResult } from './lib/wrk.ts';
+import { forEachConcurrently } from './lib/concurrently.ts';
+import { median } from './lib/median.ts';
+import { formatCount, formatMs, formatPercent, formatRatio, formatShare, formatTable, formatUs } from './lib/table.ts';
+import { appendScript, combineWrkResults, runWrk, WRK_INSTALL_HINT, wrkVersion, type WrkResult } from './lib/wrk.ts';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const STREAM_PATH_PREFIX = `${STREAM_PATH_ROOT}bench/w`;
@@ -170,15 +172,6 @@ function parseOptions(args: string[], timestamp: string): WorkersOptions | undef
   };
 }
 
-/** Runs `each(i)` for i in [0, count) with {@link REQUEST_CONCURRENCY} at a time. */
-async function forEachConcurrently(count: number, each: (index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < count) await each(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(REQUEST_CONCURRENCY, count) }, lane));
-}
-
 /** A request, retried on 503 while the workers join the slot map (at most {@link CLUSTER_READY_TIMEOUT_MS}). */
 async function requestWhenReady(url: string, init: RequestInit, deadlineMs: number): Promise<Response> {
   for (;;) {
@@ -193,7 +186,7 @@ async function requestWhenReady(url: string, init: RequestInit, deadlineMs: numb
 async function createStreams(baseUrl: string, streamCount: number): Promise<(string | undefined)[]> {
   const deadlineMs = performance.now() + CLUSTER_READY_TIMEOUT_MS;
   const owners: (string | undefined)[] = new Array(streamCount);
-  await forEachConcurrently(streamCount, async (index) => {
+  await forEachConcurrently(streamCount, REQUEST_CONCURRENCY, async (index) => {
     const url = `${baseUrl}${STREAM_PATH_PREFIX}${index}`;
     const created = await requestWhenReady(url, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' } }, deadlineMs);
     await created.arrayBuffer();
@@ -380,9 +373,6 @@ function routedTargets(rootPid: number, sharedPort: number, dataDir: string, own
   return targets;
 }
 
-
-}
-
 async function runCell(config: Config, repetition: number, options: WorkersOptions, machine: Machine): Promise<WorkersCell> {
   const cell: WorkersCell = { config, repetition };
   const profileDir =
@@ -431,7 +421,7 @@ async function runCell(config: Config, repetition: number, options: WorkersOptio
               })),
               forwardedShare: 0,
             };
-      const wrk = combineWrk(await wrkRuns);
+      const wrk = combineWrkResults(await wrkRuns);
       const elapsedS = (performance.now() - startedMs) / 1000;
       const treeAfter = processTreeCpuSeconds(running.pid);
       const switches = switchesBetween(switchesBefore, treeContextSwitches(running.pid));
@@ -461,21 +451,6 @@ async function runCell(config: Config, repetition: number, options: WorkersOptio
   if (outcome.failure !== undefined) cell.failure = outcome.failure;
   if (outcome.serverExit !== undefined) cell.serverExit = outcome.serverExit;
   return cell;
-}
-
-function median(values: readonly number[]): number {
-  const finite = values.filter(Number.isFinite).sort((left, right) => left - right);
-  if (finite.length === 0) return Number.NaN;
-  const middle = Math.floor(finite.length / 2);
-  return finite.length % 2 === 1 ? (finite[middle] as number) : ((finite[middle - 1] as number) + (finite[middle] as number)) / 2;
-}
-
-function formatUs(value: number): string {
-  return Number.isFinite(value) ? (value < 100 ? value.toFixed(1) : value.toFixed(0)) : '-';
-}
-
-function formatShare(value: number): string {
-  return Number.isFinite(value) ? `${(value * 100).toFixed(1)}%` : '-';
 }
 
 /** Context switches per append, voluntary+involuntary, e.g. `0.41+0.12`. */
