@@ -14,13 +14,11 @@
  * server's own metrics (requests, WAL objects stored) stay at `/metrics` on its port. Stops cleanly
  * on SIGTERM / SIGINT, like `cairn serve`.
  */
-import { createServer } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import type { ServeConfig } from '../../src/config/serve-config.ts';
-import { serveCommand } from '../../src/cli/serve-command.ts';
-import { openBaseStore, startServer } from '../../src/server.ts';
 import type { ByteRange, GetResult, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from '../../src/object-store/object-store.ts';
+import { openBaseStore, startServer } from '../../src/server.ts';
+import { parseServeFlags, runLauncher, serveSideListener, splitAtSeparator, statsPortFlag } from './cairn-launcher.ts';
 
 /** Put latencies kept between two reads at most (a 5 s cell at 50 flushes/s stores a few hundred). */
 const PUT_SAMPLES_MAX = 1_000_000;
@@ -112,61 +110,16 @@ export class TimedObjectStore implements ObjectStore {
 }
 
 async function run(argv: string[]): Promise<void> {
-  const separator = argv.indexOf('--');
-  const own = separator === -1 ? argv : argv.slice(0, separator);
-  const serveArgs = separator === -1 ? [] : argv.slice(separator + 1);
+  const { own, serveArgs } = splitAtSeparator(argv);
   const { values } = parseArgs({ args: own, options: { 'stats-port': { type: 'string' }, 'store-delay-ms': { type: 'string', default: '0' } } });
-  const statsPort = Number(values['stats-port']);
-  if (!Number.isInteger(statsPort) || statsPort <= 0 || statsPort > 65_535) throw new Error('--stats-port is required (1-65535)');
+  const statsPort = statsPortFlag(values['stats-port']);
   const delayMs = Number(values['store-delay-ms']);
   if (!Number.isFinite(delayMs) || delayMs < 0) throw new Error('--store-delay-ms must be a number >= 0');
-
-  // Reuse the CLI's flag definitions, defaults and validation; replace only what it does with them.
-  const command = serveCommand().exitOverride();
-  let config: ServeConfig | undefined;
-  command.action((flags: Omit<ServeConfig, 'durability' | 'logLevel' | 'objectStore'> & { durability: string; logLevel: string; objectStore: string }) => {
-    config = {
-      ...flags,
-      durability: flags.durability as ServeConfig['durability'],
-      logLevel: flags.logLevel as ServeConfig['logLevel'],
-      objectStore: flags.objectStore as ServeConfig['objectStore'],
-    };
-  });
-  await command.parseAsync(serveArgs, { from: 'user' });
-  if (config === undefined) throw new Error('serve flags were not parsed');
+  const config = await parseServeFlags(serveArgs);
 
   const store = new TimedObjectStore(await openBaseStore(config), delayMs);
   const server = await startServer(config, { objectStore: store });
-  const statsListener = createServer((request, response) => {
-    if (request.method !== 'GET' || request.url !== '/put-latencies') {
-      response.writeHead(404).end();
-      return;
-    }
-    const body: PutLatencies = store.takePutLatencies();
-    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-  });
-  await new Promise<void>((resolve, reject) => {
-    statsListener.once('error', reject);
-    statsListener.listen(statsPort, '127.0.0.1', resolve);
-  });
-  process.stdout.write(`ready ${server.url} stats http://127.0.0.1:${statsPort}/put-latencies\n`);
-
-  const stop = (signal: string) => {
-    process.stderr.write(`cairn-timed-store: ${signal} received, shutting down\n`);
-    statsListener.close();
-    server.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        process.stderr.write(`cairn-timed-store: shutdown failed: ${(error as Error).stack}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  await serveSideListener('cairn-timed-store', server, statsPort, '/put-latencies', (): PutLatencies => store.takePutLatencies());
 }
 
-run(process.argv.slice(2)).catch((error: unknown) => {
-  process.stderr.write(`cairn-timed-store: ${(error as Error).stack ?? String(error)}\n`);
-  process.exit(1);
-});
+runLauncher('cairn-timed-store', run);
