@@ -4,6 +4,8 @@
 -- response (a closed stream smaller than the server's chunk limit), so one request is one whole
 -- catch-up. done() prints the same `WRK_RESULT_JSON {...}` line as append.lua (bench/lib/wrk.ts).
 
+local write_result = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "wrk-result.lua")
+
 local requests = {}
 local count = 0
 local index = 0
@@ -24,15 +26,5 @@ function request()
 end
 
 function done(summary, latency, _)
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_RESULT_JSON {"durationUs":%d,"requests":%d,"bytes":%d,' ..
-    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"latencyUs":{"min":%d,"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d},' ..
-    '"cpuSeconds":%.4f}\n',
-    summary.duration, summary.requests, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency.min, latency.mean, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency:percentile(99.9), latency.max,
-    os.clock()))
+  write_result(summary, latency)
 end
