@@ -42,15 +42,17 @@ import {
   untrackServerPid,
   wholeNumberFlag,
 } from './lib/bench-server.ts';
-import { S3_MODES, s3Source, startBenchS3, type BenchS3, type S3Mode } from './lib/bench-s3.ts';
+import { s3ModeFlag, s3Source, startBenchS3, type BenchS3 } from './lib/bench-s3.ts';
 import type { PutLatencies, PutSample } from './lib/cairn-timed-store.ts';
 import { cpuOfOthers, processCpuSeconds, snapshotAllProcessesCpu } from './lib/cpu.ts';
 import { summariseLatencies } from './lib/latency-summary.ts';
+import { waitUntilSealed } from './lib/ingest.ts';
 import { describeMachine, type Machine } from './lib/machine.ts';
 import { RawHttpClient } from './lib/raw-http-client.ts';
 import { freePort, startServer, type RunningServer } from './lib/server-process.ts';
 import { formatTable } from './lib/table.ts';
 import { checkTarget, type BenchOutcome, type TargetCheck } from './lib/targets.ts';
+import { waitUntilStill } from './lib/wait-still.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
@@ -447,29 +449,12 @@ async function producerCell(node: Node, producerCount: number, options: Options,
  */
 async function settle(node: Node, paths: readonly string[], untilCheckpointed = false): Promise<void> {
   const deadline = performance.now() + SETTLE_TIMEOUT_MS;
-  for (const path of paths) {
-    for (;;) {
-      const head = await fetch(`${node.baseUrl}${path}`, { method: 'HEAD', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-      if (head.headers.get('cairn-sealed-offset') === head.headers.get('stream-next-offset')) break;
-      if (performance.now() > deadline) throw new Error(`${path} not sealed within ${SETTLE_TIMEOUT_MS} ms`);
-      await sleep(100);
-    }
-  }
+  for (const path of paths) await waitUntilSealed(`${node.baseUrl}${path}`, Math.max(0, deadline - performance.now()));
   while (untilCheckpointed && (await scrape(node)).walObjectHeldBytes > 0) {
     if (performance.now() > deadline) throw new Error(`WAL objects not checkpointed away within ${SETTLE_TIMEOUT_MS} ms`);
     await sleep(500);
   }
-  let last = (await scrape(node)).requests.put;
-  let stillSinceMs = performance.now();
-  while (performance.now() - stillSinceMs < PUTS_QUIET_MS) {
-    if (performance.now() > deadline) throw new Error(`PUTs still going after ${SETTLE_TIMEOUT_MS} ms`);
-    await sleep(250);
-    const now = (await scrape(node)).requests.put;
-    if (now !== last) {
-      last = now;
-      stillSinceMs = performance.now();
-    }
-  }
+  await waitUntilStill(async () => (await scrape(node)).requests.put, { quietMs: PUTS_QUIET_MS, pollMs: 250, deadlineMs: deadline, timeoutMessage: `PUTs still going after ${SETTLE_TIMEOUT_MS} ms` });
 }
 
 interface GibResult {
@@ -672,7 +657,7 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
   const list = (flag: string, text: string, min: number, max: number) => (text.trim() === '' ? [] : text.split(',').map((part) => wholeNumberFlag(flag, part.trim(), min, max)));
   const setups = values.setups.split(',').map((name) => name.trim()) as SetupName[];
   for (const name of setups) if (!SETUP_NAMES.includes(name)) throw new Error(`unknown setup "${name}"; choose from ${SETUP_NAMES.join(', ')}`);
-  if (!S3_MODES.includes(values.s3 as S3Mode)) throw new Error(`--s3 must be one of ${S3_MODES.join(', ')}`);
+  const s3Mode = s3ModeFlag(values.s3);
   const options: Options = {
     setups,
     writers: list('writers', values.writers, 1, 1024),
@@ -688,7 +673,7 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
   };
   installInterruptCleanup();
   const machine = describeMachine(options.dataRoot);
-  const s3From = setups.includes('ceph') ? s3Source(values.s3 as S3Mode) : ({ kind: 'off', reason: 'not asked for' } as const);
+  const s3From = setups.includes('ceph') ? s3Source(s3Mode) : ({ kind: 'off', reason: 'not asked for' } as const);
   const say = (line: string) => process.stdout.write(`${line}\n`);
   say(
     [

@@ -30,12 +30,14 @@ import {
   untrackServerPid,
   wholeNumberFlag,
 } from './lib/bench-server.ts';
-import { S3_MODES, s3Source, startBenchS3, type BenchS3, type S3Mode } from './lib/bench-s3.ts';
+import { s3ModeFlag, s3Source, startBenchS3, type BenchS3 } from './lib/bench-s3.ts';
 import { fetchCairnStats, requestCountsOf } from './lib/cairn-stats.ts';
+import { waitUntilSealed } from './lib/ingest.ts';
 import { summariseLatencies, type LatencySummary } from './lib/latency-summary.ts';
 import { describeMachine } from './lib/machine.ts';
 import { freePort, startServer, type RunningServer } from './lib/server-process.ts';
 import { checkTarget, type BenchOutcome, type TargetCheck } from './lib/targets.ts';
+import { waitUntilStill } from './lib/wait-still.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
@@ -111,25 +113,8 @@ async function call(url: string, init: RequestInit): Promise<Response> {
 /** Waits until every stream is wholly sealed and the PUT count has been still for PUTS_QUIET_MS. */
 async function settle(node: Node, paths: readonly string[]): Promise<void> {
   const deadline = performance.now() + SETTLE_TIMEOUT_MS;
-  for (const path of paths) {
-    for (;;) {
-      const head = await fetch(`${node.baseUrl}/v1/stream/${path}`, { method: 'HEAD' });
-      if (head.headers.get('cairn-sealed-offset') === head.headers.get('stream-next-offset')) break;
-      if (performance.now() > deadline) throw new Error(`${path} not sealed within ${SETTLE_TIMEOUT_MS} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  let last = await puts(node);
-  let stillSinceMs = performance.now();
-  while (performance.now() - stillSinceMs < PUTS_QUIET_MS) {
-    if (performance.now() > deadline) throw new Error(`PUTs still going after ${SETTLE_TIMEOUT_MS} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const now = await puts(node);
-    if (now !== last) {
-      last = now;
-      stillSinceMs = performance.now();
-    }
-  }
+  for (const path of paths) await waitUntilSealed(`${node.baseUrl}/v1/stream/${path}`, Math.max(0, deadline - performance.now()));
+  await waitUntilStill(() => puts(node), { quietMs: PUTS_QUIET_MS, pollMs: 200, deadlineMs: deadline, timeoutMessage: `PUTs still going after ${SETTLE_TIMEOUT_MS} ms` });
 }
 
 interface StoreResult {
@@ -224,8 +209,8 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
   }
   const streamCount = wholeNumberFlag('streams', values.streams, 1, 100_000);
   const ingestMiB = wholeNumberFlag('ingest-mib', values['ingest-mib'], 8, 65_536);
-  if (!S3_MODES.includes(values.s3 as S3Mode)) throw new Error(`--s3 must be one of ${S3_MODES.join(', ')}`);
-  const s3From = s3Source(values.s3 as S3Mode);
+  const s3Mode = s3ModeFlag(values.s3);
+  const s3From = s3Source(s3Mode);
   installInterruptCleanup();
   const machine = describeMachine(values['data-root']);
   process.stdout.write(
