@@ -46,7 +46,7 @@ import { rendezvousAssignment, slotOf } from '../src/cluster/slots.ts';
 import { CLUSTER_SLOT_COUNT_DEFAULT } from '../src/config/limits.ts';
 import { startEtcd, type EtcdCluster } from '../test/support/etcd.ts';
 import { wholeSeconds } from './append.ts';
-import { S3_MODES, s3Source, startBenchS3, type BenchS3, type S3Mode } from './lib/bench-s3.ts';
+import { s3ModeFlag, s3Source, startBenchS3, type BenchS3, type S3Mode } from './lib/bench-s3.ts';
 import { benchHeader, cellFlags, fileTimestamp, installInterruptCleanup, makeDataDir, removeDataDir, STREAM_PATH_ROOT, trackDataDir, trackServerPid, untrackServerPid, wholeNumberFlag, type FlaggableCell } from './lib/bench-server.ts';
 import { cpuOfOthers, processCpuSeconds, snapshotAllProcessesCpu, type OthersCpu } from './lib/cpu.ts';
 import type { LatencySummary } from './lib/latency-summary.ts';
@@ -226,7 +226,7 @@ function parseOptions(args: string[]): ClusterOptions | undefined {
   });
   if (values.help) return undefined;
   if (values.routed !== 'on' && values.routed !== 'off') throw new Error('--routed must be on or off');
-  if (!S3_MODES.includes(values.s3 as S3Mode)) throw new Error(`--s3 must be one of ${S3_MODES.join(', ')}`);
+  const s3Mode = s3ModeFlag(values.s3);
   const nodeCount = wholeNumberFlag('nodes', values.nodes, 2, 16);
   return {
     durationS: wholeSeconds('duration-ms', values['duration-ms']),
@@ -243,7 +243,7 @@ function parseOptions(args: string[]): ClusterOptions | undefined {
     liveIntervalMs: wholeNumberFlag('live-interval-ms', values['live-interval-ms'], 1),
     liveReaderCount: wholeNumberFlag('live-readers', values['live-readers'], 1),
     routed: values.routed === 'on',
-    s3: values.s3 as S3Mode,
+    s3: s3Mode,
     dataRoot: values['data-root'],
   };
 }

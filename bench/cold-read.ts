@@ -32,12 +32,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { S3_MODES, s3Source, startBenchS3, type BenchS3, type S3Mode } from './lib/bench-s3.ts';
+import { s3ModeFlag, s3Source, startBenchS3, type BenchS3, type S3Mode } from './lib/bench-s3.ts';
 import { fetchCairnStats, getBytesBetween, requestCountsBetween, requestCountsOf, type RequestCounts, type TieringStats } from './lib/cairn-stats.ts';
 import { READER_CLIENTS, runCatchUpReader, type CatchUpResult, type ReaderClient } from './lib/catch-up-reader.ts';
 import { cpuOfOthers, snapshotAllProcessesCpu, type CpuSnapshot, type OthersCpu } from './lib/cpu.ts';
 import { createStream, headOffsets, ingest, waitUntilSealed, type IngestResult } from './lib/ingest.ts';
 import { describeMachine, type Machine } from './lib/machine.ts';
+import { median } from './lib/median.ts';
 import { freePort, startServer, type RunningServer } from './lib/server-process.ts';
 import { formatPercent, formatRatio, formatTable } from './lib/table.ts';
 import {
@@ -199,7 +200,7 @@ function parseOptions(args: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  if (!S3_MODES.includes(values.s3 as S3Mode)) throw new Error(`--s3 must be one of ${S3_MODES.join(', ')}`);
+  const s3Mode = s3ModeFlag(values.s3);
   if (!READER_CLIENTS.includes(values.reader as ReaderClient)) throw new Error(`--reader must be one of ${READER_CLIENTS.join(', ')}`);
   // The hot setup must hold the whole stream unsealed: at most the largest segment size.
   const streamBytes = wholeNumberFlag('stream-mib', values['stream-mib'], 1, HOT_SEGMENT_SIZE_BYTES / MIB - 1) * MIB;
@@ -210,7 +211,7 @@ function parseOptions(args: string[]): Options | undefined {
     appendBytes,
     repeatCount: wholeNumberFlag('repeat', values.repeat, 1, 20),
     servers: parseServers(values.servers),
-    s3: values.s3 as S3Mode,
+    s3: s3Mode,
     segmentSizeBytes: wholeNumberFlag('segment-size-bytes', values['segment-size-bytes'], 1, GIB),
     sealIdleMs: wholeNumberFlag('seal-idle-ms', values['seal-idle-ms'], 0, 86_400_000),
     chunkBytesMax: values['chunk-bytes-max'] === undefined ? undefined : wholeNumberFlag('chunk-bytes-max', values['chunk-bytes-max'], 1024, 256 * MIB),
@@ -568,13 +569,6 @@ function segmentsSetup(store: StoreName, s3: BenchS3 | undefined, options: Optio
 
 // ------------------------------------------------------------------------------------------------
 // Report
-
-function median(values: readonly number[]): number {
-  const finite = values.filter((value) => Number.isFinite(value)).sort((left, right) => left - right);
-  if (finite.length === 0) return Number.NaN;
-  const middle = Math.floor(finite.length / 2);
-  return finite.length % 2 === 1 ? (finite[middle] ?? Number.NaN) : ((finite[middle - 1] ?? 0) + (finite[middle] ?? 0)) / 2;
-}
 
 /** Medians over the row's successful reads. */
 function summary(row: Row) {

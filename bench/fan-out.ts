@@ -43,6 +43,7 @@ import { cpuOfOthers, snapshotAllProcessesCpu, type OthersCpu } from './lib/cpu.
 import { runFanOutGenerator, type FanOutResult } from './lib/fan-out-generator.ts';
 import { MESSAGE_BYTES_MIN, type ReaderKind } from './lib/live-readers.ts';
 import { describeMachine, type Machine } from './lib/machine.ts';
+import { median } from './lib/median.ts';
 import { formatCount, formatMs, formatPercent, formatRatio, formatTable } from './lib/table.ts';
 import { checkTarget, type BenchOutcome, type TargetCheck } from './lib/targets.ts';
 
@@ -212,13 +213,6 @@ async function runCell(server: ServerName, kind: ReaderKind, options: Options, m
   if (outcome.failure !== undefined) cell.failure = cell.failure === undefined ? outcome.failure : `${cell.failure}\n${outcome.failure}`;
   if (outcome.serverExit !== undefined) cell.serverExit = outcome.serverExit;
   return cell;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = values.filter((value) => Number.isFinite(value)).sort((left, right) => left - right);
-  if (sorted.length === 0) return Number.NaN;
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? Number.NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
 /** A cell's p99 over all (reader, append) pairs; ∞ when a connected reader missed an append or readers failed to connect. */

@@ -30,7 +30,7 @@ import {
   untrackServerPid,
   wholeNumberFlag,
 } from './lib/bench-server.ts';
-import { S3_MODES, s3Source, startBenchS3, type BenchS3, type S3Mode } from './lib/bench-s3.ts';
+import { s3ModeFlag, s3Source, startBenchS3, type BenchS3 } from './lib/bench-s3.ts';
 import { fetchCairnStats, requestCountsOf } from './lib/cairn-stats.ts';
 import { describeMachine } from './lib/machine.ts';
 import { freePort, startServer, type RunningServer } from './lib/server-process.ts';
@@ -166,8 +166,8 @@ export async function main(args: string[]): Promise<BenchOutcome | undefined> {
     return undefined;
   }
   const streamCount = wholeNumberFlag('streams', values.streams, 1, 10_000_000);
-  if (!S3_MODES.includes(values.s3 as S3Mode)) throw new Error(`--s3 must be one of ${S3_MODES.join(', ')}`);
-  const s3From = s3Source(values.s3 as S3Mode);
+  const s3Mode = s3ModeFlag(values.s3);
+  const s3From = s3Source(s3Mode);
   if (values.s3 !== 'off' && s3From.kind === 'off') throw new Error(`no S3 store: ${s3From.reason}`);
   installInterruptCleanup();
   const machine = describeMachine(values['data-root']);

@@ -13,6 +13,12 @@ import { CEPH_PACKAGES, findCephBinaries, startCephRgw } from '../../test/suppor
 export type S3Mode = 'auto' | 'env' | 'ceph' | 'off';
 export const S3_MODES: readonly S3Mode[] = ['auto', 'env', 'ceph', 'off'];
 
+/** The `--s3` flag as an {@link S3Mode}; throws naming the choices when it is none of them. */
+export function s3ModeFlag(text: string): S3Mode {
+  if (!S3_MODES.includes(text as S3Mode)) throw new Error(`--s3 must be one of ${S3_MODES.join(', ')}`);
+  return text as S3Mode;
+}
+
 export interface BenchS3 {
   kind: 'env' | 'ceph-rgw';
   /** e.g. `ceph-rgw http://127.0.0.1:41234 bucket cairn-bench prefix bench-…/`. */
