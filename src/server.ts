@@ -57,7 +57,10 @@ import { Sealer, type SealerStats } from './tiering/sealer.ts';
 import type { LoadedStreamLimits } from './tiering/idle-eviction.ts';
 import { StreamFinder } from './tiering/stream-finder.ts';
 import { installStreamLookup } from './http/stream-lookup-hook.ts';
-import { installForwarding } from './http/forwarding.ts';
+import { installForwarding, locate, type StreamHosting } from './http/forwarding.ts';
+import { PeerChannelServer, peerSocketPathIn } from './http/peer-channel.ts';
+import { peerAppendHandler } from './http/peer-appends.ts';
+import { loggableUrl } from './observability/log-url.ts';
 import { SealedViews } from './http/sealed-views.ts';
 import type { HttpContext } from './http/context.ts';
 import { SlotNotOwnedError } from './cluster/errors.ts';
@@ -498,20 +501,25 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     },
   });
   // Forwarding runs first (onRequest, before bodies are read); the lookup only for local slots.
+  const hosting: StreamHosting = {
+    heldHostPath: (path) => registry.hostPathOf(path),
+    find: (path) => finder.find(path),
+    learnHost: (path, hostPath) => finder.learnHost(path, hostPath),
+    forget: (path) => finder.forget(path),
+  };
+  // --workers: appends between workers take the peer channel (a per-client write rate, counted
+  // where the route runs, keeps them on HTTP).
+  const peerSocketPath = options.cluster?.peerListen === undefined || config.appendsPerSecondMax > 0 ? undefined : peerSocketPathIn(config.dataDir);
   const forwarding =
     coordinator === undefined
       ? undefined
       : installForwarding(app, {
           router: coordinator.table,
-          hosting: {
-            heldHostPath: (path) => registry.hostPathOf(path),
-            find: (path) => finder.find(path),
-            learnHost: (path, hostPath) => finder.learnHost(path, hostPath),
-            forget: (path) => finder.forget(path),
-          },
+          hosting,
           sealedView: (path, offsetText) => views.contextFor(httpContext, path, offsetText),
           clock,
           streamPathBytesMax: config.streamPathBytesMax,
+          ...(peerSocketPath === undefined ? {} : { peerAppends: { appendBytesMax: config.appendBytesMax } }),
         });
   if (coordinator !== undefined && forwarding !== undefined) {
     metrics.addCluster({ status: () => coordinator.status(), forwarded: () => ({ ...forwarding.counts }) });
@@ -590,9 +598,24 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
 
   const address = await app.listen({ host: config.host, port: config.port });
   const peerServer = options.cluster?.peerListen === undefined ? undefined : await listenPeers(app, options.cluster.peerListen);
+  let closingPeers = false;
+  const peerChannel =
+    coordinator === undefined || peerSocketPath === undefined
+      ? undefined
+      : await PeerChannelServer.listen(
+          peerSocketPath,
+          peerAppendHandler({
+            nodeId: naming.nodeId,
+            context: httpContext,
+            isLocal: async (path) => (await locate({ router: coordinator.table, hosting }, path)).local,
+            find: (path) => finder.find(path),
+            closing: () => closingPeers,
+            logUnhandled: (error, reqId, url) => logger.error({ err: error, reqId, method: 'POST', url: loggableUrl(url) }, 'unhandled error'),
+          }),
+        );
   if (coordinator !== undefined) {
     const advertiseUrl = peerServer?.url ?? options.cluster?.advertiseUrl ?? address;
-    await coordinator.start({ advertiseUrl, url: address });
+    await coordinator.start({ advertiseUrl, url: address, ...(peerChannel === undefined ? {} : { peerSocketPath: peerChannel.socketPath }) });
     logger.info({ nodeId: naming.nodeId, advertiseUrl, ...coordinator.status() }, 'joined the cluster');
     // Streams of slots this node no longer owns (an operator reassigned them while it was away,
     // accepting the loss of what was unsealed): the owner serves them from the object store.
@@ -661,7 +684,8 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         }, SHUTDOWN_DRAIN_MS);
         try {
           await coordinator?.leave();
-          await Promise.all([app.close(), peerServer?.close()]);
+          closingPeers = true;
+          await Promise.all([app.close(), peerServer?.close(), peerChannel?.close()]);
           await forwarding?.close();
           await coordinator?.close();
         } finally {

@@ -73,7 +73,7 @@ export async function runWorkersPrimary(config: ServeConfig, logger: Logger): Pr
   const publish = () => {
     if (owners === undefined) return;
     revision++;
-    const nodes: NodeInfo[] = [...joined.values()].map(({ nodeId, advertiseUrl }) => ({ nodeId, advertiseUrl }));
+    const nodes: NodeInfo[] = [...joined.values()].map(({ nodeId, advertiseUrl, peerSocketPath }) => ({ nodeId, advertiseUrl, ...(peerSocketPath === undefined ? {} : { peerSocketPath }) }));
     const message: SlotMapMessage = { cairn: 'slot-map', revision, owners, nodes };
     for (const worker of workers.values()) if (worker.isConnected()) worker.send(message);
   };

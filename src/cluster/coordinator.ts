@@ -19,6 +19,8 @@ export interface ListeningAddress {
   advertiseUrl: string;
   /** Base URL clients use. */
   url: string;
+  /** The peer channel's unix-domain socket (workers of `--workers`); absent: peers use HTTP only. */
+  peerSocketPath?: string;
 }
 
 /** A node's view of coordination, for `/readyz`, metrics and `cairn cluster status`. */

@@ -4,7 +4,6 @@
  * coordinator (etcd's watch, or the primary process of `--workers`). The fence lives here: a node
  * acknowledges a write in a slot only while the map names it the owner and its lease is safe.
  */
-import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
 import { SLOT_OF_PATHS_MAX } from '../config/limits.ts';
 import { ClusterUnavailableError, SlotNotOwnedError } from './errors.ts';
@@ -25,6 +24,8 @@ export interface NodeInfo {
   nodeId: string;
   /** Base URL peers forward requests to, e.g. `http://10.0.0.5:4437`. */
   advertiseUrl: string;
+  /** The unix-domain socket of its peer channel (workers of `--workers` on one machine: src/http/peer-channel.ts); absent: HTTP only. */
+  peerSocketPath?: string;
 }
 
 /** The slot map at one version. */
@@ -45,6 +46,8 @@ export interface SlotRoute {
   self: boolean;
   /** The owner's URL; undefined while it is not live (lease expired, not registered). */
   url: string | undefined;
+  /** The owner's peer channel socket, when it has one and is live. */
+  peerSocketPath: string | undefined;
 }
 
 export interface SlotTableOptions {
@@ -68,7 +71,8 @@ export class SlotTable {
   #map: SlotMap;
   #nodes = new Map<string, NodeInfo>();
   readonly #listeners: Array<(previous: SlotMap) => void> = [];
-  readonly #slots = new LRUCache<string, number>({ max: SLOT_OF_PATHS_MAX });
+  /** Slots of paths asked lately, oldest first (a Map in insertion order: lru-cache's bookkeeping cost ~1.7% of a worker's CPU here). */
+  readonly #slots = new Map<string, number>();
 
   constructor(options: SlotTableOptions) {
     this.nodeId = options.nodeId;
@@ -107,11 +111,16 @@ export class SlotTable {
     this.#listeners.push(listener);
   }
 
-  /** The slot of `path`, memoised (a SHA-256 per request was ~3% of a forwarded append's CPU). */
+  /**
+   * The slot of `path`, memoised (a SHA-256 per request was ~3% of a forwarded append's CPU); past
+   * SLOT_OF_PATHS_MAX paths the oldest remembered is dropped (first in, first out: a dropped hot
+   * path costs one hash and comes back).
+   */
   slotOf(path: string): number {
     let slot = this.#slots.get(path);
     if (slot === undefined) {
       slot = slotOf(path, this.slotCount);
+      if (this.#slots.size >= SLOT_OF_PATHS_MAX) this.#slots.delete(this.#slots.keys().next().value as string);
       this.#slots.set(path, slot);
     }
     return slot;
@@ -122,7 +131,8 @@ export class SlotTable {
     const slot = this.slotOf(path);
     const owner = this.#map.owners[slot] as SlotOwner;
     const self = owner.nodeId === this.nodeId;
-    return { slot, owner, self, url: this.#nodes.get(owner.nodeId)?.advertiseUrl };
+    const node = this.#nodes.get(owner.nodeId);
+    return { slot, owner, self, url: node?.advertiseUrl, peerSocketPath: node?.peerSocketPath };
   }
 
   /** Slots this node owns now (moving ones included). */

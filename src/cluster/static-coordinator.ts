@@ -19,6 +19,8 @@ export interface WorkerJoinMessage {
   advertiseUrl: string;
   /** The client URL it listens on (the shared port). */
   url: string;
+  /** Its peer channel's socket, where the other workers send their forwarded appends. */
+  peerSocketPath?: string;
 }
 
 /** The primary's map, sent to every worker after each change. */

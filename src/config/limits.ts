@@ -645,3 +645,17 @@ export const SLOT_OF_PATHS_MAX = 100_000;
 
 /** Cluster mode: paths a node remembers having unloaded (their slot moved), to answer 503 rather than 404 for a request caught in the move. */
 export const UNLOADED_PATHS_MAX = 100_000;
+
+/**
+ * Largest frame between two workers of `--workers` on their peer channel (src/http/peer-channel.ts):
+ * an append's body (at most FORWARD_RETRY_BODY_BYTES_MAX goes this way) plus its few headers and
+ * URL. A larger frame is a bug or a stranger on the socket: the connection is cut.
+ */
+export const PEER_FRAME_BYTES_MAX = 2 * 1024 * 1024 + 64 * 1024;
+
+/**
+ * Calls a worker keeps waiting on one peer channel at once: far above the HTTP requests one worker
+ * holds in flight (each forwarded append waits for one), bounded so a stalled owner cannot grow a
+ * worker's memory without end; past it, calls fail as if the peer were unreachable (503 after one retry).
+ */
+export const PEER_CALLS_PENDING_MAX = 65_536;

@@ -9,6 +9,8 @@
  * (FORWARD_RETRY_BODY_BYTES_MAX); otherwise the 503 goes to the client with its `Retry-After`.
  * A request that arrives already forwarded is never forwarded again: if this node does not own
  * its slot, the fence answers 503 (no loops while maps disagree).
+ * Between the workers of `--workers`, appends take the peer channel instead (./peer-appends.ts):
+ * one MessagePack call on a unix-domain socket, answered by the owner's append logic.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -21,6 +23,8 @@ import type { SlotRoute } from '../cluster/slot-table.ts';
 import type { HttpContext } from './context.ts';
 import { STREAM_PREFIX, streamPathOf, streamPathOfHeader } from '../protocol/stream-path.ts';
 import { SUBSCRIPTION_ROOT } from './routes/subscriptions.ts';
+import { PeerChannelClient } from './peer-channel.ts';
+import { peerAppendCall, peerAppendOutcome, type PeerAppendOutcome } from './peer-appends.ts';
 
 /** Header naming the node that answered a stream request (every response in cluster mode). */
 export const NODE_HEADER = 'cairn-node';
@@ -86,10 +90,15 @@ export interface ForwardingOptions {
   sealedView?: (path: string, offsetText: string | undefined) => Promise<HttpContext | undefined>;
   clock: Clock;
   streamPathBytesMax: number;
+  /**
+   * Appends (POST with a body of at most `appendBytesMax`, kept whole) to an owner that has a peer
+   * socket go over the peer channel (./peer-appends.ts) instead of HTTP; absent: all over HTTP.
+   */
+  peerAppends?: { appendBytesMax: number };
 }
 
 /** A request's destination: this node, or a peer. */
-type Destination = { local: true } | { local: false; route: SlotRoute; byForkSource: boolean };
+export type Destination = { local: true } | { local: false; route: SlotRoute; byForkSource: boolean };
 const LOCAL: Destination = { local: true };
 
 /**
@@ -101,6 +110,7 @@ export function installForwarding(app: FastifyInstance, options: ForwardingOptio
   const counts: ForwardCounts = { answered: 0, retried: 0, failed: 0 };
   app.decorateRequest('cairnView', undefined);
   const agent = new Agent({ connections: FORWARD_CONNECTIONS_PER_NODE_MAX, pipelining: 1 });
+  const peers = options.peerAppends === undefined ? undefined : new PeerChannelClient();
   app.addHook('onRequest', async (request, reply) => {
     reply.header(NODE_HEADER, router.nodeId);
     const path = forwardablePath(request, options.streamPathBytesMax);
@@ -117,20 +127,29 @@ export function installForwarding(app: FastifyInstance, options: ForwardingOptio
     }
     // Returning the reply tells Fastify the hook answered: the local route does not run.
     try {
-      return (await forward(agent, options, request, reply, path, destination, counts)) ? reply : undefined;
+      return (await forward({ agent, peers }, options, request, reply, path, destination, counts)) ? reply : undefined;
     } catch (error) {
       counts.failed++;
       throw error;
     }
   });
   // A fork create answered here tells the forwarding nodes where the fork lives.
-  app.addHook('onSend', async (request, reply) => {
-    if (request.method !== 'PUT' || request.headers['stream-forked-from'] === undefined || reply.statusCode >= 300) return;
-    const path = forwardablePath(request, options.streamPathBytesMax);
-    const hostPath = path === undefined ? undefined : hosting.heldHostPath(path);
-    if (hostPath !== undefined && reply.getHeader(HOST_PATH_HEADER) === undefined) reply.header(HOST_PATH_HEADER, encodeURIComponent(hostPath));
+  // (A callback hook, not an async one: it runs on every response, and does nothing on most.)
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (request.method === 'PUT' && request.headers['stream-forked-from'] !== undefined && reply.statusCode < 300) {
+      const path = forwardablePath(request, options.streamPathBytesMax);
+      const hostPath = path === undefined ? undefined : hosting.heldHostPath(path);
+      if (hostPath !== undefined && reply.getHeader(HOST_PATH_HEADER) === undefined) reply.header(HOST_PATH_HEADER, encodeURIComponent(hostPath));
+    }
+    done(null, payload);
   });
-  return { counts, close: () => agent.close() };
+  return {
+    counts,
+    close: () => {
+      peers?.close();
+      return agent.close();
+    },
+  };
 }
 
 /** The stream path a request acts on, or undefined for requests every node answers itself. */
@@ -144,7 +163,7 @@ function forwardablePath(request: FastifyRequest, streamPathBytesMax: number): s
 }
 
 /** Where the stream at `path` lives: held here, else its path's slot owner, which alone looks it up. */
-async function locate(options: ForwardingOptions, path: string): Promise<Destination> {
+export async function locate(options: Pick<ForwardingOptions, 'router' | 'hosting'>, path: string): Promise<Destination> {
   const { router, hosting } = options;
   const held = hosting.heldHostPath(path);
   if (held !== undefined && router.route(held).self) return LOCAL;
@@ -177,9 +196,18 @@ async function destinationOf(options: ForwardingOptions, request: FastifyRequest
   return atSource.local ? LOCAL : { ...atSource, byForkSource: true };
 }
 
+/** What forwarding sends with: the HTTP pool, and the peer channel when appends may take it. */
+interface Senders {
+  agent: Dispatcher;
+  peers: PeerChannelClient | undefined;
+}
+
+/** An owner's answer: an HTTP response, or a peer append's outcome. */
+type OwnerAnswer = { http: Dispatcher.ResponseData; peer?: undefined } | { http?: undefined; peer: PeerAppendOutcome & { kind: 'answered' | 'failed' } };
+
 /** @returns true when the request was answered (forwarded), false when it goes on to this node's route. */
 async function forward(
-  agent: Dispatcher,
+  senders: Senders,
   options: ForwardingOptions,
   request: FastifyRequest,
   reply: FastifyReply,
@@ -188,18 +216,23 @@ async function forward(
   counts: ForwardCounts,
 ): Promise<boolean> {
   const retryBody = await retainableBody(request);
-  const abort = new AbortController();
-  // Only a client gone before its answer ends aborts the forwarded request (an abort after a
+  const byPeerChannel = senders.peers !== undefined && peerAppendable(request, retryBody, options.peerAppends?.appendBytesMax ?? 0);
+  // Only a client gone before its answer ends aborts a forwarded HTTP request (an abort after a
   // finished response would build an error for nothing: measurable on every forwarded request).
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) abort.abort();
-  });
+  // A call on the peer channel cannot be taken back: the owner answers it whatever the client does
+  // (and its rare HTTP fallback, a small POST the owner answers at once, goes without one too).
+  const abort = new AbortController();
+  if (!byPeerChannel) {
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) abort.abort();
+    });
+  }
   let destination = first;
   for (let attempt = 1; ; attempt++) {
     const { route } = destination;
     const retryable = retryBody !== undefined && attempt === 1;
     const seen = forwardedBy(request);
-    let answer: Dispatcher.ResponseData | undefined;
+    let answer: OwnerAnswer | undefined;
     let failure: unknown;
     if (seen.length >= FORWARD_HOPS_MAX) {
       // Nodes' maps or caches disagree: the first node retries once, then the client.
@@ -208,24 +241,29 @@ async function forward(
       failure = new ClusterUnavailableError(`slot ${route.slot}: its owner ${route.owner.nodeId || '(none)'} is not live`);
     } else {
       try {
-        answer = await agent.request({
-          origin: route.url,
-          path: request.url,
-          method: request.method as Dispatcher.HttpMethod,
-          headers: forwardedHeaders(request, options.router.nodeId, destination.byForkSource),
-          body: retryBody ?? (hasBody(request) ? (request.raw as unknown as Readable) : undefined),
-          signal: abort.signal,
-          // Live reads wait upstream as long as they would here; the owner bounds them.
-          headersTimeout: 0,
-          bodyTimeout: 0,
-        });
+        if (byPeerChannel && retryBody !== undefined && route.peerSocketPath !== undefined && !destination.byForkSource) {
+          const outcome = peerAppendOutcome(await (senders.peers as PeerChannelClient).call(route.peerSocketPath, peerAppendCall(request.id, request.url, request.headers, retryBody)));
+          if (outcome.kind !== 'elsewhere') answer = { peer: outcome };
+        }
+        answer ??= {
+          http: await senders.agent.request({
+            origin: route.url,
+            path: request.url,
+            method: request.method as Dispatcher.HttpMethod,
+            headers: forwardedHeaders(request, options.router.nodeId, destination.byForkSource),
+            body: retryBody ?? (hasBody(request) ? (request.raw as unknown as Readable) : undefined),
+            signal: abort.signal,
+            // Live reads wait upstream as long as they would here; the owner bounds them.
+            headersTimeout: 0,
+            bodyTimeout: 0,
+          }),
+        };
       } catch (error) {
         failure = error;
       }
     }
-    const moved = answer !== undefined && answer.statusCode === 503 && answer.headers[SLOT_OWNER_HEADER] !== undefined;
-    if ((failure !== undefined || moved) && retryable && !abort.signal.aborted) {
-      if (answer !== undefined) discard(answer.body);
+    if ((failure !== undefined || (answer !== undefined && slotMoved(answer))) && retryable && !abort.signal.aborted) {
+      if (answer?.http !== undefined) discard(answer.http.body);
       options.hosting.forget(path);
       await options.clock.sleep(FORWARD_RETRY_DELAY_MS);
       const next = await destinationOf(options, request, path);
@@ -243,12 +281,44 @@ async function forward(
       if (failure instanceof ClusterUnavailableError) throw failure;
       throw new ClusterUnavailableError(`slot ${route.slot}: owner ${route.owner.nodeId} at ${route.url ?? '?'} did not answer: ${(failure as Error).message}`, { cause: failure });
     }
-    const hostPath = answer.headers[HOST_PATH_HEADER];
-    if (typeof hostPath === 'string' && answer.statusCode < 300) options.hosting.learnHost(path, decodeURIComponent(hostPath));
     counts.answered++;
-    sendAnswer(reply, answer, request.method);
+    if (answer.peer !== undefined) {
+      sendPeerAnswer(reply, answer.peer);
+      return true;
+    }
+    const hostPath = answer.http.headers[HOST_PATH_HEADER];
+    if (typeof hostPath === 'string' && answer.http.statusCode < 300) options.hosting.learnHost(path, decodeURIComponent(hostPath));
+    sendAnswer(reply, answer.http, request.method);
     return true;
   }
+}
+
+/**
+ * An append the owner's route would get as it is: a POST whose body was read whole here, within
+ * the body limit (413 comes from the owner's HTTP server), whose Content-Type, if any, Fastify
+ * parses (its 415 for a malformed one comes from the owner's HTTP server too).
+ */
+function peerAppendable(request: FastifyRequest, body: Buffer | undefined, appendBytesMax: number): body is Buffer {
+  return request.method === 'POST' && body !== undefined && body.length <= appendBytesMax && (request.headers['content-type'] === undefined || request.mediaType !== undefined);
+}
+
+/** The owner refused because the slot is not (or no longer) its: a 503 naming an owner. */
+function slotMoved(answer: OwnerAnswer): boolean {
+  if (answer.peer !== undefined) return answer.peer.kind === 'failed' && (answer.peer.error as { code?: unknown }).code === 'SLOT_NOT_OWNED';
+  return answer.http.statusCode === 503 && answer.http.headers[SLOT_OWNER_HEADER] !== undefined;
+}
+
+/**
+ * Answers the client as the owner's append route did: its status and headers, or its error through
+ * this node's error handler (same table, same bytes); `Cairn-Node` names the owner.
+ */
+function sendPeerAnswer(reply: FastifyReply, outcome: PeerAppendOutcome & { kind: 'answered' | 'failed' }): void {
+  reply.header(NODE_HEADER, outcome.nodeId);
+  if (outcome.kind === 'failed') {
+    void reply.send(outcome.error);
+    return;
+  }
+  void reply.headers(outcome.headers).code(outcome.status).send();
 }
 
 /** Reads and drops a response body not passed on (cheaper than destroying it, which builds an error). */
@@ -304,7 +374,15 @@ async function retainableBody(request: FastifyRequest): Promise<Buffer | undefin
   if (!hasBody(request)) return Buffer.alloc(0);
   const length = Number(request.headers['content-length']);
   if (!Number.isSafeInteger(length) || length > FORWARD_RETRY_BODY_BYTES_MAX) return undefined;
-  const chunks: Buffer[] = [];
-  for await (const chunk of request.raw as unknown as Readable) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  // Events, not `for await`: the async iterator costs a promise per chunk and destroys the request at its end.
+  const raw = request.raw as unknown as Readable;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    raw.on('data', (chunk: Buffer) => chunks.push(chunk));
+    raw.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    raw.once('error', reject);
+    raw.once('close', () => {
+      if (!raw.readableEnded) reject(new Error('the client closed the request before its body ended'));
+    });
+  });
 }

@@ -9,10 +9,31 @@ import { parseClosedFlag, parseProducerHeaders, singleHeader } from '../../proto
 import type { HttpContext } from '../context.ts';
 import { streamPathOf } from '../../protocol/stream-path.ts';
 
+/** The request headers an append reads (lower-case): all a peer needs to send for one (../peer-appends.ts). */
+export const APPEND_REQUEST_HEADERS = ['content-type', 'stream-closed', 'producer-id', 'producer-epoch', 'producer-seq', 'stream-seq'] as const;
+
+/** An append's request headers, as node:http gives them. */
+export type AppendRequestHeaders = Partial<Record<(typeof APPEND_REQUEST_HEADERS)[number], string | string[]>>;
+
+/** An append's answer: its status (200 or 204, no body) and its protocol headers (lower-case names). */
+export interface AppendAnswer {
+  status: 200 | 204;
+  headers: Record<string, string>;
+}
+
 export async function appendToStream(context: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const path = streamPathOf(request.url, context.limits.streamPathBytesMax);
-  const headers = request.headers;
-  const body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
+  const answer = await appendAnswer(context, path, request.headers, (request.body as Buffer | undefined) ?? Buffer.alloc(0));
+  reply.headers(answer.headers).code(answer.status).send();
+}
+
+/**
+ * The append itself, apart from HTTP (the route above, and a peer worker's append sent to this
+ * node as the stream's owner: ../peer-appends.ts).
+ * @throws BadRequestError on a malformed Content-Type or too deep JSON; the registry's errors
+ *   (stream missing, closed, content type mismatch, producer and sequence conflicts, the fence's).
+ */
+export async function appendAnswer(context: HttpContext, path: string, headers: AppendRequestHeaders, body: Buffer): Promise<AppendAnswer> {
   const contentType = singleHeader(headers['content-type'], 'Content-Type');
   if (body.length > 0 && contentType !== undefined && !isValidContentType(contentType)) {
     throw new BadRequestError('Content-Type is malformed');
@@ -29,14 +50,14 @@ export async function appendToStream(context: HttpContext, request: FastifyReque
     streamSeq: singleHeader(headers['stream-seq'], 'Stream-Seq'),
   });
   const stream = outcome.stream;
-  reply.header('stream-next-offset', context.registry.offsetOf(stream, outcome.position));
-  if (stream.closed) reply.header('stream-closed', 'true');
+  const answerHeaders: Record<string, string> = { 'stream-next-offset': context.registry.offsetOf(stream, outcome.position) };
+  if (stream.closed) answerHeaders['stream-closed'] = 'true';
   if (outcome.producer !== undefined) {
-    reply.header('producer-epoch', String(outcome.producer.epoch));
-    reply.header('producer-seq', String(outcome.producer.seq));
+    answerHeaders['producer-epoch'] = String(outcome.producer.epoch);
+    answerHeaders['producer-seq'] = String(outcome.producer.seq);
   }
   // §5.2.1: new data from an idempotent producer is 200; a plain append, a close-only request and
   // any duplicate are 204.
   const status = outcome.kind === 'appended' && outcome.producer !== undefined && body.length > 0 ? 200 : 204;
-  reply.code(status).send();
+  return { status, headers: answerHeaders };
 }
