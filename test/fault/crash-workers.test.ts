@@ -57,5 +57,5 @@ describe('cairn serve --workers 2 with workers killed under load', () => {
         process.kill(victim as number, 'SIGKILL');
       },
     });
-  }, 300_000);
+  }, 600_000);
 });

@@ -48,7 +48,7 @@ afterAll(async () => {
 
 test(
   `acknowledged writes survive SIGKILL and restart under load (seed ${SEED}, ${CYCLES} cycles)`,
-  { timeout: 300_000 },
+  { timeout: 600_000 },
   async () => {
     console.log(`crash test: CRASH_SEED=${SEED} CRASH_CYCLES=${CYCLES}`);
     const startedMs = performance.now();
