@@ -39,6 +39,9 @@ const LAYERS = [
   { name: 'subscriptions', members: ['subscriptions'] },
   // Fastify routes, live reads, the one error mapping.
   { name: 'http', members: ['http'] },
+  // Diskless takeover of a dead cluster node's slots: replays its log (wal) into the registry
+  // (stream) under the slot table's recovery marks (cluster); composed by the server.
+  { name: 'takeover', members: ['takeover.ts'] },
   // The composition root: builds and wires every layer.
   { name: 'server', members: ['server.ts'] },
   // The command line: parses settings and starts the server; nothing imports it.

@@ -61,6 +61,7 @@ import { installForwarding, locate, type StreamHosting } from './http/forwarding
 import { PeerChannelServer, peerSocketPathIn } from './http/peer-channel.ts';
 import { peerAppendHandler } from './http/peer-appends.ts';
 import { loggableUrl } from './observability/log-url.ts';
+import { DisklessTakeover } from './takeover.ts';
 import { SealedViews } from './http/sealed-views.ts';
 import type { HttpContext } from './http/context.ts';
 import { SlotNotOwnedError } from './cluster/errors.ts';
@@ -140,6 +141,12 @@ export interface StartOptions {
   walChain?: string;
   /** Bounds on streams loaded by lazy lookup; defaults from limits.ts (eviction tests shorten them). */
   loadedStreamLimits?: LoadedStreamLimits;
+  /**
+   * Called once when this process can acknowledge nothing more for good: its diskless WAL chain was
+   * fenced by a newer process (a restart elsewhere, or a cluster takeover after its lease lapsed).
+   * `cairn serve` exits 1 so that its supervisor starts it again on a new generation. Default: only logged.
+   */
+  onFatal?: (error: Error) => void;
 }
 
 /** How a node joins a cluster. */
@@ -180,6 +187,10 @@ async function openLog(
     logger,
     clock,
     onCommit,
+    onFenced: (error) => {
+      logger.error({ err: error, chain }, 'diskless WAL chain fenced by a newer process (a restart, or a takeover after this node lost its lease): acknowledging nothing more; this process must restart');
+      options.onFatal?.(error);
+    },
   }).catch((error: unknown) => {
     throw new StartupError(`diskless WAL chain ${chain}: ${(error as Error).message}`, { cause: error });
   });
@@ -361,7 +372,14 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     isDeleting: (incarnation) => collector.isDeleting(incarnation),
     isSealing: (incarnation) => seals.running(incarnation),
     loadedLimits: options.loadedStreamLimits,
-    ...(coordinator === undefined ? {} : { hostsLocally: (hostPath: string) => coordinator.table.route(hostPath).self }),
+    ...(coordinator === undefined
+      ? {}
+      : {
+          hostsLocally: (hostPath: string) => {
+            const route = coordinator.table.route(hostPath);
+            return route.self && coordinator.table.recovering(route.slot) === undefined;
+          },
+        }),
   });
   finder.eviction.start();
   const sealer = new Sealer({
@@ -560,13 +578,23 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   /** Cluster mode: the held streams whose host slot (a fork's is its chain root's) passes `inSlot`. */
   const streamsInSlots = (table: SlotTable, inSlot: (slot: number) => boolean): StreamState[] =>
     [...registry.allStreams()].filter((stream) => inSlot(table.slotOf(registry.hostPath(stream))));
-  /** Forgets streams of slots owned elsewhere now (no hand-over), saying what unsealed bytes go with them. */
-  const forgetTaken = (streams: readonly StreamState[], fields: object, message: string): Promise<void> => {
-    if (streams.length === 0) return Promise.resolve();
-    const unsealedBytes = streams.reduce((sum, stream) => sum + stream.durableOffset - stream.sealedOffset, 0);
-    logger.warn({ ...fields, streams: streams.length, unsealedBytes }, message);
-    return registry.unload(streams);
-  };
+
+  // Diskless: slots taken from a dead node are recovered from its chain in the object store.
+  const takeover =
+    coordinator === undefined || !(writer instanceof ObjectWalWriter)
+      ? undefined
+      : new DisklessTakeover({
+          store,
+          registry,
+          table: coordinator.table,
+          clock,
+          logger,
+          checkpointAfter: async () => {
+            await checkpointing?.catch(() => {});
+            await checkpoint();
+          },
+        });
+  if (takeover !== undefined) coordinator?.table.onChange((previous) => takeover.onMapChange(previous));
 
   // A slot handed to another node: its streams' writes are refused already (the map marks it
   // moving); store every byte and their metadata, then forget them (docs/cluster.md "Moves").
@@ -582,18 +610,28 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   // A slot taken from this node without its hand-over (an operator's reassign while it was away,
   // or a takeover): what it holds of those streams is stale from now on; forget it (the new owner
   // serves them from the object store, and if the slot comes back they are looked up afresh).
+  // The first map this process sees judges what it replayed: a slot owned elsewhere then was taken
+  // while it was away. Done in the listener, synchronously: a slot that came back to this node a
+  // moment later must find no stale copy here (its sealer would reconcile the store against it).
   coordinator?.table.onChange((previous) => {
     const self = coordinator.table.nodeId;
     const owners = coordinator.table.map.owners;
+    const first = previous.revision === 0;
     const lost = new Set<number>();
     previous.owners.forEach((owner, slot) => {
-      if (owner.nodeId === self && owners[slot]?.nodeId !== self) lost.add(slot);
+      if ((first || owner.nodeId === self) && owners[slot]?.nodeId !== self) lost.add(slot);
     });
     if (lost.size === 0) return;
     const stale = streamsInSlots(coordinator.table, (slot) => lost.has(slot));
-    forgetTaken(stale, { slots: lost.size }, 'slots taken over by other nodes without a hand-over: forgetting their streams here').catch((error: unknown) =>
-      logger.warn({ err: error }, 'unloading streams of lost slots failed'),
+    if (stale.length === 0) return;
+    const unsealedBytes = stale.reduce((sum, stream) => sum + stream.durableOffset - stream.sealedOffset, 0);
+    logger.warn(
+      { ...(first ? {} : { slots: lost.size }), streams: stale.length, unsealedBytes },
+      first
+        ? 'holding streams of slots owned elsewhere at start (taken while this node was away): forgetting them, their unsealed bytes here are not served'
+        : 'slots taken over by other nodes without a hand-over: forgetting their streams here',
     );
+    registry.unload(stale).catch((error: unknown) => logger.warn({ err: error }, 'unloading streams of lost slots failed'));
   });
 
   const address = await app.listen({ host: config.host, port: config.port });
@@ -617,11 +655,6 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     const advertiseUrl = peerServer?.url ?? options.cluster?.advertiseUrl ?? address;
     await coordinator.start({ advertiseUrl, url: address, ...(peerChannel === undefined ? {} : { peerSocketPath: peerChannel.socketPath }) });
     logger.info({ nodeId: naming.nodeId, advertiseUrl, ...coordinator.status() }, 'joined the cluster');
-    // Streams of slots this node no longer owns (an operator reassigned them while it was away,
-    // accepting the loss of what was unsealed): the owner serves them from the object store.
-    const self = coordinator.table.nodeId;
-    const foreign = streamsInSlots(coordinator.table, (slot) => coordinator.table.map.owners[slot]?.nodeId !== self);
-    await forgetTaken(foreign, {}, 'holding streams of slots now owned elsewhere: unloading them, their unsealed bytes are not served');
   }
   const tlsReloader =
     tls && new TlsReloader({ files: tls.files, current: tls.pair, server: app.server as unknown as SecureContextTarget, clock, logger });
@@ -692,6 +725,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
           idleSweeper.cancel();
           drainTimer.cancel();
         }
+        await takeover?.close();
         await subscriptions.drainStored();
         await sealer.close();
         await collector.close();

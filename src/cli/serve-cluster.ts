@@ -25,10 +25,10 @@ export async function etcdClusterStart(config: ServeConfig, logger: Logger): Pro
   if (config.advertiseUrl === undefined && UNSPECIFIED_HOSTS.has(config.host)) {
     throw new CliError(EXIT_USAGE, `--host ${config.host} listens on every interface: give --advertise-url (the URL other nodes reach this one at)`);
   }
-  if (config.clusterTakeover === 'automatic') {
+  if (config.clusterTakeover === 'automatic' && config.durability !== 'object-store') {
     throw new CliError(
       EXIT_USAGE,
-      '--cluster-takeover automatic moves a dead node\'s slots without its write-ahead log, losing what it had not sealed; it needs diskless durability, which is not available yet. Use manual (and `cairn cluster reassign`).',
+      '--cluster-takeover automatic moves a dead node\'s slots without its local write-ahead log, losing what it had not sealed; it needs --durability object-store (diskless), where the new owner replays the dead node\'s log from the object store. Use manual (and `cairn cluster reassign`), or diskless durability.',
     );
   }
   const { EtcdCoordinator } = await import('../cluster/etcd-coordinator.ts');

@@ -35,7 +35,9 @@ export function serveCommand(): Command {
     }
     let server: Awaited<ReturnType<typeof startServer>>;
     try {
-      server = workers === undefined ? await startServer(config, { logger, cluster }) : await workers.startWorker(config, logger);
+      // Fenced (diskless): this process can acknowledge nothing more; exit so a supervisor restarts it.
+      const onFatal = () => process.exit(1);
+      server = workers === undefined ? await startServer(config, { logger, cluster, onFatal }) : await workers.startWorker(config, logger);
     } catch (error) {
       // Failures an operator must fix get their message (exit 1); anything else is a bug: its stack.
       if (error instanceof StartupError || error instanceof ObjectStoreError) throw new CliError(EXIT_ERROR, error.message, { cause: error });

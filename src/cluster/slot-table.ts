@@ -73,6 +73,8 @@ export class SlotTable {
   readonly #listeners: Array<(previous: SlotMap) => void> = [];
   /** Slots of paths asked lately, oldest first (a Map in insertion order: lru-cache's bookkeeping cost ~1.7% of a worker's CPU here). */
   readonly #slots = new Map<string, number>();
+  /** Owned slots whose streams are still being recovered from a dead owner's log (diskless takeover). */
+  readonly #recovering = new Map<number, string>();
 
   constructor(options: SlotTableOptions) {
     this.nodeId = options.nodeId;
@@ -135,6 +137,30 @@ export class SlotTable {
     return { slot, owner, self, url: node?.advertiseUrl, peerSocketPath: node?.peerSocketPath };
   }
 
+  /**
+   * Marks owned `slots` as being recovered from `fromNodeId`'s write-ahead log (a diskless
+   * takeover): until `recovered`, the fences refuse writes and stores for them and `recovering`
+   * tells the router not to look their streams up yet.
+   */
+  markRecovering(slots: readonly number[], fromNodeId: string): void {
+    for (const slot of slots) this.#recovering.set(slot, fromNodeId);
+  }
+
+  /** Ends `markRecovering` for `slots`. */
+  recovered(slots: readonly number[]): void {
+    for (const slot of slots) this.#recovering.delete(slot);
+  }
+
+  /** The node whose log slot `slot`'s streams are being recovered from, or undefined. */
+  recovering(slot: number): string | undefined {
+    return this.#recovering.get(slot);
+  }
+
+  #refuseRecovering(slot: number): void {
+    const from = this.#recovering.get(slot);
+    if (from !== undefined) throw new ClusterUnavailableError(`slot ${slot}: its streams are being recovered from ${from}'s write-ahead log; retry shortly`);
+  }
+
   /** Slots this node owns now (moving ones included). */
   ownedSlots(): number[] {
     const slots: number[] = [];
@@ -150,7 +176,8 @@ export class SlotTable {
    * acknowledged, so a node paused past its lease (SIGSTOP, a long GC) acknowledges nothing once
    * it resumes.
    * @throws SlotNotOwnedError when another node owns the slot or it is being handed over;
-   *   ClusterUnavailableError when the lease is not certainly held.
+   *   ClusterUnavailableError when the lease is not certainly held, or the slot's streams are
+   *   still being recovered from a dead owner's log.
    */
   writeEpoch(path: string): number {
     const slot = this.slotOf(path);
@@ -160,6 +187,7 @@ export class SlotTable {
     if (this.#clock.monotonicMs() >= this.#leaseSafeUntilMs()) {
       throw new ClusterUnavailableError(`node ${this.nodeId}: lease not confirmed by etcd within its safety margin; refusing writes`);
     }
+    this.#refuseRecovering(slot);
     return owner.epoch;
   }
 
@@ -173,6 +201,7 @@ export class SlotTable {
     const owner = this.#map.owners[slot] as SlotOwner;
     if (owner.nodeId !== this.nodeId) throw new SlotNotOwnedError(slot, owner.nodeId || undefined, `owned by ${owner.nodeId || 'no node'}: this node stores nothing for it`);
     if (this.#clock.monotonicMs() >= this.#leaseSafeUntilMs()) throw new ClusterUnavailableError(`node ${this.nodeId}: lease at risk; storing nothing`);
+    this.#refuseRecovering(slot);
     return owner.epoch;
   }
 

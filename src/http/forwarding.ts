@@ -45,6 +45,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'pro
 export interface ClusterRouter {
   readonly nodeId: string;
   route(path: string): SlotRoute;
+  /** The dead node whose log an owned slot's streams are still being recovered from (diskless takeover), or undefined. */
+  recovering?(slot: number): string | undefined;
 }
 
 /**
@@ -169,6 +171,9 @@ export async function locate(options: Pick<ForwardingOptions, 'router' | 'hostin
   if (held !== undefined && router.route(held).self) return LOCAL;
   const byHash = router.route(path);
   if (!byHash.self) return { local: false, route: byHash, byForkSource: false };
+  // Not looked up before the dead owner's log is replayed: the store lacks its unsealed tail.
+  const from = router.recovering?.(byHash.slot);
+  if (from !== undefined) throw new ClusterUnavailableError(`slot ${byHash.slot}: its streams are being recovered from ${from}'s write-ahead log; retry shortly`);
   const hostPath = await hosting.find(path);
   if (hostPath === undefined) return LOCAL;
   const host = router.route(hostPath);

@@ -123,6 +123,20 @@ export function restoreTable(table: StreamTable, snapshot: RegistrySnapshot): vo
   }
 }
 
+/**
+ * The streams of `snapshot` whose host path (a fork's is its chain root's, docs/cluster.md
+ * "Forks") passes `keep`, in the same order (sources before forks).
+ */
+export function snapshotWhere(snapshot: RegistrySnapshot, keep: (hostPath: string) => boolean): RegistrySnapshot {
+  const byInc = new Map(snapshot.streams.map((s) => [s.inc, s]));
+  const hostPath = (s: SnapshotStream): string => {
+    let root = s;
+    for (let source = root.fork && byInc.get(root.fork.inc); source !== undefined; source = root.fork && byInc.get(root.fork.inc)) root = source;
+    return root.path;
+  };
+  return { nextIncarnation: snapshot.nextIncarnation, streams: snapshot.streams.filter((s) => keep(hostPath(s))) };
+}
+
 /** Streams ordered so that every fork source comes before its forks, otherwise by incarnation. */
 function sourcesFirst(streams: StreamState[]): StreamState[] {
   const ordered: StreamState[] = [];

@@ -43,6 +43,7 @@ import { StreamTable, type RegistryListener } from './stream-table.ts';
 
 export type { RegistryListener } from './stream-table.ts';
 export type { RegistrySnapshot } from './registry-checkpoint.ts';
+export { snapshotWhere } from './registry-checkpoint.ts';
 export type { SealedUnitReader } from './lineage.ts';
 export type { StreamListPage, StreamListQuery } from './stream-listing.ts';
 export type { AppendOutcome, AppendRequest, CreateOutcome, CreateRequest } from './write-requests.ts';
@@ -187,6 +188,28 @@ export class StreamRegistry {
   /** Loads a checkpoint snapshot into an empty registry (before WAL replay). */
   restore(snapshot: RegistrySnapshot): void {
     restoreTable(this.#table, snapshot);
+  }
+
+  /**
+   * Takes over the streams of `snapshot`, the state another node had acknowledged (a diskless
+   * takeover, docs/cluster.md): they are installed as durable, as if replayed. Streams whose path
+   * is held here already are left out. The caller must make them durable in this node's own log
+   * (a checkpoint) before it accepts writes to them: its log has no record of them.
+   * @returns the streams adopted.
+   */
+  adopt(snapshot: RegistrySnapshot): StreamState[] {
+    const streams = snapshot.streams.filter((s) => this.#table.atPath(s.path) === undefined && this.#table.byIncarnation(s.inc) === undefined);
+    restoreTable(this.#table, { nextIncarnation: snapshot.nextIncarnation, streams });
+    const adopted: StreamState[] = [];
+    for (const s of streams) {
+      const stream = this.#table.byIncarnation(s.inc);
+      if (stream === undefined) continue;
+      StreamTable.markDurable(stream);
+      this.#unloadedPaths.delete(stream.path);
+      this.#listener?.durable(stream);
+      adopted.push(stream);
+    }
+    return adopted;
   }
 
   /** Refuses a write whose bytes would take the hot tails past their budget (503, DESIGN.md). */
@@ -630,15 +653,19 @@ export class StreamRegistry {
   /**
    * Cluster mode: forgets `streams` after their slot's hand-over stored every byte and their
    * metadata (docs/cluster.md "Moves"), forks before their sources; their objects stay for the
-   * new owner. Live readers wake and see `movedAway`.
+   * new owner. Live readers wake and see `movedAway`. They are gone from the registry when this
+   * returns its promise; it resolves once the unload records are durable.
    */
   async unload(streams: readonly StreamState[]): Promise<void> {
     const depth = (stream: StreamState) => lineage.lineage(stream).length;
+    // Each commit applies its record before it returns: all are forgotten now, durable later.
+    const durable: Array<Promise<number>> = [];
     for (const stream of [...streams].sort((a, b) => depth(b) - depth(a))) {
       if (!this.holds(stream)) continue;
       this.#unloadedPaths.set(stream.path, true);
-      await this.#commit({ t: 'unload', inc: stream.incarnation });
+      durable.push(this.#commit({ t: 'unload', inc: stream.incarnation }));
     }
+    await Promise.all(durable);
   }
 
   /** True while the incarnation is held (live or soft-deleted): its objects must stay. */

@@ -268,12 +268,15 @@ export class StreamTable {
 
   /** Marks everything applied so far as durable (after WAL replay); the sealer probes each stream. */
   markAllDurable(): void {
-    for (const stream of this.#byIncarnation.values()) {
-      stream.durableOffset = stream.tailOffset;
-      stream.durableClosed = stream.closed;
-      stream.createDurable = true;
-      stream.needsProbe = true;
-    }
+    for (const stream of this.#byIncarnation.values()) StreamTable.markDurable(stream);
+  }
+
+  /** Marks what `stream` holds as durable (replayed, or adopted from another node's log). */
+  static markDurable(stream: StreamState): void {
+    stream.durableOffset = stream.tailOffset;
+    stream.durableClosed = stream.closed;
+    stream.createDurable = true;
+    stream.needsProbe = true;
   }
 
   /**

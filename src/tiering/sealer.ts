@@ -350,6 +350,8 @@ export class Sealer {
   /** One seal of `stream` (see the module doc). */
   async #seal(stream: StreamState): Promise<void> {
     const { registry, manifests, policy } = this.#o;
+    // Unloaded (its slot moved) while queued: what it holds is stale, and must not reach the store.
+    if (!registry.holds(stream)) return;
     if (!forkSourceStored(stream)) return; // a pressure seal of a fork whose source is behind: later
     if (stream.needsProbe) await this.#probe(stream);
     // A backlog of whole segments (a fast writer, or a store that was away) goes up in parallel
@@ -376,6 +378,9 @@ export class Sealer {
       return manifests.storeNext(stream, segments, stream.retainedStart, this.#meta(stream, newSealedOffset));
     });
     if (!registry.holds(stream)) {
+      // Unloaded while uploading (its slot moved): stored under the fence, the new owner may
+      // already read this version; keep it.
+      if (stream.movedAway) return;
       // Deleted while uploading: nothing will reference these objects. The manifest goes first,
       // so a crash in between never leaves it listing a deleted segment.
       await manifests.deleteObjects([manifestKey]);
@@ -410,8 +415,9 @@ export class Sealer {
   /** A retention trim: manifest n+1 without the dropped head segments, then the trim record. */
   async #trim(stream: StreamState, retainedStart: number): Promise<void> {
     const { registry, manifests } = this.#o;
+    if (!registry.holds(stream)) return;
     if (stream.needsProbe) await this.#probe(stream);
-    if (retainedStart <= stream.retainedStart) return;
+    if (retainedStart <= stream.retainedStart || !registry.holds(stream)) return;
     const { version, droppedPageKeys } = await this.#storeWithMeta(stream, () =>
       manifests.storeNext(stream, [], retainedStart, this.#meta(stream, stream.sealedOffset)),
     );
@@ -424,6 +430,7 @@ export class Sealer {
   /** A manifest version holding only a metadata change (the same segments). */
   async #writeMetadata(stream: StreamState): Promise<void> {
     const { registry, manifests } = this.#o;
+    if (!registry.holds(stream)) return;
     if (stream.needsProbe) await this.#probe(stream);
     if (!stream.metaDirty || !registry.holds(stream)) return; // a seal carried it meanwhile, or the stream is gone
     const { version } = await this.#storeWithMeta(stream, () =>
@@ -473,8 +480,10 @@ export class Sealer {
   async #probe(stream: StreamState): Promise<void> {
     const { manifests, registry, logger } = this.#o;
     // Reconciling deletes objects it takes for orphans: a node that lost the slot (a restarted or
-    // resumed old owner, with stale state) would delete what the new owner stored.
+    // resumed old owner, with stale state) would delete what the new owner stored. The same for a
+    // stream unloaded meanwhile, even if its slot came back: the registry holds a fresh copy then.
     this.#o.storeFence?.(stream);
+    if (!registry.holds(stream)) return;
     const found = await manifests.reconcile(stream, (start, end) => hotBytes(stream, start, end));
     if (found.adopt !== undefined) {
       const { segments, version, retainedStart } = found.adopt;

@@ -40,7 +40,7 @@ export {
   CHECKPOINT_PAYLOAD_BYTES_MAX,
 } from './wal-limits.ts';
 export { faultInjectingWalFs, type WalFsHook, type WalFsOperation } from './fault-injecting-wal-fs.ts';
-export { chainNodeId, openObjectWal, type OpenObjectWalOptions, type OpenedObjectWal } from './object-wal-recovery.ts';
+export { chainNodeId, storedChainNodeId, openObjectWal, readChainForTakeover, type ChainRead, type OpenObjectWalOptions, type OpenedObjectWal } from './object-wal-recovery.ts';
 export { ObjectWalWriter, type ObjectWalWriterOptions } from './object-wal-writer.ts';
 export { OBJECT_WAL_PREFIX, OBJECT_WAL_CHAIN_DEFAULT } from './object-wal-keys.ts';
 export { WalObjectStoreUnavailableError, WalFencedError, WalChainClaimedError } from './errors.ts';

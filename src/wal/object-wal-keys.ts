@@ -10,6 +10,8 @@
  * _cairn/wal/<chain>/<generation:010>/<seq:012>.wal       record frames (record-codec.ts) of one flush
  * _cairn/wal/<chain>/<generation:010>/<seq:012>.wal       EMPTY: the fence a later generation put at the first missing sequence
  * _cairn/wal/<chain>/<generation:010>/<seq:012>.ckpt      checkpoint: the state up to WAL object <seq> of <generation>
+ * _cairn/wal/<chain>/<generation:010>/<seq:012>.<n:06>.ckpt  a later checkpoint at the same position (state changed without
+ *                                                         a record: slots taken over); the highest n is the newest
  * ```
  *
  * Zero-padded numbers make a LIST come back in replay order. Every object is written
@@ -28,6 +30,7 @@ export const OBJECT_WAL_CHAIN_DEFAULT = 'default';
 
 const GENERATION_DIGITS = 10;
 const SEQ_DIGITS = 12;
+const CHECKPOINT_COUNT_DIGITS = 6;
 
 /** Prefix of every object of `chain`. */
 export function chainPrefix(chain: string): string {
@@ -43,9 +46,13 @@ export function walObjectKey(chain: string, generation: number, seq: number): st
   return `${generationPrefix(chain, generation)}${String(seq).padStart(SEQ_DIGITS, '0')}.wal`;
 }
 
-/** Key of the checkpoint from which replay continues at WAL object `seq` of `generation`. */
-export function checkpointObjectKey(chain: string, generation: number, seq: number): string {
-  return `${generationPrefix(chain, generation)}${String(seq).padStart(SEQ_DIGITS, '0')}.ckpt`;
+/**
+ * Key of the checkpoint from which replay continues at WAL object `seq` of `generation`; `count`
+ * numbers further checkpoints at the same position (0: the first, keyed without a number).
+ */
+export function checkpointObjectKey(chain: string, generation: number, seq: number, count = 0): string {
+  const suffix = count === 0 ? '' : `.${String(count).padStart(CHECKPOINT_COUNT_DIGITS, '0')}`;
+  return `${generationPrefix(chain, generation)}${String(seq).padStart(SEQ_DIGITS, '0')}${suffix}.ckpt`;
 }
 
 /** Key that a start writes create-if-absent to own `generation`. */
@@ -60,10 +67,11 @@ export function nodeIdObjectKey(chain: string): string {
 
 /** What a key of the chain is; `undefined` for a key that is not part of the layout. */
 export type ChainObject =
-  | { kind: 'wal' | 'checkpoint'; generation: number; seq: number }
+  | { kind: 'wal'; generation: number; seq: number }
+  | { kind: 'checkpoint'; generation: number; seq: number; count: number }
   | { kind: 'claim'; generation: number };
 
-const KEY_PATTERN = /^(\d{10})\/(?:(\d{12})\.(wal|ckpt)|claim)$/;
+const KEY_PATTERN = /^(\d{10})\/(?:(\d{12})\.wal|(\d{12})(?:\.(\d{6}))?\.ckpt|claim)$/;
 
 /** Parses a key listed under `chainPrefix(chain)`. */
 export function parseChainKey(chain: string, key: string): ChainObject | undefined {
@@ -72,11 +80,12 @@ export function parseChainKey(chain: string, key: string): ChainObject | undefin
   const match = KEY_PATTERN.exec(key.slice(prefix.length));
   if (match === null) return undefined;
   const generation = Number(match[1]);
-  if (match[2] === undefined) return { kind: 'claim', generation };
-  return { kind: match[3] === 'wal' ? 'wal' : 'checkpoint', generation, seq: Number(match[2]) };
+  if (match[2] !== undefined) return { kind: 'wal', generation, seq: Number(match[2]) };
+  if (match[3] !== undefined) return { kind: 'checkpoint', generation, seq: Number(match[3]), count: Number(match[4] ?? 0) };
+  return { kind: 'claim', generation };
 }
 
-/** Orders (generation, seq) pairs. */
-export function comparePositions(a: { generation: number; seq: number }, b: { generation: number; seq: number }): number {
-  return a.generation - b.generation || a.seq - b.seq;
+/** Orders (generation, seq) pairs; checkpoints at one position by their `count`. */
+export function comparePositions(a: { generation: number; seq: number; count?: number }, b: { generation: number; seq: number; count?: number }): number {
+  return a.generation - b.generation || a.seq - b.seq || (a.count ?? 0) - (b.count ?? 0);
 }

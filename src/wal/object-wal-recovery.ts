@@ -22,10 +22,7 @@ import { decodeFrames } from './record-codec.ts';
 import { CHECKPOINT_PAYLOAD_BYTES_MAX, OBJECT_WAL_READS_MAX } from './wal-limits.ts';
 import { silentWalLogger } from './wal-logger.ts';
 
-export interface OpenObjectWalOptions extends Omit<ObjectWalWriterOptions, 'generation' | 'walBytesSinceCheckpoint'> {
-  /** Only the records this returns true for are replayed (cluster takeover filters by slot). Default: all. */
-  replayFilter?: (record: unknown) => boolean;
-}
+export type OpenObjectWalOptions = Omit<ObjectWalWriterOptions, 'generation' | 'walBytesSinceCheckpoint'>;
 
 export interface OpenedObjectWal {
   writer: ObjectWalWriter;
@@ -37,6 +34,16 @@ export interface OpenedObjectWal {
   summary: { generation: number; checkpointKey: string | undefined; fencedGenerations: number };
 }
 
+/** The node id stored with `chain`, or undefined when none is (the chain never started). @throws the store's error. */
+export async function storedChainNodeId(store: ObjectStore, chain: string): Promise<string | undefined> {
+  try {
+    return new TextDecoder().decode((await store.get(nodeIdObjectKey(chain))).body).trim();
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  }
+}
+
 /**
  * The node id of `chain`, stored with it so that it outlives the local disk: the objects a node
  * writes are named by its id (object-naming.ts), and a restart on an empty disk must go on
@@ -46,14 +53,7 @@ export interface OpenedObjectWal {
  */
 export async function chainNodeId(store: ObjectStore, chain: string, fresh: string): Promise<string> {
   const key = nodeIdObjectKey(chain);
-  const read = async (): Promise<string | undefined> => {
-    try {
-      return new TextDecoder().decode((await store.get(key)).body).trim();
-    } catch (error) {
-      if (error instanceof ObjectNotFoundError) return undefined;
-      throw error;
-    }
-  };
+  const read = () => storedChainNodeId(store, chain);
   const stored = await read();
   if (stored !== undefined) return stored;
   try {
@@ -67,22 +67,17 @@ export async function chainNodeId(store: ObjectStore, chain: string, fresh: stri
   }
 }
 
-/**
- * Opens `options.chain` in `options.store`: LISTs the chain, claims generation max + 1 (a
- * create-if-absent `claim` object), GETs the newest checkpoint, and returns a writer on the new
- * generation. The WAL objects are read and fenced lazily by `replay()`, generation by
- * generation, from the checkpoint's position on.
- *
- * @throws WalChainClaimedError if another process claimed the same generation (two processes
- *   started on one chain at once).
- * @throws WalCorruptError (naming the key) if the checkpoint or a WAL object does not decode.
- * @throws the object store's error if it cannot be listed or read (the start fails; retry).
- */
-export async function openObjectWal(options: OpenObjectWalOptions): Promise<OpenedObjectWal> {
-  const { store, chain } = options;
-  const logger = options.logger ?? silentWalLogger;
-  const walKeys = new Map<number, Map<number, number>>(); // generation → seq → size
-  let checkpointAt: { generation: number; seq: number } | undefined;
+/** What a LIST of a chain found. */
+interface ChainListing {
+  /** generation → seq → object size (0: a fence). */
+  walKeys: Map<number, Map<number, number>>;
+  checkpointAt: { generation: number; seq: number; count: number } | undefined;
+  generationMax: number;
+}
+
+async function listChain(store: ObjectStore, chain: string): Promise<ChainListing> {
+  const walKeys = new Map<number, Map<number, number>>();
+  let checkpointAt: { generation: number; seq: number; count: number } | undefined;
   let generationMax = 0;
   for await (const info of listAll(store, chainPrefix(chain))) {
     const parsed = parseChainKey(chain, info.key);
@@ -96,18 +91,35 @@ export async function openObjectWal(options: OpenObjectWalOptions): Promise<Open
       seqs.set(parsed.seq, info.sizeBytes);
     }
   }
-  const generation = generationMax + 1;
-  try {
-    await store.put(claimObjectKey(chain, generation), new TextEncoder().encode(`claimed at ${(options.clock ?? systemClock).nowMs()} ms\n`));
-  } catch (error) {
-    if (error instanceof ObjectAlreadyExistsError) throw new WalChainClaimedError(chain, generation);
-    throw error;
-  }
+  return { walKeys, checkpointAt, generationMax };
+}
 
+/** The state of a chain as of now, read from the object store; every generation read is fenced. */
+export interface ChainRead {
+  /** The newest checkpoint's snapshot, or `undefined`. Apply it before the replayed records. */
+  checkpoint: unknown;
+  checkpointKey: string | undefined;
+  /** Records after the checkpoint, in append order, one WAL object at a time (16 GETs ahead). Call once. */
+  replay(): AsyncIterable<unknown>;
+  /** After `replay()`: object bytes read, and generations this read fenced (the others were fenced already). */
+  readonly replayedBytes: number;
+  readonly fencedGenerations: number;
+}
+
+/**
+ * Reads `chain` from its newest checkpoint through generation `generationEnd` − 1, fencing each
+ * generation at its first missing sequence (module doc). A start passes the generation it just
+ * claimed; a cluster node taking over a dead node's slots passes the listed maximum + 1, which
+ * fences the dead process's own generation too.
+ * @throws WalCorruptError (naming the key) if the checkpoint or a WAL object does not decode, or
+ *   a listed object is gone; the object store's error if it cannot be read.
+ */
+async function readChain(store: ObjectStore, chain: string, listing: ChainListing, generationEnd: number): Promise<ChainRead> {
+  const { walKeys, checkpointAt } = listing;
   let snapshot: unknown;
   let checkpointKey: string | undefined;
   if (checkpointAt !== undefined) {
-    checkpointKey = checkpointObjectKey(chain, checkpointAt.generation, checkpointAt.seq);
+    checkpointKey = checkpointObjectKey(chain, checkpointAt.generation, checkpointAt.seq, checkpointAt.count);
     const decoded = decodeFrames(Buffer.from((await store.get(checkpointKey)).body), CHECKPOINT_PAYLOAD_BYTES_MAX);
     const header = decoded.frames[0]?.record as Partial<ObjectCheckpointHeader> | undefined;
     if (decoded.problem !== undefined || decoded.frames.length !== 2 || header?.formatVersion !== 1 || header.seq !== checkpointAt.seq || header.generation !== checkpointAt.generation) {
@@ -119,12 +131,8 @@ export async function openObjectWal(options: OpenObjectWalOptions): Promise<Open
   // them, those that stored nothing too (a paused first start could still store its object 0).
   // Generations before a checkpoint's were all fenced by the start that wrote it.
   const first = checkpointAt ?? { generation: 1, seq: 0 };
-  const generations: number[] = [];
-  for (let g = first.generation; g < generation; g++) generations.push(g);
-
   let replayedBytes = 0;
   let fencedGenerations = 0;
-  const filter = options.replayFilter;
   const decodeObject = (key: string, body: Uint8Array): unknown[] => {
     const decoded = decodeFrames(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
     if (decoded.problem !== undefined) {
@@ -134,7 +142,7 @@ export async function openObjectWal(options: OpenObjectWalOptions): Promise<Open
     return decoded.frames.map((frame) => frame.record);
   };
   async function* replay(): AsyncGenerator<unknown> {
-    for (const g of generations) {
+    for (let g = first.generation; g < generationEnd; g++) {
       const listed = walKeys.get(g) ?? new Map<number, number>();
       let seq = g === first.generation ? first.seq : 0;
       // The listed run from the start: read ahead, OBJECT_WAL_READS_MAX GETs in flight.
@@ -151,15 +159,12 @@ export async function openObjectWal(options: OpenObjectWalOptions): Promise<Open
         const body = await reads[i]!;
         startRead(i + OBJECT_WAL_READS_MAX);
         delete reads[i];
-        for (const record of decodeObject(walObjectKey(chain, g, run[i]!), body)) {
-          if (filter === undefined || filter(record)) yield record;
-        }
+        yield* decodeObject(walObjectKey(chain, g, run[i]!), body);
       }
       seq += run.length;
       // Past the run: the fence, or objects stored after the listing (read one at a time).
       for (; ; seq++) {
         const key = walObjectKey(chain, g, seq);
-        let body: Uint8Array | undefined;
         if (listed.get(seq) === 0) break; // a fence stored by an earlier start
         if (!listed.has(seq)) {
           try {
@@ -168,36 +173,85 @@ export async function openObjectWal(options: OpenObjectWalOptions): Promise<Open
             break;
           } catch (error) {
             if (!(error instanceof ObjectAlreadyExistsError)) throw error;
-            // The old process stored it after the listing (or another start fenced it): read it.
+            // The old process stored it after the listing (or another reader fenced it): read it.
           }
         }
+        let body: Uint8Array;
         try {
           body = (await store.get(key)).body;
         } catch (error) {
-          if (error instanceof ObjectNotFoundError) throw new WalCorruptError(key, 0, 'listed WAL object is gone (deleted while this start ran?)');
+          if (error instanceof ObjectNotFoundError) throw new WalCorruptError(key, 0, 'listed WAL object is gone (deleted while this read ran?)');
           throw error;
         }
         if (body.length === 0) break;
-        for (const record of decodeObject(key, body)) {
-          if (filter === undefined || filter(record)) yield record;
-        }
+        yield* decodeObject(key, body);
       }
     }
-    writer.addReplayedBytes(replayedBytes);
-    logger.info({ chain, generation, replayedBytes, fencedGenerations }, 'WAL objects replayed');
   }
+  return {
+    checkpoint: snapshot,
+    checkpointKey,
+    replay,
+    get replayedBytes() {
+      return replayedBytes;
+    },
+    get fencedGenerations() {
+      return fencedGenerations;
+    },
+  };
+}
 
+/**
+ * Opens `options.chain` in `options.store`: LISTs the chain, claims generation max + 1 (a
+ * create-if-absent `claim` object), GETs the newest checkpoint, and returns a writer on the new
+ * generation. The WAL objects are read and fenced lazily by `replay()`, generation by
+ * generation, from the checkpoint's position on.
+ *
+ * @throws WalChainClaimedError if another process claimed the same generation (two processes
+ *   started on one chain at once).
+ * @throws WalCorruptError (naming the key) if the checkpoint or a WAL object does not decode.
+ * @throws the object store's error if it cannot be listed or read (the start fails; retry).
+ */
+export async function openObjectWal(options: OpenObjectWalOptions): Promise<OpenedObjectWal> {
+  const { store, chain } = options;
+  const logger = options.logger ?? silentWalLogger;
+  const listing = await listChain(store, chain);
+  const generation = listing.generationMax + 1;
+  try {
+    await store.put(claimObjectKey(chain, generation), new TextEncoder().encode(`claimed at ${(options.clock ?? systemClock).nowMs()} ms\n`));
+  } catch (error) {
+    if (error instanceof ObjectAlreadyExistsError) throw new WalChainClaimedError(chain, generation);
+    throw error;
+  }
+  const read = await readChain(store, chain, listing, generation);
   const writer = new ObjectWalWriter({ ...options, generation, walBytesSinceCheckpoint: 0 });
+  async function* replay(): AsyncGenerator<unknown> {
+    yield* read.replay();
+    writer.addReplayedBytes(read.replayedBytes);
+    logger.info({ chain, generation, replayedBytes: read.replayedBytes, fencedGenerations: read.fencedGenerations }, 'WAL objects replayed');
+  }
   return {
     writer,
-    checkpoint: snapshot,
+    checkpoint: read.checkpoint,
     replay,
     summary: {
       generation,
-      checkpointKey,
+      checkpointKey: read.checkpointKey,
       get fencedGenerations() {
-        return fencedGenerations;
+        return read.fencedGenerations;
       },
     },
   };
+}
+
+/**
+ * Reads the chain of ANOTHER node (a dead cluster node whose slots this node takes over, docs/
+ * cluster.md "Diskless takeover") without claiming a generation: from its newest checkpoint
+ * through its last listed generation, fencing each, so that the dead process, were it only
+ * paused, acknowledges nothing more.
+ * @throws as `openObjectWal`, except `WalChainClaimedError`.
+ */
+export async function readChainForTakeover(store: ObjectStore, chain: string): Promise<ChainRead> {
+  const listing = await listChain(store, chain);
+  return readChain(store, chain, listing, listing.generationMax + 1);
 }

@@ -71,6 +71,11 @@ export interface ObjectWalWriterOptions {
   retryDelayMs?: number;
   /** After each stored batch (`fsyncMs` is the put's duration, `fileSeq` the object's sequence). Must not throw. */
   onCommit?: (info: WalCommitInfo) => void;
+  /**
+   * Once, when a newer generation fenced this one (`WalFencedError`: another process recovered or
+   * took over the chain): this process can acknowledge nothing more and should stop. Must not throw.
+   */
+  onFenced?: (error: WalFencedError) => void;
   logger?: WalLogger;
   clock?: Clock;
 }
@@ -102,6 +107,9 @@ export class ObjectWalWriter {
   readonly #store: ObjectStore;
   readonly #retryDelayMs: number;
   readonly #onCommit: ((info: WalCommitInfo) => void) | undefined;
+  readonly #onFenced: ((error: WalFencedError) => void) | undefined;
+  /** The position and count of the last checkpoint this writer put (or tried to). */
+  #checkpointed: { seq: number; count: number } | undefined;
   readonly #logger: WalLogger;
   readonly #clock: Clock;
 
@@ -134,6 +142,7 @@ export class ObjectWalWriter {
     }
     this.#retryDelayMs = options.retryDelayMs ?? 1_000;
     this.#onCommit = options.onCommit;
+    this.#onFenced = options.onFenced;
     this.#logger = options.logger ?? silentWalLogger;
     this.#clock = options.clock ?? systemClock;
     this.#walBytesSinceCheckpoint = options.walBytesSinceCheckpoint ?? 0;
@@ -359,20 +368,26 @@ export class ObjectWalWriter {
     this.#open = undefined;
     this.#queuedBytes = 0;
     for (const batch of failed) batch.reject(failure);
+    if (failure instanceof WalFencedError) this.#onFenced?.(failure);
   }
 
   async #writeCheckpoint(before: Promise<void>, seq: number, snapshotFrame: Buffer): Promise<void> {
     await before;
     const header: ObjectCheckpointHeader = { formatVersion: 1, chain: this.chain, generation: this.generation, seq };
-    const key = checkpointObjectKey(this.chain, this.generation, seq);
+    // A later checkpoint at the same position (nothing logged since) takes the next count.
+    const count = this.#checkpointed !== undefined && this.#checkpointed.seq === seq ? this.#checkpointed.count + 1 : 0;
+    const key = checkpointObjectKey(this.chain, this.generation, seq, count);
     try {
       await putBody(this.#store, key, [encodeFrame(header), snapshotFrame]);
     } catch (error) {
+      // Its outcome may be unknown: the next one at this position takes a count of its own.
+      this.#checkpointed = { seq, count };
       throw new WalWriteError(`WAL checkpoint ${key} could not be stored; the previous checkpoint and WAL objects stay valid`, error);
     }
+    this.#checkpointed = { seq, count };
     let deleted = 0;
     try {
-      deleted = await deleteObsolete(this.#store, this.chain, { generation: this.generation, seq });
+      deleted = await deleteObsolete(this.#store, this.chain, { generation: this.generation, seq, count });
     } catch (err) {
       this.#logger.warn({ err, chain: this.chain }, 'WAL: deleting objects a checkpoint made obsolete failed; the next checkpoint retries');
     }
@@ -385,12 +400,13 @@ export class ObjectWalWriter {
  * checkpoints before it, except the fences (empty WAL objects) and claims that keep paused
  * processes of older generations out. Returns how many it deleted.
  */
-export async function deleteObsolete(store: ObjectStore, chain: string, from: { generation: number; seq: number }): Promise<number> {
+export async function deleteObsolete(store: ObjectStore, chain: string, from: { generation: number; seq: number; count: number }): Promise<number> {
   const keys: string[] = [];
   for await (const info of listAll(store, chainPrefix(chain))) {
     const parsed = parseChainKey(chain, info.key);
     if (parsed === undefined || parsed.kind === 'claim') continue;
-    if (comparePositions(parsed, from) >= 0) continue;
+    // WAL object <seq> itself comes after the checkpoint at <seq> (replay starts there).
+    if (comparePositions(parsed, parsed.kind === 'wal' ? { generation: from.generation, seq: from.seq } : from) >= 0) continue;
     if (parsed.kind === 'wal' && info.sizeBytes === 0) continue;
     keys.push(info.key);
   }

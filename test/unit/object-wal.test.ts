@@ -85,6 +85,22 @@ describe('object WAL', () => {
     expect(await replayAll(third)).toEqual([{ i: 2 }]);
   });
 
+  it('a second checkpoint with nothing logged since the first is stored too, and the next start reads the newer one', async () => {
+    const store = new MemoryObjectStore();
+    const first = await open(store);
+    await replayAll(first);
+    await first.writer.enqueue({ i: 0 });
+    await first.writer.checkpoint({ state: 'first' });
+    // State changed without a record (slots taken over from a dead node): a checkpoint at the same position.
+    await first.writer.checkpoint({ state: 'second' });
+    await first.writer.checkpoint({ state: 'third' });
+    expect((await keysOf(store)).filter((key) => key.endsWith('.ckpt'))).toHaveLength(1);
+    await first.writer.enqueue({ i: 1 });
+    const second = await open(store);
+    expect(second.checkpoint).toEqual({ state: 'third' });
+    expect(await replayAll(second)).toEqual([{ i: 1 }]);
+  });
+
   it('fences a paused older process: its next object is refused and it acknowledges nothing more', async () => {
     const store = new MemoryObjectStore();
     const old = await open(store);

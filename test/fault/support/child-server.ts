@@ -4,12 +4,15 @@
  * directory. Readiness is detected by polling HEAD until the server answers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 
 const MAIN = path.resolve('src/cli/main.ts');
 const STDERR_TAIL_BYTES = 16 * 1024;
+/** Set, every child's whole output is also appended to `<dir>/<data-dir name>.log` (debugging a failed run; `CAIRN_TEST_LOG_LEVEL` sets the children's log level, default warn). */
+const LOG_DIR = process.env.CAIRN_TEST_LOG_DIR;
 
 /** A TCP port that was free a moment ago (listen on 0, read it, close). */
 export function freePort(): Promise<number> {
@@ -89,7 +92,7 @@ export class ChildServer {
     if (this.#child !== undefined) throw new Error('child server already running');
     const child = spawn(
       process.execPath,
-      [MAIN, 'serve', '--port', String(this.port), '--data-dir', this.dataDir, '--durability', 'wal', '--log-level', 'warn', ...this.args],
+      [MAIN, 'serve', '--port', String(this.port), '--data-dir', this.dataDir, '--durability', 'wal', '--log-level', process.env.CAIRN_TEST_LOG_LEVEL ?? 'warn', ...this.args],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.#child = child;
@@ -109,6 +112,7 @@ export class ChildServer {
       return (chunk: Buffer) => {
         const text = chunk.toString('utf8');
         this.#stderr = (this.#stderr + text).slice(-STDERR_TAIL_BYTES);
+        if (LOG_DIR !== undefined) appendFileSync(path.join(LOG_DIR, `${path.basename(this.dataDir)}.log`), text);
         if (this.#onLine === undefined) return;
         const lines = (partial + text).split('\n');
         partial = lines.pop() ?? '';
