@@ -66,7 +66,7 @@ import { SealedViews } from './http/sealed-views.ts';
 import type { HttpContext } from './http/context.ts';
 import { SlotNotOwnedError } from './cluster/errors.ts';
 import type { Coordinator } from './cluster/coordinator.ts';
-import type { SlotTable } from './cluster/slot-table.ts';
+import type { SlotOwner, SlotTable } from './cluster/slot-table.ts';
 import { OBJECT_WAL_CHAIN_DEFAULT, ObjectWalWriter, chainNodeId, openObjectWal, openWal, type WalCommitInfo, type WalFs, type WalWriter } from './wal/index.ts';
 import { isSubscriptionRecord, openSubscriptions, type Subscriptions, type SubscriptionSnapshot } from './subscriptions/index.ts';
 
@@ -593,8 +593,9 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
             await checkpointing?.catch(() => {});
             await checkpoint();
           },
+          clearRecoverFrom: (slots) => coordinator.clearRecoverFrom(slots),
         });
-  if (takeover !== undefined) coordinator?.table.onChange((previous) => takeover.onMapChange(previous));
+  if (takeover !== undefined) coordinator?.table.onChange(() => takeover.onMapChange());
 
   // A slot handed to another node: its streams' writes are refused already (the map marks it
   // moving); store every byte and their metadata, then forget them (docs/cluster.md "Moves").
@@ -613,13 +614,16 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   // The first map this process sees judges what it replayed: a slot owned elsewhere then was taken
   // while it was away. Done in the listener, synchronously: a slot that came back to this node a
   // moment later must find no stale copy here (its sealer would reconcile the store against it).
+  // While a new owner still recovers a slot from this node's chain (`recoverFrom`), the streams
+  // stay, inert (no writes, no stores): a checkpoint of this chain must keep holding them.
   coordinator?.table.onChange((previous) => {
     const self = coordinator.table.nodeId;
     const owners = coordinator.table.map.owners;
     const first = previous.revision === 0;
+    const holds = (owner: SlotOwner | undefined): boolean => owner?.nodeId === self || owner?.recoverFrom?.includes(self) === true;
     const lost = new Set<number>();
-    previous.owners.forEach((owner, slot) => {
-      if ((first || owner.nodeId === self) && owners[slot]?.nodeId !== self) lost.add(slot);
+    previous.owners.forEach((before, slot) => {
+      if ((first || holds(before)) && !holds(owners[slot])) lost.add(slot);
     });
     if (lost.size === 0) return;
     const stale = streamsInSlots(coordinator.table, (slot) => lost.has(slot));

@@ -39,7 +39,7 @@ async function withEtcd<T>(config: ServeConfig, action: (client: import('etcd3')
 
 function statusCommand(): Command {
   const command = new Command('status')
-    .description("Show the cluster: nodes (live or not), slots and epochs per node, the leader, the slot map's revision")
+    .description("Show the cluster: nodes (live or not), slots per node (moving, recovering a dead node's log) and their epochs, the leader, the slot map's revision")
     .addOption(new Option('--json', 'print the status as JSON'));
   return addSettingOptions(command).action(async (flags: { json?: boolean }, self: Command) => {
     const config = resolvedConfig(self).config;
@@ -52,10 +52,10 @@ function statusCommand(): Command {
     }
     out.write(`cluster ${status.clusterName}: ${status.slotCount} slots, map revision ${status.mapRevision}, leader ${status.leaderNodeId ?? '(none)'}\n`);
     if (status.unownedSlotCount > 0) out.write(`unowned slots: ${status.unownedSlotCount}\n`);
-    const rows = [['node', 'live', 'draining', 'slots', 'moving', 'epochs', 'url']];
+    const rows = [['node', 'live', 'draining', 'slots', 'moving', 'recovering', 'epochs', 'url']];
     for (const node of status.nodes) {
       const epochs = node.slotCount === 0 ? '-' : node.epochMin === node.epochMax ? String(node.epochMin) : `${node.epochMin}-${node.epochMax}`;
-      rows.push([node.nodeId, node.live ? 'yes' : 'NO', node.draining ? 'yes' : 'no', String(node.slotCount), String(node.movingSlotCount), epochs, node.advertiseUrl ?? '-']);
+      rows.push([node.nodeId, node.live ? 'yes' : 'NO', node.draining ? 'yes' : 'no', String(node.slotCount), String(node.movingSlotCount), String(node.recoveringSlotCount), epochs, node.advertiseUrl ?? '-']);
     }
     const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
     for (const row of rows) out.write(`${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);

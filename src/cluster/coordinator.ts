@@ -48,6 +48,12 @@ export interface Coordinator {
   /** Graceful leave (SIGTERM): asks for this node's slots to move away and waits (bounded) until it owns none. */
   leave(): Promise<void>;
   status(): CoordinatorStatus;
+  /**
+   * Diskless takeover: writes the map without `recoverFrom` on those of `slots` this node still
+   * owns, once their dead owners' appends are in this node's own log (docs/cluster.md "Diskless
+   * takeover"). Retries lost transactions. @throws when etcd cannot be written (the caller retries).
+   */
+  clearRecoverFrom(slots: readonly number[]): Promise<void>;
   /** Stops watching and keep-alives; the registration ends (lease revoked). */
   close(): Promise<void>;
 }

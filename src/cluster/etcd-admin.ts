@@ -19,6 +19,8 @@ export interface NodeStatus {
   slotCount: number;
   /** Of those, slots marked to move to another node. */
   movingSlotCount: number;
+  /** Of those, slots taken from dead nodes whose logs it is still replaying (diskless takeover). */
+  recoveringSlotCount: number;
   /** Lowest and highest epoch of its slots (0 when it owns none). */
   epochMin: number;
   epochMax: number;
@@ -55,7 +57,7 @@ export async function readClusterStatus(client: Etcd3, clusterName: string): Pro
   const leaderNodeId = await client.namespace(keys.prefix).election(keys.electionName).leader();
   const byNode = new Map<string, NodeStatus>();
   for (const node of nodes.values()) {
-    byNode.set(node.nodeId, { nodeId: node.nodeId, advertiseUrl: node.advertiseUrl, live: true, draining: node.draining, slotCount: 0, movingSlotCount: 0, epochMin: 0, epochMax: 0 });
+    byNode.set(node.nodeId, { nodeId: node.nodeId, advertiseUrl: node.advertiseUrl, live: true, draining: node.draining, slotCount: 0, movingSlotCount: 0, recoveringSlotCount: 0, epochMin: 0, epochMax: 0 });
   }
   let unownedSlotCount = 0;
   for (const owner of map.owners) {
@@ -65,13 +67,14 @@ export async function readClusterStatus(client: Etcd3, clusterName: string): Pro
     }
     let status = byNode.get(owner.nodeId);
     if (status === undefined) {
-      status = { nodeId: owner.nodeId, advertiseUrl: undefined, live: false, draining: false, slotCount: 0, movingSlotCount: 0, epochMin: 0, epochMax: 0 };
+      status = { nodeId: owner.nodeId, advertiseUrl: undefined, live: false, draining: false, slotCount: 0, movingSlotCount: 0, recoveringSlotCount: 0, epochMin: 0, epochMax: 0 };
       byNode.set(owner.nodeId, status);
     }
     status.epochMin = status.slotCount === 0 ? owner.epoch : Math.min(status.epochMin, owner.epoch);
     status.epochMax = Math.max(status.epochMax, owner.epoch);
     status.slotCount++;
     if (owner.movingTo !== undefined) status.movingSlotCount++;
+    if (owner.recoverFrom !== undefined) status.recoveringSlotCount++;
   }
   return {
     clusterName,

@@ -9,8 +9,11 @@
  * - a live owner (registered, draining or not): `movingTo: t` when `t` differs (same owner, same
  *   epoch: the owner seals, then hands over itself, epoch + 1), and no mark when `t` is the owner;
  * - an owner not registered (its lease expired): with takeover 'automatic', to `t` at epoch + 1
- *   (the transaction requires it still unregistered); with 'manual', it keeps the slot (unmarked)
- *   until it returns or an operator runs `cairn cluster reassign`;
+ *   with the dead owner appended to `recoverFrom` (the transaction requires it still
+ *   unregistered; the new owner replays its chain, diskless mode); with 'manual', it keeps the slot
+ *   (unmarked) until it returns or an operator runs `cairn cluster reassign`;
+ * - `recoverFrom` stays with the slot until its owner clears it (a live owner's slot is not
+ *   marked to move meanwhile: it could not seal it);
  * - no assignable node at all: nothing changes except marks towards nodes no longer assignable.
  */
 import { rendezvousAssignment } from './slots.ts';
@@ -32,7 +35,15 @@ export interface AssignmentPlan {
 }
 
 function sameOwner(a: SlotOwner, b: SlotOwner): boolean {
-  return a.nodeId === b.nodeId && a.epoch === b.epoch && a.movingTo === b.movingTo;
+  return a.nodeId === b.nodeId && a.epoch === b.epoch && a.movingTo === b.movingTo && a.recoverFrom === b.recoverFrom;
+}
+
+/** `owner` at `epoch`, keeping its `recoverFrom`, with `movingTo` when given. */
+function entryOf(owner: SlotOwner, nodeId: string, epoch: number, movingTo?: string): SlotOwner {
+  const entry: SlotOwner = { nodeId, epoch };
+  if (movingTo !== undefined) entry.movingTo = movingTo;
+  if (owner.recoverFrom !== undefined) entry.recoverFrom = owner.recoverFrom;
+  return entry;
 }
 
 /**
@@ -57,23 +68,26 @@ export function planAssignment(owners: readonly SlotOwner[], nodes: ReadonlyMap<
     let entry: SlotOwner = owner;
     if (target === '') {
       // Nowhere to go: only drop a mark towards a node that can no longer take the slot.
-      if (owner.movingTo !== undefined && !assignableSet.has(owner.movingTo)) entry = { nodeId: owner.nodeId, epoch: owner.epoch };
+      if (owner.movingTo !== undefined && !assignableSet.has(owner.movingTo)) entry = entryOf(owner, owner.nodeId, owner.epoch);
     } else if (owner.nodeId === '') {
       entry = { nodeId: target, epoch: owner.epoch + 1 };
       givenTo.add(target);
     } else if (nodes.has(owner.nodeId)) {
-      if (owner.nodeId === target) entry = { nodeId: owner.nodeId, epoch: owner.epoch };
-      else if (owner.movingTo !== undefined) entry = { nodeId: owner.nodeId, epoch: owner.epoch, movingTo: target };
+      if (owner.nodeId === target) entry = entryOf(owner, owner.nodeId, owner.epoch);
+      else if (owner.recoverFrom !== undefined) {
+        // Still being recovered: not movable until its owner clears it.
+      } else if (owner.movingTo !== undefined) entry = entryOf(owner, owner.nodeId, owner.epoch, target);
       else if (moving < movingSlotsMax) {
-        entry = { nodeId: owner.nodeId, epoch: owner.epoch, movingTo: target };
+        entry = entryOf(owner, owner.nodeId, owner.epoch, target);
         moving++;
       }
     } else if (takeover === 'automatic') {
-      entry = { nodeId: target, epoch: owner.epoch + 1 };
+      const recoverFrom = (owner.recoverFrom ?? []).filter((nodeId) => nodeId !== owner.nodeId);
+      entry = { nodeId: target, epoch: owner.epoch + 1, recoverFrom: [...recoverFrom, owner.nodeId] };
       takenFrom.add(owner.nodeId);
       givenTo.add(target);
     } else {
-      entry = { nodeId: owner.nodeId, epoch: owner.epoch };
+      entry = entryOf(owner, owner.nodeId, owner.epoch);
     }
     if (sameOwner(entry, owner)) entry = owner;
     else changedSlots.push(slot);

@@ -24,7 +24,7 @@ import { LeaseKeeper } from './etcd-lease.ts';
 import { silentClusterLog, type ClusterLog } from './etcd-log.ts';
 import { ClusterStore } from './etcd-map-store.ts';
 import { SlotReleaser } from './etcd-release.ts';
-import { SlotTable, type SlotMap } from './slot-table.ts';
+import { SlotTable, type SlotMap, type SlotOwner } from './slot-table.ts';
 
 /** How often a leaving node looks whether it still owns slots (the map comes by watch). */
 const LEAVE_POLL_MS = 100;
@@ -190,6 +190,32 @@ export class EtcdCoordinator implements Coordinator {
       ownedSlots: this.table.ownedSlots().length,
       mapRevision: this.table.map.revision,
     };
+  }
+
+  async clearRecoverFrom(slots: readonly number[]): Promise<void> {
+    const store = this.#store;
+    if (store === undefined) throw new Error('cluster: not started');
+    const self = this.#options.nodeId;
+    for (;;) {
+      if (this.#closed) throw new Error('cluster: closed');
+      const map = await store.readMap();
+      this.table.setMap(map);
+      const owners = [...map.owners];
+      let cleared = 0;
+      for (const slot of slots) {
+        const owner = owners[slot] as SlotOwner;
+        if (owner.nodeId !== self || owner.recoverFrom === undefined) continue;
+        owners[slot] = owner.movingTo === undefined ? { nodeId: owner.nodeId, epoch: owner.epoch } : { nodeId: owner.nodeId, epoch: owner.epoch, movingTo: owner.movingTo };
+        cleared++;
+      }
+      if (cleared === 0) return;
+      const written = await store.writeMap(owners, map.revision);
+      if (written !== undefined) {
+        this.table.setMap(written);
+        this.#log.info({ revision: written.revision, slots: cleared }, 'cluster: recovered slots cleared in the map');
+        return;
+      }
+    }
   }
 
   /** Stops watching, keep-alives and campaigning without moving slots, and revokes the lease. */

@@ -74,7 +74,12 @@ export function decodeIdentity(text: string): { slotCount: number } {
 }
 
 export function encodeSlotMap(map: StoredSlotMap): string {
-  const owners = map.owners.map((owner) => (owner.movingTo === undefined ? { nodeId: owner.nodeId, epoch: owner.epoch } : { nodeId: owner.nodeId, epoch: owner.epoch, movingTo: owner.movingTo }));
+  const owners = map.owners.map((owner) => {
+    const entry: SlotOwner = { nodeId: owner.nodeId, epoch: owner.epoch };
+    if (owner.movingTo !== undefined) entry.movingTo = owner.movingTo;
+    if (owner.recoverFrom !== undefined && owner.recoverFrom.length > 0) entry.recoverFrom = owner.recoverFrom;
+    return entry;
+  });
   return JSON.stringify({ slotCount: map.slotCount, owners });
 }
 
@@ -89,8 +94,13 @@ export function decodeSlotMap(text: string): StoredSlotMap {
       throw new Error(`slot map entry ${slot} is malformed`);
     }
     if (entry.movingTo !== undefined && typeof entry.movingTo !== 'string') throw new Error(`slot map entry ${slot} has a malformed movingTo`);
+    const { recoverFrom } = entry;
+    if (recoverFrom !== undefined && !(Array.isArray(recoverFrom) && recoverFrom.every((nodeId) => typeof nodeId === 'string'))) {
+      throw new Error(`slot map entry ${slot} has a malformed recoverFrom`);
+    }
     const owner: SlotOwner = { nodeId: entry.nodeId, epoch: entry.epoch as number };
     if (typeof entry.movingTo === 'string') owner.movingTo = entry.movingTo;
+    if (recoverFrom !== undefined && recoverFrom.length > 0) owner.recoverFrom = recoverFrom as string[];
     return owner;
   });
   return { slotCount: value.slotCount as number, owners };

@@ -17,6 +17,13 @@ export interface SlotOwner {
   epoch: number;
   /** Set while the owner hands the slot over to this node: it refuses writes, seals, then releases. */
   movingTo?: string;
+  /**
+   * Diskless takeover (docs/cluster.md "Diskless takeover"): dead owners, oldest first, whose
+   * write-ahead log chains hold this slot's unsealed appends. Set by the leader when it takes the
+   * slot from a dead node; the owner acknowledges nothing for the slot until it has replayed them
+   * into its own chain and cleared this; a chain named here is not compacted meanwhile.
+   */
+  recoverFrom?: readonly string[];
 }
 
 /** A member of the cluster as it registered. */
@@ -149,6 +156,11 @@ export class SlotTable {
   /** Ends `markRecovering` for `slots`. */
   recovered(slots: readonly number[]): void {
     for (const slot of slots) this.#recovering.delete(slot);
+  }
+
+  /** Whether some slot's unsealed appends still wait to be recovered from `nodeId`'s chain (it must not compact it). */
+  recoveryPendingFrom(nodeId: string): boolean {
+    return this.#map.owners.some((owner) => owner.recoverFrom?.includes(nodeId) === true);
   }
 
   /** The node whose log slot `slot`'s streams are being recovered from, or undefined. */

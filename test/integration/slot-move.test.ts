@@ -70,6 +70,7 @@ class TestCoordinator implements Coordinator {
     return { kind: 'test', connected: true, ownedSlots: this.table.ownedSlots().length, mapRevision: this.table.map.revision };
   }
 
+  async clearRecoverFrom(): Promise<void> {}
   async close(): Promise<void> {}
 }
 

@@ -88,11 +88,43 @@ describe('planAssignment', () => {
     const before = settled(['a', 'b'], 5);
     const plan = planAssignment(before, nodes('a'), 'automatic');
     for (const [slot, owner] of plan.owners.entries()) {
-      if (before[slot]!.nodeId === 'b') expect(owner).toEqual({ nodeId: 'a', epoch: 6 });
+      if (before[slot]!.nodeId === 'b') expect(owner).toEqual({ nodeId: 'a', epoch: 6, recoverFrom: ['b'] });
       else expect(owner).toBe(before[slot]);
     }
     expect(plan.takenFromNodeIds).toEqual(['b']);
     expect(plan.givenToNodeIds).toEqual(['a']);
+  });
+
+  it('keeps recoverFrom until the owner clears it, never marks such a slot to move, and appends a taker that died too', () => {
+    // c died; a took its slots and is replaying c's log; b joins, so rendezvous wants some of them on b.
+    const before = settled(['a', 'c'], 3).map((owner) => (owner.nodeId === 'c' ? { nodeId: 'a', epoch: 4, recoverFrom: ['c'] } : owner));
+    const joined = planAssignment(before, nodes('a', 'b'), 'automatic');
+    const targets = rendezvousAssignment(SLOTS, ['a', 'b']);
+    let kept = 0;
+    for (const [slot, owner] of joined.owners.entries()) {
+      if (before[slot]!.recoverFrom === undefined) continue;
+      expect(owner).toBe(before[slot]); // neither marked towards b nor stripped
+      if (targets[slot] === 'b') kept++;
+    }
+    expect(kept).toBeGreaterThan(0);
+    // a dies before clearing it: b takes the slot and must read c's chain and then a's.
+    const taken = planAssignment(before, nodes('b'), 'automatic');
+    for (const [slot, owner] of taken.owners.entries()) {
+      expect(owner.nodeId).toBe('b');
+      if (before[slot]!.recoverFrom !== undefined) expect(owner).toEqual({ nodeId: 'b', epoch: 5, recoverFrom: ['c', 'a'] });
+      else expect(owner).toEqual({ nodeId: 'b', epoch: 4, recoverFrom: ['a'] });
+    }
+    // Cleared by the owner, the slot moves as usual (a mark without recoverFrom).
+    const cleared = before.map((owner) => ({ nodeId: owner.nodeId, epoch: owner.epoch }));
+    const marked = planAssignment(cleared, nodes('a', 'b'), 'automatic');
+    expect(marked.owners.some((owner) => owner.movingTo === 'b')).toBe(true);
+    expect(marked.owners.every((owner) => owner.recoverFrom === undefined)).toBe(true);
+  });
+
+  it('encodes and decodes recoverFrom, and refuses a malformed one', () => {
+    const map = { slotCount: 2, owners: [{ nodeId: 'a', epoch: 2, recoverFrom: ['c', 'b'] }, { nodeId: 'b', epoch: 1 }] };
+    expect(decodeSlotMap(encodeSlotMap(map))).toEqual(map);
+    expect(() => decodeSlotMap(JSON.stringify({ slotCount: 1, owners: [{ nodeId: 'a', epoch: 1, recoverFrom: 'c' }] }))).toThrow(/recoverFrom/);
   });
 
   it('with no assignable node drops only marks towards nodes that cannot take them', () => {
