@@ -3,7 +3,7 @@
  * the JSON codecs of their values. Values are JSON so `etcdctl get` shows them as they are.
  *
  *   /<name>/identity          {"slotCount":4096}                      created once, never changed
- *   /<name>/slots             {"slotCount":4096,"owners":[{"nodeId":"a","epoch":3,"movingTo":"b"},…]}
+ *   /<name>/slots             {"slotCount":4096,"owners":[{"nodeId":"a","epoch":3,"movingTo":"b"},{"nodeId":"b","epoch":5,"recoverFrom":["c"]},…]}
  *                             changed only by transactions comparing its mod revision
  *   /<name>/nodes/<nodeId>    {"nodeId":"a","advertiseUrl":"http://…","draining":false}
  *                             under the node's lease: present exactly while the node is live
