@@ -81,7 +81,7 @@ export class SlotTable {
   /** Slots of paths asked lately, oldest first (a Map in insertion order: lru-cache's bookkeeping cost ~1.7% of a worker's CPU here). */
   readonly #slots = new Map<string, number>();
   /** Owned slots whose streams are still being recovered from a dead owner's log (diskless takeover). */
-  readonly #recovering = new Map<number, string>();
+  readonly #recovering = new Map<number, { from: string; done: Promise<void>; resolve: () => void }>();
 
   constructor(options: SlotTableOptions) {
     this.nodeId = options.nodeId;
@@ -150,12 +150,21 @@ export class SlotTable {
    * tells the router not to look their streams up yet.
    */
   markRecovering(slots: readonly number[], fromNodeId: string): void {
-    for (const slot of slots) this.#recovering.set(slot, fromNodeId);
+    const { promise, resolve } = Promise.withResolvers<void>();
+    for (const slot of slots) this.#recovering.set(slot, { from: fromNodeId, done: promise, resolve });
   }
 
-  /** Ends `markRecovering` for `slots`. */
+  /** Ends `markRecovering` for `slots`; `whenRecovered` promises resolve. */
   recovered(slots: readonly number[]): void {
-    for (const slot of slots) this.#recovering.delete(slot);
+    for (const slot of slots) {
+      this.#recovering.get(slot)?.resolve();
+      this.#recovering.delete(slot);
+    }
+  }
+
+  /** Resolves when slot `slot` is recovered (or at once: undefined when it is not recovering). */
+  whenRecovered(slot: number): Promise<void> | undefined {
+    return this.#recovering.get(slot)?.done;
   }
 
   /** Whether some slot's unsealed appends still wait to be recovered from `nodeId`'s chain (it must not compact it). */
@@ -165,11 +174,11 @@ export class SlotTable {
 
   /** The node whose log slot `slot`'s streams are being recovered from, or undefined. */
   recovering(slot: number): string | undefined {
-    return this.#recovering.get(slot);
+    return this.#recovering.get(slot)?.from;
   }
 
   #refuseRecovering(slot: number): void {
-    const from = this.#recovering.get(slot);
+    const from = this.#recovering.get(slot)?.from;
     if (from !== undefined) throw new ClusterUnavailableError(`slot ${slot}: its streams are being recovered from ${from}'s write-ahead log; retry shortly`);
   }
 

@@ -622,6 +622,13 @@ export const CLUSTER_START_TIMEOUT_MS = 60_000;
  */
 export const CLUSTER_LEAVE_TIMEOUT_MS = 60_000;
 
+/**
+ * Diskless takeover: how long a request for a slot whose dead owner's log is still being replayed
+ * waits for it (rather than answering 503 at once, which scatters a producer's pipelined retries
+ * beyond the sequence-gap wait) before it answers 503 + Retry-After: 10 s.
+ */
+export const CLUSTER_TAKEOVER_WAIT_MS = 10_000;
+
 /** Waiting before retrying a failed release (seal of a moving slot) or a failed campaign: 1 s. */
 export const CLUSTER_RETRY_DELAY_MS = 1_000;
 

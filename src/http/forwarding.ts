@@ -16,7 +16,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
-import { FORWARD_CONNECTIONS_PER_NODE_MAX, FORWARD_HOPS_MAX, FORWARD_RETRY_BODY_BYTES_MAX, FORWARD_RETRY_DELAY_MS } from '../config/limits.ts';
+import { CLUSTER_TAKEOVER_WAIT_MS, FORWARD_CONNECTIONS_PER_NODE_MAX, FORWARD_HOPS_MAX, FORWARD_RETRY_BODY_BYTES_MAX, FORWARD_RETRY_DELAY_MS } from '../config/limits.ts';
 import type { Clock } from '../clock.ts';
 import { ClusterUnavailableError, SlotNotOwnedError } from '../cluster/errors.ts';
 import type { SlotRoute } from '../cluster/slot-table.ts';
@@ -47,6 +47,8 @@ export interface ClusterRouter {
   route(path: string): SlotRoute;
   /** The dead node whose log an owned slot's streams are still being recovered from (diskless takeover), or undefined. */
   recovering?(slot: number): string | undefined;
+  /** Resolves when that recovery ends; undefined when the slot is not recovering. */
+  whenRecovered?(slot: number): Promise<void> | undefined;
 }
 
 /**
@@ -168,16 +170,34 @@ function forwardablePath(request: FastifyRequest, streamPathBytesMax: number): s
 export async function locate(options: Pick<ForwardingOptions, 'router' | 'hosting'>, path: string): Promise<Destination> {
   const { router, hosting } = options;
   const held = hosting.heldHostPath(path);
+  // A slot whose dead owner's log is being replayed here (diskless takeover): its requests wait
+  // for it (bounded), and nothing is looked up before (the store lacks the unsealed tail).
+  const own = router.route(held ?? path);
+  const recovering = own.self ? router.whenRecovered?.(own.slot) : undefined;
+  if (recovering !== undefined) {
+    if (!(await settlesWithin(recovering, CLUSTER_TAKEOVER_WAIT_MS))) {
+      throw new ClusterUnavailableError(`slot ${own.slot}: its streams are being recovered from ${router.recovering?.(own.slot) ?? 'a dead node'}'s write-ahead log; retry shortly`);
+    }
+    return locate(options, path);
+  }
   if (held !== undefined && router.route(held).self) return LOCAL;
   const byHash = router.route(path);
   if (!byHash.self) return { local: false, route: byHash, byForkSource: false };
-  // Not looked up before the dead owner's log is replayed: the store lacks its unsealed tail.
-  const from = router.recovering?.(byHash.slot);
-  if (from !== undefined) throw new ClusterUnavailableError(`slot ${byHash.slot}: its streams are being recovered from ${from}'s write-ahead log; retry shortly`);
   const hostPath = await hosting.find(path);
   if (hostPath === undefined) return LOCAL;
   const host = router.route(hostPath);
   return host.self ? LOCAL : { local: false, route: host, byForkSource: false };
+}
+
+/** True when `promise` settles within `ms`, false when it does not. */
+async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true as const), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
