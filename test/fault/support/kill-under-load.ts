@@ -14,6 +14,34 @@ const PRODUCERS = 3;
 const MESSAGES_PER_PRODUCER = 1200;
 const APPENDERS = 2;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A producer that got no answer but errors and 503s for this long is stuck: the test fails, showing its last requests. */
+const PRODUCER_STALL_MS = 120_000;
+
+/** A producer's requests as they were answered, newest last (the evidence when it stalls). */
+class RequestTrail {
+  readonly lines: string[] = [];
+  lastSuccessMs = performance.now();
+  /** Every message was acknowledged (the producer's flush resolved). */
+  flushed = false;
+  readonly fetch: typeof fetch = async (input, init) => {
+    const headers = new Headers(init?.headers);
+    const label = `seq ${headers.get('producer-seq') ?? '?'} epoch ${headers.get('producer-epoch') ?? '?'}`;
+    try {
+      const response = await fetch(input, init);
+      if (response.ok) this.lastSuccessMs = performance.now();
+      this.#note(`${label}: ${response.status} from ${response.headers.get('cairn-node') ?? '?'}`);
+      return response;
+    } catch (error) {
+      this.#note(`${label}: ${(error as Error).message}`);
+      throw error;
+    }
+  };
+
+  #note(line: string): void {
+    this.lines.push(`${new Date().toISOString()} ${line}`);
+    if (this.lines.length > 40) this.lines.shift();
+  }
+}
 
 export interface KillUnderLoadOptions {
   /** Base URL of streams, ending in '/' (e.g. `http://127.0.0.1:4437/v1/stream/crash/`). */
@@ -72,12 +100,13 @@ export async function runKillUnderLoad(options: KillUnderLoadOptions): Promise<v
     Array.from({ length: PRODUCERS }, async (_, p) => {
       const url = `${base}producer-${p}`;
       const handle = await DurableStream.create({ url, contentType: 'application/json' });
+      const trail = new RequestTrail();
       const producer = new IdempotentProducer(handle, `writer-${p}`, {
-        fetch: createFetchWithBackoff(fetch, { initialDelay: 100, maxDelay: 500, multiplier: 1.3 }),
+        fetch: createFetchWithBackoff(trail.fetch, { initialDelay: 100, maxDelay: 500, multiplier: 1.3 }),
         lingerMs: 2,
         onError: (error) => errors.push(error),
       });
-      return { url, producer };
+      return { url, producer, trail };
     }),
   );
   const appenders = await Promise.all(
@@ -94,7 +123,7 @@ export async function runKillUnderLoad(options: KillUnderLoadOptions): Promise<v
       for (const { producer } of producers) producer.append(JSON.stringify({ i }));
       if (i % 50 === 0) await sleep(5);
     }
-    await Promise.all(producers.map(({ producer }) => producer.flush()));
+    await Promise.all(producers.map(({ producer, trail }) => producer.flush().then(() => (trail.flushed = true))));
   })();
   const appending = Promise.all(
     appenders.map(async (appender, a) => {
@@ -114,7 +143,19 @@ export async function runKillUnderLoad(options: KillUnderLoadOptions): Promise<v
     await sleep(rng.int(300, 1500));
     await options.kill();
   }
-  await writing;
+  // A stuck producer fails the test with its last requests rather than hanging it to its timeout.
+  let stallCheck: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    stallCheck = setInterval(() => {
+      const stuck = producers.findIndex(({ trail }) => !trail.flushed && performance.now() - trail.lastSuccessMs > PRODUCER_STALL_MS);
+      if (stuck >= 0) reject(new Error(`producer-${stuck} got no success for ${PRODUCER_STALL_MS / 1000} s; its last requests:\n${producers[stuck]?.trail.lines.join('\n')}`));
+    }, 1_000);
+  });
+  try {
+    await Promise.race([writing, stalled]);
+  } finally {
+    clearInterval(stallCheck);
+  }
   await sleep(500);
   loadDone = true;
   await appending;
