@@ -358,6 +358,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     onBackgroundError: (error) => logger.warn({ err: error }, 'background stream write failed'),
     // Time-ordered incarnations never repeat without the local disk (docs/storage-layout.md).
     incarnationFloor: () => Math.floor(clock.nowMs()) * INCARNATIONS_PER_MS,
+    incarnationResidue: () => coordinator?.incarnationResidue,
     ...(coordinator === undefined
       ? {}
       : { writeFence: { admit: (path: string) => coordinator.table.writeEpoch(path), confirm: (path: string, epoch: number) => coordinator.table.confirmEpoch(path, epoch) } }),

@@ -43,6 +43,12 @@ export interface Coordinator {
    * @throws when the coordinator cannot be reached in time.
    */
   start(listening: ListeningAddress): Promise<void>;
+  /**
+   * This node's incarnation residue once started (etcd: its node index), or undefined (the static
+   * map: a worker's slots never move, so it never holds a stream another worker created).
+   * Incarnations it creates are ≡ this (mod INCARNATIONS_PER_MS), unique across the cluster.
+   */
+  readonly incarnationResidue: number | undefined;
   /** The server's part in a move: set once, before `start`. */
   setReleaseHandler(handler: ReleaseHandler): void;
   /** Graceful leave (SIGTERM): asks for this node's slots to move away and waits (bounded) until it owns none. */

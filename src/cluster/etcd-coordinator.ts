@@ -67,6 +67,7 @@ export class EtcdCoordinator implements Coordinator {
   #retryTimer: Timer | undefined;
   #keepAliveFailing = false;
   #advertiseUrl = '';
+  #nodeIndex: number | undefined;
 
   constructor(options: EtcdCoordinatorOptions) {
     this.#options = options;
@@ -87,6 +88,10 @@ export class EtcdCoordinator implements Coordinator {
 
   setReleaseHandler(handler: ReleaseHandler): void {
     this.#handler = handler;
+  }
+
+  get incarnationResidue(): number | undefined {
+    return this.#nodeIndex;
   }
 
   /** Whether this node is the elected leader now. */
@@ -125,6 +130,7 @@ export class EtcdCoordinator implements Coordinator {
     this.#store = store;
     const started = (async () => {
       await store.ensureIdentity(options.slotCount);
+      this.#nodeIndex = await store.nodeIndex(options.nodeId);
       await this.#register();
       await this.#watch();
     })();

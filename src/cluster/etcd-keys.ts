@@ -7,6 +7,8 @@
  *                             changed only by transactions comparing its mod revision
  *   /<name>/nodes/<nodeId>    {"nodeId":"a","advertiseUrl":"http://…","draining":false}
  *                             under the node's lease: present exactly while the node is live
+ *   /<name>/node-index/<nodeId> 7                                  allocated once per node id (incarnation residue)
+ *   /<name>/node-index-next   8                                       the next index to allocate
  *   /<name>/election/leader/… etcd3's Election (the leader that computes assignments)
  */
 import type { NodeInfo, SlotOwner } from './slot-table.ts';
@@ -33,6 +35,14 @@ export class ClusterKeys {
   /** The node id of a key under `nodesPrefix`. */
   nodeIdOf(key: string): string {
     return key.slice(this.nodesPrefix.length);
+  }
+  /** A node id's index (a decimal number, allocated once, never changed): its incarnation residue. */
+  nodeIndex(nodeId: string): string {
+    return `${this.prefix}node-index/${nodeId}`;
+  }
+  /** The next node index to allocate. */
+  get nodeIndexNext(): string {
+    return `${this.prefix}node-index-next`;
   }
   /** Namespace (relative to the cluster prefix) of the leader election. */
   readonly electionName = 'leader';

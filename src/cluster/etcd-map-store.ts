@@ -6,6 +6,7 @@
 import type { Etcd3 } from 'etcd3';
 import { decodeIdentity, decodeNode, decodeSlotMap, emptySlotMap, encodeIdentity, encodeSlotMap, type ClusterKeys, type NodeRecord } from './etcd-keys.ts';
 import type { SlotMap, SlotOwner } from './slot-table.ts';
+import { INCARNATIONS_PER_MS } from '../config/limits.ts';
 
 /** Conditions on node registrations that a map change depends on. */
 export interface MapWriteConditions {
@@ -51,6 +52,32 @@ export class ClusterStore {
       throw new ClusterIdentityError(
         `cluster ${keys.prefix} has ${stored.slotCount} slots, this node is configured with ${slotCount}: the slot count never changes (set --cluster-slot-count ${stored.slotCount}, or use another --cluster-name)`,
       );
+    }
+  }
+
+  /**
+   * The index of `nodeId` in this cluster: allocated once (a transaction on the counter), then
+   * the same for every later start. Incarnations a node creates are ≡ its index (mod
+   * INCARNATIONS_PER_MS), so two nodes never create the same one (docs/storage-layout.md
+   * "Incarnations"). @throws ClusterIdentityError when every index is taken.
+   */
+  async nodeIndex(nodeId: string): Promise<number> {
+    const { keys, client } = this;
+    for (;;) {
+      const stored = await client.get(keys.nodeIndex(nodeId)).string();
+      if (stored !== null) return Number(stored);
+      const next = await client.get(keys.nodeIndexNext).exec();
+      const counter = next.kvs[0];
+      const index = counter === undefined ? 0 : Number(counter.value.toString());
+      if (index >= INCARNATIONS_PER_MS) {
+        throw new ClusterIdentityError(`cluster ${keys.prefix} has allocated all ${INCARNATIONS_PER_MS} node indexes (one per node id ever started): use another --cluster-name`);
+      }
+      const result = await client
+        .if(keys.nodeIndexNext, 'Mod', '==', counter === undefined ? 0 : Number(counter.mod_revision))
+        .and(keys.nodeIndex(nodeId), 'Version', '==', 0)
+        .then(client.put(keys.nodeIndexNext).value(String(index + 1)), client.put(keys.nodeIndex(nodeId)).value(String(index)))
+        .commit();
+      if (result.succeeded) return index;
     }
   }
 

@@ -84,6 +84,8 @@ export class StaticCoordinator implements Coordinator {
     return { kind: 'static', connected: this.table.map.revision > 0, ownedSlots: this.table.ownedSlots().length, mapRevision: this.table.map.revision };
   }
 
+  readonly incarnationResidue = undefined;
+
   /** Never needed: the static map has no takeovers. */
   async clearRecoverFrom(): Promise<void> {}
 

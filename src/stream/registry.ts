@@ -14,7 +14,7 @@
 import { LRUCache } from 'lru-cache';
 import { SlotNotOwnedError } from '../cluster/errors.ts';
 import type { Clock } from '../clock.ts';
-import { PRODUCER_SEQUENCE_GAP_WAIT_MS, UNLOADED_PATHS_MAX } from '../config/limits.ts';
+import { INCARNATIONS_PER_MS, PRODUCER_SEQUENCE_GAP_WAIT_MS, UNLOADED_PATHS_MAX } from '../config/limits.ts';
 import {
   BadRequestError,
   ConflictError,
@@ -84,6 +84,11 @@ export interface RegistryOptions {
    * "Incarnations"); default none (the counter alone, as in unit tests).
    */
   incarnationFloor?: () => number;
+  /**
+   * Cluster mode: new incarnations are ≡ this (mod INCARNATIONS_PER_MS), this node's index, so
+   * that no two nodes create the same one (docs/storage-layout.md "Incarnations"); undefined: any.
+   */
+  incarnationResidue?: () => number | undefined;
   /** Cluster mode: who may acknowledge writes to a path (the slot owner); absent on a single node. */
   writeFence?: WriteFence;
 }
@@ -113,6 +118,7 @@ export class StreamRegistry {
   readonly #sealedUnitReader: SealedUnitReader | undefined;
   readonly #onBackgroundError: (error: unknown) => void;
   readonly #incarnationFloor: () => number;
+  readonly #incarnationResidue: () => number | undefined;
   readonly #writeFence: WriteFence | undefined;
   /** Paths unloaded lately (their slot moved): a request for one that finds it gone answers 503. */
   readonly #unloadedPaths = new LRUCache<string, true>({ max: UNLOADED_PATHS_MAX });
@@ -129,6 +135,7 @@ export class StreamRegistry {
     this.#sealedUnitReader = options.sealedUnitReader;
     this.#onBackgroundError = options.onBackgroundError ?? (() => {});
     this.#incarnationFloor = options.incarnationFloor ?? (() => 0);
+    this.#incarnationResidue = options.incarnationResidue ?? (() => undefined);
     this.#writeFence = options.writeFence;
     this.#table = new StreamTable(options.clock, options.listener);
   }
@@ -506,7 +513,7 @@ export class StreamRegistry {
     this.#admitHotBytes(data?.length ?? 0);
     const record: CreateRecord = {
       t: 'create',
-      inc: Math.max(this.#table.nextIncarnation, this.#incarnationFloor()),
+      inc: withResidue(Math.max(this.#table.nextIncarnation, this.#incarnationFloor()), this.#incarnationResidue()),
       path: request.path,
       contentType,
       closed: request.closed,
@@ -674,3 +681,8 @@ export class StreamRegistry {
   }
 }
 
+/** The least incarnation ≥ `inc` that is ≡ `residue` (mod INCARNATIONS_PER_MS); `inc` when no residue is set. */
+export function withResidue(inc: number, residue: number | undefined): number {
+  if (residue === undefined) return inc;
+  return inc + ((((residue - inc) % INCARNATIONS_PER_MS) + INCARNATIONS_PER_MS) % INCARNATIONS_PER_MS);
+}

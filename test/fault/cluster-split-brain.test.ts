@@ -1,22 +1,14 @@
 /**
- * Split brain (issue 14): a 3-node cluster over a real 3-member etcd; the owner of a stream is
- * paused (SIGSTOP) past its lease with appends in flight, an operator reassigns its slots
- * (`cairn cluster reassign --accept-unsealed-loss`), writes go on at the new owner, and the old
- * owner is resumed (SIGCONT) while clients still send to it. It must acknowledge nothing for the
- * slots it lost. The append history checker: every acknowledged append's offset is unique, the
- * stream is exactly the acknowledged appends in acknowledgement order (the stream was wholly
- * sealed before the pause, so the reassignment loses nothing), and reads are prefixes of it.
+ * Split brain (issue 14), local WAL: a 3-node cluster over a real 3-member etcd; the owner of a
+ * stream is paused (SIGSTOP) past its lease with appends in flight, an operator reassigns its
+ * slots (`cairn cluster reassign --accept-unsealed-loss`; the stream was wholly sealed before the
+ * pause, so it loses nothing), then it is resumed: ./support/split-brain.ts checks it
+ * acknowledged nothing for the slots it lost, and the append history.
  */
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { rendezvousAssignment, slotOf } from '../../src/cluster/slots.ts';
-import { CLUSTER_SLOT_COUNT_DEFAULT } from '../../src/config/limits.ts';
 import { useClusterUnderTest } from '../support/cluster-front.ts';
+import { clusterCli, runSplitBrain } from './support/split-brain.ts';
 
-const execFileAsync = promisify(execFile);
-const MAIN = path.resolve('src/cli/main.ts');
 const LEASE_TTL_MS = 3_000;
 const CLUSTER_NAME = `split-brain-${process.pid}`;
 
@@ -26,97 +18,21 @@ const running = useClusterUnderTest({
   extraArgs: ['--cluster-lease-ttl-ms', String(LEASE_TTL_MS), '--segment-size-bytes', '256', '--seal-idle-ms', '0'],
 });
 
-/** `cairn cluster …` against the test etcd: exit code and output. */
-async function clusterCli(...args: string[]): Promise<{ code: number; output: string }> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [MAIN, 'cluster', ...args, '--cluster-etcd-endpoints', running().etcd.endpoints.join(','), '--cluster-name', CLUSTER_NAME]);
-    return { code: 0, output: stdout + stderr };
-  } catch (error) {
-    const failed = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: failed.code ?? 1, output: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
-  }
-}
-
-const text = { 'content-type': 'text/plain' };
-
 describe('an owner paused past its lease, its slots reassigned, then resumed', () => {
   it('acknowledges nothing for the slots it lost; the history checker passes', async () => {
-    const { nodes, nodeIds } = running().cluster;
-    const owners = rendezvousAssignment(CLUSTER_SLOT_COUNT_DEFAULT, nodeIds);
-    const victimIndex = 2;
-    const victim = nodes[victimIndex]!;
-    let name = '';
-    for (let i = 0; name === ''; i++) if (owners[slotOf(`split/${i}`, CLUSTER_SLOT_COUNT_DEFAULT)] === nodeIds[victimIndex]) name = `split/${i}`;
-    const at = (node: number) => `http://127.0.0.1:${nodes[node]!.port}/v1/stream/${name}`;
-
-    /** Acknowledged appends: token, the offset after it, the node that answered, and whether sent after the reassignment. */
-    const acknowledged: { token: string; nextOffset: string; node: string; afterReassign: boolean }[] = [];
-    let reassignDone = false;
-    const append = async (node: number, token: string, timeoutMs = 30_000): Promise<number> => {
-      try {
-        const response = await fetch(at(node), { method: 'POST', headers: text, body: token, signal: AbortSignal.timeout(timeoutMs) });
-        await response.arrayBuffer();
-        if (response.status === 204) {
-          acknowledged.push({ token, nextOffset: response.headers.get('stream-next-offset') ?? '', node: response.headers.get('cairn-node') ?? '', afterReassign: reassignDone });
+    await runSplitBrain({
+      cluster: running().cluster,
+      sealFirst: true,
+      // The operator reassigns once etcd has seen the lease expire (refused while the node is live).
+      takeOver: async (victimNodeId) => {
+        let reassigned = { code: -1, output: '' };
+        for (let attempt = 0; attempt < 120; attempt++) {
+          reassigned = await clusterCli(running().etcd.endpoints, CLUSTER_NAME, 'reassign', '--from', victimNodeId, '--accept-unsealed-loss');
+          if (reassigned.code === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 500));
         }
-        return response.status;
-      } catch {
-        return 0;
-      }
-    };
-
-    expect((await fetch(at(0), { method: 'PUT', headers: text })).status).toBe(201);
-    for (let i = 0; i < 20; i++) expect(await append(i % 3, `before-${i};`)).toBe(204);
-    // Wholly sealed before the pause: the reassignment then loses nothing.
-    const sealed = async () => {
-      const head = await fetch(at(victimIndex), { method: 'HEAD' });
-      return head.headers.get('cairn-sealed-offset') !== null && head.headers.get('cairn-sealed-offset') === head.headers.get('stream-next-offset');
-    };
-    for (let i = 0; i < 300 && !(await sealed()); i++) await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(await sealed()).toBe(true);
-
-    victim.signal('SIGSTOP');
-    // Appends straight to the paused owner: its kernel takes them, the process answers after SIGCONT.
-    const inFlight = Array.from({ length: 5 }, (_, i) => append(victimIndex, `paused-${i};`, 120_000));
-
-    // The operator reassigns once etcd has seen the lease expire (refused while the node is live).
-    let reassigned = { code: -1, output: '' };
-    for (let attempt = 0; attempt < 120; attempt++) {
-      reassigned = await clusterCli('reassign', '--from', nodeIds[victimIndex]!, '--accept-unsealed-loss');
-      if (reassigned.code === 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-    expect(reassigned.code, reassigned.output).toBe(0);
-    reassignDone = true;
-
-    for (let i = 0; i < 10; i++) {
-      let status = 0;
-      for (let attempt = 0; attempt < 100 && status !== 204; attempt++) {
-        status = await append(i % 2, `after-${i};`);
-        if (status !== 204) await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-      expect(status).toBe(204);
-    }
-
-    victim.signal('SIGCONT');
-    // Held by the paused owner, answered once it resumes: refused, or forwarded to the new owner.
-    await Promise.all(inFlight);
-    // Clients still sending to the resumed node: answered by the new owner (forwarded) or refused.
-    for (let i = 0; i < 5; i++) await append(victimIndex, `resumed-${i};`);
-
-    // The old owner acknowledged nothing once its slots were reassigned.
-    const byVictim = acknowledged.filter((entry) => entry.afterReassign && entry.node === nodeIds[victimIndex]);
-    expect(byVictim.map((entry) => entry.token), 'acknowledged by the old owner after the reassignment').toEqual([]);
-    // The history checker: offsets unique; the stream is the acknowledged appends in offset order.
-    const offsets = acknowledged.map((entry) => entry.nextOffset);
-    expect(new Set(offsets).size, 'every acknowledged offset is unique').toBe(offsets.length);
-    const inOffsetOrder = [...acknowledged].sort((x, y) => (x.nextOffset < y.nextOffset ? -1 : 1));
-    const expected = inOffsetOrder.map((entry) => entry.token).join('');
-    const read = await (await fetch(`${at(0)}?offset=-1`)).text();
-    expect(read).toBe(expected);
-    for (let node = 0; node < nodes.length; node++) {
-      const seen = await (await fetch(`${at(node)}?offset=-1`)).text();
-      expect(expected.startsWith(seen), `node ${nodeIds[node]} reads a prefix of the history`).toBe(true);
-    }
+        expect(reassigned.code, reassigned.output).toBe(0);
+      },
+    });
   }, 300_000);
 });

@@ -59,6 +59,8 @@ describe.runIf(run)('EtcdCoordinator on a 3-member etcd', () => {
       expect(n.status()).toMatchObject({ kind: 'etcd', connected: true, ownedSlots: owned });
     }
     expect(nodes.filter((n) => n.leading)).toHaveLength(1);
+    // Each node id got its own index (its incarnation residue), allocated once.
+    expect(new Set(nodes.map((n) => n.incarnationResidue))).toEqual(new Set([0, 1, 2]));
     const path = ownedPath(nodes[0]!);
     expect(nodes[0]!.table.writeEpoch(path)).toBeGreaterThan(0);
     expect(nodes[1]!.table.route(path)).toMatchObject({ self: false, url: 'http://a.test:4437' });
@@ -132,6 +134,13 @@ describe.runIf(run)('EtcdCoordinator on a 3-member etcd', () => {
     await c.close();
     await bed.settled([a, b], ['a', 'b']);
     a.table.map.owners.forEach((owner, slot) => expect(owner.epoch).toBe(before[slot]!.epoch + (before[slot]!.nodeId === 'c' ? 1 : 0)));
+    // Each slot taken names c's log to replay until its new owner clears that.
+    const taken = before.flatMap((owner, slot) => (owner.nodeId === 'c' ? [slot] : []));
+    for (const slot of taken) expect(a.table.map.owners[slot]?.recoverFrom).toEqual(['c']);
+    await a.clearRecoverFrom(taken);
+    await b.clearRecoverFrom(taken);
+    await bed.settled([a, b], ['a', 'b']);
+    for (const slot of taken) expect(a.table.map.owners[slot]?.recoverFrom).toBeUndefined();
   });
 
   it('cluster status and reassign: a dead node keeps its slots until reassigned (refused while it is live)', async () => {
@@ -199,6 +208,7 @@ describe.runIf(run)('EtcdCoordinator on a 3-member etcd', () => {
     expect(second.status().connected).toBe(false);
     await first.close();
     await starting;
+    expect(second.incarnationResidue).toBe(first.incarnationResidue);
     await bed.settled([second], ['a']);
     expect(second.table.writeEpoch(ownedPath(second))).toBe(1);
   });

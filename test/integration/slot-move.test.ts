@@ -47,10 +47,13 @@ class TestCoordinator implements Coordinator {
   url: string | undefined;
   release: ReleaseHandler | undefined;
   readonly #cluster: TestCluster;
+  /** As etcd allocates them: one index per node. */
+  readonly incarnationResidue: number;
 
   constructor(cluster: TestCluster, nodeId: string) {
     this.#cluster = cluster;
     this.table = new SlotTable({ nodeId, slotCount: CLUSTER_SLOT_COUNT_DEFAULT, clock: systemClock, leaseSafeUntilMs: () => Infinity });
+    this.incarnationResidue = cluster.members.length;
     cluster.members.push(this);
   }
 

@@ -12,7 +12,7 @@ import {
 } from '../../src/protocol/errors.ts';
 import { formatOffset } from '../../src/protocol/offset.ts';
 import { WalOverloadedError, WalWriteError } from '../../src/wal/index.ts';
-import { StreamRegistry, type AppendRequest, type CreateRequest, type RegistryOptions } from '../../src/stream/registry.ts';
+import { StreamRegistry, withResidue, type AppendRequest, type CreateRequest, type RegistryOptions } from '../../src/stream/registry.ts';
 import { testClock, MemoryRecordLog, RecordingListener } from '../support/record-log.ts';
 
 const bytes = (text: string) => Buffer.from(text);
@@ -230,5 +230,27 @@ describe('tiering commits', () => {
     expect(registry.holds(stream)).toBe(true);
     await registry.delete('/a');
     expect(registry.holds(stream)).toBe(false);
+  });
+});
+
+describe('incarnations in cluster mode', () => {
+  test('two nodes creating in the same millisecond never make the same incarnation (residue = node index)', async () => {
+    const clock = testClock();
+    const nodes = [0, 1, 7].map(
+      (residue) =>
+        new StreamRegistry({ log: new MemoryRecordLog(), clock, incarnationFloor: () => 1_796_000_000_000_000, incarnationResidue: () => residue }),
+    );
+    const seen = new Set<number>();
+    for (let i = 0; i < 5; i++) {
+      for (const [n, registry] of nodes.entries()) {
+        const { stream } = await registry.create({ path: `/n${n}-${i}`, contentType: 'text/plain', body: Buffer.alloc(0), closed: false, ttlSeconds: undefined, expiresAtMs: undefined });
+        expect(stream.incarnation % 1000).toBe([0, 1, 7][n]);
+        expect(seen.has(stream.incarnation)).toBe(false);
+        seen.add(stream.incarnation);
+      }
+    }
+    expect(withResidue(1_000, undefined)).toBe(1_000);
+    expect(withResidue(1_000, 3)).toBe(1_003);
+    expect(withResidue(1_004, 3)).toBe(2_003);
   });
 });
