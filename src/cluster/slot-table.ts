@@ -162,9 +162,20 @@ export class SlotTable {
     }
   }
 
-  /** Resolves when slot `slot` is recovered (or at once: undefined when it is not recovering). */
-  whenRecovered(slot: number): Promise<void> | undefined {
-    return this.#recovering.get(slot)?.done;
+  /**
+   * Undefined when slot `slot` is not recovering; else resolves true once it is recovered, or
+   * false after `timeoutMs`.
+   */
+  whenRecovered(slot: number, timeoutMs: number): Promise<boolean> | undefined {
+    const done = this.#recovering.get(slot)?.done;
+    if (done === undefined) return undefined;
+    return new Promise((resolve) => {
+      const timer = this.#clock.setTimeout(() => resolve(false), timeoutMs);
+      void done.then(() => {
+        timer.cancel();
+        resolve(true);
+      });
+    });
   }
 
   /** Whether some slot's unsealed appends still wait to be recovered from `nodeId`'s chain (it must not compact it). */

@@ -47,8 +47,8 @@ export interface ClusterRouter {
   route(path: string): SlotRoute;
   /** The dead node whose log an owned slot's streams are still being recovered from (diskless takeover), or undefined. */
   recovering?(slot: number): string | undefined;
-  /** Resolves when that recovery ends; undefined when the slot is not recovering. */
-  whenRecovered?(slot: number): Promise<void> | undefined;
+  /** Undefined when the slot is not recovering; else true once that recovery ends, false after `timeoutMs`. */
+  whenRecovered?(slot: number, timeoutMs: number): Promise<boolean> | undefined;
 }
 
 /**
@@ -173,9 +173,9 @@ export async function locate(options: Pick<ForwardingOptions, 'router' | 'hostin
   // A slot whose dead owner's log is being replayed here (diskless takeover): its requests wait
   // for it (bounded), and nothing is looked up before (the store lacks the unsealed tail).
   const own = router.route(held ?? path);
-  const recovering = own.self ? router.whenRecovered?.(own.slot) : undefined;
+  const recovering = own.self ? router.whenRecovered?.(own.slot, CLUSTER_TAKEOVER_WAIT_MS) : undefined;
   if (recovering !== undefined) {
-    if (!(await settlesWithin(recovering, CLUSTER_TAKEOVER_WAIT_MS))) {
+    if (!(await recovering)) {
       throw new ClusterUnavailableError(`slot ${own.slot}: its streams are being recovered from ${router.recovering?.(own.slot) ?? 'a dead node'}'s write-ahead log; retry shortly`);
     }
     return locate(options, path);
@@ -187,17 +187,6 @@ export async function locate(options: Pick<ForwardingOptions, 'router' | 'hostin
   if (hostPath === undefined) return LOCAL;
   const host = router.route(hostPath);
   return host.self ? LOCAL : { local: false, route: host, byForkSource: false };
-}
-
-/** True when `promise` settles within `ms`, false when it does not. */
-async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([promise.then(() => true as const), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
