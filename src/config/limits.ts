@@ -74,11 +74,14 @@ export const WAL_OBJECT_BYTES_DEFAULT = 8 * 1024 * 1024;
 
 /**
  * How long an idempotent producer's request that arrives ahead of its predecessor waits for it
- * before answering 409 (sequence gap): 1 s. Pipelined batches (the upstream IdempotentProducer
- * keeps 5 in flight) travel on separate connections and overtake each other by milliseconds; a
- * predecessor that is really lost costs the client one second more before its 409.
+ * before answering 409 (sequence gap): 5 s. Pipelined batches (the upstream IdempotentProducer
+ * keeps 5 in flight) travel on separate connections and overtake each other by milliseconds, and
+ * by seconds across a failover: each batch refused by a dead or moving owner is retried after its
+ * own backoff (up to Retry-After), so they reach the new owner scattered (1 s was too short in the
+ * kill tests of a diskless cluster: 409 "expected 10, received 12"). A predecessor that is really
+ * lost costs the client five seconds more before its 409.
  */
-export const PRODUCER_SEQUENCE_GAP_WAIT_MS = 1_000;
+export const PRODUCER_SEQUENCE_GAP_WAIT_MS = 5_000;
 
 /** How often expired streams are reaped in the background (expiry is also checked on access). */
 export const EXPIRY_REAP_INTERVAL_MS = 1_000;

@@ -9,7 +9,7 @@ import { describe, it } from 'vitest';
 import { useClusterUnderTest } from '../support/cluster-front.ts';
 import { envInteger } from './support/crash-cycles.ts';
 import { Rng } from './support/crash-model.ts';
-import { runKillUnderLoad } from './support/kill-under-load.ts';
+import { killRandomNode, runKillUnderLoad } from './support/kill-under-load.ts';
 
 const SEED = envInteger('CRASH_SEED', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31);
 const KILLS = envInteger('CRASH_CYCLES', 3, 1, 1000);
@@ -29,10 +29,7 @@ describe('a 3-node cluster with nodes killed under load', () => {
       rng,
       kills: KILLS,
       kill: async () => {
-        const victim = nodes[rng.int(0, nodes.length - 1)];
-        if (victim === undefined) throw new Error('no node to kill');
-        victim.kill();
-        await victim.waitExit();
+        const victim = await killRandomNode(nodes, rng);
         // Down a moment (its slots answer 503 meanwhile), then back on its own disk.
         await new Promise((resolve) => setTimeout(resolve, rng.int(100, 1000)));
         await victim.start(120_000);

@@ -8,6 +8,7 @@
  */
 import { expect } from 'vitest';
 import { createFetchWithBackoff, DurableStream, IdempotentProducer, stream } from '@durable-streams/client';
+import type { ChildServer } from './child-server.ts';
 import type { Rng } from './crash-model.ts';
 
 const PRODUCERS = 3;
@@ -181,4 +182,13 @@ export async function runKillUnderLoad(options: KillUnderLoadOptions): Promise<v
     const where = `first difference at byte ${at} of ${content.length} (tailer got ${seen.length}): stream "${content.slice(Math.max(0, at - 30), at + 30)}", tailer "${seen.slice(Math.max(0, at - 30), at + 30)}"`;
     expect(seen === content, `the tailer saw the stream exactly; ${where}`).toBe(true);
   }
+}
+
+/** SIGKILLs a node of `nodes` picked by `rng` and waits until it is gone; returns it. */
+export async function killRandomNode(nodes: readonly ChildServer[], rng: Rng): Promise<ChildServer> {
+  const victim = nodes[rng.int(0, nodes.length - 1)];
+  if (victim === undefined) throw new Error('no node to kill');
+  victim.kill();
+  await victim.waitExit();
+  return victim;
 }
