@@ -14,6 +14,9 @@
  * 4. stores a checkpoint of its own, so that its own chain holds them;
  * 5. clears `recoverFrom` in the map (an etcd transaction), and only then ends recovery.
  *
+ * The node's own chain, when named (it came back and got the slot again), is not read: its start
+ * replayed it, and a read would fence its own generation.
+ *
  * Level-triggered on the map: a taker that dies before step 5 leaves `recoverFrom` in place (it
  * acknowledged nothing for the slot), the next takeover appends the taker to it, and the next
  * owner reads every chain named. A failed attempt (the store or etcd unreachable) is retried
@@ -97,6 +100,9 @@ export class DisklessTakeover {
         const taken = new Set(pending);
         const adopted = [];
         for (const fromNodeId of [...from].reverse()) {
+          // This node's own chain (it died, came back, and got the slot again): its start replayed
+          // it and kept those streams; reading it now would fence this very process.
+          if (fromNodeId === table.nodeId) continue;
           const state = await this.#stateOf(fromNodeId);
           if (state === undefined) continue;
           const mine = snapshotWhere(state.snapshot, (hostPath) => taken.has(table.slotOf(hostPath)));

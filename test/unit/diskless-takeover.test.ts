@@ -85,6 +85,18 @@ describe('diskless takeover', () => {
     await takeover.close();
   });
 
+  it("does not read (and so fence) its own chain when it is named: a node that came back and got the slot again", async () => {
+    const store = new MemoryObjectStore();
+    await chainNodeId(store, 'me', 'me-object-id');
+    const own = await openObjectWal({ store, chain: 'me', flushMs: 1, objectBytesMax: 1 << 20 });
+    for await (const record of own.replay()) void record;
+    const { takeover, slot, releaseCheckpoint, table } = takerOf(store, ['me']);
+    releaseCheckpoint();
+    await expect.poll(() => table.recovering(slot)).toBeUndefined();
+    await own.writer.enqueue({ still: 'writable' }); // not fenced
+    await takeover.close();
+  });
+
   it('reads the first dead node when the taker after it died before finishing (both named)', async () => {
     const store = new MemoryObjectStore();
     await nodeWrites(store, 'first', 'chat/1', ['x', 'y']);
