@@ -149,7 +149,10 @@ export async function runKillUnderLoad(options: KillUnderLoadOptions): Promise<v
   const stalled = new Promise<never>((_, reject) => {
     stallCheck = setInterval(() => {
       const stuck = producers.findIndex(({ trail }) => !trail.flushed && performance.now() - trail.lastSuccessMs > PRODUCER_STALL_MS);
-      if (stuck >= 0) reject(new Error(`producer-${stuck} got no success for ${PRODUCER_STALL_MS / 1000} s; its last requests:\n${producers[stuck]?.trail.lines.join('\n')}`));
+      if (stuck >= 0) {
+        const reported = errors.map((error) => (error instanceof Error ? error.message : String(error))).join('\n');
+        reject(new Error(`producer-${stuck} got no success for ${PRODUCER_STALL_MS / 1000} s; its last requests:\n${producers[stuck]?.trail.lines.join('\n')}\nerrors reported by the producers:\n${reported}`));
+      }
     }, 1_000);
   });
   try {
