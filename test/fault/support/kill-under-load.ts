@@ -27,6 +27,8 @@ class RequestTrail {
   readonly fetch: typeof fetch = async (input, init) => {
     const headers = new Headers(init?.headers);
     const label = `seq ${headers.get('producer-seq') ?? '?'} epoch ${headers.get('producer-epoch') ?? '?'}`;
+    // Sends are noted too: a request that never gets an answer shows as a send without an outcome.
+    this.#note(`${label}: sent`);
     try {
       const response = await fetch(input, init);
       if (response.ok) this.lastSuccessMs = performance.now();
@@ -40,7 +42,7 @@ class RequestTrail {
 
   #note(line: string): void {
     this.lines.push(`${new Date().toISOString()} ${line}`);
-    if (this.lines.length > 40) this.lines.shift();
+    if (this.lines.length > 60) this.lines.shift();
   }
 }
 
