@@ -21,7 +21,8 @@ export interface SlotOwner {
    * Diskless takeover (docs/cluster.md "Diskless takeover"): dead owners, oldest first, whose
    * write-ahead log chains hold this slot's unsealed appends. Set by the leader when it takes the
    * slot from a dead node; the owner acknowledges nothing for the slot until it has replayed them
-   * into its own chain and cleared this; a chain named here is not compacted meanwhile.
+   * into its own chain and cleared this; a node named here that restarts meanwhile keeps those
+   * streams (inert), so its own checkpoints still hold them.
    */
   recoverFrom?: readonly string[];
 }
@@ -176,11 +177,6 @@ export class SlotTable {
         resolve(true);
       });
     });
-  }
-
-  /** Whether some slot's unsealed appends still wait to be recovered from `nodeId`'s chain (it must not compact it). */
-  recoveryPendingFrom(nodeId: string): boolean {
-    return this.#map.owners.some((owner) => owner.recoverFrom?.includes(nodeId) === true);
   }
 
   /** The node whose log slot `slot`'s streams are being recovered from, or undefined. */

@@ -375,16 +375,15 @@ export class ObjectWalWriter {
     await before;
     const header: ObjectCheckpointHeader = { formatVersion: 1, chain: this.chain, generation: this.generation, seq };
     // A later checkpoint at the same position (nothing logged since) takes the next count.
+    // Taken even if the put fails (its outcome may be unknown): the next one here counts on.
     const count = this.#checkpointed !== undefined && this.#checkpointed.seq === seq ? this.#checkpointed.count + 1 : 0;
+    this.#checkpointed = { seq, count };
     const key = checkpointObjectKey(this.chain, this.generation, seq, count);
     try {
       await putBody(this.#store, key, [encodeFrame(header), snapshotFrame]);
     } catch (error) {
-      // Its outcome may be unknown: the next one at this position takes a count of its own.
-      this.#checkpointed = { seq, count };
       throw new WalWriteError(`WAL checkpoint ${key} could not be stored; the previous checkpoint and WAL objects stay valid`, error);
     }
-    this.#checkpointed = { seq, count };
     let deleted = 0;
     try {
       deleted = await deleteObsolete(this.#store, this.chain, { generation: this.generation, seq, count });
