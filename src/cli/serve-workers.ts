@@ -1,6 +1,7 @@
 /**
  * `cairn serve --workers N` (DESIGN.md "Scale-out", "One machine, many cores"; README "Workers"):
- * N node processes on one machine and one client port (node:cluster shares the listening socket),
+ * N node processes on one machine and one client port (node:cluster shares the listening socket,
+ * and each worker accepts its own connections: see `runWorkersPrimary`),
  * streams sharded over them by slot with a static map the primary holds (no etcd). Each worker is
  * a whole node with its own data directory `<data-dir>/workers/<i>/` (WAL, checkpoints, node id)
  * over one object store (`<data-dir>/objects/` for the fs store); a request reaching the wrong
@@ -63,6 +64,12 @@ async function checkWorkerCount(dataDir: string, count: number): Promise<void> {
 export async function runWorkersPrimary(config: ServeConfig, logger: Logger): Promise<void> {
   const count = config.workers;
   await checkWorkerCount(config.dataDir, count);
+  // Workers accept from the shared socket themselves. Under node:cluster's default round-robin the
+  // primary accepts and hands each connection to a worker; a worker killed before it took one
+  // leaves that connection open in the primary and unanswered for ever (its client hangs), and a
+  // connection queued while every worker is down stays with a listener nobody serves again.
+  // Here a killed worker's connections are reset by the kernel, and clients retry.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   const joined = new Map<number, WorkerJoinMessage>();
   const workers = new Map<number, Worker>();
   let owners: SlotOwner[] | undefined;
