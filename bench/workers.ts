@@ -78,6 +78,8 @@ and a projection to 16 and 64 cores.
   --streams 1000        streams written (requests rotate over them)
   --writers 64          wrk connections
   --body-bytes 100      append size
+  --durability wal      cairn's --durability: wal, or memory (no fdatasync: separates the log's
+                        cost per worker from the HTTP and forwarding costs)
   --data-root DIR       where the temporary data directories go (default: the OS temp dir)
   --cpu-prof            V8 CPU profiles of every server process, one directory per cell
                         (bench/results/cpuprof-<timestamp>/workers-<N>-<rep>/CPU.*.<pid>.*.cpuprofile)
@@ -93,6 +95,7 @@ interface WorkersOptions {
   streamCount: number;
   connectionCount: number;
   bodyBytes: number;
+  durability: 'wal' | 'memory';
   dataRoot: string;
   cpuProfileDir: string | undefined;
 }
@@ -149,6 +152,7 @@ function parseOptions(args: string[], timestamp: string): WorkersOptions | undef
       streams: { type: 'string', default: '1000' },
       writers: { type: 'string', default: '64' },
       'body-bytes': { type: 'string', default: '100' },
+      durability: { type: 'string', default: 'wal' },
       'data-root': { type: 'string', default: tmpdir() },
       'cpu-prof': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -157,6 +161,7 @@ function parseOptions(args: string[], timestamp: string): WorkersOptions | undef
   if (values.help) return undefined;
   const workerCounts = values.workers.split(',').map((text) => wholeNumberFlag('workers', text.trim(), 1, 64));
   if (values.routed !== 'on' && values.routed !== 'off') throw new Error('--routed must be on or off');
+  if (values.durability !== 'wal' && values.durability !== 'memory') throw new Error('--durability must be wal or memory');
   const configs = workerCounts.map((count) => configOf(count, false));
   if (values.routed === 'on') configs.push(...workerCounts.filter((count) => count > 1).map((count) => configOf(count, true)));
   return {
@@ -167,6 +172,7 @@ function parseOptions(args: string[], timestamp: string): WorkersOptions | undef
     streamCount: wholeNumberFlag('streams', values.streams, 1),
     connectionCount: wholeNumberFlag('writers', values.writers, 1),
     bodyBytes: wholeNumberFlag('body-bytes', values['body-bytes'], 1),
+    durability: values.durability,
     dataRoot: values['data-root'],
     cpuProfileDir: values['cpu-prof'] ? join(RESULTS_DIR, `cpuprof-${timestamp}`) : undefined,
   };
@@ -383,7 +389,7 @@ async function runCell(config: Config, repetition: number, options: WorkersOptio
     machine,
     {
       dataRoot: options.dataRoot,
-      cairnFlags: ['--workers', String(config.workerCount)],
+      cairnFlags: ['--workers', String(config.workerCount), '--durability', options.durability],
       pinned: false,
       ...(profileDir === undefined ? {} : { cpuProfile: { dir: profileDir } }),
     },
@@ -535,7 +541,7 @@ export async function main(args: string[]): Promise<void> {
   process.stdout.write(
     [
       ...benchHeader('workers benchmark', machine),
-      `load: ${wrkLine}, 1 thread, ${options.connectionCount} connections; ${options.bodyBytes}-byte POSTs over ${options.streamCount.toLocaleString('en-US')} streams, cairn --durability wal; warm-up ${options.warmupS} s, measure ${options.durationS} s per cell`,
+      `load: ${wrkLine}, 1 thread, ${options.connectionCount} connections; ${options.bodyBytes}-byte POSTs over ${options.streamCount.toLocaleString('en-US')} streams, cairn --durability ${options.durability}; warm-up ${options.warmupS} s, measure ${options.durationS} s per cell`,
       `configurations: ${options.configs.map((config) => config.label).join(', ')}; ${options.repeatCount} cells each, order alternating (forward, then reversed, …)`,
       '  routed = the same server, wrk sending each request straight to its owner\'s peer listener (one wrk per worker, connections split): nothing forwarded',
       `pinning: none — with --workers 2 the server needs both cores, so server and wrk share the cores in every cell (wrk's own CPU is reported)`,

@@ -17,6 +17,7 @@ import {
   CHECKPOINT_CHECK_INTERVAL_MS,
   DISKLESS_CHECKPOINT_INTERVAL_MS,
   EXPIRY_REAP_INTERVAL_MS,
+  FORWARD_ANSWER_MARGIN_MS,
   INCARNATIONS_PER_MS,
   SEAL_UPLOADS_MAX,
   SHUTDOWN_DRAIN_MS,
@@ -538,6 +539,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
           sealedView: (path, offsetText) => views.contextFor(httpContext, path, offsetText),
           clock,
           streamPathBytesMax: config.streamPathBytesMax,
+          answerTimeoutMs: config.longPollTimeoutMs + FORWARD_ANSWER_MARGIN_MS,
           ...(peerSocketPath === undefined ? {} : { peerAppends: { appendBytesMax: config.appendBytesMax } }),
         });
   if (coordinator !== undefined && forwarding !== undefined) {

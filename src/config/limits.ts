@@ -549,6 +549,15 @@ export const FORWARD_RETRY_BODY_BYTES_MAX = 1024 * 1024;
 export const FORWARD_RETRY_DELAY_MS = 250;
 
 /**
+ * How long a forwarded request waits for its owner's response head beyond the long-poll timeout
+ * (the longest an owner legitimately holds one back): an owner that is paused or cut off by the
+ * network would otherwise hold the client for ever. 30 s covers the owner's own waits (a producer's
+ * sequence gap, a slot being recovered) many times over. Past it the client gets 503 +
+ * Retry-After, and the request is not sent again (the owner may have acted on it).
+ */
+export const FORWARD_ANSWER_MARGIN_MS = 30_000;
+
+/**
  * Most `--workers` on one machine: 64, one per core of the largest common cloud instances; each
  * worker is a whole node process (its own WAL, caches and connections), so more than one per core
  * only adds forwarding.

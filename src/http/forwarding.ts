@@ -99,6 +99,8 @@ export interface ForwardingOptions {
    * socket go over the peer channel (./peer-appends.ts) instead of HTTP; absent: all over HTTP.
    */
   peerAppends?: { appendBytesMax: number };
+  /** Longest wait for an owner's response head, in ms (the long-poll timeout + FORWARD_ANSWER_MARGIN_MS). */
+  answerTimeoutMs: number;
 }
 
 /** A request's destination: this node, or a peer. */
@@ -267,8 +269,9 @@ async function forward(
             headers: forwardedHeaders(request, options.router.nodeId, destination.byForkSource),
             body: retryBody ?? (hasBody(request) ? (request.raw as unknown as Readable) : undefined),
             signal: abort.signal,
-            // Live reads wait upstream as long as they would here; the owner bounds them.
-            headersTimeout: 0,
+            // Live reads wait upstream as long as they would here (the owner bounds them), and no
+            // longer: a paused or unreachable owner answers nothing. SSE bodies run for minutes.
+            headersTimeout: options.answerTimeoutMs,
             bodyTimeout: 0,
           }),
         };
@@ -276,7 +279,8 @@ async function forward(
         failure = error;
       }
     }
-    if ((failure !== undefined || (answer !== undefined && slotMoved(answer))) && retryable && !abort.signal.aborted) {
+    const unanswered = (failure as { code?: unknown } | undefined)?.code === 'UND_ERR_HEADERS_TIMEOUT';
+    if ((failure !== undefined || (answer !== undefined && slotMoved(answer))) && retryable && !unanswered && !abort.signal.aborted) {
       if (answer?.http !== undefined) discard(answer.http.body);
       options.hosting.forget(path);
       await options.clock.sleep(FORWARD_RETRY_DELAY_MS);
@@ -293,6 +297,9 @@ async function forward(
     }
     if (answer === undefined) {
       if (failure instanceof ClusterUnavailableError) throw failure;
+      if (unanswered) {
+        throw new ClusterUnavailableError(`slot ${route.slot}: owner ${route.owner.nodeId} at ${route.url ?? '?'} did not answer within ${options.answerTimeoutMs} ms; the request may or may not have taken effect`, { cause: failure });
+      }
       throw new ClusterUnavailableError(`slot ${route.slot}: owner ${route.owner.nodeId} at ${route.url ?? '?'} did not answer: ${(failure as Error).message}`, { cause: failure });
     }
     counts.answered++;
