@@ -500,7 +500,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     },
     transport,
     observability: { metrics, readiness },
-    subscriptions,
+    subscriptions: coordinator === undefined ? subscriptions : 'refused',
     proxy,
   });
   // Cluster mode: read-only views of other nodes' streams answer reads of their sealed history.

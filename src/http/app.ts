@@ -23,7 +23,8 @@ import { listStreams, STREAM_LIST_PATH } from './routes/list.ts';
 import { streamMeta, STREAM_META_PATH } from './routes/stream-meta.ts';
 import { registerInspector } from './routes/inspector.ts';
 import { nodeServerFactory, type NodeServerLimits, type ServerTransport } from './node-server.ts';
-import { installSubscriptionRoutes } from './routes/subscriptions.ts';
+import { installSubscriptionRoutes, SUBSCRIPTION_ROOT } from './routes/subscriptions.ts';
+import { SubscriptionsNotInClusterError } from '../subscriptions/errors.ts';
 import type { Subscriptions } from '../subscriptions/subscriptions.ts';
 import { ALLOWED_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS, PROXY_ALLOWED_REQUEST_HEADERS, PROXY_EXPOSED_RESPONSE_HEADERS } from './cors-headers.ts';
 import type { Proxy } from '../proxy/index.ts';
@@ -49,8 +50,11 @@ export interface AppOptions {
   observability?: Observability;
   /** The built inspector's files (tests); default build/inspector/ of the package. */
   inspectorDir?: string;
-  /** The reserved subscription APIs under `/v1/stream/__ds` (PROTOCOL.md §6–7); none when absent. */
-  subscriptions?: Subscriptions;
+  /**
+   * The reserved subscription APIs under `/v1/stream/__ds` (PROTOCOL.md §6–7); none when absent;
+   * `'refused'` (cluster mode, `--workers`): every request under `/v1/stream/__ds` answers 501.
+   */
+  subscriptions?: Subscriptions | 'refused';
   /** The durable proxy (`/v1/proxy`, README "Durable proxy"); no proxy routes when absent. */
   proxy?: Proxy;
 }
@@ -124,7 +128,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
 
   // Before the stream routes: the reserved `__ds` prefix is never a stream (PROTOCOL.md §6).
-  if (options.subscriptions !== undefined) installSubscriptionRoutes(app, options.subscriptions, options.authenticator);
+  if (options.subscriptions === 'refused') {
+    app.all(`${SUBSCRIPTION_ROOT}/*`, () => {
+      throw new SubscriptionsNotInClusterError();
+    });
+  } else if (options.subscriptions !== undefined) installSubscriptionRoutes(app, options.subscriptions, options.authenticator);
 
   const route = `${STREAM_PREFIX}*`;
   app.put(route, writeRouteConfig, (request, reply) => createStream(context, request, reply));

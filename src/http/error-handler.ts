@@ -13,6 +13,8 @@ import { loggableUrl } from '../observability/log-url.ts';
 
 const INTERNAL = 'internal server error';
 
+const NOT_IMPLEMENTED = 501;
+
 export function installErrorHandler(app: FastifyInstance, appendBytesMax: number): void {
   app.setErrorHandler((error: FastifyError | CairnError, request, reply) => {
     reply.header('cache-control', 'no-store');
@@ -33,7 +35,9 @@ export function installErrorHandler(app: FastifyInstance, appendBytesMax: number
 /** Status, headers and body of a typed error, as `ERROR_TABLE` says. */
 function sendCairnError(error: CairnError, request: FastifyRequest, reply: FastifyReply): void {
   const entry = errorEntry(error.code);
-  if (entry.status >= 500 && !entry.retryable) {
+  // 501 is a feature this configuration does not serve, said to the client; any other 5xx that a
+  // retry cannot fix is a bug or an operator's problem, logged and not described.
+  if (entry.status >= 500 && entry.status !== NOT_IMPLEMENTED && !entry.retryable) {
     logUnhandled(error, request);
     reply.code(entry.status).type('text/plain; charset=utf-8').send(INTERNAL);
     return;

@@ -32,7 +32,7 @@ export interface ErrorEntry {
 const RETRY_AFTER = ['retry-after'] as const;
 const NONE = [] as const;
 
-/** The one error table, keyed by code. Status ≥ 500 and not retryable: a bug or an operator's problem. */
+/** The one error table, keyed by code. Status ≥ 500 (but 501) and not retryable: a bug or an operator's problem. */
 export const ERROR_TABLE = {
   // Protocol (PROTOCOL.md §5, §12): what the client got wrong, or what the server refuses for now.
   /** Malformed header, offset, TTL, JSON body or parameter: the client must change the request. */
@@ -77,6 +77,8 @@ export const ERROR_TABLE = {
   ALREADY_CLAIMED: { status: 409, retryable: false, headers: NONE, json: true },
   /** A claim found no pending work and no wake to take. */
   NO_PENDING_WORK: { status: 409, retryable: false, headers: NONE, json: true },
+  /** Cluster mode and `--workers`: subscriptions are not served yet (a node sees only its own streams, so it would miss wakes). */
+  SUBSCRIPTIONS_NOT_IN_CLUSTER: { status: 501, retryable: false, headers: NONE, json: true },
 
   // Cluster mode (cluster/errors.ts, DESIGN.md "Scale-out").
   /** This node does not own the stream's slot (it moved or is moving): retry, the owner answers; `Cairn-Slot-Owner` names the owner it knows (empty if none). */

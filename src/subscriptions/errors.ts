@@ -54,3 +54,14 @@ export class NoPendingWorkError extends CairnError {
     super('NO_PENDING_WORK', `subscription ${id} has no pending work`);
   }
 }
+
+/**
+ * 501 `SUBSCRIPTIONS_NOT_IN_CLUSTER`: every subscription API in cluster mode and under
+ * `--workers` (README "Subscriptions"). A node follows only the streams it owns, so a
+ * subscription served by one would silently miss the other nodes' streams.
+ */
+export class SubscriptionsNotInClusterError extends CairnError {
+  constructor() {
+    super('SUBSCRIPTIONS_NOT_IN_CLUSTER', 'subscriptions are not available in cluster mode or with --workers yet: each node sees only its own streams; serve them from a single node');
+  }
+}

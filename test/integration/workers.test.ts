@@ -77,6 +77,23 @@ describe('cairn serve --workers 2', () => {
     expect(after).not.toContain(victim);
   });
 
+  it('refuses the subscription APIs with 501 and a JSON error saying why (a worker sees only its own streams)', async () => {
+    const root = `http://127.0.0.1:${server.port}/v1/stream/__ds`;
+    const attempts = [
+      fetch(`${root}/subscriptions/orders`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pattern: 'w-*', type: 'pull-wake', wake_stream: 'wake' }) }),
+      fetch(`${root}/subscriptions/orders`),
+      fetch(`${root}/jwks.json`),
+    ];
+    for (const response of await Promise.all(attempts)) {
+      expect(response.status).toBe(501);
+      const body = (await response.json()) as { error?: { code?: string; message?: string } };
+      expect(body.error?.code).toBe('SUBSCRIPTIONS_NOT_IN_CLUSTER');
+      expect(body.error?.message).toMatch(/single node/);
+    }
+    // Nothing was created as a stream under the reserved prefix either.
+    expect((await fetch(`${root}/subscriptions/orders?offset=-1`)).status).toBe(501);
+  });
+
   it('refuses to start with another number of workers, saying why', async () => {
     server.signal('SIGTERM');
     await server.waitExit();

@@ -14,6 +14,7 @@ import {
   NoPendingWorkError,
   SubscriptionConflictError,
   SubscriptionNotFoundError,
+  SubscriptionsNotInClusterError,
   TokenInvalidError,
   WebhookUrlRejectedError,
 } from '../../src/subscriptions/errors.ts';
@@ -108,6 +109,7 @@ const jsonSamples: CairnError[] = [
   new WebhookUrlRejectedError('webhook.url must use https://'),
   new TokenInvalidError('no token'),
   new SubscriptionNotFoundError('sub-1'),
+  new SubscriptionsNotInClusterError(),
   new SubscriptionConflictError('sub-1'),
   new FencedError('stale wake'),
   new AlreadyClaimedError('worker-2', 7),
