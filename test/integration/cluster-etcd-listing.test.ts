@@ -3,8 +3,9 @@
  * `cairn serve` nodes over a real 3-member etcd, auth on. Streams (forks among them, which live
  * with their sources) land on all three nodes; walks by cursor through each node, a different
  * node per page, list every stream exactly once, in path order, for several prefixes and page
- * sizes; entries carry the owner's data; a token sees only what it may read; a stopped node makes
- * the listing 503 + Retry-After naming it, never a partial page.
+ * sizes; entries carry the owner's data; a token sees only what it may read; a paused node (no
+ * answer within the node timeout) and a stopped one make the listing 503 + Retry-After naming
+ * it, never a partial page.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -136,6 +137,30 @@ describe.runIf(run)('GET /v1/streams on a 3-node cluster', () => {
       expect((await request(base, 'GET', '/v1/streams?cursor=%2F%2F', admin)).status).toBe(400);
     }
   });
+
+  it('answers 503 + Retry-After naming a node that does not answer in time (paused), then lists again once it resumes', async () => {
+    const { cluster } = running();
+    const nodes = bases();
+    cluster.nodes[1]!.signal('SIGSTOP');
+    try {
+      const answer = await request(nodes[0] as string, 'GET', '/v1/streams?limit=1000', admin);
+      expect(answer.status, answer.body).toBe(503);
+      expect(answer.headers['retry-after']).toBeDefined();
+      expect(answer.body).toMatch(/node n2 did not answer within \d+ ms/);
+    } finally {
+      cluster.nodes[1]!.signal('SIGCONT');
+    }
+    const deadline = performance.now() + 120_000;
+    for (;;) {
+      const answer = await request(nodes[0] as string, 'GET', '/v1/streams?limit=1000', admin);
+      if (answer.status === 200) {
+        expect((JSON.parse(answer.body) as { streams: { path: string }[] }).streams.map((stream) => stream.path)).toEqual(ALL);
+        break;
+      }
+      expect(performance.now(), answer.body).toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }, 180_000);
 
   it('answers 503 + Retry-After naming a stopped node, never a partial page', async () => {
     const { cluster } = running();
