@@ -58,7 +58,9 @@ import { Sealer, type SealerStats } from './tiering/sealer.ts';
 import type { LoadedStreamLimits } from './tiering/idle-eviction.ts';
 import { StreamFinder } from './tiering/stream-finder.ts';
 import { installStreamLookup } from './http/stream-lookup-hook.ts';
-import { installForwarding, locate, type StreamHosting } from './http/forwarding.ts';
+import { installForwarding, locate, peerAgent, type StreamHosting } from './http/forwarding.ts';
+import { ClusterListing } from './http/cluster-listing.ts';
+import { localStreamPage } from './http/routes/list.ts';
 import { PeerChannelServer, peerSocketPathIn } from './http/peer-channel.ts';
 import { peerAppendHandler } from './http/peer-appends.ts';
 import { loggableUrl } from './observability/log-url.ts';
@@ -484,6 +486,18 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
       streamsMax: config.streamsMax,
     },
   };
+  // Cluster mode: one pool of connections to peers, for forwarding and the cluster-wide listing.
+  const agent = coordinator === undefined ? undefined : peerAgent();
+  const clusterListing =
+    coordinator === undefined || agent === undefined
+      ? undefined
+      : new ClusterListing({
+          router: coordinator.table,
+          heldHostPath: (path) => registry.hostPathOf(path),
+          localPage: (query) => localStreamPage(httpContext, query),
+          agent,
+          clock,
+        });
   const app = await buildApp({
     context: httpContext,
     logger,
@@ -502,6 +516,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     observability: { metrics, readiness },
     subscriptions: coordinator === undefined ? subscriptions : 'refused',
     proxy,
+    clusterListing,
   });
   // Cluster mode: read-only views of other nodes' streams answer reads of their sealed history.
   const views = new SealedViews({
@@ -531,10 +546,11 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   // where the route runs, keeps them on HTTP).
   const peerSocketPath = options.cluster?.peerListen === undefined || config.appendsPerSecondMax > 0 ? undefined : peerSocketPathIn(config.dataDir);
   const forwarding =
-    coordinator === undefined
+    coordinator === undefined || agent === undefined
       ? undefined
       : installForwarding(app, {
           router: coordinator.table,
+          agent,
           hosting,
           sealedView: (path, offsetText) => views.contextFor(httpContext, path, offsetText),
           clock,

@@ -270,6 +270,14 @@ export const STREAM_LIST_PAGE_SIZE_DEFAULT = 100;
 export const STREAM_LIST_PAGE_SIZE_MAX = 1_000;
 
 /**
+ * Cluster mode: how long `GET /v1/streams` waits for each other node's page before it answers 503
+ * + Retry-After naming that node: 5 s. A page is one scan of a node's registry (tens of ms at a
+ * million streams) and one round trip; a node that takes longer is down, paused or partitioned,
+ * and a listing must never come back without its streams.
+ */
+export const STREAM_LIST_NODE_TIMEOUT_MS = 5_000;
+
+/**
  * Segments and producers listed per stream by `GET /v1/streams/meta`: the newest 1,000 of each
  * (with their total counts). Both grow with a stream's history; the inspector shows the recent end.
  */

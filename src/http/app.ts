@@ -29,6 +29,7 @@ import type { Subscriptions } from '../subscriptions/subscriptions.ts';
 import { ALLOWED_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS, PROXY_ALLOWED_REQUEST_HEADERS, PROXY_EXPOSED_RESPONSE_HEADERS } from './cors-headers.ts';
 import type { Proxy } from '../proxy/index.ts';
 import { installProxyRoutes } from './routes/proxy.ts';
+import type { ClusterListing } from './cluster-listing.ts';
 
 export interface AppOptions {
   context: HttpContext;
@@ -57,6 +58,8 @@ export interface AppOptions {
   subscriptions?: Subscriptions | 'refused';
   /** The durable proxy (`/v1/proxy`, README "Durable proxy"); no proxy routes when absent. */
   proxy?: Proxy;
+  /** Cluster mode: `GET /v1/streams` lists every node's streams (./cluster-listing.ts); this node's alone when absent. */
+  clusterListing?: ClusterListing;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -144,8 +147,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (options.proxy !== undefined) installProxyRoutes(app, context, options.proxy);
 
   // Listing, per-stream metadata and the web inspector (README "Listing streams", "Inspector").
-  const { authenticator } = options;
-  app.get(STREAM_LIST_PATH, { exposeHeadRoute: false }, (request, reply) => listStreams(context, authenticator, request, reply));
+  const { authenticator, clusterListing } = options;
+  app.get(STREAM_LIST_PATH, { exposeHeadRoute: false }, (request, reply) => listStreams(context, authenticator, request, reply, clusterListing));
   app.get(STREAM_META_PATH, { exposeHeadRoute: false }, (request, reply) => streamMeta(context, authenticator, request, reply));
   await registerInspector(app, options.inspectorDir);
 

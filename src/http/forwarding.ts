@@ -86,6 +86,8 @@ declare module 'fastify' {
 
 export interface ForwardingOptions {
   router: ClusterRouter;
+  /** The pool of connections to peers (`peerAgent()`; the cluster listing shares it); closed by `close()`. */
+  agent: Agent;
   hosting: StreamHosting;
   /**
    * The context to answer a catch-up read (GET without `live`) of another node's stream here,
@@ -103,6 +105,11 @@ export interface ForwardingOptions {
   answerTimeoutMs: number;
 }
 
+/** The pooled keep-alive HTTP client a node reaches its peers with: forwarding, and the cluster listing (./cluster-listing.ts). */
+export function peerAgent(): Agent {
+  return new Agent({ connections: FORWARD_CONNECTIONS_PER_NODE_MAX, pipelining: 1 });
+}
+
 /** A request's destination: this node, or a peer. */
 export type Destination = { local: true } | { local: false; route: SlotRoute; byForkSource: boolean };
 const LOCAL: Destination = { local: true };
@@ -115,7 +122,7 @@ export function installForwarding(app: FastifyInstance, options: ForwardingOptio
   const { router, hosting } = options;
   const counts: ForwardCounts = { answered: 0, retried: 0, failed: 0 };
   app.decorateRequest('cairnView', undefined);
-  const agent = new Agent({ connections: FORWARD_CONNECTIONS_PER_NODE_MAX, pipelining: 1 });
+  const { agent } = options;
   const peers = options.peerAppends === undefined ? undefined : new PeerChannelClient();
   app.addHook('onRequest', async (request, reply) => {
     reply.header(NODE_HEADER, router.nodeId);

@@ -38,7 +38,15 @@ async function ownedSlots(port: number): Promise<number | undefined> {
 
 export async function startClusterUnderTest(
   etcd: EtcdCluster,
-  options: { size: number; name: string; extraArgs?: string[]; /** Nodes started at once (the first ones); default all. */ initial?: number },
+  options: {
+    size: number;
+    name: string;
+    extraArgs?: string[];
+    /** Nodes started at once (the first ones); default all. */
+    initial?: number;
+    /** With auth on: the readiness probe's `Authorization` (ChildServerOptions.probeAuthorization). */
+    probeAuthorization?: string;
+  },
 ): Promise<ClusterUnderTest> {
   const root = await mkdtemp(path.join(tmpdir(), 'cairn-cluster-'));
   const nodeIds = Array.from({ length: options.size }, (_, i) => `n${i + 1}`);
@@ -60,6 +68,7 @@ export async function startClusterUnderTest(
           path.join(root, 'objects'),
           ...(options.extraArgs ?? []),
         ],
+        probeAuthorization: options.probeAuthorization,
       }),
     );
   }
@@ -136,7 +145,7 @@ export async function startClusterUnderTest(
  * started and converged before the tests, stopped after them.
  * @returns a getter of the running cluster (and its etcd), for use inside the tests.
  */
-export function useClusterUnderTest(options: { size: number; name: string; extraArgs?: string[] }): () => { cluster: ClusterUnderTest; etcd: EtcdCluster } {
+export function useClusterUnderTest(options: Parameters<typeof startClusterUnderTest>[1]): () => { cluster: ClusterUnderTest; etcd: EtcdCluster } {
   let etcd: EtcdCluster | undefined;
   let cluster: ClusterUnderTest | undefined;
   beforeAll(async () => {

@@ -27,11 +27,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** One HEAD to a path that does not exist; resolves with the status, rejects if nobody answers. */
-function probe(port: number): Promise<number> {
+/** One HEAD to a path that does not exist (with `authorization`, if any); resolves with the status, rejects if nobody answers. */
+function probe(port: number, authorization: string | undefined): Promise<number> {
   return new Promise((resolve, reject) => {
     const request = http.request(
-      { host: '127.0.0.1', port, method: 'HEAD', path: '/v1/stream/__crash_probe__', agent: false },
+      { host: '127.0.0.1', port, method: 'HEAD', path: '/v1/stream/__crash_probe__', agent: false, headers: authorization === undefined ? {} : { authorization } },
       (response) => {
         response.resume();
         response.on('end', () => resolve(response.statusCode ?? 0));
@@ -51,6 +51,8 @@ export interface ChildServerOptions {
   args?: string[];
   /** Called with every whole line the child writes (its pino log lines are JSON). */
   onLine?: (line: string) => void;
+  /** With auth on: the `Authorization` of the readiness probe (a token that may read every path). */
+  probeAuthorization?: string;
 }
 
 export class ChildServer {
@@ -59,6 +61,7 @@ export class ChildServer {
   /** Extra `cairn serve` arguments for the next start (may change between starts). */
   args: string[];
   readonly #onLine: ((line: string) => void) | undefined;
+  readonly #probeAuthorization: string | undefined;
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #stderr = '';
@@ -71,6 +74,7 @@ export class ChildServer {
     this.dataDir = options.dataDir;
     this.args = options.args ?? [];
     this.#onLine = options.onLine;
+    this.#probeAuthorization = options.probeAuthorization;
   }
 
   get running(): boolean {
@@ -126,7 +130,7 @@ export class ChildServer {
     for (;;) {
       if (exitInfo !== undefined) throw new Error(`cairn serve exited during startup (${exitInfo}):\n${this.#stderr}`);
       try {
-        const status = await probe(this.port);
+        const status = await probe(this.port, this.#probeAuthorization);
         if (status === 404) return;
         // `--workers`: a worker answers 503 for the other workers' slots until the slot map is out.
         if (status === 503) throw Object.assign(new Error('not ready'), { code: 'ECONNREFUSED' });
