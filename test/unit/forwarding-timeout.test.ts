@@ -8,7 +8,7 @@ import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.ts';
 import { installErrorHandler } from '../../src/http/error-handler.ts';
-import { installForwarding } from '../../src/http/forwarding.ts';
+import { installForwarding, peerAgent } from '../../src/http/forwarding.ts';
 
 const ANSWER_TIMEOUT_MS = 1_000;
 
@@ -47,6 +47,7 @@ async function forwardingApp() {
     clock: systemClock,
     streamPathBytesMax: 1024,
     answerTimeoutMs: ANSWER_TIMEOUT_MS,
+    agent: peerAgent(),
   });
   app.post('/v1/stream/*', async () => 'answered locally');
   app.get('/v1/stream/*', async () => 'answered locally');
