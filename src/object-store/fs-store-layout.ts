@@ -23,6 +23,7 @@ export async function* walk(
   prefix: string,
   startAfter: string | undefined,
 ): AsyncGenerator<{ key: string; file: string }> {
+  if (fs.missing?.(dir) === true) return;
   let names: string[];
   try {
     names = await fs.readdir(dir);

@@ -3,6 +3,7 @@
  * so power-loss tests can run the store on a simulated page cache. `nodeStoreFs` is the real one:
  * node:fs/promises, whose functions already have these shapes.
  */
+import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 
 /** An open object or temporary file. */
@@ -23,6 +24,12 @@ export interface StoreFs {
   open(path: string, flags: 'r' | 'wx'): Promise<StoreFileHandle>;
   stat(path: string): Promise<{ size: number }>;
   readdir(dir: string): Promise<string[]>;
+  /**
+   * Optional: true when nothing exists at `dir`, known at once (a synchronous stat, a few µs). A
+   * LIST for a path the store has never seen (every stream create's lookup) then skips the
+   * asynchronous readdir whose ENOENT costs ~40 µs of CPU. Absent: readdir decides.
+   */
+  missing?(dir: string): boolean;
   /** Creates `dir` and missing parents; resolves the first directory created, or undefined. */
   mkdir(dir: string, options: { recursive: true }): Promise<string | undefined>;
   link(existing: string, created: string): Promise<void>;
@@ -35,6 +42,7 @@ export const nodeStoreFs: StoreFs = {
   open: (path, flags) => fsp.open(path, flags),
   stat: (path) => fsp.stat(path),
   readdir: (dir) => fsp.readdir(dir),
+  missing: (dir) => !existsSync(dir),
   mkdir: (dir, options) => fsp.mkdir(dir, options),
   link: (existing, created) => fsp.link(existing, created),
   rename: (from, to) => fsp.rename(from, to),
