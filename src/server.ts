@@ -448,7 +448,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
   const reconciled = await subscriptions.loadStored(finder);
   if (reconciled.loaded.length > 0) logger.info({ subscriptions: reconciled.loaded.length }, 'subscriptions loaded from the object store');
   // The durable proxy: pipes a previous process left open are closed as interrupted, never resumed.
-  // Loaded only when on (undici stays out of a server without the proxy).
+  // Loaded only when on (the proxy's modules stay out of a server without it).
   const proxy =
     config.proxySigningSecret === undefined
       ? undefined
