@@ -47,7 +47,9 @@ describe('capability URLs', () => {
   test('a tampered signature, or one for another stream, is SIGNATURE_INVALID (401)', async () => {
     const url = new URL(capability);
     const signature = url.searchParams.get('signature') ?? '';
-    url.searchParams.set('signature', `${signature.slice(0, -1)}${signature.endsWith('A') ? 'B' : 'A'}`);
+    // The first character, not the last: the last base64url character of a 32-byte signature
+    // carries 2 padding bits a decoder ignores, so 'B' → 'A' there can decode to the same bytes.
+    url.searchParams.set('signature', `${signature.startsWith('A') ? 'B' : 'A'}${signature.slice(1)}`);
     const tampered = await fetch(url);
     expect(tampered.status).toBe(401);
     expect(await errorCode(tampered)).toBe('SIGNATURE_INVALID');
