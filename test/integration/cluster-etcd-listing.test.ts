@@ -7,7 +7,7 @@
  * answer within the node timeout) and a stopped one make the listing 503 + Retry-After naming
  * it, never a partial page.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { slotOf, rendezvousAssignment } from '../../src/cluster/slots.ts';
 import { CLUSTER_SLOT_COUNT_DEFAULT } from '../../src/config/limits.ts';
 import { useClusterUnderTest } from '../support/cluster-front.ts';
 import { etcdAvailable } from '../support/etcd.ts';
+import { writeTokensFile } from '../support/tokens-file.ts';
 import { listPage, request, walkListing, type Answer } from '../support/listing-walk.ts';
 
 const TOKENS = { admin: 'admin-token-0123456789abcdef', readerA: 'reader-a-token-0123456789' };
@@ -24,17 +25,10 @@ const NODE_IDS = ['n1', 'n2', 'n3'];
 
 const tokenDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-cluster-listing-'));
 const tokensFile = path.join(tokenDir, 'tokens.yaml');
-await writeFile(
-  tokensFile,
-  `tokens:
-  - name: admin
-    token: ${TOKENS.admin}
-    grants: [{ paths: ["**"], operations: [read, write, delete] }]
-  - name: reader-a
-    token: ${TOKENS.readerA}
-    grants: [{ paths: ["tenant-a/**"], operations: [read] }]
-`,
-);
+await writeTokensFile(tokensFile, [
+  { name: 'admin', token: TOKENS.admin, grants: [{ paths: ['**'], operations: ['read', 'write', 'delete'] }] },
+  { name: 'reader-a', token: TOKENS.readerA, grants: [{ paths: ['tenant-a/**'], operations: ['read'] }] },
+]);
 afterAll(() => rm(tokenDir, { recursive: true, force: true }));
 
 const run = etcdAvailable();

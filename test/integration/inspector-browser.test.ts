@@ -13,7 +13,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +22,7 @@ import { chromiumInstalled, CHROMIUM_PATH, launchChromium } from '../support/chr
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { INSPECTOR_BUILD_DIR } from '../../src/http/routes/inspector.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
+import { writeTokensFile } from '../support/tokens-file.ts';
 
 if (!chromiumInstalled) {
   if (process.env['CI']) throw new Error(`inspector browser tests: ${CHROMIUM_PATH} is missing (apt-get install -y chromium)`);
@@ -71,17 +72,10 @@ describe.skipIf(!chromiumInstalled)('inspector in chromium', () => {
     outputDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-inspector-browser-'));
     process.stdout.write(`inspector browser test: screenshots in ${outputDir}\n`);
     const tokensFile = path.join(outputDir, 'tokens.yaml');
-    await writeFile(
-      tokensFile,
-      `tokens:
-  - name: admin
-    token: ${TOKENS.admin}
-    grants: [{ paths: ["**"], operations: [read, write, delete] }]
-  - name: tenant-a
-    token: ${TOKENS.tenantA}
-    grants: [{ paths: ["tenant-a/**"], operations: [read, write] }]
-`,
-    );
+    await writeTokensFile(tokensFile, [
+      { name: 'admin', token: TOKENS.admin, grants: [{ paths: ['**'], operations: ['read', 'write', 'delete'] }] },
+      { name: 'tenant-a', token: TOKENS.tenantA, grants: [{ paths: ['tenant-a/**'], operations: ['read', 'write'] }] },
+    ]);
     server = await startTestServer({ authTokensFile: tokensFile });
     expect((await api('PUT', 'tenant-a/orders', TOKENS.admin, { 'content-type': 'application/json' }, '[{"order":1,"item":"rope"}]')).status).toBe(201);
     expect((await api('PUT', 'tenant-a/log', TOKENS.admin, { 'content-type': 'text/plain' }, 'first line\n')).status).toBe(201);
