@@ -29,3 +29,8 @@ export class ClusterUnavailableError extends CairnError {
     super('CLUSTER_UNAVAILABLE', reason, options);
   }
 }
+
+/** 503 for a slot whose streams are still being replayed from dead node `fromNodeId`'s write-ahead log here (docs/cluster.md "Diskless takeover"). */
+export function slotRecoveringError(slot: number, fromNodeId: string | undefined): ClusterUnavailableError {
+  return new ClusterUnavailableError(`slot ${slot}: its streams are being recovered from ${fromNodeId ?? 'a dead node'}'s write-ahead log; retry shortly`);
+}

@@ -6,7 +6,7 @@
  */
 import type { Clock } from '../clock.ts';
 import { SLOT_OF_PATHS_MAX } from '../config/limits.ts';
-import { ClusterUnavailableError, SlotNotOwnedError } from './errors.ts';
+import { ClusterUnavailableError, SlotNotOwnedError, slotRecoveringError } from './errors.ts';
 import { slotOf } from './slots.ts';
 
 /** One slot's entry of the slot map. */
@@ -186,7 +186,7 @@ export class SlotTable {
 
   #refuseRecovering(slot: number): void {
     const from = this.#recovering.get(slot)?.from;
-    if (from !== undefined) throw new ClusterUnavailableError(`slot ${slot}: its streams are being recovered from ${from}'s write-ahead log; retry shortly`);
+    if (from !== undefined) throw slotRecoveringError(slot, from);
   }
 
   /** Slots this node owns now (moving ones included). */

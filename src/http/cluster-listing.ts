@@ -17,7 +17,7 @@
  */
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../clock.ts';
-import { ClusterUnavailableError } from '../cluster/errors.ts';
+import { ClusterUnavailableError, slotRecoveringError } from '../cluster/errors.ts';
 import type { SlotTable } from '../cluster/slot-table.ts';
 import { STREAM_LIST_NODE_TIMEOUT_MS } from '../config/limits.ts';
 import type { StreamListQuery } from '../stream/registry.ts';
@@ -81,7 +81,7 @@ export class ClusterListing {
     const { router, heldHostPath, localPage } = this.#options;
     router.map.owners.forEach((owner, slot) => {
       const from = owner.nodeId === router.nodeId ? router.recovering(slot) : undefined;
-      if (from !== undefined) throw new ClusterUnavailableError(`listing streams: slot ${slot} on node ${router.nodeId} is being recovered from ${from}'s write-ahead log; retry shortly`);
+      if (from !== undefined) throw slotRecoveringError(slot, from);
     });
     const owned = (path: string) => router.route(heldHostPath(path) ?? path).self;
     return localPage({ ...query, visible: (path) => query.visible(path) && owned(path) });

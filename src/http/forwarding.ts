@@ -18,7 +18,7 @@ import { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { CLUSTER_TAKEOVER_WAIT_MS, FORWARD_CONNECTIONS_PER_NODE_MAX, FORWARD_HOPS_MAX, FORWARD_RETRY_BODY_BYTES_MAX, FORWARD_RETRY_DELAY_MS } from '../config/limits.ts';
 import type { Clock } from '../clock.ts';
-import { ClusterUnavailableError, SlotNotOwnedError } from '../cluster/errors.ts';
+import { ClusterUnavailableError, SlotNotOwnedError, slotRecoveringError } from '../cluster/errors.ts';
 import type { SlotRoute } from '../cluster/slot-table.ts';
 import type { HttpContext } from './context.ts';
 import { STREAM_PREFIX, streamPathOf, streamPathOfHeader } from '../protocol/stream-path.ts';
@@ -185,7 +185,7 @@ export async function locate(options: Pick<ForwardingOptions, 'router' | 'hostin
   const recovering = own.self ? router.whenRecovered?.(own.slot, CLUSTER_TAKEOVER_WAIT_MS) : undefined;
   if (recovering !== undefined) {
     if (!(await recovering)) {
-      throw new ClusterUnavailableError(`slot ${own.slot}: its streams are being recovered from ${router.recovering?.(own.slot) ?? 'a dead node'}'s write-ahead log; retry shortly`);
+      throw slotRecoveringError(own.slot, router.recovering?.(own.slot));
     }
     return locate(options, path);
   }
