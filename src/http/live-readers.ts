@@ -107,7 +107,8 @@ export class LiveReaders {
       const onClose = () => end('disconnected');
       const tick = this.#deadlines.add(end, timeoutMs);
       stream.addWaiter(onChange);
-      connection.once('close', onClose);
+      // `on`, not `once`: `end` removes it anyway, and `once` would wrap it in one more closure.
+      connection.on('close', onClose);
       if (connection.destroyed) onClose();
     });
   }
