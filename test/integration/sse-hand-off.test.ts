@@ -262,3 +262,24 @@ test('HTTP/1.1 over TLS is handed off too', async () => {
   expect(sse.text().slice(length)).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\nstream-closed: true\r\n/);
   expect(onNodeHttp(serverSide)).toBe(true);
 }, 60_000);
+
+test('readers woken by one append each get their own cursor', async () => {
+  const server = await start();
+  expect((await fetch(`${server.url}/v1/stream/cursors`, { method: 'PUT', headers: TEXT })).status).toBe(201);
+  const AHEAD = '99999999999';
+  const plain = openSse(server, '/v1/stream/cursors?offset=-1&live=sse');
+  const ahead = openSse(server, `/v1/stream/cursors?offset=-1&live=sse&cursor=${AHEAD}`);
+  await waitFor(() => [plain, ahead].every((reader) => controlEvents(reader.text()).length === 1), 30_000);
+  expect((await fetch(`${server.url}/v1/stream/cursors`, { method: 'POST', headers: TEXT, body: 'one' })).status).toBe(204);
+  await waitFor(() => [plain, ahead].every((reader) => controlEvents(reader.text()).length === 2), 30_000);
+
+  const cursors = (reader: RawConnection) => controlEvents(reader.text()).map((control) => BigInt(String(control.streamCursor)));
+  // A cursor at or past the current interval moves further ahead on every event (§10.1).
+  const [aheadFirst, aheadSecond] = cursors(ahead);
+  expect(aheadFirst!).toBeGreaterThan(BigInt(AHEAD));
+  expect(aheadSecond!).toBeGreaterThan(aheadFirst!);
+  const [plainFirst, plainSecond] = cursors(plain);
+  expect(plainSecond!).toBeGreaterThan(plainFirst!);
+  expect(plainSecond!).toBeLessThan(BigInt(AHEAD));
+  for (const reader of [plain, ahead]) expect(reader.text()).toContain('event: data\ndata:one\n\nevent: control\n');
+}, 60_000);
