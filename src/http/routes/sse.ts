@@ -8,7 +8,7 @@
  * Over HTTP/1.1 (cleartext or TLS) the connection leaves node:http and Fastify once the head is
  * written (../sse-hand-off.ts): the session writes its chunks straight onto the socket, framed
  * byte for byte as node:http would, and holds nothing of the request but its id and URL (for the
- * warning log) — an idle SSE connection costs about 10 KiB of server memory instead of 23–26
+ * warning log) — an idle SSE connection costs about 7 KiB of server memory instead of 23–26
  * (bench/README.md). HTTP/2 streams, and requests the hand-off refuses, stay on node's response.
  */
 import type { EventEmitter } from 'node:events';
@@ -18,6 +18,8 @@ import { isSseTextContentType } from '../../protocol/content-type.ts';
 import { responseCursor } from '../../protocol/cursor.ts';
 import type { StreamState } from '../../stream/stream-state.ts';
 import type { HttpContext } from '../context.ts';
+import type { WakeReason } from '../live-readers.ts';
+import type { DeadlineTick } from '../wait-deadlines.ts';
 import { disableSilenceTimeout } from '../node-server.ts';
 import { loggableUrl } from '../../observability/log-url.ts';
 import { awaitNextRequest, handOffSocket } from '../sse-hand-off.ts';
@@ -63,12 +65,11 @@ export async function streamSse(
     const socket = handOffSocket(request.raw, raw);
     if (socket !== undefined) {
       const startedMs = context.clock.monotonicMs() - reply.elapsedTime;
-      // Not awaited: run() never rejects, and awaiting would keep this frame (request, reply) alive.
-      void session.run(new SocketOutput(socket), { log: request.log, id: request.id, url: request.url, startedMs });
+      session.start(new SocketOutput(socket), { log: request.log, id: request.id, url: request.url, startedMs });
       return;
     }
   }
-  await session.run(new ResponseOutput(raw), { log: request.log, id: request.id, url: request.url, startedMs: undefined });
+  session.start(new ResponseOutput(raw), { log: request.log, id: request.id, url: request.url, startedMs: undefined });
 }
 
 /** What the session needs of the request once it is let go: for the warning log and the request metric. */
@@ -188,6 +189,10 @@ class SseSession {
   #cursor: string | undefined;
   #first: EncodedDataEvent | undefined;
   #sentControl = false;
+  #output: SseOutput | undefined;
+  #request: RequestFacts | undefined;
+  /** The wait in progress (LiveReaders.startWait's handle); undefined while writing. */
+  #waitTick: DeadlineTick | undefined;
 
   constructor(
     context: HttpContext,
@@ -208,12 +213,25 @@ class SseSession {
     this.#deadlineMs = context.clock.nowMs() + context.limits.sseReconnectMs;
   }
 
-  /** Feeds `output` until the deadline, the closure, a delete, the client leaving or shutdown; never rejects. */
-  async run(output: SseOutput, request: RequestFacts): Promise<void> {
+  /**
+   * Feeds `output` until the deadline, the closure, a delete, the client leaving or shutdown. Between
+   * events the session waits by callback (LiveReaders.startWait): an idle connection holds no
+   * suspended function, promise or closure per wait, only the session's two callbacks.
+   */
+  start(output: SseOutput, request: RequestFacts): void {
+    this.#output = output;
+    this.#request = request;
+    this.#context.live.sseOpened();
+    output.connection.on('close', this.#onClose);
+    void this.#step();
+  }
+
+  /** Writes what is due, then waits (returns) or ends the session; never rejects. */
+  async #step(): Promise<void> {
     const context = this.#context;
     const registry = context.registry;
     const stream = this.#stream;
-    context.live.sseOpened();
+    const output = this.#output!;
     try {
       while (!output.gone && !stream.softDeleted && registry.isCurrent(stream)) {
         if (context.live.closing) {
@@ -239,20 +257,44 @@ class SseSession {
         if (!this.#sentControl) await output.write(undefined, this.#controlEvent(true, false));
         const remainingMs = this.#deadlineMs - context.clock.nowMs();
         if (remainingMs <= 0) break;
-        const reason = await context.live.wait(stream, remainingMs, output.connection, 'sse');
-        if (reason !== 'changed' && reason !== 'shutdown') break;
+        if (output.gone) break;
+        this.#waitTick = context.live.startWait(stream, remainingMs, this.#onWake);
+        return;
       }
     } catch (error) {
       // Headers are sent: end the connection and let the client reconnect (it then gets the status).
+      const request = this.#request!;
       request.log.warn({ err: error, reqId: request.id, url: loggableUrl(request.url) }, 'SSE read failed; closing the connection');
-    } finally {
-      this.#releaseClient();
-      context.live.sseClosed();
-      // While the server stops, the connection closes with the response (as the drain would close it idle).
-      output.end(!context.live.closing);
-      if (request.startedMs !== undefined) {
-        context.observeRequest?.('read_sse', 200, (context.clock.monotonicMs() - request.startedMs) / 1000);
-      }
+    }
+    this.#finish();
+  }
+
+  /** The wait ended: the stream changed (no reason), the time ran out, the server is stopping, or the client left. */
+  readonly #onWake = (reason?: WakeReason): void => {
+    const tick = this.#waitTick;
+    if (tick === undefined) return;
+    this.#waitTick = undefined;
+    this.#context.live.endWait(this.#stream, this.#onWake, tick);
+    if (reason === undefined || reason === 'changed' || reason === 'shutdown') void this.#step();
+    else this.#finish();
+  };
+
+  /** The client's connection closed: a waiting session ends now (a writing one sees `gone`). */
+  readonly #onClose = (): void => {
+    this.#onWake('disconnected');
+  };
+
+  #finish(): void {
+    const context = this.#context;
+    const output = this.#output!;
+    const request = this.#request!;
+    output.connection.off('close', this.#onClose);
+    this.#releaseClient();
+    context.live.sseClosed();
+    // While the server stops, the connection closes with the response (as the drain would close it idle).
+    output.end(!context.live.closing);
+    if (request.startedMs !== undefined) {
+      context.observeRequest?.('read_sse', 200, (context.clock.monotonicMs() - request.startedMs) / 1000);
     }
   }
 
