@@ -132,6 +132,8 @@ export interface StartOptions {
   clock?: Clock;
   random?: RandomSource;
   logger?: Logger;
+  /** HTTP/1.1 SSE connections leave node:http once their head is written (src/http/sse-hand-off.ts); default true. */
+  sseHandOff?: boolean;
   /** Replaces the store chosen by `config.objectStore` (tests: memory or fault-injecting stores). */
   objectStore?: ObjectStore;
   /** Object-store retry policy; default `RETRY_POLICY_DEFAULT` (outage tests shorten it). */
@@ -476,6 +478,8 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     live,
     liveClients: new LiveClients(config.liveReadersPerClientMax),
     authEnabled: authenticator !== undefined,
+    sseHandOff: options.sseHandOff ?? true,
+    observeRequest: (operation, status, seconds) => metrics.observeRequest(operation, status, seconds),
     limits: {
       appendBytesMax: config.appendBytesMax,
       chunkBytesMax: config.chunkBytesMax,

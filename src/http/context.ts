@@ -6,6 +6,7 @@ import type { ReadPath } from '../read-path/read-path.ts';
 import type { StreamRegistry } from '../stream/registry.ts';
 import type { LiveClients } from './live-clients.ts';
 import type { LiveReaders } from './live-readers.ts';
+import type { RequestOperation } from '../observability/server-metrics.ts';
 
 export interface HttpLimits {
   /** Largest accepted request body (413 above). */
@@ -40,4 +41,14 @@ export interface HttpContext {
    * (./sealed-views.ts): its sealed end is not the stream's tail, so reads never claim up-to-date.
    */
   sealedView?: boolean;
+  /**
+   * HTTP/1.1 SSE connections leave node:http and Fastify once their head is written
+   * (./sse-hand-off.ts); default true. False keeps them on node:http (tests compare the two).
+   */
+  sseHandOff?: boolean;
+  /**
+   * Records a finished request in the request metrics (operation, HTTP status, duration in seconds),
+   * for requests Fastify's onResponse hook never sees: handed-off SSE connections. Absent: no metrics.
+   */
+  observeRequest?: (operation: RequestOperation, status: number, seconds: number) => void;
 }

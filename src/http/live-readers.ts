@@ -7,7 +7,7 @@ import type { EventEmitter } from 'node:events';
 import type { Clock } from '../clock.ts';
 import { ServiceUnavailableError } from '../protocol/errors.ts';
 import type { StreamState } from '../stream/stream-state.ts';
-import { WaitDeadlines } from './wait-deadlines.ts';
+import { WaitDeadlines, type DeadlineTick } from './wait-deadlines.ts';
 
 /** Why a wait ended: the stream changed, the time ran out, the client's connection closed, or the server is stopping. */
 export type WakeReason = 'changed' | 'timeout' | 'disconnected' | 'shutdown';
@@ -107,9 +107,33 @@ export class LiveReaders {
       const onClose = () => end('disconnected');
       const tick = this.#deadlines.add(end, timeoutMs);
       stream.addWaiter(onChange);
-      connection.once('close', onClose);
+      // `on`, not `once`: `end` removes it anyway, and `once` would wrap it in one more closure.
+      connection.on('close', onClose);
       if (connection.destroyed) onClose();
     });
+  }
+
+  /**
+   * A wait that calls back instead of resolving a promise, for readers that wait again and again
+   * (SSE sessions): nothing is allocated per wait beyond the set entries. `wake` is the stream's
+   * waiter (called with no reason when the stream changes) and is called with 'timeout' once
+   * `timeoutMs` passed and with 'shutdown' by `closeAll()`. The caller ends every wait it started
+   * with `endWait` exactly once: when woken, or to give it up (its client went away).
+   * @throws ServiceUnavailableError as `admit()` does.
+   * @returns the handle `endWait` needs.
+   */
+  startWait(stream: StreamState, timeoutMs: number, wake: (reason?: WakeReason) => void): DeadlineTick {
+    this.admit();
+    this.#waiting++;
+    stream.addWaiter(wake);
+    return this.#deadlines.add(wake, timeoutMs);
+  }
+
+  /** Ends a wait begun with `startWait(stream, …, wake)`, which returned `tick`. */
+  endWait(stream: StreamState, wake: (reason?: WakeReason) => void, tick: DeadlineTick): void {
+    this.#deadlines.remove(wake, tick);
+    stream.removeWaiter(wake);
+    this.#waiting--;
   }
 
   /** Ends every wait (graceful shutdown) and refuses new ones. */

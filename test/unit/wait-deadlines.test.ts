@@ -78,4 +78,39 @@ describe('wait deadlines on one shared timer', () => {
     live.closeAll();
     expect(await last).toBe('shutdown');
   });
+
+  test('callback waits (SSE sessions): woken once by a change, the deadline or shutdown; ended by the caller', () => {
+    const clock = manualClock();
+    const live = new LiveReaders(2, clock);
+    const waiters = new Set<() => void>();
+    const stream = { addWaiter: (wake: () => void) => waiters.add(wake), removeWaiter: (wake: () => void) => waiters.delete(wake) } as unknown as StreamState;
+    const woken: (string | undefined)[][] = [[], [], []];
+    const wakes = woken.map((log) => {
+      const wake = (reason?: string) => {
+        log.push(reason);
+        live.endWait(stream, wake, ticks.get(wake)!);
+      };
+      return wake;
+    });
+    const ticks = new Map<(reason?: string) => void, number>();
+    ticks.set(wakes[0]!, live.startWait(stream, 1000, wakes[0]!));
+    ticks.set(wakes[1]!, live.startWait(stream, 300, wakes[1]!));
+    expect(live.waitingCount).toBe(2);
+    // The limit counts callback waits too.
+    expect(() => live.startWait(stream, 1000, wakes[2]!)).toThrow(/too many live readers/);
+    clock.advance(300);
+    expect(woken[1]).toEqual(['timeout']);
+    for (const wake of [...waiters]) wake();
+    expect(woken[0]).toEqual([undefined]);
+    expect(live.waitingCount).toBe(0);
+    expect(waiters.size).toBe(0);
+    expect(clock.pendingTimerCount).toBe(0);
+    clock.advance(1000);
+    expect(woken[0]).toEqual([undefined]);
+
+    ticks.set(wakes[2]!, live.startWait(stream, 1000, wakes[2]!));
+    live.closeAll();
+    expect(woken[2]).toEqual(['shutdown']);
+    expect(live.waitingCount).toBe(0);
+  });
 });

@@ -4,14 +4,25 @@
  * closes the connection after `sseReconnectMs` (about 60 s) so CDNs can collapse reconnects, and
  * right after the closure signal. On graceful shutdown it sends a final control event (where to
  * resume) and closes.
+ *
+ * Over HTTP/1.1 (cleartext or TLS) the connection leaves node:http and Fastify once the head is
+ * written (../sse-hand-off.ts): the session writes its chunks straight onto the socket, framed
+ * byte for byte as node:http would, and holds nothing of the request but its id and URL (for the
+ * warning log) — an idle SSE connection costs about 7 KiB of server memory instead of 23–26
+ * (bench/README.md). HTTP/2 streams, and requests the hand-off refuses, stay on node's response.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { isSseTextContentType } from '../../protocol/content-type.ts';
 import { responseCursor } from '../../protocol/cursor.ts';
 import type { StreamState } from '../../stream/stream-state.ts';
 import type { HttpContext } from '../context.ts';
+import type { WakeReason } from '../live-readers.ts';
+import type { DeadlineTick } from '../wait-deadlines.ts';
 import { disableSilenceTimeout } from '../node-server.ts';
 import { loggableUrl } from '../../observability/log-url.ts';
+import { awaitNextRequest, handOffSocket } from '../sse-hand-off.ts';
 
 export async function streamSse(
   context: HttpContext,
@@ -23,7 +34,6 @@ export async function streamSse(
 ): Promise<void> {
   context.live.admit();
   const releaseClient = context.liveClients.acquire(request.cairnAccess?.clientKey ?? request.ip);
-  const registry = context.registry;
   const base64 = !isSseTextContentType(stream.contentType);
   const raw = reply.raw;
   const headers: Record<string, string | number | string[]> = {};
@@ -47,78 +57,257 @@ export async function streamSse(
   // Waits between events are silent: the socket's inactivity timeout (--body-timeout-ms) must not end them.
   disableSilenceTimeout(request.raw);
 
-  let disconnected = false;
-  raw.once('close', () => {
-    disconnected = true;
-  });
-  const deadline = context.clock.nowMs() + context.limits.sseReconnectMs;
-  let cursor = clientCursor;
-  let position = startPosition;
-  let sentControl = false;
-
-  /** A data event (if any) and its control event in one write, so readers see them together; then backpressure. */
-  const write = async (data: Buffer | undefined, control: string) => {
-    const flushed = raw.write(data === undefined ? control : Buffer.concat([data, Buffer.from(control)]));
-    if (!flushed && !disconnected) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          raw.off('drain', done);
-          raw.off('close', done);
-          resolve();
-        };
-        raw.once('drain', done);
-        raw.once('close', done);
-      });
+  const session = new SseSession(context, stream, startPosition, clientCursor, base64, first, releaseClient);
+  // HTTP/1.1: the head goes out now and the connection leaves node:http and Fastify
+  // (../sse-hand-off.ts); the session then owns the socket, and the request and reply are let go.
+  if (context.sseHandOff !== false && !('stream' in request.raw)) {
+    raw.flushHeaders();
+    const socket = handOffSocket(request.raw, raw);
+    if (socket !== undefined) {
+      const startedMs = context.clock.monotonicMs() - reply.elapsedTime;
+      session.start(new SocketOutput(socket), { log: request.log, id: request.id, url: request.url, startedMs });
+      return;
     }
+  }
+  session.start(new ResponseOutput(raw), { log: request.log, id: request.id, url: request.url, startedMs: undefined });
+}
+
+/** What the session needs of the request once it is let go: for the warning log and the request metric. */
+interface RequestFacts {
+  log: FastifyBaseLogger;
+  id: string;
+  url: string;
+  /** Handed off: when the request started (monotonic ms); Fastify's onResponse no longer sees it. */
+  startedMs: number | undefined;
+}
+
+/** Where one SSE connection's events go: node's response (HTTP/2, or a refused hand-off) or its handed-off socket. */
+interface SseOutput {
+  /** The client went away: nothing written now reaches it. */
+  readonly gone: boolean;
+  /** What the live wait watches for `close` (the client going away). */
+  readonly connection: EventEmitter & { destroyed: boolean };
+  /** One chunk: a data event (if any) and its control event; resolves at once unless the socket's buffer is full. */
+  write(data: Buffer | undefined, control: string): Promise<void> | undefined;
+  /** Ends the response (the last chunk); `keepAlive` false: the connection closes too (shutdown). */
+  end(keepAlive: boolean): void;
+}
+
+/** Events through node:http's or node:http2's response, which frames them. */
+class ResponseOutput implements SseOutput {
+  readonly #raw: FastifyReply['raw'];
+  gone = false;
+
+  constructor(raw: FastifyReply['raw']) {
+    this.#raw = raw;
+    raw.once('close', () => {
+      this.gone = true;
+    });
+  }
+
+  get connection(): EventEmitter & { destroyed: boolean } {
+    return this.#raw;
+  }
+
+  write(data: Buffer | undefined, control: string): Promise<void> | undefined {
+    const flushed = this.#raw.write(data === undefined ? control : Buffer.concat([data, Buffer.from(control)]));
+    return flushed || this.gone ? undefined : drained(this.#raw);
+  }
+
+  end(): void {
+    this.#raw.end();
+  }
+}
+
+/** The last chunk of a chunked body (no trailers), as node:http writes it. */
+const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+
+/**
+ * Events straight onto the handed-off socket, framed as node:http frames a `write` of the same
+ * bytes with `Transfer-Encoding: chunked`: `<size in hex>\r\n<bytes>\r\n`, one chunk per write,
+ * and `0\r\n\r\n` at the end, so a client sees exactly the bytes of the node:http path. After the
+ * last chunk the connection waits for the client's next request, which gives it back to node:http
+ * (closed instead on shutdown).
+ */
+class SocketOutput implements SseOutput {
+  readonly connection: Socket;
+
+  constructor(socket: Socket) {
+    this.connection = socket;
+  }
+
+  get gone(): boolean {
+    return this.connection.destroyed;
+  }
+
+  write(data: Buffer | undefined, control: string): Promise<void> | undefined {
+    const dataBytes = data === undefined ? 0 : data.length;
+    const bodyBytes = dataBytes + Buffer.byteLength(control);
+    const size = `${bodyBytes.toString(16)}\r\n`;
+    const chunk = Buffer.allocUnsafe(size.length + bodyBytes + 2);
+    let at = chunk.write(size, 0, 'latin1');
+    if (data !== undefined) at += data.copy(chunk, at);
+    at += chunk.write(control, at, 'utf8');
+    chunk.write('\r\n', at, 'latin1');
+    const flushed = this.connection.write(chunk);
+    return flushed || this.gone ? undefined : drained(this.connection);
+  }
+
+  end(keepAlive: boolean): void {
+    if (this.connection.destroyed) return;
+    if (!keepAlive) {
+      this.connection.end(LAST_CHUNK);
+      return;
+    }
+    this.connection.write(LAST_CHUNK);
+    awaitNextRequest(this.connection);
+  }
+}
+
+/** Resolves when `output` drains or closes (write backpressure). */
+function drained(output: EventEmitter): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      output.off('drain', done);
+      output.off('close', done);
+      resolve();
+    };
+    output.once('drain', done);
+    output.once('close', done);
+  });
+}
+
+/** One SSE connection after its head was written: its position, cursor and deadline, and the loop that feeds it. */
+class SseSession {
+  readonly #context: HttpContext;
+  readonly #stream: StreamState;
+  readonly #base64: boolean;
+  readonly #releaseClient: () => void;
+  /** When the server closes the connection (§10.2: about 60 s after it opened), wall-clock ms. */
+  readonly #deadlineMs: number;
+  #position: number;
+  #cursor: string | undefined;
+  #first: EncodedDataEvent | undefined;
+  #sentControl = false;
+  #output: SseOutput | undefined;
+  #request: RequestFacts | undefined;
+  /** The wait in progress (LiveReaders.startWait's handle); undefined while writing. */
+  #waitTick: DeadlineTick | undefined;
+
+  constructor(
+    context: HttpContext,
+    stream: StreamState,
+    position: number,
+    cursor: string | undefined,
+    base64: boolean,
+    first: EncodedDataEvent | undefined,
+    releaseClient: () => void,
+  ) {
+    this.#context = context;
+    this.#stream = stream;
+    this.#position = position;
+    this.#cursor = cursor;
+    this.#base64 = base64;
+    this.#first = first;
+    this.#releaseClient = releaseClient;
+    this.#deadlineMs = context.clock.nowMs() + context.limits.sseReconnectMs;
+  }
+
+  /**
+   * Feeds `output` until the deadline, the closure, a delete, the client leaving or shutdown. Between
+   * events the session waits by callback (LiveReaders.startWait): an idle connection holds no
+   * suspended function, promise or closure per wait, only the session's two callbacks.
+   */
+  start(output: SseOutput, request: RequestFacts): void {
+    this.#output = output;
+    this.#request = request;
+    this.#context.live.sseOpened();
+    output.connection.on('close', this.#onClose);
+    void this.#step();
+  }
+
+  /** Writes what is due, then waits (returns) or ends the session; never rejects. */
+  async #step(): Promise<void> {
+    const context = this.#context;
+    const registry = context.registry;
+    const stream = this.#stream;
+    const output = this.#output!;
+    try {
+      while (!output.gone && !stream.softDeleted && registry.isCurrent(stream)) {
+        if (context.live.closing) {
+          // Graceful shutdown: a last control event with where to resume, then end; the client
+          // reconnects (to another node or after the restart) from streamNextOffset.
+          await output.write(undefined, this.#controlEvent(this.#position === stream.durableOffset, false));
+          break;
+        }
+        if (this.#position < stream.durableOffset) {
+          const { event, end } = this.#first ?? (await sharedDataEvent(context, stream, this.#position, this.#base64));
+          this.#first = undefined;
+          this.#position = end;
+          const upToDate = end === stream.durableOffset;
+          const closed = upToDate && stream.durableClosed;
+          await output.write(event, this.#controlEvent(upToDate, closed));
+          if (closed) break;
+          continue;
+        }
+        if (stream.durableClosed) {
+          await output.write(undefined, this.#controlEvent(true, true));
+          break;
+        }
+        if (!this.#sentControl) await output.write(undefined, this.#controlEvent(true, false));
+        const remainingMs = this.#deadlineMs - context.clock.nowMs();
+        if (remainingMs <= 0) break;
+        if (output.gone) break;
+        this.#waitTick = context.live.startWait(stream, remainingMs, this.#onWake);
+        return;
+      }
+    } catch (error) {
+      // Headers are sent: end the connection and let the client reconnect (it then gets the status).
+      const request = this.#request!;
+      request.log.warn({ err: error, reqId: request.id, url: loggableUrl(request.url) }, 'SSE read failed; closing the connection');
+    }
+    this.#finish();
+  }
+
+  /** The wait ended: the stream changed (no reason), the time ran out, the server is stopping, or the client left. */
+  readonly #onWake = (reason?: WakeReason): void => {
+    const tick = this.#waitTick;
+    if (tick === undefined) return;
+    this.#waitTick = undefined;
+    this.#context.live.endWait(this.#stream, this.#onWake, tick);
+    if (reason === undefined || reason === 'changed' || reason === 'shutdown') void this.#step();
+    else this.#finish();
   };
-  const controlEvent = (upToDate: boolean, closed: boolean): string => {
-    const event: Record<string, unknown> = { streamNextOffset: registry.offsetOf(stream, position) };
+
+  /** The client's connection closed: a waiting session ends now (a writing one sees `gone`). */
+  readonly #onClose = (): void => {
+    this.#onWake('disconnected');
+  };
+
+  #finish(): void {
+    const context = this.#context;
+    const output = this.#output!;
+    const request = this.#request!;
+    output.connection.off('close', this.#onClose);
+    this.#releaseClient();
+    context.live.sseClosed();
+    // While the server stops, the connection closes with the response (as the drain would close it idle).
+    output.end(!context.live.closing);
+    if (request.startedMs !== undefined) {
+      context.observeRequest?.('read_sse', 200, (context.clock.monotonicMs() - request.startedMs) / 1000);
+    }
+  }
+
+  #controlEvent(upToDate: boolean, closed: boolean): string {
+    const event: Record<string, unknown> = { streamNextOffset: this.#context.registry.offsetOf(this.#stream, this.#position) };
     if (!closed) {
-      cursor = responseCursor(cursor, context.clock, context.random);
-      event.streamCursor = cursor;
+      this.#cursor = responseCursor(this.#cursor, this.#context.clock, this.#context.random);
+      event.streamCursor = this.#cursor;
     }
     if (upToDate) event.upToDate = true;
     if (closed) event.streamClosed = true;
-    sentControl = true;
+    this.#sentControl = true;
     return `event: control\ndata:${JSON.stringify(event)}\n\n`;
-  };
-
-  context.live.sseOpened();
-  try {
-    while (!disconnected && !stream.softDeleted && registry.isCurrent(stream)) {
-      if (context.live.closing) {
-        // Graceful shutdown: a last control event with where to resume, then end; the client
-        // reconnects (to another node or after the restart) from streamNextOffset.
-        await write(undefined, controlEvent(position === stream.durableOffset, false));
-        break;
-      }
-      if (position < stream.durableOffset) {
-        const { event, end } = first ?? (await sharedDataEvent(context, stream, position, base64));
-        first = undefined;
-        position = end;
-        const upToDate = position === stream.durableOffset;
-        const closed = upToDate && stream.durableClosed;
-        await write(event, controlEvent(upToDate, closed));
-        if (closed) break;
-        continue;
-      }
-      if (stream.durableClosed) {
-        await write(undefined, controlEvent(true, true));
-        break;
-      }
-      if (!sentControl) await write(undefined, controlEvent(true, false));
-      const remainingMs = deadline - context.clock.nowMs();
-      if (remainingMs <= 0) break;
-      const reason = await context.live.wait(stream, remainingMs, raw, 'sse');
-      if (reason !== 'changed' && reason !== 'shutdown') break;
-    }
-  } catch (error) {
-    // Headers are sent: end the connection and let the client reconnect (it then gets the status).
-    request.log.warn({ err: error, reqId: request.id, url: loggableUrl(request.url) }, 'SSE read failed; closing the connection');
-  } finally {
-    releaseClient();
-    context.live.sseClosed();
-    raw.end();
   }
 }
 
