@@ -53,11 +53,15 @@ async function ownerOf(name: string): Promise<string> {
   return response.headers.get('cairn-node') ?? '';
 }
 
-/** Names not yet used whose streams the node `nodeId` owns. */
+/**
+ * Names not yet used whose streams the node `nodeId` owns, all of one length (the names appear in
+ * bodies, so answers compared across two streams need equal `Content-Length`s).
+ */
 async function namesOwnedBy(nodeId: string, prefix: string, count: number): Promise<string[]> {
   const names: string[] = [];
   for (let i = 0; names.length < count; i++) {
-    if ((await ownerOf(`${prefix}-${i}`)) === nodeId) names.push(`${prefix}-${i}`);
+    const name = `${prefix}-${String(i).padStart(6, '0')}`;
+    if ((await ownerOf(name)) === nodeId) names.push(name);
   }
   return names;
 }
