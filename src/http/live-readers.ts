@@ -12,9 +12,6 @@ import { WaitDeadlines, type DeadlineTick } from './wait-deadlines.ts';
 /** Why a wait ended: the stream changed, the time ran out, the client's connection closed, or the server is stopping. */
 export type WakeReason = 'changed' | 'timeout' | 'disconnected' | 'shutdown';
 
-/** How a live reader reads: one waiting GET, or an open Server-Sent Events connection. */
-export type LiveMode = 'long-poll' | 'sse';
-
 /** Ends one wait with a reason. */
 type EndWait = (reason: WakeReason) => void;
 
@@ -78,19 +75,13 @@ export class LiveReaders {
    * three small closures; the deadline sits in the shared WaitDeadlines (no timer of its own),
    * and nothing is left behind (no AbortController, whose abort would also build a DOMException
    * with a stack for every finished request).
+   * A long-poll request's wait (SSE sessions wait by callback: `startWait`).
    * @param connection the request's or response's emitter; a destroyed one ends the wait at once.
-   * @param mode who waits (counted separately for metrics); default long-poll.
    */
-  wait(
-    stream: StreamState,
-    timeoutMs: number,
-    connection: EventEmitter & { destroyed: boolean },
-    mode: LiveMode = 'long-poll',
-  ): Promise<WakeReason> {
+  wait(stream: StreamState, timeoutMs: number, connection: EventEmitter & { destroyed: boolean }): Promise<WakeReason> {
     this.admit();
     this.#waiting++;
-    const longPoll = mode === 'long-poll';
-    if (longPoll) this.#longPollWaiting++;
+    this.#longPollWaiting++;
     return new Promise<WakeReason>((resolve) => {
       let ended = false;
       const end: EndWait = (reason) => {
@@ -100,7 +91,7 @@ export class LiveReaders {
         stream.removeWaiter(onChange);
         connection.off('close', onClose);
         this.#waiting--;
-        if (longPoll) this.#longPollWaiting--;
+        this.#longPollWaiting--;
         resolve(reason);
       };
       const onChange = () => end('changed');

@@ -16,7 +16,7 @@ import { CLUSTER_SLOT_COUNT_DEFAULT } from '../../src/config/limits.ts';
 import { useClusterUnderTest } from '../support/cluster-front.ts';
 import { etcdAvailable } from '../support/etcd.ts';
 import { writeTokensFile } from '../support/tokens-file.ts';
-import { listPage, request, walkListing, type Answer } from '../support/listing-walk.ts';
+import { listPage, request, untilServed, walkListing, type Answer } from '../support/listing-walk.ts';
 
 const TOKENS = { admin: 'admin-token-0123456789abcdef', readerA: 'reader-a-token-0123456789' };
 const admin = { authorization: `Bearer ${TOKENS.admin}` };
@@ -41,16 +41,6 @@ const running = run
 /** The owner of `path`'s slot in the converged map of the three nodes. */
 const target = rendezvousAssignment(CLUSTER_SLOT_COUNT_DEFAULT, NODE_IDS);
 const ownerOf = (streamPath: string) => target[slotOf(streamPath, CLUSTER_SLOT_COUNT_DEFAULT)] as string;
-
-/** Sends a write until it is not refused for now (503: a slot settling), as clients do. */
-async function untilServed(send: () => Promise<Answer>): Promise<Answer> {
-  for (let attempt = 0; ; attempt++) {
-    const answer = await send();
-    if (answer.status !== 503) return answer;
-    if (attempt >= 300) throw new Error(`still 503 after ${attempt} attempts: ${answer.body}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 const SOURCES = Array.from({ length: 6 }, (_, i) => `tenant-b/${i}`);
 const FORKS = SOURCES.map((_, i) => `tenant-a/fork-${i}`);

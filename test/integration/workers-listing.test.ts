@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChildServer, freePort } from '../fault/support/child-server.ts';
-import { request, walkListing } from '../support/listing-walk.ts';
+import { request, untilServed, walkListing } from '../support/listing-walk.ts';
 
 const dataDir = await mkdtemp(path.join(tmpdir(), 'cairn-workers-listing-'));
 /** Each worker's own listener (for peers' requests; it serves the same routes), from its log line on joining. */
@@ -44,7 +44,8 @@ describe('GET /v1/streams with --workers 2', () => {
   it('lists the streams of both workers once, in path order, whichever worker answers each page', async () => {
     const owners = new Set<string>();
     for (const name of NAMES) {
-      const created = await request(base(), 'PUT', `/v1/stream/${encodeURI(name)}`, { 'content-type': 'text/plain' }, name);
+      // A worker answers 503 until the primary's slot map reaches it (start() saw one worker ready).
+      const created = await untilServed(() => request(base(), 'PUT', `/v1/stream/${encodeURI(name)}`, { 'content-type': 'text/plain' }, name));
       expect(created.status, created.body).toBe(201);
       owners.add(String(created.headers['cairn-node']));
     }

@@ -60,3 +60,13 @@ export async function walkListing(bases: string[], prefix: string, limit: number
     if (cursor === null) return { paths, nodes };
   }
 }
+
+/** Sends a request until it is not refused for now (503: a slot map or a slot settling), as clients do. */
+export async function untilServed(send: () => Promise<Answer>): Promise<Answer> {
+  for (let attempt = 0; ; attempt++) {
+    const answer = await send();
+    if (answer.status !== 503) return answer;
+    if (attempt >= 300) throw new Error(`still 503 after ${attempt} attempts: ${answer.body}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

@@ -63,7 +63,7 @@ describe('wait deadlines on one shared timer', () => {
     const stream = { addWaiter: (wake: () => void) => waiters.add(wake), removeWaiter: (wake: () => void) => waiters.delete(wake) } as unknown as StreamState;
     const connection = () => Object.assign(new EventEmitter(), { destroyed: false });
     const closing = connection();
-    const waits = [live.wait(stream, 1000, connection()), live.wait(stream, 2000, closing, 'sse'), live.wait(stream, 500, connection())];
+    const waits = [live.wait(stream, 1000, connection()), live.wait(stream, 2000, closing), live.wait(stream, 500, connection())];
     expect(clock.pendingTimerCount).toBe(1);
     expect(live.waitingCount).toBe(3);
     clock.advance(500);
